@@ -1,0 +1,55 @@
+/* The message bus: topic-routed, at-least-once. Backends chosen by URL: NULL or "inproc:"
+ * -> lib/bus/inproc.c (one process), amqp://... -> lib/bus/amqp.c (RabbitMQ, later).
+ *
+ * Model (the AMQP one, so both backends behave alike): publishers send a message with a
+ * routing key ("task.dns", "change.dns.A") to the one topic exchange; named queues are
+ * bound with patterns ("change.dns.#", '*' = one word, '#' = zero or more); a message goes
+ * to every queue whose binding matches (to none if none does); each queue hands a message
+ * to one of its consumers. A delivered message stays owed until acked; a nack with requeue,
+ * or the consumer going away, makes it deliverable again.
+ *
+ * Thread-safety: every function may be called from any thread. Handlers run on a thread
+ * owned by the bus and must not block for long. */
+#ifndef DM_BUS_H
+#define DM_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dm_bus;
+
+struct dm_bus_msg {
+        const char *routing_key;
+        const void *body;
+        size_t len;
+        uint64_t tag;     /* for dm_bus_ack/nack */
+        bool redelivered; /* delivered before and not acked */
+};
+
+/* Called once per delivered message. `msg` and its bytes are valid only during the call:
+ * copy what is kept. The tag stays valid until acked or nacked. */
+typedef void (*dm_bus_handler)(void *arg, const struct dm_bus_msg *msg);
+
+/* Opens the backend named by `url` (NULL: inproc). `err` gets a one-line reason. */
+int dm_bus_open(const char *url, char *err, size_t errlen, struct dm_bus **ret_bus);
+/* Stops delivery, waits for running handlers, frees. Unacked messages are lost on inproc
+ * (they are in the store's outbox or rescheduled) and redelivered by a broker. NULL-safe. */
+void dm_bus_free(struct dm_bus *bus);
+const char *dm_bus_backend(const struct dm_bus *bus);
+
+/* Declares a durable queue bound to `pattern`. Idempotent. */
+int dm_bus_declare(struct dm_bus *bus, const char *queue, const char *pattern);
+/* Publishes a persistent message; returns once the bus has taken responsibility for it
+ * (for a broker: after the publisher confirm). */
+int dm_bus_publish(struct dm_bus *bus, const char *routing_key, const void *body, size_t len);
+/* Starts consuming `queue` with at most `prefetch` unacked messages outstanding. */
+int dm_bus_consume(struct dm_bus *bus, const char *queue, unsigned prefetch, dm_bus_handler handler,
+                   void *arg);
+int dm_bus_ack(struct dm_bus *bus, uint64_t tag);
+int dm_bus_nack(struct dm_bus *bus, uint64_t tag, bool requeue);
+
+/* Pattern match as a topic exchange does it. Exposed for tests. */
+bool dm_bus_topic_match(const char *pattern, const char *routing_key);
+
+#endif

@@ -1,0 +1,53 @@
+/* One error space for the whole tree: negative, errno-compatible where errno has a word for
+ * it, project codes below -1000. Functions return 0 (DM_OK) or one of these. */
+#ifndef DM_ERROR_H
+#define DM_ERROR_H
+
+#include <errno.h>
+
+#define DM_ERRNO_MAP(X)                                                                            \
+        X(ENOMEM, -ENOMEM, "out of memory")                                                        \
+        X(EINVAL, -EINVAL, "invalid argument")                                                     \
+        X(ENOENT, -ENOENT, "not found")                                                            \
+        X(EEXIST, -EEXIST, "already exists")                                                       \
+        X(ERANGE, -ERANGE, "value out of range")                                                   \
+        X(EIO, -EIO, "input/output error")                                                         \
+        X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                                     \
+        X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                      \
+        X(ENOTSUP, -ENOTSUP, "not supported")                                                      \
+        X(EACCES, -EACCES, "permission denied")                                                    \
+        X(E2BIG, -E2BIG, "too large")                                                              \
+        X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                       \
+        X(ECANCELED, -ECANCELED, "canceled")                                                       \
+        X(ENOSPC, -ENOSPC, "no space left")
+
+#define DM_DOMAIN_MAP(X)                                                                           \
+        X(ECONFLICT, -1001, "concurrent update")                                                   \
+        X(EPARSE, -1002, "malformed input")                                                        \
+        X(ESTORE, -1003, "store error")                                                            \
+        X(EBADNAME, -1004, "invalid domain name")                                                  \
+        X(ENOBACKEND, -1005, "backend not available in this build")                                \
+        X(ECONFIG, -1006, "invalid configuration")                                                 \
+        X(EMIGRATE, -1007, "database migration failed")                                            \
+        X(EDNS, -1008, "DNS lookup failed")                                                        \
+        X(ESERVFAIL, -1009, "DNS server failure (SERVFAIL)")                                       \
+        X(EREFUSED, -1010, "DNS query refused")                                                    \
+        X(EFORMERR, -1011, "DNS format error")                                                     \
+        X(ETRUNC, -1012, "truncated")                                                              \
+        X(EBUS, -1013, "message bus error")                                                        \
+        X(ESHUTDOWN, -1014, "shutting down")
+
+enum dm_error {
+        DM_OK = 0,
+#define DM_ERROR_ENUM(name, value, text) DM_##name = (value),
+        DM_ERRNO_MAP(DM_ERROR_ENUM) DM_DOMAIN_MAP(DM_ERROR_ENUM)
+#undef DM_ERROR_ENUM
+};
+
+/* A static description of `err` (never NULL; unknown codes get a generic text). */
+const char *dm_strerror(int err);
+
+/* The code's symbolic name without prefix, e.g. "ENOENT"; "OK" for 0; NULL if unknown. */
+const char *dm_errname(int err);
+
+#endif

@@ -1,0 +1,232 @@
+/* The store: everything persistent. One interface, backends chosen by DATABASE_URL
+ * (sqlite:///path.db -> lib/store/sqlite.c, postgres://... -> lib/store/pg.c later).
+ * SQL lives only in the backends. Callers use the dm_store_* wrappers, never the ops table.
+ *
+ * Thread-safety: a struct dm_store may be used from any number of threads at once; the
+ * backend serializes or pools connections as it needs.
+ * Times are unix milliseconds; 0 means "never/unset". */
+#ifndef DM_STORE_H
+#define DM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dm/name.h"
+#include "dm/rrtype.h"
+
+#define DM_FP_LEN 16 /* bytes of a state fingerprint; all zero = no state yet */
+
+enum dm_scope { DM_SCOPE_NONE = 0, DM_SCOPE_READ = 1, DM_SCOPE_WRITE = 2, DM_SCOPE_ADMIN = 3 };
+
+/* Overall state of a domain's last check. */
+enum dm_check_status { DM_CHECK_PENDING = 0, DM_CHECK_OK = 1, DM_CHECK_ERROR = 2 };
+
+struct dm_domain {
+        int64_t id;
+        char name[DM_NAME_MAX + 1];          /* A-label, the key users address it by */
+        char unicode_name[DM_UNAME_MAX + 1]; /* U-label form */
+        bool enabled;
+        int64_t interval_ms; /* 0: the configured default (DM_SCAN_INTERVAL) */
+        uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
+        size_t nrecord_types; /* 0: the default set */
+        int64_t created_at;
+        int64_t updated_at;
+        int64_t next_check_at;
+        int64_t last_checked_at;
+        int64_t last_changed_at;
+        enum dm_check_status status;
+        char status_error[256]; /* why, when status is DM_CHECK_ERROR */
+        uint8_t dns_fp[DM_FP_LEN];
+};
+
+struct dm_domain_query {
+        const char *after; /* cursor: names strictly greater than this A-label; NULL: start */
+        const char *q;     /* substring of name or unicode name (case-insensitive); NULL: all */
+        size_t limit;      /* >= 1 */
+};
+
+struct dm_api_key {
+        int64_t id;
+        char key_id[32]; /* public identifier embedded in the key, unique */
+        char name[128];
+        enum dm_scope scope;
+        uint8_t hash[32]; /* SHA-256 of the full key; the key itself is never stored */
+        int64_t created_at;
+        int64_t last_used_at;
+        int64_t revoked_at;
+};
+
+/* What the scheduler hands a scanner: one due domain and its last known state. */
+struct dm_scan_task {
+        int64_t domain_id;
+        char name[DM_NAME_MAX + 1];
+        uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
+        size_t nrecord_types; /* 0: the default set */
+        uint8_t dns_fp[DM_FP_LEN];
+};
+
+struct dm_claim_opts {
+        int64_t now;
+        size_t limit;
+        int64_t default_interval_ms; /* for domains with interval 0 */
+        int64_t min_interval_ms;     /* no interval below this */
+};
+
+/* Outcome class of one record type's lookup. */
+enum dm_rr_status { DM_RRS_OK = 0, DM_RRS_NXDOMAIN = 1, DM_RRS_NODATA = 2, DM_RRS_ERROR = 3 };
+
+/* Current state of one record type of one domain. */
+struct dm_rrset_row {
+        uint16_t type;
+        enum dm_rr_status status;
+        uint32_t ttl;
+        char *values; /* JSON array of canonical presentation strings, e.g. ["1.2.3.4"]; owned */
+        char *error;  /* status DM_RRS_ERROR: why (owned); else NULL */
+        int64_t checked_at; /* when this row was last written */
+        int64_t changed_at; /* when its values or status last changed */
+};
+
+/* One history entry: a record type's set changed. */
+struct dm_change {
+        int64_t id; /* assigned by the store */
+        int64_t domain_id;
+        char domain[DM_NAME_MAX + 1];
+        uint16_t type;
+        enum dm_rr_status status; /* status after the change */
+        int64_t observed_at;
+        char *before;  /* JSON array, or NULL for the first observation; owned */
+        char *after;   /* JSON array; owned */
+        char *added;   /* JSON array; owned */
+        char *removed; /* JSON array; owned */
+};
+
+struct dm_change_query {
+        int64_t domain_id; /* 0: all domains */
+        uint16_t type;     /* 0: all types */
+        int64_t since;     /* observed_at >= since; 0: open */
+        int64_t until;     /* observed_at < until; 0: open */
+        int64_t before_id; /* cursor: ids strictly below; 0: from the newest */
+        size_t limit;      /* >= 1 */
+};
+
+/* Builds the outbox event body for a change that has just been given its id. Returns a
+ * malloc'd string (the store frees it) or NULL on ENOMEM. Called inside the transaction. */
+typedef char *(*dm_change_event_fn)(const struct dm_change *change, void *arg);
+
+/* The result of one domain's scan, written by dm_store_dns_commit. */
+struct dm_dns_commit {
+        int64_t domain_id;
+        int64_t checked_at;
+        uint8_t old_fp[DM_FP_LEN]; /* the fingerprint the task carried */
+        uint8_t new_fp[DM_FP_LEN]; /* the fingerprint of what was observed */
+        enum dm_check_status status;
+        const char *status_error; /* NULL unless status is DM_CHECK_ERROR */
+        /* When new_fp differs from old_fp: the complete new current state (rows of types not
+         * listed are deleted) and the history entries. Ignored when the fingerprints match. */
+        struct dm_rrset_row *rows;
+        size_t nrows;
+        struct dm_change *changes; /* ids are written back */
+        size_t nchanges;
+        int result; /* out: 0 written; DM_ECONFLICT when the stored fingerprint was no
+                       longer old_fp (nothing of this item was written); DM_ENOENT when the
+                       domain is gone */
+};
+
+struct dm_outbox_event {
+        int64_t id;
+        char *routing_key; /* owned */
+        char *body;        /* owned */
+        int64_t created_at;
+};
+
+struct dm_store;
+
+/* Opens the backend named by the URL scheme. `url` NULL means sqlite:///./domainmon.db
+ * relative to the working directory. Does not migrate. Returns 0, DM_EINVAL (bad URL),
+ * DM_ENOBACKEND (scheme known but not built), DM_ESTORE (cannot open), DM_ENOMEM.
+ * `err` receives a one-line reason. */
+int dm_store_open(const char *url, char *err, size_t errlen, struct dm_store **ret_store);
+/* Closes connections and frees. NULL-safe. */
+void dm_store_free(struct dm_store *st);
+/* Backend name: "sqlite", "postgres". */
+const char *dm_store_backend(const struct dm_store *st);
+
+/* Applies the numbered migrations not yet applied, each in its own transaction.
+ * *ret_applied (may be NULL) receives how many ran. */
+int dm_store_migrate(struct dm_store *st, int *ret_applied);
+/* Cheap round trip to the database. 0 when reachable. */
+int dm_store_ping(struct dm_store *st);
+
+/* Domains. insert fills id, created_at, updated_at (and next_check_at = now so the first
+ * scan comes soon). DM_EEXIST when the name is taken. */
+int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d);
+/* Inserts many in one transaction. ret_results[i] = 0 (added) or DM_EEXIST (already there,
+ * or earlier in the same batch); ids are filled for added ones. */
+int dm_store_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
+                                int *ret_results);
+int dm_store_domain_get(struct dm_store *st, const char *name, struct dm_domain *ret_domain);
+/* Writes enabled, interval_ms, record_types and updated_at of the domain with d->name. */
+int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d);
+/* Deletes the domain and everything about it. DM_ENOENT if absent. */
+int dm_store_domain_delete(struct dm_store *st, const char *name);
+/* Up to q->limit domains in name order into ret_domains (caller-allocated, q->limit). */
+int dm_store_domain_list(struct dm_store *st, const struct dm_domain_query *q,
+                         struct dm_domain *ret_domains, size_t *ret_n);
+/* Makes the domain due now. DM_ENOENT if absent. */
+int dm_store_domain_request_scan(struct dm_store *st, const char *name, int64_t now);
+int dm_store_domain_count(struct dm_store *st, size_t *ret_n);
+
+/* API keys. insert fills id and created_at; DM_EEXIST on a duplicate key_id. */
+int dm_store_key_insert(struct dm_store *st, struct dm_api_key *k);
+/* By key_id, revoked or not. DM_ENOENT if absent. */
+int dm_store_key_get(struct dm_store *st, const char *key_id, struct dm_api_key *ret_key);
+/* All keys, newest first; *ret_keys is malloc'd (free()). */
+int dm_store_key_list(struct dm_store *st, struct dm_api_key **ret_keys, size_t *ret_n);
+/* Marks revoked; `key_id_or_name` matches key_id or name. DM_ENOENT if none active. */
+int dm_store_key_revoke(struct dm_store *st, const char *key_id_or_name, int64_t now);
+/* Records use (best effort, may be coalesced). */
+int dm_store_key_touch(struct dm_store *st, int64_t id, int64_t now);
+/* Keys not revoked. */
+int dm_store_key_count_active(struct dm_store *st, size_t *ret_n);
+
+/* Scheduling. Claims up to opts->limit enabled domains with next_check_at <= now, oldest
+ * due first, and in the same statement moves each one's next_check_at to the next slot of
+ * its interval (a per-domain phase spreads domains over the interval). Two schedulers never
+ * claim the same domain for the same slot. ret_tasks is caller-allocated (opts->limit). */
+int dm_store_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
+                       struct dm_scan_task *ret_tasks, size_t *ret_n);
+
+/* DNS state. Current rows of a domain, in type order; free with dm_rrset_rows_free. */
+int dm_store_dns_current(struct dm_store *st, int64_t domain_id, struct dm_rrset_row **ret_rows,
+                         size_t *ret_n);
+/* Writes a batch of scan results in one transaction: for each item whose fingerprint
+ * changed, compare-and-swap the domain's fingerprint from old_fp to new_fp, replace its
+ * current rows, insert its changes (assigning ids) and, for each change, an outbox event
+ * with routing key "change.dns.<TYPE>" and body event_fn(change). Every item updates
+ * last_checked_at and status; last_changed_at moves when there are changes.
+ * Per-item outcome in items[i].result. Returns 0 unless the transaction itself failed. */
+int dm_store_dns_commit(struct dm_store *st, struct dm_dns_commit *items, size_t n,
+                        dm_change_event_fn event_fn, void *event_arg);
+/* History, newest first. *ret_changes malloc'd; free with dm_changes_free. */
+int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
+                         struct dm_change **ret_changes, size_t *ret_n);
+
+/* Outbox: events written with their change, published after commit. */
+int dm_store_outbox_add(struct dm_store *st, const char *routing_key, const char *body);
+/* Oldest first, up to limit. Free with dm_outbox_events_free. */
+int dm_store_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
+                          size_t *ret_n);
+int dm_store_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n);
+
+void dm_rrset_rows_free(struct dm_rrset_row *rows, size_t n);
+void dm_changes_free(struct dm_change *changes, size_t n);
+void dm_outbox_events_free(struct dm_outbox_event *events, size_t n);
+
+/* Scope names "read", "write", "admin". */
+const char *dm_scope_name(enum dm_scope s);
+int dm_scope_parse(const char *s, enum dm_scope *ret_scope);
+const char *dm_check_status_name(enum dm_check_status s);
+const char *dm_rr_status_name(enum dm_rr_status s);
+
+#endif

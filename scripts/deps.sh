@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the service and the tests need. Idempotent and
+# quiet when everything is present.
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+  libmicrohttpd-dev libjansson-dev libsqlite3-dev libidn2-dev libssl-dev libcmocka-dev
+  sqlite3 knot knot-dnsutils dnsperf python3-pytest python3-dnspython curl
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test suite and ends with one summary line: "N passed, N failed".
+#   1. formatting (.clang-format)
+#   2. unit tests and fuzz-corpus replays (ctest) in the normal build
+#   3. the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   4. integration tests (pytest) against the real binary and real servers on loopback
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+BUILD_ASAN=${BUILD_ASAN:-build-asan}
+passed=0
+failed=0
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+count_ctest() { # $1 = output file
+  local line total failed_n
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -n1)
+  if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+  failed_n=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
+  total=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/')
+  passed=$((passed + total - failed_n))
+  failed=$((failed + failed_n))
+}
+
+echo "== format"
+if ./scripts/format-check.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+echo "== unit ($BUILD)"
+(cd "$BUILD" && ctest --output-on-failure -j "$(nproc)") 2>&1 | tee "$log/unit.txt" | grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|Failed|\*\*\*' || true
+count_ctest "$log/unit.txt"
+
+echo "== unit under ASan+UBSan ($BUILD_ASAN)"
+(cd "$BUILD_ASAN" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+   ctest --output-on-failure -j "$(nproc)") 2>&1 | tee "$log/asan.txt" | grep -E 'tests passed|Failed|\*\*\*|ERROR' || true
+count_ctest "$log/asan.txt"
+
+echo "== integration"
+DM_BIN="$PWD/$BUILD/domainmon" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$log/it.txt"
+line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log/it.txt" | tail -n1)
+p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+f=$(echo "$line" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
+[ -z "$line" ] && f=1
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

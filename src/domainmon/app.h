@@ -1,0 +1,39 @@
+/* What the services of one process share, and their entry points. */
+#ifndef DM_APP_H
+#define DM_APP_H
+
+#include "dm/bus.h"
+#include "dm/conf.h"
+#include "dm/store.h"
+
+struct dm_app {
+        const char *command; /* the subcommand being run: "all", "dns-service", ... */
+        int migrations_applied;
+        struct dm_conf conf;
+        struct dm_store *store; /* thread-safe */
+        struct dm_bus *bus;     /* thread-safe */
+};
+
+/* REST API (and later UI and live stream) on conf.listen. start returns once the socket
+ * listens; stop stops accepting, lets in-flight requests finish, and frees. */
+struct dm_domain_service;
+int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_service);
+void dm_domain_service_stop(struct dm_domain_service *s);
+
+/* Scheduler and scanners. stop finishes or abandons in-flight lookups (abandoned domains
+ * stay due and are claimed again), writes what was resolved, and frees. */
+struct dm_dns_service;
+int dm_dns_service_start(struct dm_app *app, struct dm_dns_service **ret_service);
+void dm_dns_service_stop(struct dm_dns_service *s);
+
+/* Subcommand `scan`: makes every enabled domain due, runs one full cycle through the real
+ * pipeline (scheduler -> bus -> scanners -> diff -> store), waits until every claimed domain
+ * is written, prints a summary (domains, lookups, failures, seconds, lookups/s, changes,
+ * peak RSS) and returns an exit code. `--resolve-only` resolves every name and type with the
+ * same resolver settings but skips diff and store (the pipeline's baseline). */
+int dm_cmd_scan(struct dm_app *app, int argc, char **argv);
+
+/* Subcommand `keys`: create/list/revoke. argv[0] is the action. Returns an exit code. */
+int dm_cmd_keys(struct dm_app *app, int argc, char **argv);
+
+#endif
