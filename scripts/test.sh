@@ -37,7 +37,7 @@ count_ctest "$log/asan.txt"
 
 echo "== integration"
 DM_BIN="$PWD/$BUILD/domainmon" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$log/it.txt"
-line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log/it.txt" | tail -n1)
+line=$(grep -E '[0-9]+ (passed|failed|errors?).* in [0-9.]+s' "$log/it.txt" | tail -n1)
 p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 f=$(echo "$line" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
 [ -z "$line" ] && f=1

@@ -41,11 +41,18 @@ const char *dm_bus_backend(const struct dm_bus *bus);
 /* Declares a durable queue bound to `pattern`. Idempotent. */
 int dm_bus_declare(struct dm_bus *bus, const char *queue, const char *pattern);
 /* Publishes a persistent message; returns once the bus has taken responsibility for it
- * (for a broker: after the publisher confirm). */
+ * (for a broker: after the publisher confirm). A message no binding matches is dropped
+ * (returns 0). DM_ENOSPC: a matching queue is at its limit, and no queue got the message. */
 int dm_bus_publish(struct dm_bus *bus, const char *routing_key, const void *body, size_t len);
-/* Starts consuming `queue` with at most `prefetch` unacked messages outstanding. */
+/* Starts consuming `queue` with at most `prefetch` unacked messages outstanding (0 or more
+ * than 65535: 65535, AMQP's largest). DM_ENOENT when the queue was never declared. */
 int dm_bus_consume(struct dm_bus *bus, const char *queue, unsigned prefetch, dm_bus_handler handler,
                    void *arg);
+/* Stops the consumers of `queue` that were started with this handler and arg: once it
+ * returns no new delivery reaches them and a handler call in progress has returned (unless
+ * cancel is called from that very handler). Messages they hold unacked stay owed: ack or
+ * nack them as before. Returns 0, or DM_ENOENT when no such consumer runs. */
+int dm_bus_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);
 int dm_bus_ack(struct dm_bus *bus, uint64_t tag);
 int dm_bus_nack(struct dm_bus *bus, uint64_t tag, bool requeue);
 

@@ -14,6 +14,8 @@
 
 #define DM_RESOLVER_MAX_SERVERS 8
 
+struct dm_resolver;
+
 struct dm_resolver_opts {
         struct sockaddr_storage servers[DM_RESOLVER_MAX_SERVERS];
         socklen_t server_lens[DM_RESOLVER_MAX_SERVERS];
@@ -43,16 +45,24 @@ typedef void (*dm_resolve_cb)(void *arg, const struct dm_dns_answer *answer);
  * Returns 0 or DM_EINVAL with a reason in `err`. */
 int dm_resolver_parse_servers(const char *list, char *err, size_t errlen,
                               struct dm_resolver_opts *opts);
-/* Reads nameserver lines of a resolv.conf file into opts->servers. */
+/* Reads nameserver lines of a resolv.conf file into opts->servers (port 53). Entries with
+ * a scope (fe80::1%eth0) or that do not parse are skipped; at most DM_RESOLVER_MAX_SERVERS.
+ * Returns 0, DM_ENOENT (no file, or no usable nameserver), DM_EIO or a negative errno;
+ * opts is untouched on error. */
 int dm_resolver_servers_from_resolv_conf(const char *path, struct dm_resolver_opts *opts);
 
+/* Needs at least one server, timeout_ms > 0, retries >= 0, concurrency >= 1, qps >= 0.
+ * Limits applied silently: retries at most 20, nsockets at most 256 (per address family),
+ * concurrency at most 16,384 per socket. Returns 0, DM_EINVAL, DM_ENOMEM or a socket error
+ * (negative errno). */
 int dm_resolver_new(const struct dm_resolver_opts *opts, struct dm_resolver **ret_resolver);
-/* Cancels what is in flight without calling callbacks, closes sockets. NULL-safe. */
+/* Cancels what is in flight without calling callbacks, closes sockets. NULL-safe. Not to
+ * be called from inside a callback. */
 void dm_resolver_free(struct dm_resolver *r);
 
 /* Queues a lookup. It is sent when the window has room; `cb` is called exactly once, from
  * dm_resolver_run. `name` is an A-label name without trailing dot. Returns 0 or
- * DM_EINVAL/DM_ENOMEM (then cb is never called). */
+ * DM_EINVAL/DM_ENOMEM (then cb is never called). A callback may queue further lookups. */
 int dm_resolver_query(struct dm_resolver *r, const char *name, uint16_t type, dm_resolve_cb cb,
                       void *arg);
 
@@ -68,6 +78,10 @@ size_t dm_resolver_pending(const struct dm_resolver *r);
  * in another loop). */
 int dm_resolver_fd(const struct dm_resolver *r);
 
+/* Counters since dm_resolver_new. sent: queries written (UDP and TCP, retransmissions
+ * included); retransmits: UDP retransmissions; answers: replies accepted for a query;
+ * timeouts: lookups given up as DM_ETIMEDOUT; tcp_fallbacks: truncated replies re-asked
+ * over TCP; errors: lookups finished with status ERROR (timeouts included). */
 struct dm_resolver_stats {
         uint64_t sent, retransmits, answers, timeouts, tcp_fallbacks, errors;
         int window; /* current in-flight window (sum over servers) */

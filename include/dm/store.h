@@ -175,6 +175,10 @@ int dm_store_domain_list(struct dm_store *st, const struct dm_domain_query *q,
                          struct dm_domain *ret_domains, size_t *ret_n);
 /* Makes the domain due now. DM_ENOENT if absent. */
 int dm_store_domain_request_scan(struct dm_store *st, const char *name, int64_t now);
+/* Makes every enabled domain due at `now` (an earlier due time is kept), in one statement
+ * where the backend can. *ret_n (may be NULL) receives how many enabled domains that
+ * covers. */
+int dm_store_domain_request_scan_all(struct dm_store *st, int64_t now, size_t *ret_n);
 int dm_store_domain_count(struct dm_store *st, size_t *ret_n);
 
 /* API keys. insert fills id and created_at; DM_EEXIST on a duplicate key_id. */

@@ -184,11 +184,6 @@ out:
         return rc;
 }
 
-static void print_usage_hint(void)
-{
-        fprintf(stderr, "run 'domainmon help' for the list of commands and options\n");
-}
-
 int main(int argc, char **argv)
 {
         struct dm_app app = {0};
@@ -207,8 +202,8 @@ int main(int argc, char **argv)
                 name = "version";
         const struct dm_command *cmd = find_command(name);
         if (!cmd) {
-                fprintf(stderr, "domainmon: unknown command '%s'\n", argv[1]);
-                print_usage_hint();
+                fprintf(stderr, "domainmon: unknown command '%s' (see 'domainmon help')\n",
+                        argv[1]);
                 return 2;
         }
 

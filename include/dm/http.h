@@ -1,0 +1,271 @@
+/* HTTP server layer over libmicrohttpd: a router of method + path patterns, request bodies
+ * capped in size, RFC 9457 problem responses, JSON responses and one access-log line per
+ * request.
+ *
+ * Routes come in tables (arrays ended by an entry whose `pattern` is NULL) that each module
+ * exports; the program adds every table to one router before starting the server:
+ *
+ *     static const struct dm_http_route dm_api_example_routes[] = {
+ *             {DM_HTTP_GET, "/api/v1/things/{id}", thing_get, DM_SCOPE_READ, 0},
+ *             {0},
+ *     };
+ *     dm_http_router_add(router, dm_api_example_routes);
+ *
+ * Patterns are absolute paths of literal segments and `{name}` captures; a capture matches
+ * exactly one non-empty segment and is percent-decoded before the handler sees it. Literal
+ * segments match byte for byte. When several patterns match, the one with a literal at the
+ * first segment where they differ wins.
+ *
+ * Thread-safety: a router is built by one thread before the server starts and is read-only
+ * afterwards. Handlers run on the server's threads, several at once; everything a handler
+ * reaches through `req->app` must be thread-safe. */
+#ifndef DM_HTTP_H
+#define DM_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "dm/store.h"
+
+#define DM_HTTP_PATH_MAX 2048 /* longest request path accepted (414 above) */
+#define DM_HTTP_MAX_SEGMENTS 16
+#define DM_HTTP_MAX_CAPTURES 8
+#define DM_HTTP_MAX_HEADERS 8 /* extra response headers per response */
+#define DM_HTTP_PROBLEM_BASE "https://domainmon.dev/problems/"
+
+/* Methods as bits, so a set of them (the Allow header) is a mask. */
+enum dm_http_method {
+        DM_HTTP_GET = 1u << 0,
+        DM_HTTP_HEAD = 1u << 1,
+        DM_HTTP_POST = 1u << 2,
+        DM_HTTP_PUT = 1u << 3,
+        DM_HTTP_PATCH = 1u << 4,
+        DM_HTTP_DELETE = 1u << 5,
+        DM_HTTP_OPTIONS = 1u << 6,
+};
+
+struct dm_http_request;
+struct dm_http_response;
+
+/* Fills `res`. A handler that leaves res->status at 0 produces a 500 problem. */
+typedef void (*dm_http_handler)(struct dm_http_request *req, struct dm_http_response *res);
+
+/* Route flags. */
+#define DM_HTTP_ROUTE_ANY_BODY 1u /* accept any Content-Type (default: JSON only, else 415) */
+
+struct dm_http_route {
+        unsigned method;     /* exactly one DM_HTTP_* bit; GET routes also answer HEAD */
+        const char *pattern; /* "/api/v1/domains/{name}"; NULL ends a table */
+        dm_http_handler handler;
+        enum dm_scope scope; /* least key scope needed; DM_SCOPE_NONE: no key at all */
+        unsigned flags;      /* DM_HTTP_ROUTE_* */
+};
+
+/* Who made the request, as established by the server's auth callback. */
+struct dm_http_principal {
+        enum dm_scope scope; /* DM_SCOPE_NONE on routes that need no key */
+        int64_t key_id;      /* store id of the key; 0 when none */
+        char key_name[128];
+};
+
+/* Checks an Authorization header value (NULL when absent). Returns 0 and fills *ret,
+ * DM_EACCES (answered 401 with WWW-Authenticate: Bearer), or another error (answered 503).
+ * Called on the server's threads. */
+typedef int (*dm_http_auth_fn)(void *arg, const char *authorization, struct dm_http_principal *ret);
+
+struct dm_http_capture {
+        const char *name;  /* from the pattern */
+        const char *value; /* percent-decoded, NUL-terminated */
+        size_t len;        /* bytes of value */
+};
+
+/* The result of routing one path. */
+struct dm_http_match {
+        const struct dm_http_route *route; /* NULL: no route for this method */
+        unsigned allow; /* methods the path accepts; 0 with route NULL means 404 */
+        size_t ncaptures;
+        struct dm_http_capture captures[DM_HTTP_MAX_CAPTURES];
+        char buf[DM_HTTP_PATH_MAX + 1]; /* holds the decoded capture values */
+};
+
+struct MHD_Connection;
+struct MHD_Response;
+
+/* What a handler sees. Everything is owned by the server and valid during the call. */
+struct dm_http_request {
+        unsigned method;         /* one DM_HTTP_* bit; 0 for a method not listed there */
+        const char *method_name; /* as sent */
+        const char *path;        /* as sent, without the query string, not decoded */
+        const char *body;        /* NUL-terminated; "" when there is none */
+        size_t body_len;
+        struct dm_http_principal principal;
+        struct dm_http_match match;
+        void *app; /* dm_http_server_opts.app */
+        struct MHD_Connection *conn;
+};
+
+struct dm_http_header {
+        char *name;  /* owned */
+        char *value; /* owned */
+};
+
+/* What a handler fills, through the dm_http_respond* functions below. */
+struct dm_http_response {
+        unsigned status;
+        const char *content_type; /* static string; NULL: no body */
+        char *body;               /* owned; NULL with body_len 0 for an empty body */
+        size_t body_len;
+        struct dm_http_header headers[DM_HTTP_MAX_HEADERS];
+        size_t nheaders;
+        /* Escape hatch for streamed responses: when set, it is queued as is (the server
+         * takes the reference) with `status`, and body/content_type are ignored. */
+        struct MHD_Response *mhd;
+};
+
+/* ---- router ---- */
+
+struct dm_http_router;
+
+int dm_http_router_new(struct dm_http_router **ret_router);
+/* NULL-safe. The route tables added must outlive the router. */
+void dm_http_router_free(struct dm_http_router *r);
+/* Adds every route of `table` (ended by an entry whose pattern is NULL). Returns 0,
+ * DM_EINVAL for a malformed pattern, a route without exactly one method bit or handler, or
+ * a method+pattern already present (nothing of the table is added then), DM_E2BIG over
+ * DM_HTTP_MAX_SEGMENTS or DM_HTTP_MAX_CAPTURES, DM_ENOMEM. */
+int dm_http_router_add(struct dm_http_router *r, const struct dm_http_route *table);
+/* Routes `method` (one DM_HTTP_* bit, or 0) on `path` (raw, no query string). Returns 0
+ * and fills *ret_match: route set on a match; route NULL with allow != 0 means 405; both
+ * empty means 404. Returns DM_EINVAL when the chosen route's captures are not valid
+ * percent-encoding (a %00 included); *ret_match is then left untouched. */
+int dm_http_router_match(const struct dm_http_router *r, unsigned method, const char *path,
+                         struct dm_http_match *ret_match);
+
+/* "GET" -> DM_HTTP_GET; 0 for anything else. */
+unsigned dm_http_method_parse(const char *name);
+/* "GET, HEAD, POST" for a mask, in a fixed order, into buf. Returns buf. */
+const char *dm_http_allow_format(unsigned methods, char *buf, size_t size);
+
+/* Percent-decodes `in` (`len` bytes) into `out` (NUL-terminated). Returns the decoded
+ * length, or -1 for a malformed escape, a decoded NUL, or an `out` too small. */
+long dm_http_pct_decode(const char *in, size_t len, char *out, size_t size);
+
+/* ---- request helpers ---- */
+
+/* The decoded value of capture `name`, or NULL. */
+const char *dm_http_param(const struct dm_http_request *req, const char *name);
+/* First value of query parameter `name`, decoded; NULL when absent. A parameter given
+ * without '=' reads as "". */
+const char *dm_http_query(const struct dm_http_request *req, const char *name);
+/* A request header, or NULL. */
+const char *dm_http_header(const struct dm_http_request *req, const char *name);
+/* Fails with a 400 problem in `res` when the query string holds a parameter not in
+ * `allowed` (NULL-terminated) or any parameter twice. Returns 0 or DM_EINVAL. */
+int dm_http_query_check(const struct dm_http_request *req, const char *const *allowed,
+                        struct dm_http_response *res);
+/* Reads integer query parameter `name` in [min, max]: absent -> `def`; above max ->
+ * clamped to max when `clamp`, else an error. On error fills a 400 problem naming the
+ * parameter in `res` and returns DM_EINVAL. */
+int dm_http_query_int(const struct dm_http_request *req, const char *name, int64_t min, int64_t max,
+                      int64_t def, bool clamp, struct dm_http_response *res, int64_t *ret_value);
+
+/* ---- responses ---- */
+
+/* Frees what the response owns (an unqueued `mhd` response included) and resets it.
+ * NULL-safe. */
+void dm_http_response_done(struct dm_http_response *res);
+/* Adds a header (both strings copied). Returns 0, DM_E2BIG (DM_HTTP_MAX_HEADERS), or
+ * DM_ENOMEM. */
+int dm_http_response_header(struct dm_http_response *res, const char *name, const char *value);
+/* Replaces any body with `body` (copied) of `len` bytes. Returns 0 or DM_ENOMEM (then
+ * res becomes a 500 problem). `content_type` must be a static string. */
+int dm_http_respond(struct dm_http_response *res, unsigned status, const char *content_type,
+                    const void *body, size_t len);
+/* A response with no body (204, 304). */
+void dm_http_respond_empty(struct dm_http_response *res, unsigned status);
+/* application/json body from `doc`, which this takes (decrefs) in every case. NULL doc
+ * (a failed json_pack) gives a 500 problem. Returns 0 or DM_ENOMEM. */
+int dm_http_respond_json(struct dm_http_response *res, unsigned status, json_t *doc);
+
+/* RFC 9457 problem documents. A problem type is a slug under DM_HTTP_PROBLEM_BASE and
+ * its title; modules define their own as static constants. A NULL type means
+ * "about:blank", whose title is the status's reason phrase. */
+struct dm_http_problem_type {
+        const char *slug;  /* "invalid-body" */
+        const char *title; /* "Invalid request body" */
+};
+
+/* Problem types every API shares. */
+extern const struct dm_http_problem_type dm_problem_invalid_json;      /* 400 */
+extern const struct dm_http_problem_type dm_problem_invalid_body;      /* 400 */
+extern const struct dm_http_problem_type dm_problem_invalid_parameter; /* 400 */
+extern const struct dm_http_problem_type dm_problem_unauthorized;      /* 401 */
+extern const struct dm_http_problem_type dm_problem_forbidden;         /* 403 */
+extern const struct dm_http_problem_type dm_problem_not_found;         /* 404 */
+extern const struct dm_http_problem_type dm_problem_body_too_large;    /* 413 */
+extern const struct dm_http_problem_type dm_problem_uri_too_long;      /* 414 */
+extern const struct dm_http_problem_type dm_problem_unsupported_media; /* 415 */
+extern const struct dm_http_problem_type dm_problem_unavailable;       /* 503 */
+
+/* Returns a new problem object or NULL (ENOMEM). `detail` may be NULL; it is cut to a
+ * sane length at a UTF-8 boundary and made valid UTF-8. */
+json_t *dm_http_problem_new(unsigned status, const struct dm_http_problem_type *type,
+                            const char *detail);
+/* Appends {"field": field, "detail": detail} to the problem's "errors" array. Returns 0 or
+ * DM_ENOMEM. */
+int dm_http_problem_add_error(json_t *problem, const char *field, const char *detail);
+/* Sends `problem` (taken, decref'd) as application/problem+json with its "status". NULL
+ * gives a bare 500. Returns 0 or DM_ENOMEM. */
+int dm_http_respond_problem_json(struct dm_http_response *res, json_t *problem);
+/* Builds and sends a problem in one call; detail is printf-formatted (NULL: none). */
+int dm_http_problem(struct dm_http_response *res, unsigned status,
+                    const struct dm_http_problem_type *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A problem with one field error: detail is "<field>: <message>" and "errors" names the
+ * field. For bodies and query strings rejected field by field. */
+int dm_http_problem_field(struct dm_http_response *res, unsigned status,
+                          const struct dm_http_problem_type *type, const char *field,
+                          const char *message);
+/* "Not Found" for 404 etc.; "Unknown" for codes not listed. */
+const char *dm_http_reason(unsigned status);
+
+/* ---- page tokens ---- */
+
+/* Opaque page cursors: base64url (no padding) of a string key. encode writes into `out`
+ * (NUL-terminated) and returns 0 or DM_E2BIG. decode is strict (alphabet, length, unused
+ * bits zero) and refuses control bytes in the result: returns 0, DM_EINVAL, or DM_E2BIG
+ * when `out` is too small. */
+int dm_http_cursor_encode(const char *key, char *out, size_t size);
+int dm_http_cursor_decode(const char *cursor, char *out, size_t size);
+
+/* ---- server ---- */
+
+struct dm_http_server_opts {
+        const char *listen;      /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0", "localhost:80" */
+        unsigned threads;        /* 0 or 1: one internal polling thread; more: a pool */
+        size_t max_body;         /* bytes; larger bodies get 413 */
+        unsigned max_conns;      /* 0: 1024 */
+        unsigned idle_timeout_s; /* idle keep-alive connections are closed after; 0: 60 */
+        const struct dm_http_router *router; /* borrowed; must outlive the server */
+        dm_http_auth_fn auth;                /* needed when any route has a scope */
+        void *auth_arg;
+        void *app; /* handed to handlers as req->app */
+};
+
+struct dm_http_server;
+
+/* Binds and starts serving; returns once the socket listens. `err` gets a one-line
+ * reason. Returns 0, DM_EINVAL (bad listen address), DM_EIO (cannot bind/start). */
+int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size_t errlen,
+                         struct dm_http_server **ret_server);
+/* The bound address as "host:port" (the real port when 0 was asked for). */
+const char *dm_http_server_addr(const struct dm_http_server *s);
+uint16_t dm_http_server_port(const struct dm_http_server *s);
+/* Stops accepting, waits (bounded) for requests in progress to be answered, closes every
+ * connection and frees. NULL-safe. */
+void dm_http_server_stop(struct dm_http_server *s);
+
+#endif

@@ -1,0 +1,957 @@
+/* Configuration. One table (dm_conf_table) names every setting once: its variable, type,
+ * bounds, default, secrecy, help text and place in struct dm_conf. Loading, validation,
+ * `--help` and `domainmon config` all walk that table, so a new setting is one new line
+ * (the idea of Redis' static_configs[]).
+ *
+ * Loading is two-phase: first every layer (defaults, .env, environment, flags) is reduced
+ * to one raw text per entry, remembering where it came from; then each text is parsed and
+ * checked once. Defaults are written as text too and go through the same parser, so a
+ * default can never be a value the parser would refuse. */
+#include "dm/conf.h"
+
+#include "dm/buf.h"
+#include "dm/error.h"
+#include "dm/time.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define DM_CONF_DOTENV_DEFAULT ".env"
+#define DM_CONF_DOTENV_MAX (1024 * 1024)
+#define DM_CONF_FLAG_MAX 64
+#define DM_CONF_VALUE_MAX 4096
+#define DM_CONF_SQLITE_FILE "domainmon.db"
+
+#define DM_SECOND 1000LL
+#define DM_DAY (86400LL * DM_SECOND)
+
+enum dm_conf_type {
+        DM_CONF_T_STRING,   /* any text */
+        DM_CONF_T_URL,      /* text starting with one of `schemes` */
+        DM_CONF_T_LISTEN,   /* host:port or [v6]:port */
+        DM_CONF_T_HOST,     /* host[:port] */
+        DM_CONF_T_ADDRLIST, /* ip[:port],[v6]:port,... */
+        DM_CONF_T_INT,      /* integer within min..max */
+        DM_CONF_T_DURATION, /* dm_duration_parse, in ms within min..max */
+        DM_CONF_T_ENUM,     /* one of `choices` */
+};
+
+struct dm_conf_entry {
+        const char *env;
+        enum dm_conf_type type;
+        int64_t min, max;
+        const char *def;        /* default as it would be written in .env; NULL: unset */
+        const char *unset_text; /* what an unset value means, for print and help */
+        const char *const *schemes;
+        const char *const *choices;
+        bool secret;
+        size_t offset;
+        const char *help;
+};
+
+static const char *const dm_conf_db_schemes[] = {"sqlite://", "postgres://", "postgresql://", NULL};
+static const char *const dm_conf_amqp_schemes[] = {"amqp://", "amqps://", NULL};
+static const char *const dm_conf_redis_schemes[] = {"redis://", "rediss://", NULL};
+static const char *const dm_conf_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+#define DM_CONF_FIELD(f) offsetof(struct dm_conf, f)
+
+static const struct dm_conf_entry dm_conf_table[] = {
+    {.env = "DATABASE_URL",
+     .type = DM_CONF_T_URL,
+     .schemes = dm_conf_db_schemes,
+     .unset_text = "SQLite file " DM_CONF_SQLITE_FILE " in the working directory",
+     .offset = DM_CONF_FIELD(database_url),
+     .help = "database: sqlite:///path/file.db or postgres://user:pass@host:5432/db"},
+    {.env = "RABBITMQ_URL",
+     .type = DM_CONF_T_URL,
+     .schemes = dm_conf_amqp_schemes,
+     .unset_text = "in-process bus",
+     .offset = DM_CONF_FIELD(rabbitmq_url),
+     .help = "message bus: amqp://user:pass@host:5672/vhost (or amqps://)"},
+    {.env = "RABBITMQ_HOST",
+     .type = DM_CONF_T_HOST,
+     .unset_text = "in-process bus",
+     .offset = DM_CONF_FIELD(rabbitmq_host),
+     .help = "host[:port] of RabbitMQ with default credentials; shorthand for RABBITMQ_URL"},
+    {.env = "REDIS_URL",
+     .type = DM_CONF_T_URL,
+     .schemes = dm_conf_redis_schemes,
+     .unset_text = "in-memory cache and rate limiter",
+     .offset = DM_CONF_FIELD(redis_url),
+     .help = "cache and rate limiter: redis://[:pass@]host:6379/0"},
+    {.env = "SECRET_KEY",
+     .type = DM_CONF_T_STRING,
+     .secret = true,
+     .unset_text = "none configured",
+     .offset = DM_CONF_FIELD(secret_key),
+     .help = "key for signing (webhooks, tokens); keep it out of version control"},
+    {.env = "DM_LISTEN",
+     .type = DM_CONF_T_LISTEN,
+     .def = "127.0.0.1:8080",
+     .offset = DM_CONF_FIELD(listen),
+     .help = "address of the HTTP API and web UI: host:port or [v6]:port"},
+    {.env = "DM_LOG_LEVEL",
+     .type = DM_CONF_T_ENUM,
+     .choices = dm_conf_log_levels,
+     .def = "info",
+     .offset = DM_CONF_FIELD(log_level),
+     .help = "least severe log level written: debug, info, warn or error"},
+    {.env = "DM_SCAN_INTERVAL",
+     .type = DM_CONF_T_DURATION,
+     .min = DM_SECOND,
+     .max = 30 * DM_DAY,
+     .def = "600s",
+     .offset = DM_CONF_FIELD(scan_interval_ms),
+     .help = "default time between two checks of a domain"},
+    {.env = "DM_MIN_INTERVAL",
+     .type = DM_CONF_T_DURATION,
+     .min = DM_SECOND,
+     .max = 30 * DM_DAY,
+     .def = "60s",
+     .offset = DM_CONF_FIELD(min_interval_ms),
+     .help = "shortest interval a domain may ask for"},
+    {.env = "DM_HTTP_THREADS",
+     .type = DM_CONF_T_INT,
+     .min = 1,
+     .max = 64,
+     .def = "4",
+     .offset = DM_CONF_FIELD(http_threads),
+     .help = "HTTP server worker threads"},
+    {.env = "DM_MAX_BODY",
+     .type = DM_CONF_T_INT,
+     .min = 1024,
+     .max = 64 * 1024 * 1024,
+     .def = "1048576",
+     .offset = DM_CONF_FIELD(max_body),
+     .help = "largest accepted HTTP request body, in bytes"},
+    {.env = "DM_DNS_SERVERS",
+     .type = DM_CONF_T_ADDRLIST,
+     .unset_text = "name servers from /etc/resolv.conf",
+     .offset = DM_CONF_FIELD(dns_servers),
+     .help = "resolvers to ask: ip[:port],[v6]:port,..."},
+    {.env = "DM_DNS_TIMEOUT",
+     .type = DM_CONF_T_DURATION,
+     .min = 100,
+     .max = 60 * DM_SECOND,
+     .def = "2s",
+     .offset = DM_CONF_FIELD(dns_timeout_ms),
+     .help = "time to wait for one DNS answer before retrying"},
+    {.env = "DM_DNS_RETRIES",
+     .type = DM_CONF_T_INT,
+     .min = 0,
+     .max = 10,
+     .def = "3",
+     .offset = DM_CONF_FIELD(dns_retries),
+     .help = "retries of an unanswered DNS query"},
+    {.env = "DM_DNS_CONCURRENCY",
+     .type = DM_CONF_T_INT,
+     .min = 1,
+     .max = 100000,
+     .def = "1000",
+     .offset = DM_CONF_FIELD(dns_concurrency),
+     .help = "most DNS queries in flight per scanner loop"},
+    {.env = "DM_DNS_QPS",
+     .type = DM_CONF_T_INT,
+     .min = 0,
+     .max = 10000000,
+     .def = "0",
+     .offset = DM_CONF_FIELD(dns_qps),
+     .help = "cap on DNS queries per second (0: no cap)"},
+    {.env = "DM_DNS_LOOPS",
+     .type = DM_CONF_T_INT,
+     .min = 0,
+     .max = 64,
+     .def = "0",
+     .offset = DM_CONF_FIELD(dns_loops),
+     .help = "scanner event loops (0: one per core)"},
+    {.env = "DM_SCAN_BATCH",
+     .type = DM_CONF_T_INT,
+     .min = 1,
+     .max = 100000,
+     .def = "1000",
+     .offset = DM_CONF_FIELD(scan_batch),
+     .help = "domains the scheduler claims per round"},
+};
+
+#define DM_CONF_N (sizeof(dm_conf_table) / sizeof(dm_conf_table[0]))
+
+_Static_assert(DM_CONF_N <= sizeof(((struct dm_conf *)0)->sources) /
+                                sizeof(((struct dm_conf *)0)->sources[0]),
+               "struct dm_conf.sources is too small for the table");
+
+static const char *const dm_conf_source_names[] = {
+    [DM_CONF_DEFAULT] = "default",
+    [DM_CONF_DOTENV] = ".env",
+    [DM_CONF_ENV] = "environment",
+    [DM_CONF_FLAG] = "flag",
+};
+
+/* One entry's winning raw text while the layers are merged. */
+struct dm_conf_raw {
+        const char *value; /* not owned: points into the table, envp, argv or `dotenv` */
+        enum dm_conf_source source;
+        char *dotenv; /* owned copy of the .env value */
+};
+
+__attribute__((format(printf, 3, 4))) static int conf_fail(char *err, size_t errlen,
+                                                           const char *fmt, ...)
+{
+        if (err && errlen > 0) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return DM_ECONFIG;
+}
+
+/* DM_SCAN_INTERVAL -> scan-interval, DATABASE_URL -> database-url. */
+static void conf_flag_name(const struct dm_conf_entry *e, char *buf, size_t size)
+{
+        const char *s = e->env;
+        size_t o = 0;
+        if (strncmp(s, "DM_", 3) == 0)
+                s += 3;
+        for (; *s && o + 1 < size; s++) {
+                char c = *s;
+                if (c == '_')
+                        c = '-';
+                else if (c >= 'A' && c <= 'Z')
+                        c = (char)(c - 'A' + 'a');
+                buf[o++] = c;
+        }
+        buf[o] = '\0';
+}
+
+static int conf_find_env(const char *name, size_t len)
+{
+        for (size_t i = 0; i < DM_CONF_N; i++) {
+                if (strlen(dm_conf_table[i].env) == len &&
+                    memcmp(dm_conf_table[i].env, name, len) == 0)
+                        return (int)i;
+        }
+        return -1;
+}
+
+static int conf_find_flag(const char *name, size_t len)
+{
+        char flag[DM_CONF_FLAG_MAX];
+        for (size_t i = 0; i < DM_CONF_N; i++) {
+                conf_flag_name(&dm_conf_table[i], flag, sizeof(flag));
+                if (strlen(flag) == len && memcmp(flag, name, len) == 0)
+                        return (int)i;
+        }
+        return -1;
+}
+
+/* An empty value means "not set here": it puts the entry back to its default, so an empty
+ * REDIS_URL in the environment can switch off a Redis named in .env. */
+static void conf_raw_set(struct dm_conf_raw *raw, size_t i, const char *value,
+                         enum dm_conf_source source)
+{
+        raw[i].value = (value && *value) ? value : dm_conf_table[i].def;
+        raw[i].source = source;
+}
+
+static bool conf_is_space(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Parses one value of a .env line at `p` (already past '='), into out (size bytes).
+ * Double quotes allow \" \\ \n escapes; single quotes are literal; an unquoted value ends
+ * at a '#' that follows whitespace. */
+static int conf_dotenv_value(const char *p, const char *end, char *out, size_t size,
+                             const char **ret_err)
+{
+        size_t o = 0;
+        while (p < end && conf_is_space(*p))
+                p++;
+        if (p < end && (*p == '"' || *p == '\'')) {
+                char q = *p++;
+                for (;;) {
+                        if (p >= end) {
+                                *ret_err = "unterminated quoted value";
+                                return DM_ECONFIG;
+                        }
+                        char c = *p++;
+                        if (c == q)
+                                break;
+                        if (q == '"' && c == '\\' && p < end) {
+                                c = *p++;
+                                if (c == 'n')
+                                        c = '\n';
+                        }
+                        if (o + 1 >= size) {
+                                *ret_err = "value too long";
+                                return DM_ECONFIG;
+                        }
+                        out[o++] = c;
+                }
+                while (p < end && conf_is_space(*p))
+                        p++;
+                if (p < end && *p != '#') {
+                        *ret_err = "text after the closing quote";
+                        return DM_ECONFIG;
+                }
+        } else {
+                const char *start = p;
+                while (p < end && !(*p == '#' && (p == start || conf_is_space(p[-1]))))
+                        p++;
+                while (p > start && conf_is_space(p[-1]))
+                        p--;
+                size_t n = (size_t)(p - start);
+                if (n + 1 > size) {
+                        *ret_err = "value too long";
+                        return DM_ECONFIG;
+                }
+                memcpy(out, start, n);
+                o = n;
+        }
+        out[o] = '\0';
+        return 0;
+}
+
+static int conf_read_file(const char *path, struct dm_buf *b, int *ret_errno)
+{
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+                *ret_errno = errno;
+                return DM_EIO;
+        }
+        int r = 0;
+        char chunk[4096];
+        errno = 0;
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+                r = dm_buf_add(b, chunk, n);
+                if (r < 0)
+                        break;
+        }
+        if (r == 0 && ferror(f)) {
+                *ret_errno = errno ? errno : EIO;
+                r = DM_EIO;
+        }
+        fclose(f);
+        return r;
+}
+
+static int conf_load_dotenv(struct dm_conf_raw *raw, const char *path, char *err, size_t errlen)
+{
+        struct dm_buf b;
+        int saved = 0;
+        int ret = 0;
+
+        dm_buf_init(&b, DM_CONF_DOTENV_MAX);
+        int r = conf_read_file(path, &b, &saved);
+        if (r == DM_EIO && saved == ENOENT)
+                goto out; /* no .env is the normal case */
+        if (r == DM_E2BIG) {
+                ret = conf_fail(err, errlen, "%s: larger than %d bytes", path, DM_CONF_DOTENV_MAX);
+                goto out;
+        }
+        if (r < 0) {
+                ret = conf_fail(err, errlen, "%s: %s", path,
+                                r == DM_EIO ? strerror(saved) : dm_strerror(r));
+                goto out;
+        }
+
+        const char *p = b.data ? b.data : "";
+        const char *end = p + b.len;
+        for (int lineno = 1; p < end; lineno++) {
+                const char *eol = memchr(p, '\n', (size_t)(end - p));
+                const char *lend = eol ? eol : end;
+                const char *next = eol ? eol + 1 : end;
+
+                while (p < lend && conf_is_space(*p))
+                        p++;
+                if (p == lend || *p == '#') {
+                        p = next;
+                        continue;
+                }
+                if ((size_t)(lend - p) > 7 && memcmp(p, "export", 6) == 0 && conf_is_space(p[6])) {
+                        p += 7;
+                        while (p < lend && conf_is_space(*p))
+                                p++;
+                }
+                const char *eq = memchr(p, '=', (size_t)(lend - p));
+                if (!eq) {
+                        ret = conf_fail(err, errlen, "%s:%d: expected KEY=VALUE", path, lineno);
+                        goto out;
+                }
+                const char *kend = eq;
+                while (kend > p && conf_is_space(kend[-1]))
+                        kend--;
+
+                char value[DM_CONF_VALUE_MAX];
+                const char *why = NULL;
+                if (conf_dotenv_value(eq + 1, lend, value, sizeof(value), &why) < 0) {
+                        ret = conf_fail(err, errlen, "%s:%d: %s", path, lineno, why);
+                        goto out;
+                }
+                int i = conf_find_env(p, (size_t)(kend - p));
+                if (i >= 0) {
+                        char *copy = strdup(value);
+                        if (!copy) {
+                                ret = DM_ENOMEM;
+                                conf_fail(err, errlen, "out of memory");
+                                goto out;
+                        }
+                        free(raw[i].dotenv);
+                        raw[i].dotenv = copy;
+                        conf_raw_set(raw, (size_t)i, copy, DM_CONF_DOTENV);
+                }
+                p = next;
+        }
+out:
+        dm_buf_done(&b);
+        return ret;
+}
+
+static void conf_load_env(struct dm_conf_raw *raw, char *const *envp)
+{
+        for (char *const *e = envp; e && *e; e++) {
+                const char *eq = strchr(*e, '=');
+                if (!eq)
+                        continue;
+                int i = conf_find_env(*e, (size_t)(eq - *e));
+                if (i >= 0)
+                        conf_raw_set(raw, (size_t)i, eq + 1, DM_CONF_ENV);
+        }
+}
+
+/* Marks consumed arguments in `drop`; argv itself is only rewritten once everything is
+ * known to be valid. Arguments after a bare "--" belong to the program. */
+static int conf_load_flags(struct dm_conf_raw *raw, int argc, char **argv, bool *drop, char *err,
+                           size_t errlen)
+{
+        for (int a = 0; a < argc; a++) {
+                const char *arg = argv[a];
+                if (!arg || strncmp(arg, "--", 2) != 0)
+                        continue;
+                if (arg[2] == '\0')
+                        break;
+                const char *name = arg + 2;
+                const char *eq = strchr(name, '=');
+                size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+                int i = conf_find_flag(name, nlen);
+                if (i < 0)
+                        continue;
+
+                const char *value;
+                drop[a] = true;
+                if (eq) {
+                        value = eq + 1;
+                        if (*value == '\0')
+                                return conf_fail(err, errlen, "--%.*s: missing value (%s)",
+                                                 (int)nlen, name, dm_conf_table[i].env);
+                } else {
+                        if (a + 1 >= argc || !argv[a + 1] || strncmp(argv[a + 1], "--", 2) == 0)
+                                return conf_fail(err, errlen, "--%.*s: missing value (%s)",
+                                                 (int)nlen, name, dm_conf_table[i].env);
+                        value = argv[++a];
+                        drop[a] = true;
+                }
+                conf_raw_set(raw, (size_t)i, value, DM_CONF_FLAG);
+        }
+        return 0;
+}
+
+/* Durations read back best in the largest unit that divides them exactly. */
+static const char *conf_format_duration(int64_t ms, char *buf, size_t size)
+{
+        static const struct {
+                int64_t ms;
+                const char *unit;
+        } units[] = {
+            {DM_DAY, "d"}, {3600 * DM_SECOND, "h"}, {60 * DM_SECOND, "m"}, {DM_SECOND, "s"}};
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+                if (ms != 0 && ms % units[i].ms == 0) {
+                        snprintf(buf, size, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+                        return buf;
+                }
+        }
+        snprintf(buf, size, "%lldms", (long long)ms);
+        return buf;
+}
+
+static bool conf_parse_port(const char *s, size_t n)
+{
+        if (n == 0 || n > 5)
+                return false;
+        long v = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                v = v * 10 + (s[i] - '0');
+        }
+        return v >= 1 && v <= 65535;
+}
+
+static bool conf_is_ipv6(const char *s, size_t n)
+{
+        char tmp[64];
+        unsigned char addr[16];
+        if (n == 0 || n >= sizeof(tmp))
+                return false;
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        return inet_pton(AF_INET6, tmp, addr) == 1;
+}
+
+static bool conf_is_ipv4(const char *s, size_t n)
+{
+        char tmp[32];
+        unsigned char addr[4];
+        if (n == 0 || n >= sizeof(tmp))
+                return false;
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        return inet_pton(AF_INET, tmp, addr) == 1;
+}
+
+static bool conf_is_hostname(const char *s, size_t n)
+{
+        if (n == 0 || n > 253)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '-' || c == '_'))
+                        return false;
+        }
+        return true;
+}
+
+/* host:port, [v6]:port; with `port_optional` also host and [v6]. With `ip_only` the host
+ * must be an address (resolvers are given by address, not by name). */
+static bool conf_check_hostport(const char *s, size_t n, bool port_optional, bool ip_only)
+{
+        const char *host = s, *port = NULL;
+        size_t hlen, plen = 0;
+
+        if (n > 0 && s[0] == '[') {
+                const char *close = memchr(s, ']', n);
+                if (!close)
+                        return false;
+                host = s + 1;
+                hlen = (size_t)(close - host);
+                if (!conf_is_ipv6(host, hlen))
+                        return false;
+                const char *rest = close + 1;
+                size_t rlen = n - (size_t)(rest - s);
+                if (rlen > 0) {
+                        if (rest[0] != ':')
+                                return false;
+                        port = rest + 1;
+                        plen = rlen - 1;
+                }
+        } else {
+                const char *colon = memchr(s, ':', n);
+                if (colon && memchr(colon + 1, ':', n - (size_t)(colon + 1 - s))) {
+                        /* A bare IPv6 address can only be written without a port. */
+                        return port_optional && conf_is_ipv6(s, n);
+                }
+                hlen = colon ? (size_t)(colon - s) : n;
+                if (colon) {
+                        port = colon + 1;
+                        plen = n - hlen - 1;
+                }
+                if (ip_only ? !conf_is_ipv4(host, hlen) : !conf_is_hostname(host, hlen))
+                        return false;
+        }
+        if (!port)
+                return port_optional;
+        return conf_parse_port(port, plen);
+}
+
+static bool conf_has_ctl(const char *s)
+{
+        for (; *s; s++) {
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        return true;
+        }
+        return false;
+}
+
+static void conf_join(const char *const *list, const char *sep, const char *last, char *buf,
+                      size_t size)
+{
+        size_t o = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; list[i]; i++) {
+                const char *s = i == 0 ? "" : (list[i + 1] ? sep : last);
+                int n = snprintf(buf + o, size - o, "%s%s", s, list[i]);
+                if (n < 0 || (size_t)n >= size - o)
+                        return;
+                o += (size_t)n;
+        }
+}
+
+/* Parses entry i's raw text into the field of `conf`. */
+static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *err, size_t errlen)
+{
+        const struct dm_conf_entry *e = &dm_conf_table[i];
+        char *field = (char *)conf + e->offset;
+        char shown[256];
+        char list[128];
+
+        if (!value)
+                return 0; /* unset optional string: stays NULL */
+
+        if (e->secret)
+                snprintf(shown, sizeof(shown), "****");
+        else if (e->type == DM_CONF_T_URL)
+                dm_conf_mask_url(value, shown, sizeof(shown));
+        else
+                snprintf(shown, sizeof(shown), "%.80s", value);
+        if (conf_has_ctl(value))
+                return conf_fail(err, errlen, "%s: contains control characters", e->env);
+
+        switch (e->type) {
+        case DM_CONF_T_STRING:
+                break;
+        case DM_CONF_T_URL: {
+                bool ok = false;
+                for (size_t k = 0; e->schemes[k] && !ok; k++) {
+                        size_t sl = strlen(e->schemes[k]);
+                        ok = strncasecmp(value, e->schemes[k], sl) == 0 && value[sl] != '\0';
+                }
+                if (!ok) {
+                        conf_join(e->schemes, ", ", " or ", list, sizeof(list));
+                        return conf_fail(err, errlen, "%s: \"%s\" must start with %s", e->env,
+                                         shown, list);
+                }
+                break;
+        }
+        case DM_CONF_T_LISTEN:
+                if (!conf_check_hostport(value, strlen(value), false, false))
+                        return conf_fail(err, errlen,
+                                         "%s: \"%s\" is not host:port (use e.g. 127.0.0.1:8080, "
+                                         "0.0.0.0:8080 or [::1]:8080; port 1-65535)",
+                                         e->env, shown);
+                break;
+        case DM_CONF_T_HOST:
+                if (!conf_check_hostport(value, strlen(value), true, false))
+                        return conf_fail(err, errlen,
+                                         "%s: \"%s\" is not host[:port] (use e.g. rabbitmq or "
+                                         "10.0.0.5:5672)",
+                                         e->env, shown);
+                break;
+        case DM_CONF_T_ADDRLIST: {
+                const char *p = value;
+                for (;;) {
+                        const char *comma = strchr(p, ',');
+                        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+                        while (n > 0 && *p == ' ') {
+                                p++;
+                                n--;
+                        }
+                        while (n > 0 && p[n - 1] == ' ')
+                                n--;
+                        if (!conf_check_hostport(p, n, true, true))
+                                return conf_fail(err, errlen,
+                                                 "%s: \"%.*s\" is not an IP address with optional "
+                                                 "port (use e.g. 192.0.2.53, 192.0.2.53:5353 or "
+                                                 "[2001:db8::53]:53)",
+                                                 e->env, (int)(n > 80 ? 80 : n), p);
+                        if (!comma)
+                                break;
+                        p = comma + 1;
+                }
+                break;
+        }
+        case DM_CONF_T_ENUM: {
+                const char *choice = NULL;
+                for (size_t k = 0; e->choices[k] && !choice; k++) {
+                        if (strcasecmp(value, e->choices[k]) == 0)
+                                choice = e->choices[k];
+                }
+                if (!choice) {
+                        conf_join(e->choices, ", ", " or ", list, sizeof(list));
+                        return conf_fail(err, errlen, "%s: \"%s\" is not one of %s", e->env, shown,
+                                         list);
+                }
+                /* Stored in the table's spelling so callers compare with strcmp. */
+                value = choice;
+                break;
+        }
+        case DM_CONF_T_INT: {
+                char *end = NULL;
+                errno = 0;
+                long long v = strtoll(value, &end, 10);
+                bool digits = (value[0] >= '0' && value[0] <= '9') ||
+                              (value[0] == '-' && value[1] >= '0' && value[1] <= '9');
+                if (!digits || *end != '\0')
+                        return conf_fail(err, errlen, "%s: \"%s\" is not a whole number", e->env,
+                                         shown);
+                if (errno == ERANGE || v < e->min || v > e->max)
+                        return conf_fail(err, errlen, "%s: %s is out of range (%lld..%lld)", e->env,
+                                         shown, (long long)e->min, (long long)e->max);
+                *(int64_t *)field = v;
+                return 0;
+        }
+        case DM_CONF_T_DURATION: {
+                int64_t ms = 0;
+                char lo[32], hi[32];
+                int r = dm_duration_parse(value, &ms);
+                if (r == DM_EINVAL)
+                        return conf_fail(err, errlen,
+                                         "%s: \"%s\" is not a duration (use e.g. 600, 90s, 10m)",
+                                         e->env, shown);
+                if (r < 0 || ms < e->min || ms > e->max)
+                        return conf_fail(err, errlen, "%s: %s is out of range (%s..%s)", e->env,
+                                         shown, conf_format_duration(e->min, lo, sizeof(lo)),
+                                         conf_format_duration(e->max, hi, sizeof(hi)));
+                *(int64_t *)field = ms;
+                return 0;
+        }
+        }
+
+        char *copy = strdup(value);
+        if (!copy) {
+                conf_fail(err, errlen, "out of memory");
+                return DM_ENOMEM;
+        }
+        *(char **)field = copy;
+        return 0;
+}
+
+static void conf_raw_done(struct dm_conf_raw *raw)
+{
+        for (size_t i = 0; i < DM_CONF_N; i++)
+                free(raw[i].dotenv);
+}
+
+int dm_conf_load(struct dm_conf *conf, int *argc, char **argv, char *const *envp,
+                 const char *dotenv_path, char *err, size_t errlen)
+{
+        struct dm_conf_raw raw[DM_CONF_N];
+        struct dm_conf tmp;
+        int nargs = (argc && argv) ? *argc : 0;
+        bool *drop = NULL;
+        int ret = 0;
+
+        memset(&tmp, 0, sizeof(tmp));
+        memset(raw, 0, sizeof(raw));
+        if (err && errlen > 0)
+                err[0] = '\0';
+        for (size_t i = 0; i < DM_CONF_N; i++)
+                conf_raw_set(raw, i, NULL, DM_CONF_DEFAULT);
+
+        drop = calloc(nargs > 0 ? (size_t)nargs : 1, sizeof(*drop));
+        if (!drop) {
+                ret = DM_ENOMEM;
+                conf_fail(err, errlen, "out of memory");
+                goto out;
+        }
+
+        ret =
+            conf_load_dotenv(raw, dotenv_path ? dotenv_path : DM_CONF_DOTENV_DEFAULT, err, errlen);
+        if (ret < 0)
+                goto out;
+        conf_load_env(raw, envp ? envp : environ);
+        ret = conf_load_flags(raw, nargs, argv, drop, err, errlen);
+        if (ret < 0)
+                goto out;
+
+        for (size_t i = 0; i < DM_CONF_N; i++) {
+                ret = conf_apply(&tmp, i, raw[i].value, err, errlen);
+                if (ret < 0)
+                        goto out_free_conf;
+                tmp.sources[i] = raw[i].source;
+        }
+
+        if (tmp.min_interval_ms > tmp.scan_interval_ms) {
+                char a[32], b[32];
+                ret = conf_fail(err, errlen,
+                                "DM_MIN_INTERVAL: %s is longer than DM_SCAN_INTERVAL (%s)",
+                                conf_format_duration(tmp.min_interval_ms, a, sizeof(a)),
+                                conf_format_duration(tmp.scan_interval_ms, b, sizeof(b)));
+                goto out_free_conf;
+        }
+
+        int kept = 0;
+        for (int a = 0; a < nargs; a++) {
+                if (!drop[a])
+                        argv[kept++] = argv[a];
+        }
+        if (kept < nargs)
+                argv[kept] = NULL;
+        if (argc && argv)
+                *argc = kept;
+        *conf = tmp;
+        memset(&tmp, 0, sizeof(tmp)); /* the strings now belong to *conf */
+
+out_free_conf:
+        dm_conf_done(&tmp);
+out:
+        if (ret < 0)
+                memset(conf, 0, sizeof(*conf));
+        free(drop);
+        conf_raw_done(raw);
+        return ret;
+}
+
+void dm_conf_done(struct dm_conf *conf)
+{
+        if (!conf)
+                return;
+        for (size_t i = 0; i < DM_CONF_N; i++) {
+                const struct dm_conf_entry *e = &dm_conf_table[i];
+                if (e->type == DM_CONF_T_INT || e->type == DM_CONF_T_DURATION)
+                        continue;
+                char **field = (char **)((char *)conf + e->offset);
+                free(*field);
+                *field = NULL;
+        }
+}
+
+const char *dm_conf_mask_url(const char *url, char *buf, size_t size)
+{
+        if (!buf || size == 0)
+                return buf;
+        if (!url)
+                url = "";
+
+        const char *auth = strstr(url, "://");
+        auth = auth ? auth + 3 : url;
+        size_t alen = strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (const char *p = auth; p < auth + alen; p++) {
+                if (*p == '@')
+                        at = p; /* the last '@' ends the userinfo */
+        }
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (!colon) {
+                snprintf(buf, size, "%s", url);
+                return buf;
+        }
+        snprintf(buf, size, "%.*s****%s", (int)(colon + 1 - url), url, at);
+        return buf;
+}
+
+static const char *conf_entry_value(const struct dm_conf *conf, size_t i, char *buf, size_t size)
+{
+        const struct dm_conf_entry *e = &dm_conf_table[i];
+        const char *field = (const char *)conf + e->offset;
+
+        switch (e->type) {
+        case DM_CONF_T_INT:
+                snprintf(buf, size, "%lld", (long long)*(const int64_t *)field);
+                return buf;
+        case DM_CONF_T_DURATION:
+                return conf_format_duration(*(const int64_t *)field, buf, size);
+        default:
+                break;
+        }
+        const char *s = *(char *const *)field;
+        if (!s) {
+                buf[0] = '\0';
+                return buf;
+        }
+        if (e->secret)
+                snprintf(buf, size, "****");
+        else if (e->type == DM_CONF_T_URL)
+                dm_conf_mask_url(s, buf, size);
+        else
+                snprintf(buf, size, "%s", s);
+        return buf;
+}
+
+static const char *conf_default_database_url(char *buf, size_t size)
+{
+        char cwd[4096];
+        if (!getcwd(cwd, sizeof(cwd)))
+                snprintf(cwd, sizeof(cwd), ".");
+        snprintf(buf, size, "sqlite://%s%s" DM_CONF_SQLITE_FILE, cwd,
+                 (cwd[0] && cwd[strlen(cwd) - 1] == '/') ? "" : "/");
+        return buf;
+}
+
+void dm_conf_print(const struct dm_conf *conf, FILE *out)
+{
+        for (size_t i = 0; i < DM_CONF_N; i++) {
+                const struct dm_conf_entry *e = &dm_conf_table[i];
+                const char *field = (const char *)conf + e->offset;
+                char value[4200];
+                unsigned src = (unsigned)conf->sources[i];
+                const char *source =
+                    src < sizeof(dm_conf_source_names) / sizeof(dm_conf_source_names[0])
+                        ? dm_conf_source_names[src]
+                        : "?";
+                bool unset = (e->type != DM_CONF_T_INT && e->type != DM_CONF_T_DURATION &&
+                              *(char *const *)field == NULL);
+
+                if (unset && e->offset == offsetof(struct dm_conf, database_url)) {
+                        fprintf(out, "%s=%s  # %s\n", e->env,
+                                conf_default_database_url(value, sizeof(value)), source);
+                } else if (unset) {
+                        fprintf(out, "%s=  # %s: unset, %s\n", e->env, source, e->unset_text);
+                } else {
+                        fprintf(out, "%s=%s  # %s\n", e->env,
+                                conf_entry_value(conf, i, value, sizeof(value)), source);
+                }
+        }
+}
+
+static const char *conf_metavar(enum dm_conf_type type)
+{
+        switch (type) {
+        case DM_CONF_T_URL:
+                return "URL";
+        case DM_CONF_T_LISTEN:
+                return "HOST:PORT";
+        case DM_CONF_T_HOST:
+                return "HOST[:PORT]";
+        case DM_CONF_T_ADDRLIST:
+                return "ADDR,...";
+        case DM_CONF_T_INT:
+                return "N";
+        case DM_CONF_T_DURATION:
+                return "DURATION";
+        case DM_CONF_T_ENUM:
+                return "LEVEL";
+        case DM_CONF_T_STRING:
+                break;
+        }
+        return "TEXT";
+}
+
+void dm_conf_help(FILE *out)
+{
+        fprintf(out, "Configuration: flag, environment variable or line in .env. Flags win over\n"
+                     "the environment, the environment over .env. Durations: 600, 90s, 1500ms,\n"
+                     "10m, 2h, 1d.\n");
+        for (size_t i = 0; i < DM_CONF_N; i++) {
+                const struct dm_conf_entry *e = &dm_conf_table[i];
+                char flag[DM_CONF_FLAG_MAX];
+                char usage[DM_CONF_FLAG_MAX + 32];
+                char range[96] = "";
+
+                conf_flag_name(e, flag, sizeof(flag));
+                snprintf(usage, sizeof(usage), "--%s %s", flag, conf_metavar(e->type));
+                if (e->type == DM_CONF_T_INT) {
+                        snprintf(range, sizeof(range), "; %lld..%lld", (long long)e->min,
+                                 (long long)e->max);
+                } else if (e->type == DM_CONF_T_DURATION) {
+                        char lo[32], hi[32];
+                        snprintf(range, sizeof(range), "; %s..%s",
+                                 conf_format_duration(e->min, lo, sizeof(lo)),
+                                 conf_format_duration(e->max, hi, sizeof(hi)));
+                }
+                fprintf(out, "  %-34s %s%s\n", usage, e->env, e->secret ? " (secret)" : "");
+                fprintf(out, "        %s\n", e->help);
+                if (e->def)
+                        fprintf(out, "        default %s%s\n", e->def, range);
+                else
+                        fprintf(out, "        default: %s%s\n", e->unset_text, range);
+        }
+}

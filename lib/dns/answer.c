@@ -1,0 +1,165 @@
+/* From a reply to what the monitor records: a status and a canonical value list. Kept
+ * apart from the resolver's sockets so the fuzz target and the tests reach it directly. */
+#include "dm/dnswire.h"
+
+#include "dm/error.h"
+#include "dm/rdata.h"
+#include "dm/rrset.h"
+#include "dm/rrtype.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int answer_rcode_error(uint16_t rcode)
+{
+        switch (rcode) {
+        case DM_DNS_RCODE_SERVFAIL:
+                return DM_ESERVFAIL;
+        case DM_DNS_RCODE_REFUSED:
+                return DM_EREFUSED;
+        case DM_DNS_RCODE_FORMERR:
+                return DM_EFORMERR;
+        case DM_DNS_RCODE_NOTIMP:
+                return DM_ENOTSUP;
+        default:
+                return DM_EDNS;
+        }
+}
+
+/* Counts the answer records of `type` owned by `owner`; with `cname` non-NULL also
+ * reports the target of a CNAME owned by `owner` (the last one, should there be several). */
+static int answer_scan(const struct dm_dns_msg *m, const uint8_t *owner, size_t owner_len,
+                       uint16_t type, size_t *ret_count, uint8_t *cname, size_t *cname_len)
+{
+        struct dm_dns_rr rr;
+        size_t pos = m->an_off;
+        size_t count = 0;
+
+        for (uint16_t i = 0; i < m->ancount; i++) {
+                if (dm_dns_rr_read(m, &pos, &rr))
+                        return DM_EPARSE;
+                if (rr.rclass != DM_DNS_CLASS_IN ||
+                    !dm_dns_name_equal(rr.owner, rr.owner_len, owner, owner_len))
+                        continue;
+                if (rr.type == type) {
+                        count++;
+                } else if (cname && rr.type == DM_RR_CNAME) {
+                        struct dm_cursor c;
+                        dm_cursor_init(&c, m->pkt, rr.rdata_off + rr.rdlen);
+                        c.pos = rr.rdata_off;
+                        if (dm_dns_name_unpack(&c, true, cname, cname_len) ||
+                            dm_cursor_left(&c) != 0)
+                                return DM_EPARSE;
+                }
+        }
+        *ret_count = count;
+        return 0;
+}
+
+/* Formats the `count` records of `type` owned by `owner` into ans. */
+static int answer_collect(const struct dm_dns_msg *m, const uint8_t *owner, size_t owner_len,
+                          uint16_t type, size_t count, struct dm_dns_answer *ans)
+{
+        struct dm_dns_rr rr;
+        struct dm_buf b;
+        size_t pos = m->an_off;
+        int ret = 0;
+
+        ans->values = calloc(count, sizeof(*ans->values));
+        if (!ans->values)
+                return DM_ENOMEM;
+        ans->ttl = UINT32_MAX;
+        dm_buf_init(&b, DM_RDATA_TEXT_MAX);
+        for (uint16_t i = 0; i < m->ancount && ans->nvalues < count; i++) {
+                if (dm_dns_rr_read(m, &pos, &rr)) {
+                        ret = DM_EPARSE;
+                        goto out_buf;
+                }
+                if (rr.type != type || rr.rclass != DM_DNS_CLASS_IN ||
+                    !dm_dns_name_equal(rr.owner, rr.owner_len, owner, owner_len))
+                        continue;
+                ret = dm_rdata_format(type, m->pkt, m->len, rr.rdata_off, rr.rdlen, &b);
+                if (ret)
+                        goto out_buf;
+                char *text = dm_buf_detach(&b);
+                if (!text) {
+                        ret = DM_ENOMEM;
+                        goto out_buf;
+                }
+                ans->values[ans->nvalues++] = text;
+                if (rr.ttl < ans->ttl)
+                        ans->ttl = rr.ttl;
+        }
+        dm_rrset_canonicalize(ans->values, &ans->nvalues);
+
+out_buf:
+        dm_buf_done(&b);
+        return ret;
+}
+
+int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, struct dm_dns_answer *ret_answer)
+{
+        struct dm_dns_answer ans = {0};
+        uint8_t owner[DM_DNS_NAME_MAX];
+        size_t owner_len = m->qname_len;
+        int ret;
+
+        if (m->rcode == DM_DNS_RCODE_NXDOMAIN) {
+                ans.status = DM_RRS_NXDOMAIN;
+                goto done;
+        }
+        if (m->rcode != DM_DNS_RCODE_NOERROR) {
+                ans.status = DM_RRS_ERROR;
+                ans.err = answer_rcode_error(m->rcode);
+                goto done;
+        }
+        ans.status = DM_RRS_NODATA;
+        if (owner_len == 0)
+                goto done;
+        memcpy(owner, m->qname, owner_len);
+
+        for (int step = 0; step <= DM_DNS_CNAME_MAX; step++) {
+                uint8_t target[DM_DNS_NAME_MAX];
+                size_t target_len = 0;
+                size_t count;
+                bool follow = qtype != DM_RR_CNAME && step < DM_DNS_CNAME_MAX;
+                ret = answer_scan(m, owner, owner_len, qtype, &count, follow ? target : NULL,
+                                  &target_len);
+                if (ret)
+                        goto fail;
+                if (count > 0) {
+                        ret = answer_collect(m, owner, owner_len, qtype, count, &ans);
+                        if (ret)
+                                goto fail;
+                        ans.status = DM_RRS_OK;
+                        goto done;
+                }
+                if (target_len == 0)
+                        break;
+                memcpy(owner, target, target_len);
+                owner_len = target_len;
+        }
+
+done:
+        *ret_answer = ans;
+        return 0;
+
+fail:
+        dm_dns_answer_done(&ans);
+        if (ret == DM_ENOMEM)
+                return ret;
+        ans.status = DM_RRS_ERROR;
+        ans.err = DM_EPARSE;
+        *ret_answer = ans;
+        return 0;
+}
+
+void dm_dns_answer_done(struct dm_dns_answer *a)
+{
+        if (!a)
+                return;
+        for (size_t i = 0; i < a->nvalues; i++)
+                free(a->values[i]);
+        free(a->values);
+        memset(a, 0, sizeof(*a));
+}

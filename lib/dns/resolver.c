@@ -1,0 +1,1504 @@
+/* Event-driven stub resolver. One epoll set holds a pool of non-blocking UDP sockets, the
+ * TCP connections of truncated answers and a timerfd; queries wait in a FIFO until the
+ * in-flight window of a server has room. See docs/internals/dns-resolver.md for why the
+ * window adapts and why the first retry is short. */
+#include "dm/resolver.h"
+
+#include "dm/dnswire.h"
+#include "dm/error.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RES_DEFAULT_SOCKETS 16
+#define RES_MAX_SOCKETS 256      /* per address family */
+#define RES_IDS_PER_SOCKET 16384 /* in flight per socket, a quarter of the id space */
+#define RES_MAX_RETRIES 20
+#define RES_WINDOW_START 64
+#define RES_WINDOW_FLOOR 8
+#define RES_RTO_INITIAL_US 200000 /* before the first RTT sample */
+#define RES_RTO_MIN_US 50000
+#define RES_RTO_MAX_US 1000000
+#define RES_SS_ROUND_MIN 8      /* samples per slow-start round, at least */
+#define RES_SS_DELAY_MIN_US 250 /* bounds of the RTT rise that ends slow start */
+#define RES_SS_DELAY_MAX_US 16000
+#define RES_TCP_MAX 64                /* TCP connections open at once */
+#define RES_TCP_MIN_BUDGET_US 1000000 /* a TCP re-ask gets at least this much time */
+#define RES_BATCH 64                  /* datagrams per sendmmsg/recvmmsg */
+#define RES_SOCK_BURST 64             /* sends on one socket before moving to the next */
+#define RES_RECV_SIZE 4096            /* above what we advertise: oversize is seen, not cut */
+#define RES_RCVBUF (4 << 20)
+#define RES_EVENTS 64
+#define RES_RAND_POOL 256
+
+/* epoll data: the low two bits say what the rest indexes. */
+#define RES_TAG_UDP 1u
+#define RES_TAG_TIMER 2u
+#define RES_TAG_TCP 3u
+
+enum res_family { RES_V4 = 0, RES_V6 = 1, RES_NFAMILIES = 2 };
+
+/* QUEUED: in the FIFO. UDP: sent, occupies a window slot. LOST: its retry timer fired; out
+ * of the window, waiting for a slot to be retransmitted (still matched by id: a late answer
+ * counts). TCP_WAIT, TCP: re-asked over TCP, occupying a window slot. */
+enum rq_state { RQ_QUEUED, RQ_UDP, RQ_LOST, RQ_TCP_WAIT, RQ_TCP };
+
+/* One lookup. Kept small (100,000 may be queued): the name is stored once, in wire form,
+ * at the end of the same allocation. */
+struct rq {
+        struct rq *next;          /* FIFO, hash chain or TCP wait list: one at a time */
+        struct rq *lprev, *lnext; /* the list of lost queries (RQ_LOST) */
+        dm_resolve_cb cb;
+        void *arg;
+        int64_t deadline; /* us; overall budget, counted from the first send */
+        int64_t timer_at; /* us; next retransmission or the end */
+        int64_t sent_at;  /* us; last UDP transmission */
+        uint32_t heap_idx;
+        uint16_t type;
+        uint16_t id;
+        uint16_t slot;  /* UDP socket index (RQ_UDP) or TCP slot (RQ_TCP) */
+        uint8_t server; /* the server whose window this query occupies */
+        uint8_t tries;  /* UDP transmissions so far */
+        uint8_t tried;  /* one bit per server the query was sent to */
+        uint8_t state;
+        uint8_t junk; /* an unparseable reply with the right id and address came */
+        uint8_t qlen;
+        uint8_t qname[];
+};
+
+struct res_server {
+        struct sockaddr_storage addr;
+        socklen_t addrlen;
+        enum res_family family;
+        double window;   /* queries allowed in flight */
+        double ssthresh; /* below it the window grows by one per answer, above by 1/window */
+        uint32_t inflight;
+        int64_t srtt;                      /* us; 0 until the first sample */
+        int64_t rttvar;                    /* us; mean deviation of the samples */
+        int64_t next_cut;                  /* us; the window is halved at most once per RTO */
+        double undo_window, undo_ssthresh; /* before the last cut; 0: nothing to undo */
+        int64_t round_min, last_round_min; /* us; smallest RTT of this and the last round */
+        uint32_t round_left;               /* samples left in this round */
+};
+
+struct res_tcp {
+        int fd; /* -1: free */
+        struct rq *q;
+        bool connected;
+        uint16_t outlen, outpos;
+        uint16_t want; /* reply length, once the 2-byte prefix is in */
+        uint32_t got;  /* bytes read, prefix included */
+        uint8_t lenbuf[2];
+        uint8_t *in;
+        uint8_t out[2 + DM_DNS_QUERY_MAX];
+};
+
+/* Datagrams waiting for one sendmmsg; all go out on the same socket. */
+struct res_batch {
+        size_t sock;
+        unsigned n;
+        struct mmsghdr msgs[RES_BATCH];
+        struct iovec iov[RES_BATCH];
+        uint8_t pkts[RES_BATCH][DM_DNS_QUERY_MAX];
+};
+
+struct dm_resolver {
+        struct res_server servers[DM_RESOLVER_MAX_SERVERS];
+        size_t nservers;
+        size_t next_server;
+        int64_t timeout_us;
+        int retries;
+        size_t concurrency;
+        int qps;
+
+        int epfd;
+        int tfd;
+        int64_t armed_at; /* us when the timerfd fires; 0: disarmed */
+
+        int socks[RES_NFAMILIES * RES_MAX_SOCKETS];
+        size_t nsocks;
+        size_t fam_first[RES_NFAMILIES], fam_count[RES_NFAMILIES];
+        size_t fam_cur[RES_NFAMILIES], fam_burst[RES_NFAMILIES];
+
+        struct rq **buckets; /* (socket, id) -> query in RQ_UDP or RQ_LOST */
+        uint32_t hash_shift;
+        struct rq **heap; /* every query past the FIFO, by timer_at */
+        size_t nheap;
+        struct rq *qhead, *qtail; /* FIFO of queries not sent yet */
+        size_t nqueued;
+        struct rq *twhead, *twtail; /* waiting for a TCP slot */
+        struct rq *lhead, *ltail;   /* RQ_LOST, oldest first */
+        size_t nlost;
+        size_t inflight; /* UDP, TCP_WAIT and TCP; inflight + nlost <= concurrency */
+        struct res_tcp tcp[RES_TCP_MAX];
+        size_t ntcp;
+
+        double tokens, burst;
+        int64_t tokens_at;
+
+        uint8_t rnd[RES_RAND_POOL];
+        size_t rnd_left;
+        uint64_t rnd_fallback;
+
+        struct mmsghdr rmsgs[RES_BATCH];
+        struct iovec riov[RES_BATCH];
+        struct sockaddr_storage rfrom[RES_BATCH];
+        uint8_t *rbufs;
+        struct res_batch out;
+
+        int64_t now;
+        bool in_run;
+        int finished;
+        struct dm_resolver_stats stats;
+};
+
+static int64_t res_clock(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Query ids come from the kernel's CSPRNG, fetched in blocks. */
+static uint16_t res_rand16(struct dm_resolver *r)
+{
+        if (r->rnd_left < 2) {
+                ssize_t n = getrandom(r->rnd, sizeof(r->rnd), GRND_NONBLOCK);
+                if (n == (ssize_t)sizeof(r->rnd)) {
+                        r->rnd_left = sizeof(r->rnd);
+                } else {
+                        /* Not seeded yet (early boot): a splitmix step on the clock. */
+                        uint64_t z =
+                            (r->rnd_fallback += 0x9e3779b97f4a7c15ull) ^ (uint64_t)res_clock();
+                        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+                        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+                        return (uint16_t)(z ^ (z >> 31));
+                }
+        }
+        r->rnd_left -= 2;
+        return (uint16_t)(r->rnd[r->rnd_left] << 8 | r->rnd[r->rnd_left + 1]);
+}
+
+/* ---- (socket, id) hash ---- */
+
+static size_t res_hash(const struct dm_resolver *r, size_t slot, uint16_t id)
+{
+        uint32_t key = (uint32_t)slot << 16 | id;
+        return (key * 0x9e3779b1u) >> r->hash_shift;
+}
+
+static struct rq *res_hash_find(const struct dm_resolver *r, size_t slot, uint16_t id)
+{
+        for (struct rq *q = r->buckets[res_hash(r, slot, id)]; q; q = q->next)
+                if (q->id == id && q->slot == slot)
+                        return q;
+        return NULL;
+}
+
+static void res_hash_insert(struct dm_resolver *r, struct rq *q)
+{
+        struct rq **b = &r->buckets[res_hash(r, q->slot, q->id)];
+        q->next = *b;
+        *b = q;
+}
+
+static void res_hash_remove(struct dm_resolver *r, struct rq *q)
+{
+        for (struct rq **p = &r->buckets[res_hash(r, q->slot, q->id)]; *p; p = &(*p)->next) {
+                if (*p == q) {
+                        *p = q->next;
+                        q->next = NULL;
+                        return;
+                }
+        }
+}
+
+/* ---- timer heap ---- */
+
+static void res_heap_set(struct dm_resolver *r, size_t i, struct rq *q)
+{
+        r->heap[i] = q;
+        q->heap_idx = (uint32_t)i;
+}
+
+static void res_heap_up(struct dm_resolver *r, size_t i)
+{
+        struct rq *q = r->heap[i];
+        while (i > 0) {
+                size_t parent = (i - 1) / 2;
+                if (r->heap[parent]->timer_at <= q->timer_at)
+                        break;
+                res_heap_set(r, i, r->heap[parent]);
+                i = parent;
+        }
+        res_heap_set(r, i, q);
+}
+
+static void res_heap_down(struct dm_resolver *r, size_t i)
+{
+        struct rq *q = r->heap[i];
+        for (;;) {
+                size_t child = 2 * i + 1;
+                if (child >= r->nheap)
+                        break;
+                if (child + 1 < r->nheap && r->heap[child + 1]->timer_at < r->heap[child]->timer_at)
+                        child++;
+                if (q->timer_at <= r->heap[child]->timer_at)
+                        break;
+                res_heap_set(r, i, r->heap[child]);
+                i = child;
+        }
+        res_heap_set(r, i, q);
+}
+
+/* The heap has room for `concurrency` entries, and only queries in flight are in it. */
+static void res_heap_push(struct dm_resolver *r, struct rq *q)
+{
+        r->heap[r->nheap++] = q;
+        res_heap_up(r, r->nheap - 1);
+}
+
+static void res_heap_remove(struct dm_resolver *r, struct rq *q)
+{
+        size_t i = q->heap_idx;
+        struct rq *last = r->heap[--r->nheap];
+        if (i == r->nheap)
+                return;
+        res_heap_set(r, i, last);
+        res_heap_up(r, i);
+        res_heap_down(r, last->heap_idx);
+}
+
+static void res_heap_fix(struct dm_resolver *r, struct rq *q)
+{
+        res_heap_up(r, q->heap_idx);
+        res_heap_down(r, q->heap_idx);
+}
+
+/* ---- window, RTT, rate ---- */
+
+static int64_t res_rto(const struct res_server *s)
+{
+        if (s->srtt == 0)
+                return RES_RTO_INITIAL_US;
+        /* Four round trips, or more when the samples scatter (a loaded host, a resolver
+         * mixing cache hits and misses): a late answer is not a lost one. */
+        int64_t rto = s->srtt * 4;
+        if (s->srtt + 4 * s->rttvar > rto)
+                rto = s->srtt + 4 * s->rttvar;
+        if (rto < RES_RTO_MIN_US)
+                rto = RES_RTO_MIN_US;
+        if (rto > RES_RTO_MAX_US)
+                rto = RES_RTO_MAX_US;
+        return rto;
+}
+
+/* Slow start ends when the smallest RTT of a round (about a window's worth of answers)
+ * rises clearly above the last round's, by half (as in RFC 9406, which takes an eighth but
+ * at least 4 ms: too coarse for a server on the same host, whose queue overflows within a
+ * millisecond or two): the server's queue is filling, before it overflows. The minimum is
+ * blind to slow answers (a resolver's cache misses); only a queue raises it. */
+static void res_slow_start_check(struct res_server *s, int64_t sample)
+{
+        if (s->round_min == 0 || sample < s->round_min)
+                s->round_min = sample;
+        if (s->round_left > 0 && --s->round_left > 0)
+                return;
+        if (s->window < s->ssthresh && s->last_round_min > 0) {
+                int64_t eta = s->last_round_min / 2;
+                if (eta < RES_SS_DELAY_MIN_US)
+                        eta = RES_SS_DELAY_MIN_US;
+                if (eta > RES_SS_DELAY_MAX_US)
+                        eta = RES_SS_DELAY_MAX_US;
+                if (s->round_min >= s->last_round_min + eta)
+                        s->ssthresh = s->window;
+        }
+        s->last_round_min = s->round_min;
+        s->round_min = 0;
+        s->round_left = s->window > RES_SS_ROUND_MIN ? (uint32_t)s->window : RES_SS_ROUND_MIN;
+}
+
+static void res_rtt_sample(struct res_server *s, int64_t sample, bool clean)
+{
+        if (sample <= 0)
+                sample = 1;
+        if (clean)
+                res_slow_start_check(s, sample);
+        if (s->srtt == 0) {
+                s->srtt = sample;
+                s->rttvar = sample / 2;
+                return;
+        }
+        int64_t dev = sample > s->srtt ? sample - s->srtt : s->srtt - sample;
+        s->rttvar = (3 * s->rttvar + dev) / 4;
+        s->srtt = (7 * s->srtt + sample) / 8;
+}
+
+static void res_window_grow(const struct dm_resolver *r, struct res_server *s)
+{
+        if (s->window < s->ssthresh)
+                s->window += 1.0;
+        else
+                s->window += 1.0 / s->window;
+        if (s->window > (double)r->concurrency)
+                s->window = (double)r->concurrency;
+}
+
+/* A lost query halves the window; a burst of losses from one overflow counts once. */
+static void res_window_cut(const struct dm_resolver *r, struct res_server *s)
+{
+        if (r->now < s->next_cut)
+                return;
+        double floor =
+            RES_WINDOW_FLOOR < r->concurrency ? RES_WINDOW_FLOOR : (double)r->concurrency;
+        double w = s->window / 2;
+        if (w < floor)
+                w = floor;
+        s->undo_window = s->window;
+        s->undo_ssthresh = s->ssthresh;
+        s->window = w;
+        s->ssthresh = w;
+        s->next_cut = r->now + res_rto(s);
+}
+
+/* An answer came for a query whose timer had fired: the server was slow, not overflowing
+ * (an overflowing server drops, it does not answer late). Take the last cut back. */
+static void res_window_undo(struct res_server *s)
+{
+        if (s->undo_window <= 0)
+                return;
+        if (s->undo_window > s->window)
+                s->window = s->undo_window;
+        if (s->undo_ssthresh > s->ssthresh)
+                s->ssthresh = s->undo_ssthresh;
+        s->undo_window = 0;
+        s->next_cut = 0;
+}
+
+static void res_tokens_refill(struct dm_resolver *r)
+{
+        if (r->qps <= 0)
+                return;
+        r->tokens += (double)(r->now - r->tokens_at) * r->qps / 1e6;
+        if (r->tokens > r->burst)
+                r->tokens = r->burst;
+        r->tokens_at = r->now;
+}
+
+/* ---- sending ---- */
+
+static void res_batch_flush(struct dm_resolver *r)
+{
+        struct res_batch *b = &r->out;
+        unsigned off = 0;
+
+        while (off < b->n) {
+                int k = sendmmsg(r->socks[b->sock], b->msgs + off, b->n - off, 0);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        /* This datagram is lost (full buffer, unreachable): its retry timer
+                         * sends it again. */
+                        off++;
+                        continue;
+                }
+                off += (unsigned)k;
+        }
+        b->n = 0;
+}
+
+static void res_udp_send(struct dm_resolver *r, struct rq *q)
+{
+        struct res_batch *b = &r->out;
+        struct res_server *s = &r->servers[q->server];
+        size_t len;
+
+        if (b->n > 0 && b->sock != q->slot)
+                res_batch_flush(r);
+        b->sock = q->slot;
+        if (dm_dns_query_build_wire(q->qname, q->qlen, q->type, q->id, b->pkts[b->n],
+                                    DM_DNS_QUERY_MAX, &len))
+                return; /* cannot happen: the name was checked when queued */
+        b->iov[b->n].iov_len = len;
+        b->msgs[b->n].msg_hdr.msg_name = &s->addr;
+        b->msgs[b->n].msg_hdr.msg_namelen = s->addrlen;
+        if (++b->n == RES_BATCH)
+                res_batch_flush(r);
+        q->sent_at = r->now;
+        q->tries++;
+        q->tried |= (uint8_t)(1u << q->server);
+        r->stats.sent++;
+        if (r->qps > 0)
+                r->tokens -= 1.0;
+}
+
+/* Consecutive queries share a socket for a burst so that they leave in one sendmmsg; the
+ * bursts rotate over the pool so answers come back on many ports. */
+static size_t res_pick_socket(struct dm_resolver *r, enum res_family fam)
+{
+        if (++r->fam_burst[fam] >= RES_SOCK_BURST) {
+                r->fam_burst[fam] = 0;
+                r->fam_cur[fam] = (r->fam_cur[fam] + 1) % r->fam_count[fam];
+        }
+        return r->fam_first[fam] + r->fam_cur[fam];
+}
+
+/* Gives q a socket of the family and an id unused on that socket, and files it. */
+static int res_register(struct dm_resolver *r, struct rq *q, enum res_family fam)
+{
+        for (int attempt = 0; attempt < 4 * RES_SOCK_BURST; attempt++) {
+                size_t slot = res_pick_socket(r, fam);
+                uint16_t id = res_rand16(r);
+                if (!res_hash_find(r, slot, id)) {
+                        q->slot = (uint16_t)slot;
+                        q->id = id;
+                        res_hash_insert(r, q);
+                        return 0;
+                }
+        }
+        return DM_EAGAIN;
+}
+
+static void res_charge(struct dm_resolver *r, struct rq *q, size_t server)
+{
+        r->servers[q->server].inflight--;
+        r->servers[server].inflight++;
+        q->server = (uint8_t)server;
+}
+
+static void res_lost_push(struct dm_resolver *r, struct rq *q)
+{
+        q->lnext = NULL;
+        q->lprev = r->ltail;
+        if (r->ltail)
+                r->ltail->lnext = q;
+        else
+                r->lhead = q;
+        r->ltail = q;
+        r->nlost++;
+}
+
+static void res_lost_unlink(struct dm_resolver *r, struct rq *q)
+{
+        if (q->lprev)
+                q->lprev->lnext = q->lnext;
+        else
+                r->lhead = q->lnext;
+        if (q->lnext)
+                q->lnext->lprev = q->lprev;
+        else
+                r->ltail = q->lprev;
+        q->lprev = q->lnext = NULL;
+        r->nlost--;
+}
+
+/* ---- finishing ---- */
+
+static void res_tcp_close(struct dm_resolver *r, struct res_tcp *t)
+{
+        close(t->fd);
+        free(t->in);
+        memset(t, 0, sizeof(*t));
+        t->fd = -1;
+        r->ntcp--;
+}
+
+/* Takes q out of every structure and gives its window slot back. */
+static void res_detach(struct dm_resolver *r, struct rq *q)
+{
+        switch (q->state) {
+        case RQ_UDP:
+                res_hash_remove(r, q);
+                break;
+        case RQ_LOST:
+                res_hash_remove(r, q);
+                res_lost_unlink(r, q);
+                break;
+        case RQ_TCP_WAIT: {
+                struct rq *prev = NULL;
+                for (struct rq *w = r->twhead; w; prev = w, w = w->next) {
+                        if (w != q)
+                                continue;
+                        if (prev)
+                                prev->next = q->next;
+                        else
+                                r->twhead = q->next;
+                        if (r->twtail == q)
+                                r->twtail = prev;
+                        break;
+                }
+                break;
+        }
+        case RQ_TCP:
+                res_tcp_close(r, &r->tcp[q->slot]);
+                break;
+        default:
+                break;
+        }
+        res_heap_remove(r, q);
+        if (q->state != RQ_LOST) {
+                r->servers[q->server].inflight--;
+                r->inflight--;
+        }
+}
+
+static void res_deliver(struct dm_resolver *r, struct rq *q, const struct dm_dns_answer *a)
+{
+        res_detach(r, q);
+        if (a->status == DM_RRS_ERROR) {
+                r->stats.errors++;
+                if (a->err == DM_ETIMEDOUT)
+                        r->stats.timeouts++;
+        }
+        r->finished++;
+        q->cb(q->arg, a);
+        free(q);
+}
+
+static void res_fail(struct dm_resolver *r, struct rq *q, int err)
+{
+        struct dm_dns_answer a = {.status = DM_RRS_ERROR, .err = err};
+        res_deliver(r, q, &a);
+}
+
+static void res_finish_msg(struct dm_resolver *r, struct rq *q, const struct dm_dns_msg *m)
+{
+        struct dm_dns_answer a;
+        if (dm_dns_msg_answer(m, q->type, &a)) {
+                res_fail(r, q, DM_ENOMEM);
+                return;
+        }
+        res_deliver(r, q, &a);
+        dm_dns_answer_done(&a);
+}
+
+/* ---- TCP for truncated answers ---- */
+
+static void res_tcp_open(struct dm_resolver *r, struct rq *q)
+{
+        struct res_server *s = &r->servers[q->server];
+        struct res_tcp *t = NULL;
+        size_t idx;
+        size_t len;
+
+        for (idx = 0; idx < RES_TCP_MAX; idx++) {
+                if (r->tcp[idx].fd < 0) {
+                        t = &r->tcp[idx];
+                        break;
+                }
+        }
+        if (!t)
+                return; /* callers check ntcp first */
+        int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                res_fail(r, q, -errno);
+                return;
+        }
+        dm_dns_query_build_wire(q->qname, q->qlen, q->type, q->id, t->out + 2, sizeof(t->out) - 2,
+                                &len);
+        t->out[0] = (uint8_t)(len >> 8);
+        t->out[1] = (uint8_t)len;
+        t->outlen = (uint16_t)(len + 2);
+        if (connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0 &&
+            errno != EINPROGRESS) {
+                int err = -errno;
+                close(fd);
+                res_fail(r, q, err);
+                return;
+        }
+        struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)idx << 2 | RES_TAG_TCP};
+        if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                int err = -errno;
+                close(fd);
+                res_fail(r, q, err);
+                return;
+        }
+        t->fd = fd;
+        t->q = q;
+        r->ntcp++;
+        q->state = RQ_TCP;
+        q->slot = (uint16_t)idx;
+        r->stats.sent++;
+}
+
+/* Starts queries waiting for a TCP slot. */
+static void res_tcp_pump(struct dm_resolver *r)
+{
+        while (r->twhead && r->ntcp < RES_TCP_MAX) {
+                struct rq *q = r->twhead;
+                r->twhead = q->next;
+                if (!r->twhead)
+                        r->twtail = NULL;
+                q->next = NULL;
+                res_tcp_open(r, q);
+        }
+}
+
+static void res_tcp_start(struct dm_resolver *r, struct rq *q, size_t server)
+{
+        res_hash_remove(r, q);
+        r->stats.tcp_fallbacks++;
+        if (q->state == RQ_LOST) {
+                /* A late answer to a try given up on: back into the window. */
+                res_lost_unlink(r, q);
+                q->server = (uint8_t)server;
+                r->servers[server].inflight++;
+                r->inflight++;
+        } else {
+                res_charge(r, q, server);
+        }
+        int64_t floor = r->now + (r->timeout_us < RES_TCP_MIN_BUDGET_US ? r->timeout_us
+                                                                        : RES_TCP_MIN_BUDGET_US);
+        if (q->deadline < floor)
+                q->deadline = floor;
+        q->timer_at = q->deadline;
+        res_heap_fix(r, q);
+        q->state = RQ_TCP_WAIT;
+        q->next = NULL;
+        if (r->twtail)
+                r->twtail->next = q;
+        else
+                r->twhead = q;
+        r->twtail = q;
+}
+
+static void res_tcp_reply(struct dm_resolver *r, struct res_tcp *t)
+{
+        struct rq *q = t->q;
+        struct dm_dns_msg m;
+        if (dm_dns_msg_parse(t->in, t->want, &m) ||
+            dm_dns_msg_check_reply(&m, q->id, q->qname, q->qlen, q->type)) {
+                res_fail(r, q, DM_EFORMERR);
+                return;
+        }
+        r->stats.answers++;
+        /* res_deliver closes the connection, and m points into its buffer: answer first. */
+        struct dm_dns_answer a;
+        if (dm_dns_msg_answer(&m, q->type, &a)) {
+                res_fail(r, q, DM_ENOMEM);
+                return;
+        }
+        res_deliver(r, q, &a);
+        dm_dns_answer_done(&a);
+}
+
+static void res_tcp_read(struct dm_resolver *r, struct res_tcp *t)
+{
+        for (;;) {
+                ssize_t n;
+                if (t->got < 2)
+                        n = recv(t->fd, t->lenbuf + t->got, 2 - t->got, 0);
+                else
+                        n = recv(t->fd, t->in + (t->got - 2), t->want - (t->got - 2), 0);
+                if (n == 0) {
+                        res_fail(r, t->q, DM_EIO);
+                        return;
+                }
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                                return;
+                        res_fail(r, t->q, -errno);
+                        return;
+                }
+                t->got += (uint32_t)n;
+                if (t->got == 2) {
+                        t->want = (uint16_t)(t->lenbuf[0] << 8 | t->lenbuf[1]);
+                        t->in = t->want >= DM_DNS_HEADER_LEN ? malloc(t->want) : NULL;
+                        if (!t->in) {
+                                res_fail(r, t->q,
+                                         t->want < DM_DNS_HEADER_LEN ? DM_EFORMERR : DM_ENOMEM);
+                                return;
+                        }
+                } else if (t->got >= 2 && t->got - 2 == t->want) {
+                        res_tcp_reply(r, t);
+                        return;
+                }
+        }
+}
+
+static void res_tcp_event(struct dm_resolver *r, size_t idx, uint32_t events)
+{
+        if (idx >= RES_TCP_MAX)
+                return;
+        struct res_tcp *t = &r->tcp[idx];
+        if (t->fd < 0 || !t->q)
+                return; /* closed earlier in this batch of events */
+        if (!t->connected) {
+                int err = 0;
+                socklen_t elen = sizeof(err);
+                if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+                        err = errno;
+                if (err) {
+                        res_fail(r, t->q, -err);
+                        return;
+                }
+                if (!(events & EPOLLOUT))
+                        return;
+                t->connected = true;
+        }
+        if (t->outpos < t->outlen) {
+                ssize_t n = send(t->fd, t->out + t->outpos, t->outlen - t->outpos, MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                                res_fail(r, t->q, -errno);
+                        return;
+                }
+                t->outpos = (uint16_t)(t->outpos + n);
+                if (t->outpos < t->outlen)
+                        return;
+                struct epoll_event ev = {.events = EPOLLIN,
+                                         .data.u64 = (uint64_t)idx << 2 | RES_TAG_TCP};
+                if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, t->fd, &ev) < 0)
+                        res_fail(r, t->q, -errno);
+                return;
+        }
+        if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                res_tcp_read(r, t);
+}
+
+/* ---- receiving over UDP ---- */
+
+static int res_server_index(const struct dm_resolver *r, const struct sockaddr_storage *from)
+{
+        for (size_t i = 0; i < r->nservers; i++) {
+                const struct sockaddr_storage *a = &r->servers[i].addr;
+                if (a->ss_family != from->ss_family)
+                        continue;
+                if (a->ss_family == AF_INET) {
+                        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+                        const struct sockaddr_in *y = (const struct sockaddr_in *)from;
+                        if (x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr)
+                                return (int)i;
+                } else {
+                        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+                        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)from;
+                        if (x->sin6_port == y->sin6_port &&
+                            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0)
+                                return (int)i;
+                }
+        }
+        return -1;
+}
+
+static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt, size_t len,
+                          const struct sockaddr_storage *from)
+{
+        if (len < DM_DNS_HEADER_LEN)
+                return;
+        uint16_t id = (uint16_t)(pkt[0] << 8 | pkt[1]);
+        struct rq *q = res_hash_find(r, slot, id);
+        if (!q)
+                return; /* stray: unknown id on this port, or already answered */
+        int si = res_server_index(r, from);
+        if (si < 0 || !(q->tried & (1u << si)))
+                return; /* not from a server this query went to */
+        struct dm_dns_msg m;
+        if (dm_dns_msg_parse(pkt, len, &m)) {
+                q->junk = 1; /* keep waiting: a forged packet must not end the query */
+                return;
+        }
+        if (dm_dns_msg_check_reply(&m, id, q->qname, q->qlen, q->type))
+                return;
+        r->stats.answers++;
+        struct res_server *s = &r->servers[si];
+        if (q->state == RQ_LOST)
+                res_window_undo(&r->servers[q->server]);
+        res_window_grow(r, s);
+        /* RTT: from the only send; after retransmissions, from the first send (the answer
+         * may be to any try), which overestimates and so only ever lengthens the RTO for
+         * servers that are slow to answer rather than lossy. */
+        if (q->tries == 1 && (size_t)si == q->server)
+                res_rtt_sample(s, r->now - q->sent_at, q->state == RQ_UDP);
+        else if (q->tries > 1)
+                res_rtt_sample(s, r->now - (q->deadline - r->timeout_us), false);
+        if (m.flags & DM_DNS_FLAG_TC) {
+                res_tcp_start(r, q, (size_t)si);
+                return;
+        }
+        res_finish_msg(r, q, &m);
+}
+
+static void res_udp_read(struct dm_resolver *r, size_t slot)
+{
+        for (;;) {
+                for (size_t i = 0; i < RES_BATCH; i++) {
+                        r->rmsgs[i].msg_hdr.msg_namelen = sizeof(r->rfrom[i]);
+                        r->rmsgs[i].msg_hdr.msg_flags = 0;
+                }
+                int n = recvmmsg(r->socks[slot], r->rmsgs, RES_BATCH, MSG_DONTWAIT, NULL);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return;
+                r->now = res_clock();
+                for (int i = 0; i < n; i++) {
+                        if (r->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+                                continue;
+                        res_udp_reply(r, slot, r->rbufs + (size_t)i * RES_RECV_SIZE,
+                                      r->rmsgs[i].msg_len, &r->rfrom[i]);
+                }
+                if (n < RES_BATCH)
+                        return;
+        }
+}
+
+/* ---- timers ---- */
+
+/* When to give up on the transmission just made: the server's RTO doubled per earlier
+ * transmission, but never more than an equal share of what is left of the budget, so every
+ * retry gets its turn; after the last one, the rest of the budget. */
+static int64_t res_retry_at(const struct dm_resolver *r, const struct rq *q)
+{
+        int left = r->retries - (q->tries - 1); /* retransmissions still allowed */
+        if (left <= 0)
+                return q->deadline;
+        int shift = q->tries - 1 < 16 ? q->tries - 1 : 16;
+        int64_t wait = res_rto(&r->servers[q->server]) << shift;
+        int64_t share = (q->deadline - r->now) / (left + 1);
+        return r->now + (wait < share ? wait : share);
+}
+
+/* The try got no answer in time. The query leaves the window (it is taken as lost, so it
+ * does not hold a slot) and waits for a slot to be retransmitted: retransmissions are
+ * paced by the window like everything else, never sent as one burst into an overload. */
+static void res_udp_timeout(struct dm_resolver *r, struct rq *q)
+{
+        res_window_cut(r, &r->servers[q->server]);
+        if (r->now >= q->deadline || q->tries > r->retries) {
+                res_fail(r, q, q->junk ? DM_EFORMERR : DM_ETIMEDOUT);
+                return;
+        }
+        r->servers[q->server].inflight--;
+        r->inflight--;
+        q->state = RQ_LOST;
+        res_lost_push(r, q);
+        q->timer_at = q->deadline;
+        res_heap_fix(r, q);
+}
+
+static void res_timers(struct dm_resolver *r)
+{
+        while (r->nheap > 0 && r->heap[0]->timer_at <= r->now) {
+                struct rq *q = r->heap[0];
+                if (q->state == RQ_UDP)
+                        res_udp_timeout(r, q);
+                else if (q->state == RQ_LOST)
+                        res_fail(r, q, q->junk ? DM_EFORMERR : DM_ETIMEDOUT);
+                else
+                        res_fail(r, q, DM_ETIMEDOUT);
+        }
+}
+
+/* ---- the FIFO ---- */
+
+/* The first server from `first` on whose window has room. */
+static bool res_server_room(const struct dm_resolver *r, size_t first, size_t *ret_server)
+{
+        for (size_t k = 0; k < r->nservers; k++) {
+                size_t i = (first + k) % r->nservers;
+                if ((double)r->servers[i].inflight < r->servers[i].window) {
+                        *ret_server = i;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* Retransmits lost queries while windows have room, each to the server after the one it
+ * last went to. The id stays, so a late answer to an earlier try still matches. */
+static void res_send_lost(struct dm_resolver *r)
+{
+        while (r->lhead) {
+                struct rq *q = r->lhead;
+                size_t si;
+                if (r->qps > 0 && r->tokens < 1.0)
+                        break;
+                if (!res_server_room(r, (q->server + 1u) % r->nservers, &si))
+                        break;
+                res_lost_unlink(r, q);
+                if (r->servers[si].family != r->servers[q->server].family) {
+                        res_hash_remove(r, q);
+                        if (res_register(r, q, r->servers[si].family)) {
+                                res_hash_insert(r, q); /* no id free there: stay */
+                                si = q->server;
+                        }
+                }
+                q->server = (uint8_t)si;
+                q->state = RQ_UDP;
+                r->servers[si].inflight++;
+                r->inflight++;
+                r->stats.retransmits++;
+                res_udp_send(r, q);
+                q->timer_at = res_retry_at(r, q);
+                res_heap_fix(r, q);
+        }
+}
+
+static void res_send_queued(struct dm_resolver *r)
+{
+        res_tokens_refill(r);
+        res_send_lost(r);
+        /* New queries only once every lost one is back in flight: inflight + nlost never
+         * exceeds concurrency (the heap is sized for it). */
+        while (r->qhead && !r->lhead && r->inflight < r->concurrency) {
+                size_t si;
+                if (r->qps > 0 && r->tokens < 1.0)
+                        break;
+                if (!res_server_room(r, r->next_server, &si))
+                        break;
+                r->next_server = (si + 1) % r->nservers;
+                struct rq *q = r->qhead;
+                r->qhead = q->next;
+                if (!r->qhead)
+                        r->qtail = NULL;
+                r->nqueued--;
+                q->next = NULL;
+                q->server = (uint8_t)si;
+                q->state = RQ_UDP;
+                q->deadline = r->now + r->timeout_us;
+                q->timer_at = q->deadline;
+                r->servers[si].inflight++;
+                r->inflight++;
+                res_heap_push(r, q);
+                if (res_register(r, q, r->servers[si].family)) {
+                        res_fail(r, q, DM_EAGAIN);
+                        continue;
+                }
+                res_udp_send(r, q);
+                q->timer_at = res_retry_at(r, q);
+                res_heap_fix(r, q);
+        }
+}
+
+/* ---- the loop ---- */
+
+/* When the loop next has something to do on its own (0: only on socket activity). */
+static int64_t res_next_wake(const struct dm_resolver *r)
+{
+        int64_t next = 0;
+        if (r->nheap > 0)
+                next = r->heap[0]->timer_at;
+        if ((r->qhead || r->lhead) && r->qps > 0 && r->tokens < 1.0) {
+                int64_t t = r->now + (int64_t)((1.0 - r->tokens) * 1e6 / r->qps) + 1;
+                if (next == 0 || t < next)
+                        next = t;
+        }
+        return next;
+}
+
+static void res_timerfd_set(struct dm_resolver *r, int64_t at)
+{
+        struct itimerspec its = {0};
+        if (at > 0) {
+                its.it_value.tv_sec = at / 1000000;
+                its.it_value.tv_nsec = (at % 1000000) * 1000;
+        }
+        if (timerfd_settime(r->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+                r->armed_at = at;
+}
+
+/* Keeps the timerfd (and so the epoll fd) due when the loop next has work, for callers
+ * that embed dm_resolver_fd in their own loop. */
+static void res_timerfd_arm(struct dm_resolver *r)
+{
+        int64_t next = res_next_wake(r);
+        if (next == 0) {
+                if (r->armed_at)
+                        res_timerfd_set(r, 0);
+                return;
+        }
+        if (r->armed_at && r->armed_at <= next && r->armed_at > r->now)
+                return; /* an earlier expiry is pending; the run it causes re-arms */
+        res_timerfd_set(r, next);
+}
+
+static void res_dispatch(struct dm_resolver *r, const struct epoll_event *ev)
+{
+        uint64_t tag = ev->data.u64 & 3u;
+        size_t idx = (size_t)(ev->data.u64 >> 2);
+        if (tag == RES_TAG_UDP) {
+                res_udp_read(r, idx);
+        } else if (tag == RES_TAG_TCP) {
+                r->now = res_clock();
+                res_tcp_event(r, idx, ev->events);
+        } else if (tag == RES_TAG_TIMER) {
+                uint64_t expirations;
+                if (read(r->tfd, &expirations, sizeof(expirations)) < 0)
+                        return; /* EAGAIN: already consumed */
+                r->armed_at = 0;
+        }
+}
+
+/* Timers run only after the sockets were read: a loop that was off the CPU for longer
+ * than an RTO must find the answers waiting for it, not retransmit every query. */
+static void res_work(struct dm_resolver *r, bool timers)
+{
+        r->now = res_clock();
+        if (timers)
+                res_timers(r);
+        res_tcp_pump(r);
+        res_send_queued(r);
+        res_batch_flush(r);
+}
+
+int dm_resolver_run(struct dm_resolver *r, int timeout_ms)
+{
+        struct epoll_event events[RES_EVENTS];
+
+        r->in_run = true;
+        r->finished = 0;
+        res_work(r, false);
+
+        int wait_ms = timeout_ms < 0 ? -1 : timeout_ms;
+        int64_t next = res_next_wake(r);
+        if (next) {
+                int64_t ms = next > r->now ? (next - r->now + 999) / 1000 : 0;
+                if (wait_ms < 0 || ms < wait_ms)
+                        wait_ms = (int)ms;
+        }
+        if (r->finished)
+                wait_ms = 0;
+        int n = epoll_wait(r->epfd, events, RES_EVENTS, wait_ms);
+        if (n < 0 && errno != EINTR) {
+                int err = -errno;
+                r->in_run = false;
+                return err;
+        }
+        for (int i = 0; i < n; i++)
+                res_dispatch(r, &events[i]);
+        res_work(r, true);
+        res_timerfd_arm(r);
+        r->in_run = false;
+        return r->finished;
+}
+
+int dm_resolver_query(struct dm_resolver *r, const char *name, uint16_t type, dm_resolve_cb cb,
+                      void *arg)
+{
+        uint8_t wire[DM_DNS_NAME_MAX];
+        size_t wlen;
+
+        if (!r || !name || !cb || type == 0)
+                return DM_EINVAL;
+        if (dm_dns_name_from_text(name, wire, &wlen))
+                return DM_EINVAL;
+        struct rq *q = malloc(sizeof(*q) + wlen);
+        if (!q)
+                return DM_ENOMEM;
+        memset(q, 0, sizeof(*q));
+        q->cb = cb;
+        q->arg = arg;
+        q->type = type;
+        q->state = RQ_QUEUED;
+        q->qlen = (uint8_t)wlen;
+        memcpy(q->qname, wire, wlen);
+        if (r->qtail)
+                r->qtail->next = q;
+        else
+                r->qhead = q;
+        r->qtail = q;
+        r->nqueued++;
+        if (!r->in_run) {
+                /* Make the fd readable now: there is something to send. */
+                r->now = res_clock();
+                if (r->armed_at == 0 || r->armed_at > r->now)
+                        res_timerfd_set(r, r->now);
+        }
+        return 0;
+}
+
+size_t dm_resolver_pending(const struct dm_resolver *r)
+{
+        return r->nqueued + r->inflight + r->nlost;
+}
+
+int dm_resolver_fd(const struct dm_resolver *r)
+{
+        return r->epfd;
+}
+
+void dm_resolver_get_stats(const struct dm_resolver *r, struct dm_resolver_stats *ret_stats)
+{
+        struct dm_resolver_stats st = r->stats;
+        double w = 0;
+        for (size_t i = 0; i < r->nservers; i++)
+                w += r->servers[i].window;
+        st.window = (int)w;
+        *ret_stats = st;
+}
+
+/* ---- set-up ---- */
+
+static int res_open_sockets(struct dm_resolver *r, enum res_family fam, size_t count)
+{
+        int domain = fam == RES_V4 ? AF_INET : AF_INET6;
+        r->fam_first[fam] = r->nsocks;
+        for (size_t i = 0; i < count; i++) {
+                int fd = socket(domain, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return -errno;
+                r->socks[r->nsocks] = fd;
+                size_t slot = r->nsocks++;
+                int rcvbuf = RES_RCVBUF;
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+                struct sockaddr_storage any = {0};
+                socklen_t anylen;
+                if (fam == RES_V4) {
+                        struct sockaddr_in *a = (struct sockaddr_in *)&any;
+                        a->sin_family = AF_INET;
+                        anylen = sizeof(*a);
+                } else {
+                        int on = 1;
+                        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+                        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&any;
+                        a->sin6_family = AF_INET6;
+                        anylen = sizeof(*a);
+                }
+                /* Port 0: the kernel picks a random ephemeral port per socket. */
+                if (bind(fd, (struct sockaddr *)&any, anylen) < 0)
+                        return -errno;
+                struct epoll_event ev = {.events = EPOLLIN,
+                                         .data.u64 = (uint64_t)slot << 2 | RES_TAG_UDP};
+                if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                        return -errno;
+        }
+        r->fam_count[fam] = count;
+        return 0;
+}
+
+int dm_resolver_new(const struct dm_resolver_opts *opts, struct dm_resolver **ret_resolver)
+{
+        struct dm_resolver *r;
+        bool used[RES_NFAMILIES] = {false, false};
+        int ret;
+
+        if (!opts || opts->nservers == 0 || opts->nservers > DM_RESOLVER_MAX_SERVERS ||
+            opts->timeout_ms <= 0 || opts->retries < 0 || opts->concurrency <= 0 || opts->qps < 0 ||
+            opts->nsockets < 0)
+                return DM_EINVAL;
+        for (size_t i = 0; i < opts->nservers; i++) {
+                int fam = opts->servers[i].ss_family;
+                if ((fam == AF_INET && opts->server_lens[i] < sizeof(struct sockaddr_in)) ||
+                    (fam == AF_INET6 && opts->server_lens[i] < sizeof(struct sockaddr_in6)) ||
+                    (fam != AF_INET && fam != AF_INET6))
+                        return DM_EINVAL;
+        }
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return DM_ENOMEM;
+        r->epfd = -1;
+        r->tfd = -1;
+        for (size_t i = 0; i < RES_TCP_MAX; i++)
+                r->tcp[i].fd = -1;
+
+        size_t nsock = opts->nsockets > 0 ? (size_t)opts->nsockets : RES_DEFAULT_SOCKETS;
+        if (nsock > RES_MAX_SOCKETS)
+                nsock = RES_MAX_SOCKETS;
+        r->nservers = opts->nservers;
+        r->timeout_us = (int64_t)opts->timeout_ms * 1000;
+        r->retries = opts->retries > RES_MAX_RETRIES ? RES_MAX_RETRIES : opts->retries;
+        r->concurrency = (size_t)opts->concurrency;
+        if (r->concurrency > nsock * RES_IDS_PER_SOCKET)
+                r->concurrency = nsock * RES_IDS_PER_SOCKET;
+        r->qps = opts->qps;
+        r->burst = opts->qps / 20 > 1 ? opts->qps / 20 : 1;
+        r->tokens = r->burst;
+        r->now = res_clock();
+        r->tokens_at = r->now;
+        double start =
+            RES_WINDOW_START < r->concurrency ? RES_WINDOW_START : (double)r->concurrency;
+        for (size_t i = 0; i < r->nservers; i++) {
+                struct res_server *s = &r->servers[i];
+                memcpy(&s->addr, &opts->servers[i], sizeof(s->addr));
+                s->addrlen = opts->server_lens[i];
+                s->family = s->addr.ss_family == AF_INET ? RES_V4 : RES_V6;
+                s->window = start;
+                s->ssthresh = (double)r->concurrency;
+                used[s->family] = true;
+        }
+
+        size_t nbuckets = 64;
+        r->hash_shift = 26;
+        while (nbuckets < 2 * r->concurrency) {
+                nbuckets *= 2;
+                r->hash_shift--;
+        }
+        r->buckets = calloc(nbuckets, sizeof(*r->buckets));
+        r->heap = malloc(r->concurrency * sizeof(*r->heap));
+        r->rbufs = malloc((size_t)RES_BATCH * RES_RECV_SIZE);
+        if (!r->buckets || !r->heap || !r->rbufs) {
+                ret = DM_ENOMEM;
+                goto out_free;
+        }
+        for (size_t i = 0; i < RES_BATCH; i++) {
+                r->riov[i].iov_base = r->rbufs + i * RES_RECV_SIZE;
+                r->riov[i].iov_len = RES_RECV_SIZE;
+                r->rmsgs[i].msg_hdr.msg_iov = &r->riov[i];
+                r->rmsgs[i].msg_hdr.msg_iovlen = 1;
+                r->rmsgs[i].msg_hdr.msg_name = &r->rfrom[i];
+                r->out.iov[i].iov_base = r->out.pkts[i];
+                r->out.msgs[i].msg_hdr.msg_iov = &r->out.iov[i];
+                r->out.msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+
+        r->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (r->epfd < 0) {
+                ret = -errno;
+                goto out_free;
+        }
+        r->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (r->tfd < 0) {
+                ret = -errno;
+                goto out_free;
+        }
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = RES_TAG_TIMER};
+        if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->tfd, &ev) < 0) {
+                ret = -errno;
+                goto out_free;
+        }
+        for (int fam = 0; fam < RES_NFAMILIES; fam++) {
+                if (!used[fam])
+                        continue;
+                ret = res_open_sockets(r, (enum res_family)fam, nsock);
+                if (ret)
+                        goto out_free;
+        }
+        *ret_resolver = r;
+        return 0;
+
+out_free:
+        dm_resolver_free(r); /* undoes whatever part was set up */
+        return ret;
+}
+
+void dm_resolver_free(struct dm_resolver *r)
+{
+        if (!r)
+                return;
+        while (r->qhead) {
+                struct rq *q = r->qhead;
+                r->qhead = q->next;
+                free(q);
+        }
+        for (size_t i = 0; i < r->nheap; i++)
+                free(r->heap[i]);
+        for (size_t i = 0; i < RES_TCP_MAX; i++) {
+                if (r->tcp[i].fd >= 0)
+                        close(r->tcp[i].fd);
+                free(r->tcp[i].in);
+        }
+        for (size_t i = 0; i < r->nsocks; i++)
+                close(r->socks[i]);
+        if (r->tfd >= 0)
+                close(r->tfd);
+        if (r->epfd >= 0)
+                close(r->epfd);
+        free(r->buckets);
+        free(r->heap);
+        free(r->rbufs);
+        free(r);
+}
+
+/* ---- server lists ---- */
+
+static void res_err(char *err, size_t errlen, const char *what, const char *item, size_t n)
+{
+        if (err && errlen)
+                snprintf(err, errlen, "%s: \"%.*s\"", what, (int)(n > 64 ? 64 : n), item);
+}
+
+static int res_parse_port(const char *s, size_t n, uint16_t *ret_port)
+{
+        uint32_t v = 0;
+        if (n == 0 || n > 5)
+                return DM_EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return DM_EINVAL;
+                v = v * 10 + (uint32_t)(s[i] - '0');
+        }
+        if (v == 0 || v > 65535)
+                return DM_EINVAL;
+        *ret_port = (uint16_t)v;
+        return 0;
+}
+
+/* One address: "1.2.3.4", "1.2.3.4:53", "::1", "[::1]", "[::1]:53". */
+static int res_parse_addr(const char *item, size_t n, struct sockaddr_storage *ret_addr,
+                          socklen_t *ret_len, const char **ret_why)
+{
+        char host[INET6_ADDRSTRLEN];
+        const char *h = item;
+        size_t hlen = n;
+        uint16_t port = 53;
+        const char *colon = memchr(item, ':', n);
+
+        if (n > 0 && item[0] == '[') {
+                const char *close = memchr(item, ']', n);
+                if (!close) {
+                        *ret_why = "missing ']'";
+                        return DM_EINVAL;
+                }
+                h = item + 1;
+                hlen = (size_t)(close - h);
+                size_t rest = n - (size_t)(close + 1 - item);
+                if (rest > 0 && (close[1] != ':' || res_parse_port(close + 2, rest - 1, &port))) {
+                        *ret_why = "bad port";
+                        return DM_EINVAL;
+                }
+        } else if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - item))) {
+                h = item;
+                hlen = (size_t)(colon - item);
+                if (res_parse_port(colon + 1, n - hlen - 1, &port)) {
+                        *ret_why = "bad port";
+                        return DM_EINVAL;
+                }
+        }
+        if (memchr(h, '%', hlen)) {
+                *ret_why = "scoped IPv6 addresses are not supported";
+                return DM_EINVAL;
+        }
+        if (hlen == 0 || hlen >= sizeof(host)) {
+                *ret_why = "bad address";
+                return DM_EINVAL;
+        }
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+
+        struct sockaddr_storage ss = {0};
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+                a4->sin_family = AF_INET;
+                a4->sin_port = htons(port);
+                *ret_len = sizeof(*a4);
+        } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+                a6->sin6_family = AF_INET6;
+                a6->sin6_port = htons(port);
+                *ret_len = sizeof(*a6);
+        } else {
+                *ret_why = "bad address";
+                return DM_EINVAL;
+        }
+        *ret_addr = ss;
+        return 0;
+}
+
+static bool res_space(char ch)
+{
+        return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+int dm_resolver_parse_servers(const char *list, char *err, size_t errlen,
+                              struct dm_resolver_opts *opts)
+{
+        struct sockaddr_storage addrs[DM_RESOLVER_MAX_SERVERS];
+        socklen_t lens[DM_RESOLVER_MAX_SERVERS];
+        size_t n = 0;
+        const char *p = list;
+
+        if (!list) {
+                res_err(err, errlen, "no servers", "", 0);
+                return DM_EINVAL;
+        }
+        for (;;) {
+                const char *end = strchr(p, ',');
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+                const char *item = p;
+                while (len > 0 && res_space(item[0])) {
+                        item++;
+                        len--;
+                }
+                while (len > 0 && res_space(item[len - 1]))
+                        len--;
+                if (len == 0) {
+                        res_err(err, errlen, "empty server in list", list, strlen(list));
+                        return DM_EINVAL;
+                }
+                if (n == DM_RESOLVER_MAX_SERVERS) {
+                        res_err(err, errlen, "more than 8 servers", list, strlen(list));
+                        return DM_EINVAL;
+                }
+                const char *why = NULL;
+                if (res_parse_addr(item, len, &addrs[n], &lens[n], &why)) {
+                        res_err(err, errlen, why, item, len);
+                        return DM_EINVAL;
+                }
+                n++;
+                if (!end)
+                        break;
+                p = end + 1;
+        }
+        memcpy(opts->servers, addrs, n * sizeof(addrs[0]));
+        memcpy(opts->server_lens, lens, n * sizeof(lens[0]));
+        opts->nservers = n;
+        return 0;
+}
+
+int dm_resolver_servers_from_resolv_conf(const char *path, struct dm_resolver_opts *opts)
+{
+        struct sockaddr_storage addrs[DM_RESOLVER_MAX_SERVERS];
+        socklen_t lens[DM_RESOLVER_MAX_SERVERS];
+        size_t n = 0;
+        char line[1024];
+        bool partial = false;
+
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? DM_ENOENT : -errno;
+        while (fgets(line, sizeof(line), f)) {
+                size_t len = strlen(line);
+                bool whole = len > 0 && line[len - 1] == '\n';
+                bool skip = partial; /* the tail of an over-long line */
+                partial = !whole;
+                if (skip)
+                        continue;
+                char *s = line;
+                while (res_space(*s))
+                        s++;
+                if (strncmp(s, "nameserver", 10) != 0 || !res_space(s[10]))
+                        continue;
+                s += 10;
+                while (res_space(*s))
+                        s++;
+                size_t alen = 0;
+                while (s[alen] && !res_space(s[alen]) && s[alen] != '#' && s[alen] != ';')
+                        alen++;
+                /* A scoped link-local address names an interface of one host: skip it. */
+                if (alen == 0 || memchr(s, '%', alen) || memchr(s, '[', alen) ||
+                    n == DM_RESOLVER_MAX_SERVERS)
+                        continue;
+                /* resolv.conf has no ports: a bare address, IPv6 or IPv4. */
+                const char *why = NULL;
+                char bracket[INET6_ADDRSTRLEN + 2];
+                if (alen + 2 >= sizeof(bracket))
+                        continue;
+                bracket[0] = '[';
+                memcpy(bracket + 1, s, alen);
+                bracket[alen + 1] = ']';
+                if (res_parse_addr(bracket, alen + 2, &addrs[n], &lens[n], &why) == 0)
+                        n++;
+        }
+        int ret = ferror(f) ? DM_EIO : 0;
+        fclose(f);
+        if (ret)
+                return ret;
+        if (n == 0)
+                return DM_ENOENT;
+        memcpy(opts->servers, addrs, n * sizeof(addrs[0]));
+        memcpy(opts->server_lens, lens, n * sizeof(lens[0]));
+        opts->nservers = n;
+        return 0;
+}

@@ -1,0 +1,1731 @@
+/* The SQLite store backend: the default, with no server behind it.
+ *
+ * Concurrency: one writer connection behind a mutex and a small pool of reader
+ * connections. In WAL mode readers see the last committed state while a write is in
+ * progress, so API reads never wait for the scanners' batch commits, and the single
+ * writer means the scheduler's claim never races another claim in this process (other
+ * processes are serialized by SQLite's own write lock and busy timeout). An in-memory
+ * database cannot be shared between connections in WAL mode, so there every call goes
+ * through the writer.
+ *
+ * Every statement is prepared once per connection (SQLITE_PREPARE_PERSISTENT) and kept:
+ * the hot paths (claim, commit, current) then cost a bind and a step.
+ *
+ * Binds use SQLITE_STATIC with buffers that outlive the step and indexes fixed by the
+ * SQL text, which cannot fail; their return values are not checked. */
+#include "store_int.h"
+
+#include "dm/embed.h"
+#include "dm/error.h"
+#include "dm/log.h"
+#include "dm/time.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SQLITE_READERS 4
+#define SQLITE_BUSY_TIMEOUT_MS 5000
+/* Room for the longest record type list: 32 names of at most 10 bytes plus commas. */
+#define SQLITE_TYPES_TEXT_MAX 512
+/* synchronous = NORMAL: in WAL mode a commit survives a crash of the process, and only a
+ * power loss can take back the last commits; the writer fsyncs at checkpoints, not at every
+ * batch. The writer's larger cache keeps the domain and index pages of a scan cycle; the WAL
+ * is cut back after big batches instead of staying at its largest size. */
+#define SQLITE_WRITER_PRAGMAS                                                                      \
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; "      \
+        "PRAGMA journal_size_limit = 67108864;"
+#define SQLITE_READER_PRAGMAS "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
+/* Use within this window is not written again: a key used on every request must not turn
+ * every request into a write. */
+#define SQLITE_KEY_TOUCH_COALESCE_MS 60000
+
+enum sqlite_stmt_id {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_PING,
+        STMT_MIGRATION_APPLIED,
+        STMT_MIGRATION_RECORD,
+        STMT_DOMAIN_INSERT,
+        STMT_DOMAIN_GET,
+        STMT_DOMAIN_UPDATE,
+        STMT_DOMAIN_DELETE,
+        STMT_DOMAIN_LIST,
+        STMT_DOMAIN_REQUEST_SCAN,
+        STMT_DOMAIN_REQUEST_SCAN_ALL,
+        STMT_DOMAIN_COUNT,
+        STMT_DOMAIN_EXISTS,
+        STMT_KEY_INSERT,
+        STMT_KEY_GET,
+        STMT_KEY_LIST,
+        STMT_KEY_REVOKE,
+        STMT_KEY_TOUCH,
+        STMT_KEY_COUNT_ACTIVE,
+        STMT_CLAIM,
+        STMT_CURRENT,
+        STMT_COMMIT_SEEN,
+        STMT_COMMIT_CAS,
+        STMT_CURRENT_UPSERT,
+        STMT_CURRENT_TYPES,
+        STMT_CURRENT_DELETE,
+        STMT_CHANGE_INSERT,
+        STMT_OUTBOX_INSERT,
+        STMT_CHANGES_ALL,
+        STMT_CHANGES_DOMAIN,
+        STMT_OUTBOX_FETCH,
+        STMT_OUTBOX_DELETE,
+        STMT_COUNT
+};
+
+#define DOMAIN_COLS                                                                                \
+        "id, name, unicode_name, enabled, interval_ms, record_types, created_at, updated_at, "     \
+        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp"
+#define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
+#define CHANGE_SELECT                                                                              \
+        "SELECT c.id, c.domain_id, (SELECT name FROM domains WHERE id = c.domain_id), c.type, "    \
+        "c.status, c.observed_at, c.before, c.after, c.added, c.removed FROM dns_changes AS c "
+#define CHANGE_FILTERS                                                                             \
+        "c.id < ?2 AND (?3 = 0 OR c.type = ?3) AND (?4 = 0 OR c.observed_at >= ?4) "               \
+        "AND (?5 = 0 OR c.observed_at < ?5) ORDER BY c.id DESC LIMIT ?6"
+
+static const char *const sqlite_stmt_sql[STMT_COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_PING] = "SELECT 1",
+    [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = ?1",
+    [STMT_MIGRATION_RECORD] =
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+    /* Conflicts are an answer (DM_EEXIST), not an error to log. */
+    [STMT_DOMAIN_INSERT] =
+        "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
+        "created_at, updated_at, next_check_at, status, phase_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7) ON CONFLICT (name) DO NOTHING",
+    [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = ?1",
+    /* updated_at: the caller's when newer than the stored one, else now, so that a struct
+     * read earlier and written back still moves it. A shorter interval takes effect now
+     * rather than after the old, longer slot. */
+    [STMT_DOMAIN_UPDATE] =
+        "UPDATE domains SET enabled = ?2, interval_ms = ?3, record_types = ?4, "
+        "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN ?3 "
+        "> 0 AND ?3 <> interval_ms "
+        "THEN min(next_check_at, ?6 + ?3) ELSE next_check_at END WHERE name = ?1",
+    [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = ?1",
+    [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > ?1 AND "
+                         "(?2 IS NULL OR name LIKE ?2 ESCAPE '\\' OR "
+                         "unicode_name LIKE ?2 ESCAPE '\\') ORDER BY name LIMIT ?3",
+    [STMT_DOMAIN_REQUEST_SCAN] =
+        "UPDATE domains SET next_check_at = min(next_check_at, ?2) WHERE name = ?1",
+    [STMT_DOMAIN_REQUEST_SCAN_ALL] =
+        "UPDATE domains SET next_check_at = min(next_check_at, ?1) WHERE enabled",
+    [STMT_DOMAIN_COUNT] = "SELECT count(*) FROM domains",
+    [STMT_DOMAIN_EXISTS] = "SELECT 1 FROM domains WHERE id = ?1",
+    [STMT_KEY_INSERT] = "INSERT INTO api_keys (key_id, name, scope, hash, created_at, "
+                        "last_used_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                        "ON CONFLICT (key_id) DO NOTHING",
+    [STMT_KEY_GET] = "SELECT " KEY_COLS " FROM api_keys WHERE key_id = ?1",
+    [STMT_KEY_LIST] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at DESC, id DESC",
+    [STMT_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?2 "
+                        "WHERE (key_id = ?1 OR name = ?1) AND revoked_at IS NULL",
+    [STMT_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND "
+                       "(last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
+    [STMT_KEY_COUNT_ACTIVE] = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+    /* The next slot is now + iv - ((now - phase) mod iv): in (now, now + iv], and the same
+     * instant modulo iv on every round, so a domain keeps its place in the interval. The
+     * mod is taken twice because SQLite's % keeps the sign of a negative left side. */
+    [STMT_CLAIM] = "UPDATE domains SET next_check_at = "
+                   "?1 + due.iv - (((?1 - phase_ms) % due.iv) + due.iv) % due.iv "
+                   "FROM (SELECT id AS due_id, "
+                   "max(coalesce(nullif(interval_ms, 0), ?2), ?3) AS iv FROM domains "
+                   "WHERE enabled AND next_check_at <= ?1 "
+                   "ORDER BY next_check_at, id LIMIT ?4) AS due "
+                   "WHERE id = due.due_id RETURNING id, name, record_types, dns_fp",
+    [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at "
+                     "FROM dns_current WHERE domain_id = ?1 ORDER BY type",
+    [STMT_COMMIT_SEEN] = "UPDATE domains SET last_checked_at = ?2, status = ?3, "
+                         "status_error = ?4 WHERE id = ?1",
+    [STMT_COMMIT_CAS] = "UPDATE domains SET dns_fp = ?2, last_checked_at = ?4, status = ?5, "
+                        "status_error = ?6, last_changed_at = CASE WHEN ?7 THEN ?4 "
+                        "ELSE last_changed_at END WHERE id = ?1 AND dns_fp IS ?3 RETURNING name",
+    /* A row identical to the stored one is not written again (checked_at is when a row
+     * was last written; the domain's last_checked_at says when it was looked at).
+     * changed_at: the caller's when given, else moved only when values or status did. */
+    [STMT_CURRENT_UPSERT] =
+        "INSERT INTO dns_current (domain_id, type, status, ttl, vals, error, "
+        "checked_at, changed_at) VALUES (?1, ?2, ?3, ?4, coalesce(?5, '[]'), ?6, ?7, "
+        "coalesce(?8, ?7)) ON CONFLICT (domain_id, type) DO UPDATE SET "
+        "status = excluded.status, ttl = excluded.ttl, vals = excluded.vals, "
+        "error = excluded.error, checked_at = excluded.checked_at, "
+        "changed_at = CASE WHEN ?8 IS NOT NULL THEN ?8 "
+        "WHEN dns_current.vals IS excluded.vals AND dns_current.status = "
+        "excluded.status THEN dns_current.changed_at ELSE excluded.checked_at END "
+        "WHERE dns_current.vals IS NOT excluded.vals OR dns_current.status <> excluded.status "
+        "OR dns_current.ttl <> excluded.ttl OR dns_current.error IS NOT excluded.error "
+        "OR (?8 IS NOT NULL AND dns_current.changed_at <> ?8)",
+    /* Pruning reads the few stored types and deletes the stale ones one by one: a NOT IN
+     * over a list would build a temporary table for every item of the batch. */
+    [STMT_CURRENT_TYPES] = "SELECT type FROM dns_current WHERE domain_id = ?1",
+    [STMT_CURRENT_DELETE] = "DELETE FROM dns_current WHERE domain_id = ?1 AND type = ?2",
+    [STMT_CHANGE_INSERT] = "INSERT INTO dns_changes (domain_id, type, status, observed_at, "
+                           "before, after, added, removed) VALUES (?1, ?2, ?3, ?4, ?5, "
+                           "coalesce(?6, '[]'), coalesce(?7, '[]'), coalesce(?8, '[]'))",
+    [STMT_OUTBOX_INSERT] = "INSERT INTO outbox (routing_key, body, created_at) VALUES (?1, ?2, ?3)",
+    [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
+    /* Its own statement so that the (domain_id, id) index drives it. */
+    [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = ?1 AND " CHANGE_FILTERS,
+    [STMT_OUTBOX_FETCH] =
+        "SELECT id, routing_key, body, created_at FROM outbox ORDER BY id LIMIT ?1",
+    [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
+};
+
+struct sqlite_conn {
+        sqlite3 *db;
+        sqlite3_stmt *stmts[STMT_COUNT]; /* prepared on first use */
+};
+
+struct sqlite_store {
+        struct dm_store base;
+        char *path;
+
+        pthread_mutex_t write_lock; /* guards writer */
+        struct sqlite_conn writer;
+
+        pthread_mutex_t read_lock; /* guards free_readers and nfree */
+        pthread_cond_t read_cond;
+        struct sqlite_conn readers[SQLITE_READERS];
+        size_t nreaders; /* 0: reads go through the writer */
+        struct sqlite_conn *free_readers[SQLITE_READERS];
+        size_t nfree;
+};
+
+static struct sqlite_store *sqlite_of(struct dm_store *st)
+{
+        return (struct sqlite_store *)st;
+}
+
+static void sqlite_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sqlite_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+        if (!err || errlen == 0)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+/* Maps a failed call's result code; anything that is not an answer in its own right is
+ * logged here, once, with SQLite's message. */
+static int sqlite_error(struct sqlite_conn *c, int rc, const char *what)
+{
+        switch (rc & 0xff) {
+        case SQLITE_NOMEM:
+                return DM_ENOMEM;
+        case SQLITE_CONSTRAINT:
+                if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+                        return DM_EEXIST;
+                break;
+        default:
+                break;
+        }
+        char msg[256];
+        dm_log_error("store", "msg=\"sqlite call failed\" op=%s code=%d err=%s", what, rc,
+                     dm_log_quote(msg, sizeof(msg), sqlite3_errmsg(c->db)));
+        return DM_ESTORE;
+}
+
+static int stmt_get(struct sqlite_conn *c, enum sqlite_stmt_id id, sqlite3_stmt **ret_stmt)
+{
+        if (!c->stmts[id]) {
+                int rc = sqlite3_prepare_v3(c->db, sqlite_stmt_sql[id], -1,
+                                            SQLITE_PREPARE_PERSISTENT, &c->stmts[id], NULL);
+                if (rc != SQLITE_OK) {
+                        c->stmts[id] = NULL;
+                        return sqlite_error(c, rc, "prepare");
+                }
+        }
+        *ret_stmt = c->stmts[id];
+        return 0;
+}
+
+/* Ends a statement's run so that it holds no snapshot and no stale bindings. */
+static void stmt_reset(sqlite3_stmt *stmt)
+{
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+}
+
+/* Steps a statement that returns no rows to completion and resets it. */
+static int stmt_run(struct sqlite_conn *c, sqlite3_stmt *stmt, const char *what)
+{
+        int rc = sqlite3_step(stmt);
+        int ret = rc == SQLITE_DONE ? 0 : sqlite_error(c, rc, what);
+        stmt_reset(stmt);
+        return ret;
+}
+
+/* Runs the cached statement `id` with no parameters. */
+static int stmt_run_id(struct sqlite_conn *c, enum sqlite_stmt_id id, const char *what)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, id, &stmt);
+        if (ret < 0)
+                return ret;
+        return stmt_run(c, stmt, what);
+}
+
+/* IMMEDIATE takes the write lock up front: a deferred transaction that later needs it can
+ * fail with SQLITE_BUSY without waiting when another process writes. */
+static int tx_begin(struct sqlite_conn *c)
+{
+        return stmt_run_id(c, STMT_BEGIN, "begin");
+}
+
+static int tx_commit(struct sqlite_conn *c)
+{
+        return stmt_run_id(c, STMT_COMMIT, "commit");
+}
+
+static void tx_rollback(struct sqlite_conn *c)
+{
+        /* SQLite may already have rolled back on its own (e.g. after SQLITE_FULL). */
+        if (!sqlite3_get_autocommit(c->db))
+                (void)stmt_run_id(c, STMT_ROLLBACK, "rollback");
+}
+
+/* Statements that step a single count(*) row. */
+static int stmt_count(struct sqlite_conn *c, sqlite3_stmt *stmt, const char *what, size_t *ret_n)
+{
+        int rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW) {
+                int ret = sqlite_error(c, rc, what);
+                stmt_reset(stmt);
+                return ret;
+        }
+        int64_t n = sqlite3_column_int64(stmt, 0);
+        stmt_reset(stmt);
+        *ret_n = n > 0 ? (size_t)n : 0;
+        return 0;
+}
+
+static struct sqlite_conn *write_begin(struct sqlite_store *s)
+{
+        pthread_mutex_lock(&s->write_lock);
+        return &s->writer;
+}
+
+static void write_end(struct sqlite_store *s)
+{
+        pthread_mutex_unlock(&s->write_lock);
+}
+
+static struct sqlite_conn *read_begin(struct sqlite_store *s)
+{
+        if (s->nreaders == 0)
+                return write_begin(s);
+        pthread_mutex_lock(&s->read_lock);
+        while (s->nfree == 0)
+                pthread_cond_wait(&s->read_cond, &s->read_lock);
+        struct sqlite_conn *c = s->free_readers[--s->nfree];
+        pthread_mutex_unlock(&s->read_lock);
+        return c;
+}
+
+static void read_end(struct sqlite_store *s, struct sqlite_conn *c)
+{
+        if (s->nreaders == 0) {
+                write_end(s);
+                return;
+        }
+        pthread_mutex_lock(&s->read_lock);
+        s->free_readers[s->nfree++] = c;
+        pthread_cond_signal(&s->read_cond);
+        pthread_mutex_unlock(&s->read_lock);
+}
+
+static int64_t clamp_limit(size_t limit)
+{
+        return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+/* Unset times are NULL in the database and 0 in the structs. */
+static void bind_time(sqlite3_stmt *stmt, int i, int64_t t)
+{
+        if (t)
+                sqlite3_bind_int64(stmt, i, t);
+        else
+                sqlite3_bind_null(stmt, i);
+}
+
+static void bind_text(sqlite3_stmt *stmt, int i, const char *s)
+{
+        if (s)
+                sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(stmt, i);
+}
+
+/* "No state" is NULL, so that `dns_fp IS ?` matches it. */
+static void bind_fp(sqlite3_stmt *stmt, int i, const uint8_t fp[DM_FP_LEN])
+{
+        if (dm_store_fp_is_zero(fp))
+                sqlite3_bind_null(stmt, i);
+        else
+                sqlite3_bind_blob(stmt, i, fp, DM_FP_LEN, SQLITE_STATIC);
+}
+
+static void col_copy(sqlite3_stmt *stmt, int col, char *dst, size_t size)
+{
+        const char *s = (const char *)sqlite3_column_text(stmt, col);
+        size_t len = s ? (size_t)sqlite3_column_bytes(stmt, col) : 0;
+        if (len >= size)
+                len = size - 1;
+        if (len)
+                memcpy(dst, s, len);
+        dst[len] = '\0';
+}
+
+/* NULL stays NULL. */
+static int col_strdup(sqlite3_stmt *stmt, int col, char **ret_s)
+{
+        if (sqlite3_column_type(stmt, col) == SQLITE_NULL) {
+                *ret_s = NULL;
+                return 0;
+        }
+        const char *s = (const char *)sqlite3_column_text(stmt, col);
+        if (!s)
+                return DM_ENOMEM;
+        char *copy = strndup(s, (size_t)sqlite3_column_bytes(stmt, col));
+        if (!copy)
+                return DM_ENOMEM;
+        *ret_s = copy;
+        return 0;
+}
+
+static void col_fp(sqlite3_stmt *stmt, int col, uint8_t fp[DM_FP_LEN])
+{
+        const void *b = sqlite3_column_blob(stmt, col);
+        if (b && sqlite3_column_bytes(stmt, col) == DM_FP_LEN)
+                memcpy(fp, b, DM_FP_LEN);
+        else
+                memset(fp, 0, DM_FP_LEN);
+}
+
+static void col_types(sqlite3_stmt *stmt, int col, int64_t domain_id, uint16_t *types,
+                      size_t *ret_n)
+{
+        const char *s = (const char *)sqlite3_column_text(stmt, col);
+        size_t n = 0;
+        if (s && *s && dm_rrtype_parse_list(s, NULL, 0, types, &n) < 0) {
+                /* Only a hand-edited row gets here; scanning the defaults beats not
+                 * scanning the domain at all. */
+                char q[64];
+                dm_log_warn("store",
+                            "msg=\"unreadable record types, using defaults\" id=%lld "
+                            "types=%s",
+                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
+                n = 0;
+        }
+        *ret_n = n;
+}
+
+static int types_to_text(const uint16_t *types, size_t n, char *buf, size_t size)
+{
+        if (n == 0) {
+                buf[0] = '\0';
+                return 0;
+        }
+        return dm_rrtype_format_list(types, n, buf, size) < 0 ? DM_EINVAL : 0;
+}
+
+static void domain_from_row(sqlite3_stmt *stmt, struct dm_domain *d)
+{
+        memset(d, 0, sizeof(*d));
+        d->id = sqlite3_column_int64(stmt, 0);
+        col_copy(stmt, 1, d->name, sizeof(d->name));
+        col_copy(stmt, 2, d->unicode_name, sizeof(d->unicode_name));
+        d->enabled = sqlite3_column_int(stmt, 3) != 0;
+        d->interval_ms = sqlite3_column_int64(stmt, 4);
+        col_types(stmt, 5, d->id, d->record_types, &d->nrecord_types);
+        d->created_at = sqlite3_column_int64(stmt, 6);
+        d->updated_at = sqlite3_column_int64(stmt, 7);
+        d->next_check_at = sqlite3_column_int64(stmt, 8);
+        d->last_checked_at = sqlite3_column_int64(stmt, 9);
+        d->last_changed_at = sqlite3_column_int64(stmt, 10);
+        d->status = (enum dm_check_status)sqlite3_column_int(stmt, 11);
+        col_copy(stmt, 12, d->status_error, sizeof(d->status_error));
+        col_fp(stmt, 13, d->dns_fp);
+}
+
+static void key_from_row(sqlite3_stmt *stmt, struct dm_api_key *k)
+{
+        memset(k, 0, sizeof(*k));
+        k->id = sqlite3_column_int64(stmt, 0);
+        col_copy(stmt, 1, k->key_id, sizeof(k->key_id));
+        col_copy(stmt, 2, k->name, sizeof(k->name));
+        const char *scope = (const char *)sqlite3_column_text(stmt, 3);
+        if (dm_scope_parse(scope, &k->scope) < 0)
+                k->scope = DM_SCOPE_NONE; /* grants nothing */
+        const void *hash = sqlite3_column_blob(stmt, 4);
+        if (hash && sqlite3_column_bytes(stmt, 4) == (int)sizeof(k->hash))
+                memcpy(k->hash, hash, sizeof(k->hash));
+        k->created_at = sqlite3_column_int64(stmt, 5);
+        k->last_used_at = sqlite3_column_int64(stmt, 6);
+        k->revoked_at = sqlite3_column_int64(stmt, 7);
+}
+
+/* Makes room for one more element. */
+static int array_reserve(void **items, size_t *cap, size_t n, size_t size)
+{
+        if (n < *cap)
+                return 0;
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *p = reallocarray(*items, ncap, size);
+        if (!p)
+                return DM_ENOMEM;
+        *items = p;
+        *cap = ncap;
+        return 0;
+}
+
+/* ---- open, close, migrate ---- */
+
+/* Runs one or more statements that return nothing worth keeping. */
+static int conn_exec(struct sqlite_conn *c, const char *sql)
+{
+        char *msg = NULL;
+        int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+                char q[256];
+                dm_log_error("store", "msg=\"sqlite exec failed\" err=%s",
+                             dm_log_quote(q, sizeof(q), msg ? msg : sqlite3_errstr(rc)));
+                sqlite3_free(msg);
+                return DM_ESTORE;
+        }
+        return 0;
+}
+
+static void conn_close(struct sqlite_conn *c)
+{
+        for (size_t i = 0; i < STMT_COUNT; i++) {
+                sqlite3_finalize(c->stmts[i]);
+                c->stmts[i] = NULL;
+        }
+        sqlite3_close(c->db);
+        c->db = NULL;
+}
+
+static int conn_open(struct sqlite_conn *c, const char *path, bool reader, char *err, size_t errlen)
+{
+        /* NOMUTEX: each connection is used by one thread at a time under our own locks. */
+        int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+        int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+        if (rc != SQLITE_OK) {
+                sqlite_set_err(err, errlen, "DATABASE_URL: cannot open %s: %s", path,
+                               c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+                goto fail_close;
+        }
+        sqlite3_extended_result_codes(c->db, 1);
+        sqlite3_busy_timeout(c->db, SQLITE_BUSY_TIMEOUT_MS);
+        if (conn_exec(c, reader ? SQLITE_READER_PRAGMAS : SQLITE_WRITER_PRAGMAS) < 0) {
+                sqlite_set_err(err, errlen, "DATABASE_URL: cannot set up %s: %s", path,
+                               sqlite3_errmsg(c->db));
+                goto fail_close;
+        }
+        return 0;
+
+fail_close:
+        sqlite3_close(c->db);
+        c->db = NULL;
+        return DM_ESTORE;
+}
+
+/* WAL is a property of the file: set once by the writer before any reader opens it. */
+static int conn_enable_wal(struct sqlite_conn *c, const char *path, char *err, size_t errlen)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW) {
+                sqlite_set_err(err, errlen, "DATABASE_URL: cannot open %s: %s", path,
+                               sqlite3_errmsg(c->db));
+                sqlite3_finalize(stmt);
+                return DM_ESTORE;
+        }
+        const char *mode = (const char *)sqlite3_column_text(stmt, 0);
+        if (!mode || strcmp(mode, "wal") != 0) {
+                /* Still correct (readers then wait on writers), only slower. */
+                char q[64];
+                dm_log_warn("store",
+                            "msg=\"WAL not available, readers will wait for writers\" "
+                            "journal_mode=%s",
+                            dm_log_quote(q, sizeof(q), mode ? mode : ""));
+        }
+        sqlite3_finalize(stmt);
+        return 0;
+}
+
+/* sqlite:///abs/path.db, sqlite://relative/path.db, sqlite::memory:. */
+static int sqlite_parse_url(const char *url, char *err, size_t errlen, const char **ret_path,
+                            bool *ret_memory)
+{
+        const char *rest = url + strlen("sqlite:");
+        if (strcmp(rest, ":memory:") == 0) {
+                *ret_path = ":memory:";
+                *ret_memory = true;
+                return 0;
+        }
+        if (strncmp(rest, "//", 2) != 0 || rest[2] == '\0') {
+                sqlite_set_err(err, errlen,
+                               "DATABASE_URL: expected sqlite:///absolute/path.db, "
+                               "sqlite://relative/path.db or sqlite::memory:");
+                return DM_EINVAL;
+        }
+        const char *path = rest + 2;
+        /* "sqlite:///./x.db" is how the working directory is often spelled; "/./x.db" as
+         * an absolute path would be a file in the root directory, which nobody means. */
+        if (strncmp(path, "/./", 3) == 0)
+                path++;
+        *ret_path = path;
+        *ret_memory = false;
+        return 0;
+}
+
+static void sqlite_free(struct dm_store *st)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        if (!s)
+                return;
+        /* Readers first: the last connection to close checkpoints and removes the WAL. */
+        for (size_t i = 0; i < s->nreaders; i++)
+                conn_close(&s->readers[i]);
+        conn_close(&s->writer);
+        pthread_cond_destroy(&s->read_cond);
+        pthread_mutex_destroy(&s->read_lock);
+        pthread_mutex_destroy(&s->write_lock);
+        free(s->path);
+        free(s);
+}
+
+static int sqlite_open(const char *url, char *err, size_t errlen, struct dm_store **ret_store)
+{
+        const char *path;
+        bool memory;
+        int ret = sqlite_parse_url(url, err, errlen, &path, &memory);
+        if (ret < 0)
+                return ret;
+
+        struct sqlite_store *s = calloc(1, sizeof(*s));
+        if (!s)
+                return DM_ENOMEM;
+        s->base.ops = &dm_store_sqlite_ops;
+        s->path = strdup(path);
+        if (!s->path) {
+                ret = DM_ENOMEM;
+                goto fail_free;
+        }
+        pthread_mutex_init(&s->write_lock, NULL);
+        pthread_mutex_init(&s->read_lock, NULL);
+        pthread_cond_init(&s->read_cond, NULL);
+
+        ret = conn_open(&s->writer, s->path, false, err, errlen);
+        if (ret < 0)
+                goto fail_destroy;
+        if (!memory) {
+                ret = conn_enable_wal(&s->writer, s->path, err, errlen);
+                if (ret < 0)
+                        goto fail_close;
+                for (; s->nreaders < SQLITE_READERS; s->nreaders++) {
+                        ret = conn_open(&s->readers[s->nreaders], s->path, true, err, errlen);
+                        if (ret < 0)
+                                goto fail_close;
+                        s->free_readers[s->nfree++] = &s->readers[s->nreaders];
+                }
+        }
+        *ret_store = &s->base;
+        return 0;
+
+fail_close:
+        for (size_t i = 0; i < s->nreaders; i++)
+                conn_close(&s->readers[i]);
+        conn_close(&s->writer);
+fail_destroy:
+        pthread_cond_destroy(&s->read_cond);
+        pthread_mutex_destroy(&s->read_lock);
+        pthread_mutex_destroy(&s->write_lock);
+fail_free:
+        free(s->path);
+        free(s);
+        return ret;
+}
+
+/* "001_init.sql" -> 1, "init". */
+static int migration_parse_name(const char *file, int64_t *ret_version, char *name, size_t size)
+{
+        int64_t v = 0;
+        const char *p = file;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                if (v > 100000000)
+                        return DM_EINVAL;
+                v = v * 10 + (*p - '0');
+        }
+        size_t len = strlen(p);
+        if (p == file || v == 0 || *p != '_' || len < 6 || strcmp(p + len - 4, ".sql") != 0)
+                return DM_EINVAL;
+        len -= 5; /* the '_' and ".sql" */
+        if (len >= size)
+                return DM_EINVAL;
+        memcpy(name, p + 1, len);
+        name[len] = '\0';
+        *ret_version = v;
+        return 0;
+}
+
+/* One migration in its own transaction. Checking inside the transaction makes two
+ * processes migrating at once apply it once. */
+static int migration_apply(struct sqlite_conn *c, int64_t version, const char *name,
+                           const char *sql, bool *ret_ran)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = tx_begin(c);
+        if (ret < 0)
+                return ret;
+
+        ret = stmt_get(c, STMT_MIGRATION_APPLIED, &stmt);
+        if (ret < 0)
+                goto fail_rollback;
+        sqlite3_bind_int64(stmt, 1, version);
+        int rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                ret = sqlite_error(c, rc, "migrate");
+                stmt_reset(stmt);
+                goto fail_rollback;
+        }
+        stmt_reset(stmt);
+        if (rc == SQLITE_ROW) {
+                tx_rollback(c);
+                *ret_ran = false;
+                return 0;
+        }
+
+        char *msg = NULL;
+        rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+                char q[256];
+                dm_log_error("store", "msg=\"migration failed\" version=%lld name=%s err=%s",
+                             (long long)version, name,
+                             dm_log_quote(q, sizeof(q), msg ? msg : sqlite3_errstr(rc)));
+                sqlite3_free(msg);
+                ret = DM_EMIGRATE;
+                goto fail_rollback;
+        }
+
+        ret = stmt_get(c, STMT_MIGRATION_RECORD, &stmt);
+        if (ret < 0)
+                goto fail_rollback;
+        sqlite3_bind_int64(stmt, 1, version);
+        sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, dm_now_ms());
+        ret = stmt_run(c, stmt, "migrate");
+        if (ret < 0)
+                goto fail_rollback;
+        ret = tx_commit(c);
+        if (ret < 0)
+                goto fail_rollback;
+        *ret_ran = true;
+        return 0;
+
+fail_rollback:
+        tx_rollback(c);
+        return ret;
+}
+
+static int sqlite_migrate(struct dm_store *st, int *ret_applied)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = write_begin(s);
+        int applied = 0;
+        int64_t last = 0;
+
+        int ret = conn_exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                               "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                               "applied_at INTEGER NOT NULL)");
+        if (ret < 0)
+                goto out_unlock;
+        for (const struct dm_embed_file *f = dm_embed_sql_sqlite; f->name; f++) {
+                int64_t version;
+                char name[128];
+                bool ran = false;
+                if (migration_parse_name(f->name, &version, name, sizeof(name)) < 0 ||
+                    version <= last) {
+                        char q[128];
+                        dm_log_error("store",
+                                     "msg=\"migration file misnamed or out of order\" file=%s",
+                                     dm_log_quote(q, sizeof(q), f->name));
+                        ret = DM_EMIGRATE;
+                        goto out_unlock;
+                }
+                last = version;
+                ret = migration_apply(c, version, name, (const char *)f->data, &ran);
+                if (ret < 0)
+                        goto out_unlock;
+                applied += ran;
+        }
+        if (ret_applied)
+                *ret_applied = applied;
+
+out_unlock:
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_ping(struct dm_store *st)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_PING, &stmt);
+        if (ret == 0) {
+                int rc = sqlite3_step(stmt);
+                ret = rc == SQLITE_ROW ? 0 : sqlite_error(c, rc, "ping");
+                stmt_reset(stmt);
+        }
+        read_end(s, c);
+        return ret;
+}
+
+/* ---- domains ---- */
+
+static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, int64_t now,
+                             int64_t *ret_id)
+{
+        char types[SQLITE_TYPES_TEXT_MAX];
+        sqlite3_stmt *stmt = NULL;
+        int ret = types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret < 0)
+                return ret;
+        ret = stmt_get(c, STMT_DOMAIN_INSERT, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_text(stmt, 1, d->name, -1, SQLITE_STATIC);
+        /* Without a U-label form the name is its own, so the q filter still finds it. */
+        sqlite3_bind_text(stmt, 2, d->unicode_name[0] ? d->unicode_name : d->name, -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_int(stmt, 3, d->enabled);
+        sqlite3_bind_int64(stmt, 4, d->interval_ms);
+        sqlite3_bind_text(stmt, 5, types, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 6, now);
+        sqlite3_bind_int64(stmt, 7, dm_store_phase(d->name));
+        ret = stmt_run(c, stmt, "domain insert");
+        if (ret < 0)
+                return ret;
+        if (sqlite3_changes(c->db) == 0)
+                return DM_EEXIST;
+        *ret_id = sqlite3_last_insert_rowid(c->db);
+        return 0;
+}
+
+static void domain_inserted(struct dm_domain *d, int64_t id, int64_t now)
+{
+        d->id = id;
+        d->created_at = now;
+        d->updated_at = now;
+        d->next_check_at = now;
+}
+
+static int sqlite_domain_insert(struct dm_store *st, struct dm_domain *d)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t now = dm_now_ms();
+        int64_t id;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = domain_insert_row(c, d, now, &id);
+        write_end(s);
+        if (ret == 0)
+                domain_inserted(d, id, now);
+        return ret;
+}
+
+static int sqlite_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
+                                     int *ret_results)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t now = dm_now_ms();
+        struct sqlite_conn *c;
+        int64_t *ids = calloc(n, sizeof(*ids));
+        int *results = calloc(n, sizeof(*results));
+        int ret = DM_ENOMEM;
+        if (!ids || !results)
+                goto out_free;
+
+        c = write_begin(s);
+        ret = tx_begin(c);
+        if (ret < 0)
+                goto out_unlock;
+        for (size_t i = 0; i < n; i++) {
+                /* A name earlier in the batch is already a row here: same answer. */
+                int r = domain_insert_row(c, &ds[i], now, &ids[i]);
+                if (r < 0 && r != DM_EEXIST) {
+                        ret = r;
+                        goto out_rollback;
+                }
+                results[i] = r;
+        }
+        ret = tx_commit(c);
+        if (ret < 0)
+                goto out_rollback;
+        write_end(s);
+
+        for (size_t i = 0; i < n; i++) {
+                ret_results[i] = results[i];
+                if (results[i] == 0)
+                        domain_inserted(&ds[i], ids[i], now);
+        }
+        ret = 0;
+        goto out_free;
+
+out_rollback:
+        tx_rollback(c);
+out_unlock:
+        write_end(s);
+out_free:
+        free(results);
+        free(ids);
+        return ret;
+}
+
+static int sqlite_domain_get(struct dm_store *st, const char *name, struct dm_domain *ret_domain)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_DOMAIN_GET, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW)
+                domain_from_row(stmt, ret_domain);
+        else if (rc == SQLITE_DONE)
+                ret = DM_ENOENT;
+        else
+                ret = sqlite_error(c, rc, "domain get");
+        stmt_reset(stmt);
+
+out_release:
+        read_end(s, c);
+        return ret;
+}
+
+/* Runs a writer statement keyed by name whose "no row matched" means DM_ENOENT. */
+static int run_by_name(struct sqlite_conn *c, sqlite3_stmt *stmt, const char *what)
+{
+        int ret = stmt_run(c, stmt, what);
+        if (ret == 0 && sqlite3_changes(c->db) == 0)
+                ret = DM_ENOENT;
+        return ret;
+}
+
+static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        char types[SQLITE_TYPES_TEXT_MAX];
+        int ret = types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret < 0)
+                return ret;
+        int64_t now = dm_now_ms();
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        ret = stmt_get(c, STMT_DOMAIN_UPDATE, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, d->name, -1, SQLITE_STATIC);
+                sqlite3_bind_int(stmt, 2, d->enabled);
+                sqlite3_bind_int64(stmt, 3, d->interval_ms);
+                sqlite3_bind_text(stmt, 4, types, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 5, d->updated_at);
+                sqlite3_bind_int64(stmt, 6, now);
+                ret = run_by_name(c, stmt, "domain update");
+        }
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_domain_delete(struct dm_store *st, const char *name)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_DOMAIN_DELETE, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+                ret = run_by_name(c, stmt, "domain delete");
+        }
+        write_end(s);
+        return ret;
+}
+
+/* "%<q with %, _ and \ escaped>%" for LIKE ... ESCAPE '\'. malloc'd. */
+static char *like_pattern(const char *q)
+{
+        size_t len = strlen(q);
+        char *p = malloc(2 * len + 3);
+        if (!p)
+                return NULL;
+        size_t o = 0;
+        p[o++] = '%';
+        for (size_t i = 0; i < len; i++) {
+                if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+                        p[o++] = '\\';
+                p[o++] = q[i];
+        }
+        p[o++] = '%';
+        p[o] = '\0';
+        return p;
+}
+
+static int sqlite_domain_list(struct dm_store *st, const struct dm_domain_query *q,
+                              struct dm_domain *ret_domains, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        char *pattern = NULL;
+        if (q->q && *q->q) {
+                pattern = like_pattern(q->q);
+                if (!pattern)
+                        return DM_ENOMEM;
+        }
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        size_t n = 0;
+        int ret = stmt_get(c, STMT_DOMAIN_LIST, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_text(stmt, 1, q->after ? q->after : "", -1, SQLITE_STATIC);
+        bind_text(stmt, 2, pattern);
+        sqlite3_bind_int64(stmt, 3, clamp_limit(q->limit));
+        int rc = SQLITE_DONE;
+        while (n < q->limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+                domain_from_row(stmt, &ret_domains[n++]);
+        if (n < q->limit && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "domain list");
+        stmt_reset(stmt);
+        if (ret == 0)
+                *ret_n = n;
+
+out_release:
+        read_end(s, c);
+        free(pattern);
+        return ret;
+}
+
+static int sqlite_domain_request_scan(struct dm_store *st, const char *name, int64_t now)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_DOMAIN_REQUEST_SCAN, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 2, now);
+                ret = run_by_name(c, stmt, "domain request scan");
+        }
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_domain_request_scan_all(struct dm_store *st, int64_t now, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_DOMAIN_REQUEST_SCAN_ALL, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, now);
+                ret = stmt_run(c, stmt, "domain request scan all");
+        }
+        /* Every matched row counts, moved or not: that is how many the scan covers. */
+        int64_t n = ret == 0 ? sqlite3_changes64(c->db) : 0;
+        write_end(s);
+        if (ret == 0 && ret_n)
+                *ret_n = (size_t)n;
+        return ret;
+}
+
+static int sqlite_domain_count(struct dm_store *st, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_DOMAIN_COUNT, &stmt);
+        if (ret == 0)
+                ret = stmt_count(c, stmt, "domain count", ret_n);
+        read_end(s, c);
+        return ret;
+}
+
+/* ---- API keys ---- */
+
+static int sqlite_key_insert(struct dm_store *st, struct dm_api_key *k)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t created = k->created_at ? k->created_at : dm_now_ms();
+        sqlite3_stmt *stmt = NULL;
+        int64_t id = 0;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_KEY_INSERT, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, k->key_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 2, k->name, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 3, dm_scope_name(k->scope), -1, SQLITE_STATIC);
+                sqlite3_bind_blob(stmt, 4, k->hash, sizeof(k->hash), SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 5, created);
+                bind_time(stmt, 6, k->last_used_at);
+                bind_time(stmt, 7, k->revoked_at);
+                ret = stmt_run(c, stmt, "key insert");
+        }
+        if (ret == 0) {
+                if (sqlite3_changes(c->db) == 0)
+                        ret = DM_EEXIST;
+                else
+                        id = sqlite3_last_insert_rowid(c->db);
+        }
+        write_end(s);
+        if (ret == 0) {
+                k->id = id;
+                k->created_at = created;
+        }
+        return ret;
+}
+
+static int sqlite_key_get(struct dm_store *st, const char *key_id, struct dm_api_key *ret_key)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_KEY_GET, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, key_id, -1, SQLITE_STATIC);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW)
+                        key_from_row(stmt, ret_key);
+                else if (rc == SQLITE_DONE)
+                        ret = DM_ENOENT;
+                else
+                        ret = sqlite_error(c, rc, "key get");
+                stmt_reset(stmt);
+        }
+        read_end(s, c);
+        return ret;
+}
+
+static int sqlite_key_list(struct dm_store *st, struct dm_api_key **ret_keys, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_api_key *keys = NULL;
+        size_t n = 0, cap = 0;
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_KEY_LIST, &stmt);
+        if (ret < 0)
+                goto out_release;
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                ret = array_reserve((void **)&keys, &cap, n, sizeof(*keys));
+                if (ret < 0)
+                        break;
+                key_from_row(stmt, &keys[n++]);
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "key list");
+        stmt_reset(stmt);
+
+out_release:
+        read_end(s, c);
+        if (ret < 0) {
+                free(keys);
+                return ret;
+        }
+        *ret_keys = keys;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_key_revoke(struct dm_store *st, const char *key_id_or_name, int64_t now)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_KEY_REVOKE, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, key_id_or_name, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 2, now);
+                ret = run_by_name(c, stmt, "key revoke");
+        }
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_key_touch(struct dm_store *st, int64_t id, int64_t now)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_KEY_TOUCH, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, id);
+                sqlite3_bind_int64(stmt, 2, now);
+                sqlite3_bind_int64(stmt, 3, SQLITE_KEY_TOUCH_COALESCE_MS);
+                ret = stmt_run(c, stmt, "key touch");
+        }
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_key_count_active(struct dm_store *st, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_KEY_COUNT_ACTIVE, &stmt);
+        if (ret == 0)
+                ret = stmt_count(c, stmt, "key count", ret_n);
+        read_end(s, c);
+        return ret;
+}
+
+/* ---- scheduling ---- */
+
+static int sqlite_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
+                            struct dm_scan_task *ret_tasks, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        size_t n = 0;
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_CLAIM, &stmt);
+        if (ret < 0)
+                goto out_unlock;
+        sqlite3_bind_int64(stmt, 1, opts->now);
+        sqlite3_bind_int64(stmt, 2, opts->default_interval_ms);
+        sqlite3_bind_int64(stmt, 3, opts->min_interval_ms);
+        sqlite3_bind_int64(stmt, 4, clamp_limit(opts->limit));
+        int rc;
+        /* Stepping to SQLITE_DONE (not stopping at `limit` rows) is what commits. */
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                if (n >= opts->limit)
+                        continue;
+                struct dm_scan_task *t = &ret_tasks[n++];
+                memset(t, 0, sizeof(*t));
+                t->domain_id = sqlite3_column_int64(stmt, 0);
+                col_copy(stmt, 1, t->name, sizeof(t->name));
+                col_types(stmt, 2, t->domain_id, t->record_types, &t->nrecord_types);
+                col_fp(stmt, 3, t->dns_fp);
+        }
+        if (rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "claim");
+        stmt_reset(stmt);
+        if (ret == 0)
+                *ret_n = n;
+
+out_unlock:
+        write_end(s);
+        return ret;
+}
+
+/* ---- DNS state ---- */
+
+static int sqlite_dns_current(struct dm_store *st, int64_t domain_id,
+                              struct dm_rrset_row **ret_rows, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_rrset_row *rows = NULL;
+        size_t n = 0, cap = 0;
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_CURRENT, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_int64(stmt, 1, domain_id);
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                ret = array_reserve((void **)&rows, &cap, n, sizeof(*rows));
+                if (ret < 0)
+                        break;
+                struct dm_rrset_row *r = &rows[n];
+                memset(r, 0, sizeof(*r));
+                r->type = (uint16_t)sqlite3_column_int(stmt, 0);
+                r->status = (enum dm_rr_status)sqlite3_column_int(stmt, 1);
+                r->ttl = (uint32_t)sqlite3_column_int64(stmt, 2);
+                r->checked_at = sqlite3_column_int64(stmt, 5);
+                r->changed_at = sqlite3_column_int64(stmt, 6);
+                n++;
+                ret = col_strdup(stmt, 3, &r->values);
+                if (ret == 0)
+                        ret = col_strdup(stmt, 4, &r->error);
+                if (ret < 0)
+                        break;
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "dns current");
+        stmt_reset(stmt);
+
+out_release:
+        read_end(s, c);
+        if (ret < 0) {
+                dm_rrset_rows_free(rows, n);
+                return ret;
+        }
+        *ret_rows = rows;
+        *ret_n = n;
+        return 0;
+}
+
+/* Fingerprint unchanged: the scan only moves the domain's check time and status. */
+static int commit_seen(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t checked_at,
+                       const char *status_error)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_COMMIT_SEEN, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, it->domain_id);
+        sqlite3_bind_int64(stmt, 2, checked_at);
+        sqlite3_bind_int(stmt, 3, (int)it->status);
+        bind_text(stmt, 4, status_error);
+        ret = stmt_run(c, stmt, "dns commit");
+        if (ret < 0)
+                return ret;
+        it->result = sqlite3_changes(c->db) ? 0 : DM_ENOENT;
+        return 0;
+}
+
+/* The compare-and-swap. *ret_swapped false: the stored fingerprint was not old_fp (or the
+ * domain is gone) and nothing was written. */
+static int commit_cas(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t checked_at,
+                      const char *status_error, char *name, size_t size, bool *ret_swapped)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_COMMIT_CAS, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, it->domain_id);
+        bind_fp(stmt, 2, it->new_fp);
+        bind_fp(stmt, 3, it->old_fp);
+        sqlite3_bind_int64(stmt, 4, checked_at);
+        sqlite3_bind_int(stmt, 5, (int)it->status);
+        bind_text(stmt, 6, status_error);
+        sqlite3_bind_int(stmt, 7, it->nchanges > 0);
+        bool swapped = false;
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+                swapped = true;
+                col_copy(stmt, 0, name, size);
+                rc = sqlite3_step(stmt);
+        }
+        if (rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "dns commit");
+        stmt_reset(stmt);
+        if (ret == 0)
+                *ret_swapped = swapped;
+        return ret;
+}
+
+static int domain_exists(struct sqlite_conn *c, int64_t id, bool *ret_exists)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_DOMAIN_EXISTS, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, id);
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+                *ret_exists = rc == SQLITE_ROW;
+        else
+                ret = sqlite_error(c, rc, "dns commit");
+        stmt_reset(stmt);
+        return ret;
+}
+
+static bool rows_have_type(const struct dm_dns_commit *it, int type)
+{
+        for (size_t i = 0; i < it->nrows; i++) {
+                if (it->rows[i].type == type)
+                        return true;
+        }
+        return false;
+}
+
+/* Deletes the current rows of types the new state does not list. */
+static int commit_prune(struct sqlite_conn *c, const struct dm_dns_commit *it)
+{
+        int stale[DM_STORE_MAX_ROWS];
+        size_t nstale;
+        sqlite3_stmt *types = NULL, *del = NULL;
+        int ret = stmt_get(c, STMT_CURRENT_TYPES, &types);
+        if (ret == 0)
+                ret = stmt_get(c, STMT_CURRENT_DELETE, &del);
+        if (ret < 0)
+                return ret;
+        /* A batch at a time, so a hand-edited row set of any size still empties. */
+        do {
+                nstale = 0;
+                sqlite3_bind_int64(types, 1, it->domain_id);
+                int rc;
+                while (nstale < DM_STORE_MAX_ROWS && (rc = sqlite3_step(types)) == SQLITE_ROW) {
+                        int type = sqlite3_column_int(types, 0);
+                        if (!rows_have_type(it, type))
+                                stale[nstale++] = type;
+                }
+                if (nstale < DM_STORE_MAX_ROWS && rc != SQLITE_DONE)
+                        ret = sqlite_error(c, rc, "dns commit");
+                stmt_reset(types);
+                for (size_t i = 0; ret == 0 && i < nstale; i++) {
+                        sqlite3_bind_int64(del, 1, it->domain_id);
+                        sqlite3_bind_int(del, 2, stale[i]);
+                        ret = stmt_run(c, del, "dns commit");
+                }
+        } while (ret == 0 && nstale == DM_STORE_MAX_ROWS);
+        return ret;
+}
+
+static int commit_rows(struct sqlite_conn *c, const struct dm_dns_commit *it, int64_t checked_at)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = commit_prune(c, it);
+        if (ret == 0)
+                ret = stmt_get(c, STMT_CURRENT_UPSERT, &stmt);
+        if (ret < 0)
+                return ret;
+        for (size_t i = 0; i < it->nrows; i++) {
+                const struct dm_rrset_row *r = &it->rows[i];
+                sqlite3_bind_int64(stmt, 1, it->domain_id);
+                sqlite3_bind_int(stmt, 2, r->type);
+                sqlite3_bind_int(stmt, 3, (int)r->status);
+                sqlite3_bind_int64(stmt, 4, r->ttl);
+                bind_text(stmt, 5, r->values);
+                bind_text(stmt, 6, r->error);
+                sqlite3_bind_int64(stmt, 7, r->checked_at ? r->checked_at : checked_at);
+                bind_time(stmt, 8, r->changed_at);
+                ret = stmt_run(c, stmt, "dns commit");
+                if (ret < 0)
+                        return ret;
+        }
+        return 0;
+}
+
+static int commit_outbox(struct sqlite_conn *c, const char *routing_key, const char *body,
+                         int64_t now)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_OUTBOX_INSERT, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_text(stmt, 1, routing_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, body, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, now);
+        return stmt_run(c, stmt, "outbox insert");
+}
+
+static int commit_changes(struct sqlite_conn *c, struct dm_dns_commit *it, const char *name,
+                          int64_t checked_at, int64_t now, dm_change_event_fn event_fn,
+                          void *event_arg)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_CHANGE_INSERT, &stmt);
+        if (ret < 0)
+                return ret;
+        for (size_t i = 0; i < it->nchanges; i++) {
+                struct dm_change *ch = &it->changes[i];
+                int64_t observed = ch->observed_at ? ch->observed_at : checked_at;
+                sqlite3_bind_int64(stmt, 1, it->domain_id);
+                sqlite3_bind_int(stmt, 2, ch->type);
+                sqlite3_bind_int(stmt, 3, (int)ch->status);
+                sqlite3_bind_int64(stmt, 4, observed);
+                bind_text(stmt, 5, ch->before);
+                bind_text(stmt, 6, ch->after);
+                bind_text(stmt, 7, ch->added);
+                bind_text(stmt, 8, ch->removed);
+                ret = stmt_run(c, stmt, "change insert");
+                if (ret < 0)
+                        return ret;
+                ch->id = sqlite3_last_insert_rowid(c->db);
+                ch->domain_id = it->domain_id;
+                ch->observed_at = observed;
+                if (ch->domain[0] == '\0')
+                        snprintf(ch->domain, sizeof(ch->domain), "%s", name);
+                if (!event_fn)
+                        continue;
+
+                char key[DM_STORE_ROUTING_KEY_MAX];
+                char *body = event_fn(ch, event_arg);
+                if (!body)
+                        return DM_ENOMEM;
+                ret = commit_outbox(c, dm_store_routing_key(ch->type, key), body, now);
+                free(body);
+                if (ret < 0)
+                        return ret;
+        }
+        return 0;
+}
+
+static int commit_item(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t now,
+                       dm_change_event_fn event_fn, void *event_arg)
+{
+        int64_t checked_at = it->checked_at ? it->checked_at : now;
+        const char *status_error = it->status == DM_CHECK_ERROR ? it->status_error : NULL;
+        if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0)
+                return commit_seen(c, it, checked_at, status_error);
+
+        char name[DM_NAME_MAX + 1];
+        bool swapped = false;
+        int ret = commit_cas(c, it, checked_at, status_error, name, sizeof(name), &swapped);
+        if (ret < 0)
+                return ret;
+        if (!swapped) {
+                bool exists = false;
+                ret = domain_exists(c, it->domain_id, &exists);
+                if (ret < 0)
+                        return ret;
+                it->result = exists ? DM_ECONFLICT : DM_ENOENT;
+                return 0;
+        }
+        ret = commit_rows(c, it, checked_at);
+        if (ret < 0)
+                return ret;
+        ret = commit_changes(c, it, name, checked_at, now, event_fn, event_arg);
+        if (ret < 0)
+                return ret;
+        it->result = 0;
+        return 0;
+}
+
+static int sqlite_dns_commit(struct dm_store *st, struct dm_dns_commit *items, size_t n,
+                             dm_change_event_fn event_fn, void *event_arg)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t now = dm_now_ms();
+        struct sqlite_conn *c = write_begin(s);
+        int ret = tx_begin(c);
+        if (ret < 0)
+                goto out_unlock;
+        for (size_t i = 0; i < n; i++) {
+                ret = commit_item(c, &items[i], now, event_fn, event_arg);
+                if (ret < 0)
+                        goto out_rollback;
+        }
+        ret = tx_commit(c);
+        if (ret < 0)
+                goto out_rollback;
+        write_end(s);
+        return 0;
+
+out_rollback:
+        tx_rollback(c);
+        /* Nothing was written: ids handed out inside the transaction do not exist. */
+        for (size_t i = 0; i < n; i++) {
+                items[i].result = ret;
+                if (memcmp(items[i].old_fp, items[i].new_fp, DM_FP_LEN) == 0)
+                        continue;
+                for (size_t j = 0; j < items[i].nchanges; j++)
+                        items[i].changes[j].id = 0;
+        }
+out_unlock:
+        write_end(s);
+        return ret;
+}
+
+static int change_from_row(sqlite3_stmt *stmt, struct dm_change *ch)
+{
+        memset(ch, 0, sizeof(*ch));
+        ch->id = sqlite3_column_int64(stmt, 0);
+        ch->domain_id = sqlite3_column_int64(stmt, 1);
+        col_copy(stmt, 2, ch->domain, sizeof(ch->domain));
+        ch->type = (uint16_t)sqlite3_column_int(stmt, 3);
+        ch->status = (enum dm_rr_status)sqlite3_column_int(stmt, 4);
+        ch->observed_at = sqlite3_column_int64(stmt, 5);
+        int ret = col_strdup(stmt, 6, &ch->before);
+        if (ret == 0)
+                ret = col_strdup(stmt, 7, &ch->after);
+        if (ret == 0)
+                ret = col_strdup(stmt, 8, &ch->added);
+        if (ret == 0)
+                ret = col_strdup(stmt, 9, &ch->removed);
+        return ret;
+}
+
+static int sqlite_change_list(struct dm_store *st, const struct dm_change_query *q,
+                              struct dm_change **ret_changes, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_change *changes = NULL;
+        size_t n = 0, cap = 0;
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, q->domain_id ? STMT_CHANGES_DOMAIN : STMT_CHANGES_ALL, &stmt);
+        if (ret < 0)
+                goto out_release;
+        if (q->domain_id)
+                sqlite3_bind_int64(stmt, 1, q->domain_id);
+        sqlite3_bind_int64(stmt, 2, q->before_id > 0 ? q->before_id : INT64_MAX);
+        sqlite3_bind_int(stmt, 3, q->type);
+        sqlite3_bind_int64(stmt, 4, q->since);
+        sqlite3_bind_int64(stmt, 5, q->until);
+        sqlite3_bind_int64(stmt, 6, clamp_limit(q->limit));
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                ret = array_reserve((void **)&changes, &cap, n, sizeof(*changes));
+                if (ret < 0)
+                        break;
+                ret = change_from_row(stmt, &changes[n++]);
+                if (ret < 0)
+                        break;
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "change list");
+        stmt_reset(stmt);
+
+out_release:
+        read_end(s, c);
+        if (ret < 0) {
+                dm_changes_free(changes, n);
+                return ret;
+        }
+        *ret_changes = changes;
+        *ret_n = n;
+        return 0;
+}
+
+/* ---- outbox ---- */
+
+static int sqlite_outbox_add(struct dm_store *st, const char *routing_key, const char *body)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t now = dm_now_ms();
+        struct sqlite_conn *c = write_begin(s);
+        int ret = commit_outbox(c, routing_key, body, now);
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_outbox_fetch(struct dm_store *st, size_t limit,
+                               struct dm_outbox_event **ret_events, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_outbox_event *events = NULL;
+        size_t n = 0, cap = 0;
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_OUTBOX_FETCH, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_int64(stmt, 1, clamp_limit(limit));
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                ret = array_reserve((void **)&events, &cap, n, sizeof(*events));
+                if (ret < 0)
+                        break;
+                struct dm_outbox_event *e = &events[n++];
+                memset(e, 0, sizeof(*e));
+                e->id = sqlite3_column_int64(stmt, 0);
+                e->created_at = sqlite3_column_int64(stmt, 3);
+                ret = col_strdup(stmt, 1, &e->routing_key);
+                if (ret == 0)
+                        ret = col_strdup(stmt, 2, &e->body);
+                if (ret < 0)
+                        break;
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "outbox fetch");
+        stmt_reset(stmt);
+
+out_release:
+        read_end(s, c);
+        if (ret < 0) {
+                dm_outbox_events_free(events, n);
+                return ret;
+        }
+        *ret_events = events;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = tx_begin(c);
+        if (ret < 0)
+                goto out_unlock;
+        ret = stmt_get(c, STMT_OUTBOX_DELETE, &stmt);
+        if (ret < 0)
+                goto out_rollback;
+        for (size_t i = 0; i < n; i++) {
+                sqlite3_bind_int64(stmt, 1, ids[i]);
+                ret = stmt_run(c, stmt, "outbox delete");
+                if (ret < 0)
+                        goto out_rollback;
+        }
+        ret = tx_commit(c);
+        if (ret < 0)
+                goto out_rollback;
+        write_end(s);
+        return 0;
+
+out_rollback:
+        tx_rollback(c);
+out_unlock:
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_wipe(struct dm_store *st)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = write_begin(s);
+        int ret = conn_exec(c, "BEGIN IMMEDIATE; DELETE FROM outbox; DELETE FROM dns_changes; "
+                               "DELETE FROM dns_current; DELETE FROM api_keys; "
+                               "DELETE FROM domains; COMMIT;");
+        if (ret < 0)
+                tx_rollback(c);
+        write_end(s);
+        return ret;
+}
+
+const struct dm_store_ops dm_store_sqlite_ops = {
+    .name = "sqlite",
+    .caps = DM_STORE_CAP_EMBEDDED,
+    .open = sqlite_open,
+    .free = sqlite_free,
+    .migrate = sqlite_migrate,
+    .ping = sqlite_ping,
+    .domain_insert = sqlite_domain_insert,
+    .domain_insert_many = sqlite_domain_insert_many,
+    .domain_get = sqlite_domain_get,
+    .domain_update = sqlite_domain_update,
+    .domain_delete = sqlite_domain_delete,
+    .domain_list = sqlite_domain_list,
+    .domain_request_scan = sqlite_domain_request_scan,
+    .domain_request_scan_all = sqlite_domain_request_scan_all,
+    .domain_count = sqlite_domain_count,
+    .key_insert = sqlite_key_insert,
+    .key_get = sqlite_key_get,
+    .key_list = sqlite_key_list,
+    .key_revoke = sqlite_key_revoke,
+    .key_touch = sqlite_key_touch,
+    .key_count_active = sqlite_key_count_active,
+    .claim_due = sqlite_claim_due,
+    .dns_current = sqlite_dns_current,
+    .dns_commit = sqlite_dns_commit,
+    .change_list = sqlite_change_list,
+    .outbox_add = sqlite_outbox_add,
+    .outbox_fetch = sqlite_outbox_fetch,
+    .outbox_delete = sqlite_outbox_delete,
+    .wipe = sqlite_wipe,
+};

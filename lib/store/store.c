@@ -1,0 +1,479 @@
+/* The store front: picks a backend from the DATABASE_URL scheme (the way curl picks its TLS
+ * backend from available_backends[]), checks arguments once for every backend, and holds
+ * the few functions both backends must agree on (phases, routing keys, names of enums). */
+#include "store_int.h"
+
+#include "dm/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store_backend {
+        const char *scheme;
+        const struct dm_store_ops *ops;
+};
+
+/* What this binary can open. */
+static const struct store_backend store_backends[] = {
+    {.scheme = "sqlite", .ops = &dm_store_sqlite_ops},
+#ifdef DM_HAVE_LIBPQ
+    {.scheme = "postgres", .ops = &dm_store_pg_ops},
+    {.scheme = "postgresql", .ops = &dm_store_pg_ops},
+#endif
+};
+
+/* Every scheme the project knows, built or not: a known one missing from store_backends[]
+ * is a build choice, and the error must say so rather than "bad URL". */
+static const struct {
+        const char *scheme;
+        const char *backend;
+} store_known_schemes[] = {
+    {"sqlite", "sqlite"},
+    {"postgres", "postgres"},
+    {"postgresql", "postgres"},
+};
+
+#define STORE_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define STORE_DEFAULT_URL "sqlite://./domainmon.db"
+
+static void store_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void store_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+        if (!err || errlen == 0)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+int dm_store_open(const char *url, char *err, size_t errlen, struct dm_store **ret_store)
+{
+        if (!ret_store)
+                return DM_EINVAL;
+        if (!url || !*url)
+                url = STORE_DEFAULT_URL;
+
+        const char *colon = strchr(url, ':');
+        size_t slen = colon ? (size_t)(colon - url) : 0;
+        char scheme[16];
+        if (!colon || slen == 0 || slen >= sizeof(scheme)) {
+                store_set_err(err, errlen,
+                              "DATABASE_URL has no known scheme (expected sqlite:///path.db or "
+                              "postgres://...)");
+                return DM_EINVAL;
+        }
+        for (size_t i = 0; i < slen; i++) {
+                char c = url[i];
+                scheme[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        }
+        scheme[slen] = '\0';
+
+        for (size_t i = 0; i < STORE_NELEM(store_backends); i++) {
+                if (strcmp(store_backends[i].scheme, scheme) == 0)
+                        return store_backends[i].ops->open(url, err, errlen, ret_store);
+        }
+        for (size_t i = 0; i < STORE_NELEM(store_known_schemes); i++) {
+                if (strcmp(store_known_schemes[i].scheme, scheme) == 0) {
+                        store_set_err(err, errlen,
+                                      "DATABASE_URL: %s backend is not built into this binary",
+                                      store_known_schemes[i].backend);
+                        return DM_ENOBACKEND;
+                }
+        }
+        /* The scheme alone, never the URL: it may carry a password. */
+        store_set_err(err, errlen,
+                      "DATABASE_URL: unknown scheme '%s' (expected sqlite:///path.db or "
+                      "postgres://...)",
+                      scheme);
+        return DM_EINVAL;
+}
+
+void dm_store_free(struct dm_store *st)
+{
+        if (st)
+                st->ops->free(st);
+}
+
+const char *dm_store_backend(const struct dm_store *st)
+{
+        return st ? st->ops->name : NULL;
+}
+
+int dm_store_migrate(struct dm_store *st, int *ret_applied)
+{
+        if (!st)
+                return DM_EINVAL;
+        return st->ops->migrate(st, ret_applied);
+}
+
+int dm_store_ping(struct dm_store *st)
+{
+        if (!st)
+                return DM_EINVAL;
+        return st->ops->ping(st);
+}
+
+static bool store_domain_valid(const struct dm_domain *d)
+{
+        return d && d->name[0] != '\0' && d->nrecord_types <= DM_RRTYPE_MAX_PER_DOMAIN &&
+               d->interval_ms >= 0;
+}
+
+int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d)
+{
+        if (!st || !store_domain_valid(d))
+                return DM_EINVAL;
+        return st->ops->domain_insert(st, d);
+}
+
+int dm_store_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
+                                int *ret_results)
+{
+        if (!st || (n > 0 && (!ds || !ret_results)))
+                return DM_EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (!store_domain_valid(&ds[i]))
+                        return DM_EINVAL;
+        }
+        if (n == 0)
+                return 0;
+        return st->ops->domain_insert_many(st, ds, n, ret_results);
+}
+
+int dm_store_domain_get(struct dm_store *st, const char *name, struct dm_domain *ret_domain)
+{
+        if (!st || !name || !ret_domain)
+                return DM_EINVAL;
+        return st->ops->domain_get(st, name, ret_domain);
+}
+
+int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d)
+{
+        if (!st || !store_domain_valid(d))
+                return DM_EINVAL;
+        return st->ops->domain_update(st, d);
+}
+
+int dm_store_domain_delete(struct dm_store *st, const char *name)
+{
+        if (!st || !name)
+                return DM_EINVAL;
+        return st->ops->domain_delete(st, name);
+}
+
+int dm_store_domain_list(struct dm_store *st, const struct dm_domain_query *q,
+                         struct dm_domain *ret_domains, size_t *ret_n)
+{
+        if (!st || !q || q->limit == 0 || !ret_domains || !ret_n)
+                return DM_EINVAL;
+        /* No stored name is that long, and a pattern that long is a database error
+         * (SQLite caps LIKE patterns) rather than the empty answer it deserves. */
+        if (q->q && strlen(q->q) > DM_UNAME_MAX) {
+                *ret_n = 0;
+                return 0;
+        }
+        return st->ops->domain_list(st, q, ret_domains, ret_n);
+}
+
+int dm_store_domain_request_scan(struct dm_store *st, const char *name, int64_t now)
+{
+        if (!st || !name)
+                return DM_EINVAL;
+        return st->ops->domain_request_scan(st, name, now);
+}
+
+#define STORE_SCAN_ALL_PAGE 1000
+
+int dm_store_domain_request_scan_all(struct dm_store *st, int64_t now, size_t *ret_n)
+{
+        if (!st)
+                return DM_EINVAL;
+        if (st->ops->domain_request_scan_all)
+                return st->ops->domain_request_scan_all(st, now, ret_n);
+
+        /* A backend without one statement for it: page by page, one domain at a time. */
+        struct dm_domain *page = calloc(STORE_SCAN_ALL_PAGE, sizeof(*page));
+        char after[DM_NAME_MAX + 1] = "";
+        size_t total = 0;
+        int ret = 0;
+        if (!page)
+                return DM_ENOMEM;
+        for (;;) {
+                struct dm_domain_query q = {.after = after[0] ? after : NULL,
+                                            .limit = STORE_SCAN_ALL_PAGE};
+                size_t n = 0;
+                ret = st->ops->domain_list(st, &q, page, &n);
+                if (ret < 0)
+                        goto out_free;
+                for (size_t i = 0; i < n; i++) {
+                        if (!page[i].enabled)
+                                continue;
+                        ret = st->ops->domain_request_scan(st, page[i].name, now);
+                        if (ret == DM_ENOENT) /* deleted meanwhile */
+                                continue;
+                        if (ret < 0)
+                                goto out_free;
+                        total++;
+                }
+                if (n < STORE_SCAN_ALL_PAGE)
+                        break;
+                snprintf(after, sizeof(after), "%s", page[n - 1].name);
+        }
+        ret = 0;
+        if (ret_n)
+                *ret_n = total;
+out_free:
+        free(page);
+        return ret;
+}
+
+int dm_store_domain_count(struct dm_store *st, size_t *ret_n)
+{
+        if (!st || !ret_n)
+                return DM_EINVAL;
+        return st->ops->domain_count(st, ret_n);
+}
+
+int dm_store_key_insert(struct dm_store *st, struct dm_api_key *k)
+{
+        if (!st || !k || k->key_id[0] == '\0' || k->scope < DM_SCOPE_READ ||
+            k->scope > DM_SCOPE_ADMIN)
+                return DM_EINVAL;
+        return st->ops->key_insert(st, k);
+}
+
+int dm_store_key_get(struct dm_store *st, const char *key_id, struct dm_api_key *ret_key)
+{
+        if (!st || !key_id || !ret_key)
+                return DM_EINVAL;
+        return st->ops->key_get(st, key_id, ret_key);
+}
+
+int dm_store_key_list(struct dm_store *st, struct dm_api_key **ret_keys, size_t *ret_n)
+{
+        if (!st || !ret_keys || !ret_n)
+                return DM_EINVAL;
+        return st->ops->key_list(st, ret_keys, ret_n);
+}
+
+int dm_store_key_revoke(struct dm_store *st, const char *key_id_or_name, int64_t now)
+{
+        if (!st || !key_id_or_name || !*key_id_or_name)
+                return DM_EINVAL;
+        return st->ops->key_revoke(st, key_id_or_name, now);
+}
+
+int dm_store_key_touch(struct dm_store *st, int64_t id, int64_t now)
+{
+        if (!st)
+                return DM_EINVAL;
+        return st->ops->key_touch(st, id, now);
+}
+
+int dm_store_key_count_active(struct dm_store *st, size_t *ret_n)
+{
+        if (!st || !ret_n)
+                return DM_EINVAL;
+        return st->ops->key_count_active(st, ret_n);
+}
+
+int dm_store_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
+                       struct dm_scan_task *ret_tasks, size_t *ret_n)
+{
+        /* A zero interval would make the next slot undefined (division by zero). */
+        if (!st || !opts || opts->limit == 0 || !ret_tasks || !ret_n ||
+            opts->default_interval_ms <= 0 || opts->min_interval_ms < 0)
+                return DM_EINVAL;
+        return st->ops->claim_due(st, opts, ret_tasks, ret_n);
+}
+
+int dm_store_dns_current(struct dm_store *st, int64_t domain_id, struct dm_rrset_row **ret_rows,
+                         size_t *ret_n)
+{
+        if (!st || !ret_rows || !ret_n)
+                return DM_EINVAL;
+        return st->ops->dns_current(st, domain_id, ret_rows, ret_n);
+}
+
+int dm_store_dns_commit(struct dm_store *st, struct dm_dns_commit *items, size_t n,
+                        dm_change_event_fn event_fn, void *event_arg)
+{
+        if (!st || (n > 0 && !items))
+                return DM_EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                const struct dm_dns_commit *it = &items[i];
+                if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0)
+                        continue;
+                if (it->nrows > DM_STORE_MAX_ROWS || (it->nrows > 0 && !it->rows) ||
+                    (it->nchanges > 0 && !it->changes))
+                        return DM_EINVAL;
+        }
+        if (n == 0)
+                return 0;
+        return st->ops->dns_commit(st, items, n, event_fn, event_arg);
+}
+
+int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
+                         struct dm_change **ret_changes, size_t *ret_n)
+{
+        if (!st || !q || q->limit == 0 || !ret_changes || !ret_n)
+                return DM_EINVAL;
+        return st->ops->change_list(st, q, ret_changes, ret_n);
+}
+
+int dm_store_outbox_add(struct dm_store *st, const char *routing_key, const char *body)
+{
+        if (!st || !routing_key || !body)
+                return DM_EINVAL;
+        return st->ops->outbox_add(st, routing_key, body);
+}
+
+int dm_store_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
+                          size_t *ret_n)
+{
+        if (!st || limit == 0 || !ret_events || !ret_n)
+                return DM_EINVAL;
+        return st->ops->outbox_fetch(st, limit, ret_events, ret_n);
+}
+
+int dm_store_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n)
+{
+        if (!st || (n > 0 && !ids))
+                return DM_EINVAL;
+        if (n == 0)
+                return 0;
+        return st->ops->outbox_delete(st, ids, n);
+}
+
+int dm_store_wipe(struct dm_store *st)
+{
+        if (!st)
+                return DM_EINVAL;
+        return st->ops->wipe(st);
+}
+
+void dm_rrset_rows_free(struct dm_rrset_row *rows, size_t n)
+{
+        if (!rows)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(rows[i].values);
+                free(rows[i].error);
+        }
+        free(rows);
+}
+
+void dm_changes_free(struct dm_change *changes, size_t n)
+{
+        if (!changes)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(changes[i].before);
+                free(changes[i].after);
+                free(changes[i].added);
+                free(changes[i].removed);
+        }
+        free(changes);
+}
+
+void dm_outbox_events_free(struct dm_outbox_event *events, size_t n)
+{
+        if (!events)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(events[i].routing_key);
+                free(events[i].body);
+        }
+        free(events);
+}
+
+int64_t dm_store_phase(const char *name)
+{
+        /* FNV-1a, then a 64-bit finalizer (splitmix64): FNV alone leaves names that differ
+         * only in their last characters close together in the low bits. */
+        uint64_t h = 0xcbf29ce484222325u;
+        for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+                h ^= *p;
+                h *= 0x100000001b3u;
+        }
+        h ^= h >> 30;
+        h *= 0xbf58476d1ce4e5b9u;
+        h ^= h >> 27;
+        h *= 0x94d049bb133111ebu;
+        h ^= h >> 31;
+        return (int64_t)(h & 0x7fffffffu);
+}
+
+bool dm_store_fp_is_zero(const uint8_t fp[DM_FP_LEN])
+{
+        uint8_t acc = 0;
+        for (size_t i = 0; i < DM_FP_LEN; i++)
+                acc |= fp[i];
+        return acc == 0;
+}
+
+const char *dm_store_routing_key(uint16_t type, char *buf)
+{
+        char tbuf[16];
+        snprintf(buf, DM_STORE_ROUTING_KEY_MAX, "change.dns.%s", dm_rrtype_name(type, tbuf));
+        return buf;
+}
+
+static const char *const scope_names[] = {
+    [DM_SCOPE_READ] = "read",
+    [DM_SCOPE_WRITE] = "write",
+    [DM_SCOPE_ADMIN] = "admin",
+};
+
+const char *dm_scope_name(enum dm_scope s)
+{
+        if ((size_t)s < STORE_NELEM(scope_names) && scope_names[s])
+                return scope_names[s];
+        return "none";
+}
+
+int dm_scope_parse(const char *s, enum dm_scope *ret_scope)
+{
+        if (!s || !ret_scope)
+                return DM_EINVAL;
+        for (size_t i = 0; i < STORE_NELEM(scope_names); i++) {
+                if (scope_names[i] && strcmp(scope_names[i], s) == 0) {
+                        *ret_scope = (enum dm_scope)i;
+                        return 0;
+                }
+        }
+        return DM_EINVAL;
+}
+
+const char *dm_check_status_name(enum dm_check_status s)
+{
+        switch (s) {
+        case DM_CHECK_PENDING:
+                return "pending";
+        case DM_CHECK_OK:
+                return "ok";
+        case DM_CHECK_ERROR:
+                return "error";
+        }
+        return "unknown";
+}
+
+const char *dm_rr_status_name(enum dm_rr_status s)
+{
+        switch (s) {
+        case DM_RRS_OK:
+                return "ok";
+        case DM_RRS_NXDOMAIN:
+                return "nxdomain";
+        case DM_RRS_NODATA:
+                return "nodata";
+        case DM_RRS_ERROR:
+                return "error";
+        }
+        return "unknown";
+}

@@ -1,0 +1,107 @@
+/* The store backend interface. Each backend (sqlite.c, later pg.c) exports one const ops
+ * table; store.c picks it from the DATABASE_URL scheme, checks arguments once for every
+ * backend and forwards each dm_store_* call through it. Only lib/store and the store's
+ * contract tests include this header.
+ *
+ * The ops receive arguments already checked by store.c (non-NULL store and pointers,
+ * limits >= 1, counts within the documented maxima), and follow the return codes and
+ * ownership rules of include/dm/store.h. */
+#ifndef DM_STORE_INT_H
+#define DM_STORE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dm/store.h"
+
+/* What a backend can do beyond the contract; callers of the ops may adapt to them. */
+enum dm_store_cap {
+        /* The database lives with this process (a file or memory): no server to reach. */
+        DM_STORE_CAP_EMBEDDED = 1u << 0,
+        /* Writers in several processes claim and commit concurrently without waiting on
+         * one database-wide lock (PostgreSQL's FOR UPDATE SKIP LOCKED). */
+        DM_STORE_CAP_CONCURRENT_WRITERS = 1u << 1,
+};
+
+struct dm_store_ops {
+        const char *name; /* what dm_store_backend() reports */
+        unsigned caps;    /* enum dm_store_cap bits */
+
+        /* `url` is the full URL the caller gave (never NULL here; the scheme matched this
+         * backend). On failure `err` gets a one-line reason. */
+        int (*open)(const char *url, char *err, size_t errlen, struct dm_store **ret_store);
+        void (*free)(struct dm_store *st);
+        int (*migrate)(struct dm_store *st, int *ret_applied);
+        int (*ping)(struct dm_store *st);
+
+        int (*domain_insert)(struct dm_store *st, struct dm_domain *d);
+        int (*domain_insert_many)(struct dm_store *st, struct dm_domain *ds, size_t n,
+                                  int *ret_results);
+        int (*domain_get)(struct dm_store *st, const char *name, struct dm_domain *ret_domain);
+        int (*domain_update)(struct dm_store *st, const struct dm_domain *d);
+        int (*domain_delete)(struct dm_store *st, const char *name);
+        int (*domain_list)(struct dm_store *st, const struct dm_domain_query *q,
+                           struct dm_domain *ret_domains, size_t *ret_n);
+        int (*domain_request_scan)(struct dm_store *st, const char *name, int64_t now);
+        /* Optional: NULL makes store.c fall back to domain_list + domain_request_scan page
+         * by page. `ret_n` may be NULL. */
+        int (*domain_request_scan_all)(struct dm_store *st, int64_t now, size_t *ret_n);
+        int (*domain_count)(struct dm_store *st, size_t *ret_n);
+
+        int (*key_insert)(struct dm_store *st, struct dm_api_key *k);
+        int (*key_get)(struct dm_store *st, const char *key_id, struct dm_api_key *ret_key);
+        int (*key_list)(struct dm_store *st, struct dm_api_key **ret_keys, size_t *ret_n);
+        int (*key_revoke)(struct dm_store *st, const char *key_id_or_name, int64_t now);
+        int (*key_touch)(struct dm_store *st, int64_t id, int64_t now);
+        int (*key_count_active)(struct dm_store *st, size_t *ret_n);
+
+        int (*claim_due)(struct dm_store *st, const struct dm_claim_opts *opts,
+                         struct dm_scan_task *ret_tasks, size_t *ret_n);
+
+        int (*dns_current)(struct dm_store *st, int64_t domain_id, struct dm_rrset_row **ret_rows,
+                           size_t *ret_n);
+        int (*dns_commit)(struct dm_store *st, struct dm_dns_commit *items, size_t n,
+                          dm_change_event_fn event_fn, void *event_arg);
+        int (*change_list)(struct dm_store *st, const struct dm_change_query *q,
+                           struct dm_change **ret_changes, size_t *ret_n);
+
+        int (*outbox_add)(struct dm_store *st, const char *routing_key, const char *body);
+        int (*outbox_fetch)(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
+                            size_t *ret_n);
+        int (*outbox_delete)(struct dm_store *st, const int64_t *ids, size_t n);
+
+        /* Deletes every row of every table, keeping the schema. Only the contract tests
+         * call it (through dm_store_wipe), so that a server database shared between test
+         * runs starts each test empty. */
+        int (*wipe)(struct dm_store *st);
+};
+
+/* Every backend instance begins with this, so a struct dm_store * is also a pointer to the
+ * backend's own state. */
+struct dm_store {
+        const struct dm_store_ops *ops;
+};
+
+extern const struct dm_store_ops dm_store_sqlite_ops;
+#ifdef DM_HAVE_LIBPQ
+extern const struct dm_store_ops dm_store_pg_ops;
+#endif
+
+/* Most rows one dns_commit item may carry: one per record type of the domain. */
+#define DM_STORE_MAX_ROWS DM_RRTYPE_MAX_PER_DOMAIN
+
+/* The scheduling phase of a domain in [0, 2^31) ms, derived from its name so that domains
+ * added together spread over their interval and every backend places a name alike. */
+int64_t dm_store_phase(const char *name);
+
+/* True when `fp` is all zero: "no state yet". Backends store that as SQL NULL. */
+bool dm_store_fp_is_zero(const uint8_t fp[DM_FP_LEN]);
+
+/* Writes "change.dns.<TYPE>" into buf (at least DM_STORE_ROUTING_KEY_MAX bytes). */
+#define DM_STORE_ROUTING_KEY_MAX 32
+const char *dm_store_routing_key(uint16_t type, char *buf);
+
+/* Empties every table. For the contract tests only; see dm_store_ops.wipe. */
+int dm_store_wipe(struct dm_store *st);
+
+#endif

@@ -1,0 +1,56 @@
+/* The REST API of the domain service: route tables (one per file, assembled by
+ * domain_service.c) and the pieces every API file shares, so that a domain, a time or a
+ * store failure reads the same in every response.
+ *
+ * Handlers run on the HTTP server's threads; req->app is the struct dm_app. */
+#ifndef DM_API_H
+#define DM_API_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "app.h"
+#include "dm/http.h"
+#include "dm/json.h"
+
+#define DM_API_IMPORT_MAX 10000     /* names per POST /api/v1/domains/import */
+#define DM_API_LIST_DEFAULT 100     /* page size when ?limit= is absent */
+#define DM_API_LIST_MAX 1000        /* larger ?limit= values are clamped to this */
+#define DM_API_INTERVAL_MAX 2592000 /* seconds (30 days) */
+
+/* /healthz, /readyz, /openapi.json: no key needed. */
+extern const struct dm_http_route dm_api_meta_routes[];
+/* /api/v1/domains... */
+extern const struct dm_http_route dm_api_domain_routes[];
+/* /api/v1/domains/{name}/records|history|scan, /api/v1/changes */
+extern const struct dm_http_route dm_api_dns_routes[];
+
+/* Problem types of the domain API. */
+extern const struct dm_http_problem_type dm_problem_domain_exists;
+extern const struct dm_http_problem_type dm_problem_too_many_names;
+
+/* The one rendering of a domain: name, unicode_name, enabled, effective interval (seconds)
+ * and record_types (defaults filled in from `conf`), times in RFC 3339 or null, status and
+ * status_error. Returns a new object, or NULL on ENOMEM. */
+json_t *dm_api_domain_json(const struct dm_domain *d, const struct dm_conf *conf);
+
+/* RFC 3339 string for unix ms, or JSON null for 0 ("never"). NULL on ENOMEM. */
+json_t *dm_api_time_json(int64_t unix_ms);
+
+/* Finds the domain named by the {name} capture (Unicode or A-label, percent-decoded).
+ * Returns 0 and fills *ret_domain; otherwise the response is already made (400 invalid
+ * name, 404 absent, 503 store) and the error is returned. */
+int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *res,
+                         struct dm_domain *ret_domain);
+
+/* Parses the body as a JSON object with only `fields`. Returns 0 and *ret_obj (new
+ * reference); otherwise a 400 problem naming the field is made and an error returned. */
+int dm_api_read_body(struct dm_http_request *req, struct dm_http_response *res,
+                     const struct dm_json_field *fields, json_t **ret_obj);
+
+/* Answers a store failure: 404 for DM_ENOENT, 409 for DM_EEXIST, 503 otherwise (logged
+ * once here with `what`). Returns `err`. */
+int dm_api_store_error(struct dm_http_response *res, int err, const char *what);
+
+#endif

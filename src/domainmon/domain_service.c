@@ -1,0 +1,112 @@
+/* The domain service: the REST API on conf.listen. It owns the router (every API file's
+ * route table) and checks API keys for the routes that need one. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "dm/apikey.h"
+#include "dm/error.h"
+#include "dm/log.h"
+#include "dm/time.h"
+
+#define IDLE_TIMEOUT_S 60
+#define MAX_CONNECTIONS 1024
+
+struct dm_domain_service {
+        struct dm_app *app;
+        struct dm_http_router *router;
+        struct dm_http_server *server;
+};
+
+/* Every route table of the API. A new API file declares its table in api.h and is added
+ * here. */
+static const struct dm_http_route *const route_tables[] = {
+    dm_api_meta_routes,
+    dm_api_domain_routes,
+    dm_api_dns_routes,
+};
+
+/* "Bearer <key>" -> the key's scope. Nothing is cached: a revoked key stops working on
+ * its next request. */
+static int authenticate(void *arg, const char *authorization, struct dm_http_principal *ret)
+{
+        struct dm_app *app = arg;
+        struct dm_api_key k;
+        const char *p;
+
+        if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+                return DM_EACCES;
+        p = authorization + 7;
+        while (*p == ' ')
+                p++;
+        int r = dm_apikey_authenticate(app->store, p, &k);
+        if (r < 0)
+                return r;
+        /* Best effort: "last used" is informational and must not fail the request. */
+        (void)dm_store_key_touch(app->store, k.id, dm_now_ms());
+        ret->scope = k.scope;
+        ret->key_id = k.id;
+        memcpy(ret->key_name, k.name, sizeof(ret->key_name));
+        ret->key_name[sizeof(ret->key_name) - 1] = '\0';
+        return 0;
+}
+
+int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_service)
+{
+        struct dm_domain_service *s;
+        char err[256], qerr[300], qaddr[96];
+        int ret;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return DM_ENOMEM;
+        s->app = app;
+        ret = dm_http_router_new(&s->router);
+        if (ret < 0)
+                goto fail;
+        for (size_t i = 0; i < sizeof(route_tables) / sizeof(route_tables[0]); i++) {
+                ret = dm_http_router_add(s->router, route_tables[i]);
+                if (ret < 0) {
+                        dm_log_error("domain", "msg=\"bad route table\" index=%zu err=\"%s\"", i,
+                                     dm_strerror(ret));
+                        goto fail;
+                }
+        }
+
+        struct dm_http_server_opts opts = {
+            .listen = app->conf.listen,
+            .threads = app->conf.http_threads > 0 ? (unsigned)app->conf.http_threads : 1,
+            .max_body = app->conf.max_body > 0 ? (size_t)app->conf.max_body : 1048576,
+            .max_conns = MAX_CONNECTIONS,
+            .idle_timeout_s = IDLE_TIMEOUT_S,
+            .router = s->router,
+            .auth = authenticate,
+            .auth_arg = app,
+            .app = app,
+        };
+        ret = dm_http_server_start(&opts, err, sizeof(err), &s->server);
+        if (ret < 0) {
+                dm_log_error("domain", "msg=\"cannot start the HTTP server\" err=%s",
+                             dm_log_quote(qerr, sizeof(qerr), err));
+                goto fail;
+        }
+        dm_log_info("domain", "msg=\"listening\" addr=%s",
+                    dm_log_quote(qaddr, sizeof(qaddr), dm_http_server_addr(s->server)));
+        *ret_service = s;
+        return 0;
+fail:
+        dm_http_router_free(s->router);
+        free(s);
+        return ret;
+}
+
+void dm_domain_service_stop(struct dm_domain_service *s)
+{
+        if (!s)
+                return;
+        dm_http_server_stop(s->server);
+        dm_http_router_free(s->router);
+        dm_log_info("domain", "msg=\"stopped\"");
+        free(s);
+}
