@@ -4,6 +4,7 @@
 #define DM_ERROR_H
 
 #include <errno.h>
+#include <stddef.h>
 
 #define DM_ERRNO_MAP(X)                                                                            \
         X(ENOMEM, -ENOMEM, "out of memory")                                                        \
@@ -49,5 +50,10 @@ const char *dm_strerror(int err);
 
 /* The code's symbolic name without prefix, e.g. "ENOENT"; "OK" for 0; NULL if unknown. */
 const char *dm_errname(int err);
+
+/* Writes a one-line reason into err (when err is not NULL and errlen > 0) and returns
+ * `code`, so a failing path reads `return dm_errorf(DM_EINVAL, err, errlen, "...", ...);`. */
+int dm_errorf(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

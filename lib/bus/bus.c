@@ -29,19 +29,6 @@ static const char *const bus_known_schemes[] = {"inproc", "amqp", "amqps"};
 
 #define BUS_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static void bus_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void bus_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-        if (!err || errlen == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
-
 int dm_bus_open(const char *url, char *err, size_t errlen, struct dm_bus **ret_bus)
 {
         if (!ret_bus)
@@ -53,8 +40,8 @@ int dm_bus_open(const char *url, char *err, size_t errlen, struct dm_bus **ret_b
         size_t slen = colon ? (size_t)(colon - url) : 0;
         char scheme[16];
         if (!colon || slen == 0 || slen >= sizeof(scheme)) {
-                bus_set_err(err, errlen,
-                            "bus URL has no known scheme (expected inproc: or amqp://)");
+                dm_errorf(0, err, errlen,
+                          "bus URL has no known scheme (expected inproc: or amqp://)");
                 return DM_EINVAL;
         }
         for (size_t i = 0; i < slen; i++) {
@@ -69,16 +56,16 @@ int dm_bus_open(const char *url, char *err, size_t errlen, struct dm_bus **ret_b
         }
         for (size_t i = 0; i < BUS_NELEM(bus_known_schemes); i++) {
                 if (strcmp(bus_known_schemes[i], scheme) == 0) {
-                        bus_set_err(err, errlen,
-                                    "bus backend '%s' is not built into this binary "
-                                    "(rebuild with librabbitmq, or unset RABBITMQ_URL for the "
-                                    "in-process bus)",
-                                    scheme);
+                        dm_errorf(0, err, errlen,
+                                  "bus backend '%s' is not built into this binary "
+                                  "(rebuild with librabbitmq, or unset RABBITMQ_URL for the "
+                                  "in-process bus)",
+                                  scheme);
                         return DM_ENOBACKEND;
                 }
         }
-        bus_set_err(err, errlen, "unknown bus URL scheme '%s' (expected inproc: or amqp://)",
-                    scheme);
+        dm_errorf(0, err, errlen, "unknown bus URL scheme '%s' (expected inproc: or amqp://)",
+                  scheme);
         return DM_EINVAL;
 }
 

@@ -99,19 +99,6 @@ struct inproc_bus {
         atomic_bool stopping;
 };
 
-static void inproc_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void inproc_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-        if (!err || errlen == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
-
 static void inproc_msg_unref(struct inproc_msg *m)
 {
         if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
@@ -153,8 +140,7 @@ static int inproc_parse_url(const char *url, struct inproc_bus *b, char *err, si
         if (*p == '\0')
                 return 0;
         if (*p != '?') {
-                inproc_set_err(err, errlen,
-                               "inproc bus URL takes only ?max_messages=N&max_bytes=N");
+                dm_errorf(0, err, errlen, "inproc bus URL takes only ?max_messages=N&max_bytes=N");
                 return DM_EINVAL;
         }
         p++;
@@ -162,7 +148,7 @@ static int inproc_parse_url(const char *url, struct inproc_bus *b, char *err, si
                 const char *amp = strchrnul(p, '&');
                 const char *eq = memchr(p, '=', (size_t)(amp - p));
                 if (!eq) {
-                        inproc_set_err(err, errlen, "inproc bus URL: parameter without value");
+                        dm_errorf(0, err, errlen, "inproc bus URL: parameter without value");
                         return DM_EINVAL;
                 }
                 size_t klen = (size_t)(eq - p);
@@ -171,9 +157,8 @@ static int inproc_parse_url(const char *url, struct inproc_bus *b, char *err, si
                 errno = 0;
                 unsigned long long n = (*v >= '0' && *v <= '9') ? strtoull(v, &end, 10) : 0;
                 if (!end || end != amp || errno != 0 || n == 0 || n > SIZE_MAX / 2) {
-                        inproc_set_err(err, errlen,
-                                       "inproc bus URL: '%.*s' needs a positive number", (int)klen,
-                                       p);
+                        dm_errorf(0, err, errlen, "inproc bus URL: '%.*s' needs a positive number",
+                                  (int)klen, p);
                         return DM_EINVAL;
                 }
                 if (klen == 12 && memcmp(p, "max_messages", klen) == 0) {
@@ -181,8 +166,8 @@ static int inproc_parse_url(const char *url, struct inproc_bus *b, char *err, si
                 } else if (klen == 9 && memcmp(p, "max_bytes", klen) == 0) {
                         b->max_bytes = (size_t)n;
                 } else {
-                        inproc_set_err(err, errlen, "inproc bus URL: unknown parameter '%.*s'",
-                                       (int)klen, p);
+                        dm_errorf(0, err, errlen, "inproc bus URL: unknown parameter '%.*s'",
+                                  (int)klen, p);
                         return DM_EINVAL;
                 }
                 p = *amp ? amp + 1 : amp;
@@ -194,7 +179,7 @@ static int inproc_open(const char *url, char *err, size_t errlen, struct dm_bus 
 {
         struct inproc_bus *b = calloc(1, sizeof(*b));
         if (!b) {
-                inproc_set_err(err, errlen, "out of memory");
+                dm_errorf(0, err, errlen, "out of memory");
                 return DM_ENOMEM;
         }
         b->base.ops = &dm_bus_inproc_ops;
@@ -205,7 +190,7 @@ static int inproc_open(const char *url, char *err, size_t errlen, struct dm_bus 
         if (r < 0)
                 goto free_bus;
         if (pthread_rwlock_init(&b->lock, NULL) != 0) {
-                inproc_set_err(err, errlen, "cannot create lock");
+                dm_errorf(0, err, errlen, "cannot create lock");
                 r = DM_ENOMEM;
                 goto free_bus;
         }

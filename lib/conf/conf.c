@@ -200,18 +200,6 @@ struct dm_conf_raw {
         char *dotenv; /* owned copy of the .env value */
 };
 
-__attribute__((format(printf, 3, 4))) static int conf_fail(char *err, size_t errlen,
-                                                           const char *fmt, ...)
-{
-        if (err && errlen > 0) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return DM_ECONFIG;
-}
-
 /* DM_SCAN_INTERVAL -> scan-interval, DATABASE_URL -> database-url. */
 static void conf_flag_name(const struct dm_conf_entry *e, char *buf, size_t size)
 {
@@ -354,11 +342,12 @@ static int conf_load_dotenv(struct dm_conf_raw *raw, const char *path, char *err
         if (r == DM_EIO && saved == ENOENT)
                 goto out; /* no .env is the normal case */
         if (r == DM_E2BIG) {
-                ret = conf_fail(err, errlen, "%s: larger than %d bytes", path, DM_CONF_DOTENV_MAX);
+                ret = dm_errorf(DM_ECONFIG, err, errlen, "%s: larger than %d bytes", path,
+                                DM_CONF_DOTENV_MAX);
                 goto out;
         }
         if (r < 0) {
-                ret = conf_fail(err, errlen, "%s: %s", path,
+                ret = dm_errorf(DM_ECONFIG, err, errlen, "%s: %s", path,
                                 r == DM_EIO ? strerror(saved) : dm_strerror(r));
                 goto out;
         }
@@ -383,7 +372,8 @@ static int conf_load_dotenv(struct dm_conf_raw *raw, const char *path, char *err
                 }
                 const char *eq = memchr(p, '=', (size_t)(lend - p));
                 if (!eq) {
-                        ret = conf_fail(err, errlen, "%s:%d: expected KEY=VALUE", path, lineno);
+                        ret = dm_errorf(DM_ECONFIG, err, errlen, "%s:%d: expected KEY=VALUE", path,
+                                        lineno);
                         goto out;
                 }
                 const char *kend = eq;
@@ -393,7 +383,7 @@ static int conf_load_dotenv(struct dm_conf_raw *raw, const char *path, char *err
                 char value[DM_CONF_VALUE_MAX];
                 const char *why = NULL;
                 if (conf_dotenv_value(eq + 1, lend, value, sizeof(value), &why) < 0) {
-                        ret = conf_fail(err, errlen, "%s:%d: %s", path, lineno, why);
+                        ret = dm_errorf(DM_ECONFIG, err, errlen, "%s:%d: %s", path, lineno, why);
                         goto out;
                 }
                 int i = conf_find_env(p, (size_t)(kend - p));
@@ -401,7 +391,7 @@ static int conf_load_dotenv(struct dm_conf_raw *raw, const char *path, char *err
                         char *copy = strdup(value);
                         if (!copy) {
                                 ret = DM_ENOMEM;
-                                conf_fail(err, errlen, "out of memory");
+                                dm_errorf(DM_ECONFIG, err, errlen, "out of memory");
                                 goto out;
                         }
                         free(raw[i].dotenv);
@@ -450,12 +440,14 @@ static int conf_load_flags(struct dm_conf_raw *raw, int argc, char **argv, bool 
                 if (eq) {
                         value = eq + 1;
                         if (*value == '\0')
-                                return conf_fail(err, errlen, "--%.*s: missing value (%s)",
-                                                 (int)nlen, name, dm_conf_table[i].env);
+                                return dm_errorf(DM_ECONFIG, err, errlen,
+                                                 "--%.*s: missing value (%s)", (int)nlen, name,
+                                                 dm_conf_table[i].env);
                 } else {
                         if (a + 1 >= argc || !argv[a + 1] || strncmp(argv[a + 1], "--", 2) == 0)
-                                return conf_fail(err, errlen, "--%.*s: missing value (%s)",
-                                                 (int)nlen, name, dm_conf_table[i].env);
+                                return dm_errorf(DM_ECONFIG, err, errlen,
+                                                 "--%.*s: missing value (%s)", (int)nlen, name,
+                                                 dm_conf_table[i].env);
                         value = argv[++a];
                         drop[a] = true;
                 }
@@ -613,7 +605,8 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
         else
                 snprintf(shown, sizeof(shown), "%.80s", value);
         if (conf_has_ctl(value))
-                return conf_fail(err, errlen, "%s: contains control characters", e->env);
+                return dm_errorf(DM_ECONFIG, err, errlen, "%s: contains control characters",
+                                 e->env);
 
         switch (e->type) {
         case DM_CONF_T_STRING:
@@ -626,21 +619,21 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
                 }
                 if (!ok) {
                         conf_join(e->schemes, ", ", " or ", list, sizeof(list));
-                        return conf_fail(err, errlen, "%s: \"%s\" must start with %s", e->env,
-                                         shown, list);
+                        return dm_errorf(DM_ECONFIG, err, errlen, "%s: \"%s\" must start with %s",
+                                         e->env, shown, list);
                 }
                 break;
         }
         case DM_CONF_T_LISTEN:
                 if (!conf_check_hostport(value, strlen(value), false, false))
-                        return conf_fail(err, errlen,
+                        return dm_errorf(DM_ECONFIG, err, errlen,
                                          "%s: \"%s\" is not host:port (use e.g. 127.0.0.1:8080, "
                                          "0.0.0.0:8080 or [::1]:8080; port 1-65535)",
                                          e->env, shown);
                 break;
         case DM_CONF_T_HOST:
                 if (!conf_check_hostport(value, strlen(value), true, false))
-                        return conf_fail(err, errlen,
+                        return dm_errorf(DM_ECONFIG, err, errlen,
                                          "%s: \"%s\" is not host[:port] (use e.g. rabbitmq or "
                                          "10.0.0.5:5672)",
                                          e->env, shown);
@@ -657,7 +650,7 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
                         while (n > 0 && p[n - 1] == ' ')
                                 n--;
                         if (!conf_check_hostport(p, n, true, true))
-                                return conf_fail(err, errlen,
+                                return dm_errorf(DM_ECONFIG, err, errlen,
                                                  "%s: \"%.*s\" is not an IP address with optional "
                                                  "port (use e.g. 192.0.2.53, 192.0.2.53:5353 or "
                                                  "[2001:db8::53]:53)",
@@ -676,8 +669,8 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
                 }
                 if (!choice) {
                         conf_join(e->choices, ", ", " or ", list, sizeof(list));
-                        return conf_fail(err, errlen, "%s: \"%s\" is not one of %s", e->env, shown,
-                                         list);
+                        return dm_errorf(DM_ECONFIG, err, errlen, "%s: \"%s\" is not one of %s",
+                                         e->env, shown, list);
                 }
                 /* Stored in the table's spelling so callers compare with strcmp. */
                 value = choice;
@@ -690,11 +683,12 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
                 bool digits = (value[0] >= '0' && value[0] <= '9') ||
                               (value[0] == '-' && value[1] >= '0' && value[1] <= '9');
                 if (!digits || *end != '\0')
-                        return conf_fail(err, errlen, "%s: \"%s\" is not a whole number", e->env,
-                                         shown);
+                        return dm_errorf(DM_ECONFIG, err, errlen,
+                                         "%s: \"%s\" is not a whole number", e->env, shown);
                 if (errno == ERANGE || v < e->min || v > e->max)
-                        return conf_fail(err, errlen, "%s: %s is out of range (%lld..%lld)", e->env,
-                                         shown, (long long)e->min, (long long)e->max);
+                        return dm_errorf(DM_ECONFIG, err, errlen,
+                                         "%s: %s is out of range (%lld..%lld)", e->env, shown,
+                                         (long long)e->min, (long long)e->max);
                 *(int64_t *)field = v;
                 return 0;
         }
@@ -703,12 +697,13 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
                 char lo[32], hi[32];
                 int r = dm_duration_parse(value, &ms);
                 if (r == DM_EINVAL)
-                        return conf_fail(err, errlen,
+                        return dm_errorf(DM_ECONFIG, err, errlen,
                                          "%s: \"%s\" is not a duration (use e.g. 600, 90s, 10m)",
                                          e->env, shown);
                 if (r < 0 || ms < e->min || ms > e->max)
-                        return conf_fail(err, errlen, "%s: %s is out of range (%s..%s)", e->env,
-                                         shown, conf_format_duration(e->min, lo, sizeof(lo)),
+                        return dm_errorf(DM_ECONFIG, err, errlen, "%s: %s is out of range (%s..%s)",
+                                         e->env, shown,
+                                         conf_format_duration(e->min, lo, sizeof(lo)),
                                          conf_format_duration(e->max, hi, sizeof(hi)));
                 *(int64_t *)field = ms;
                 return 0;
@@ -717,7 +712,7 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
 
         char *copy = strdup(value);
         if (!copy) {
-                conf_fail(err, errlen, "out of memory");
+                dm_errorf(DM_ECONFIG, err, errlen, "out of memory");
                 return DM_ENOMEM;
         }
         *(char **)field = copy;
@@ -749,7 +744,7 @@ int dm_conf_load(struct dm_conf *conf, int *argc, char **argv, char *const *envp
         drop = calloc(nargs > 0 ? (size_t)nargs : 1, sizeof(*drop));
         if (!drop) {
                 ret = DM_ENOMEM;
-                conf_fail(err, errlen, "out of memory");
+                dm_errorf(DM_ECONFIG, err, errlen, "out of memory");
                 goto out;
         }
 
@@ -771,7 +766,7 @@ int dm_conf_load(struct dm_conf *conf, int *argc, char **argv, char *const *envp
 
         if (tmp.min_interval_ms > tmp.scan_interval_ms) {
                 char a[32], b[32];
-                ret = conf_fail(err, errlen,
+                ret = dm_errorf(DM_ECONFIG, err, errlen,
                                 "DM_MIN_INTERVAL: %s is longer than DM_SCAN_INTERVAL (%s)",
                                 conf_format_duration(tmp.min_interval_ms, a, sizeof(a)),
                                 conf_format_duration(tmp.scan_interval_ms, b, sizeof(b)));

@@ -2,6 +2,9 @@
  * the names and the messages cannot drift apart. */
 #include "dm/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <stddef.h>
 
 struct dm_error_entry {
@@ -36,4 +39,15 @@ const char *dm_errname(int err)
 {
         const struct dm_error_entry *e = error_lookup(err);
         return e ? e->name : NULL;
+}
+
+int dm_errorf(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+        if (err && errlen > 0) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return code;
 }

@@ -23,18 +23,6 @@
  * forms, ignorables) do not turn a kilobyte into 253 octets in any sensible input. */
 #define DM_NAME_INPUT_MAX DM_UNAME_MAX
 
-__attribute__((format(printf, 3, 4))) static int name_fail(char *err, size_t errlen,
-                                                           const char *fmt, ...)
-{
-        if (err && errlen > 0) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return DM_EBADNAME;
-}
-
 static bool name_is_ascii(const char *s, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
@@ -106,26 +94,27 @@ static bool name_is_ip_literal(const char *s, size_t n)
 static int name_check_raw(const char *in, size_t len, char *err, size_t errlen)
 {
         if (memchr(in, '\0', len))
-                return name_fail(err, errlen, "contains a NUL byte");
+                return dm_errorf(DM_EBADNAME, err, errlen, "contains a NUL byte");
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char)in[i];
                 if (c < 0x20 || c == 0x7f)
-                        return name_fail(err, errlen, "contains control characters");
+                        return dm_errorf(DM_EBADNAME, err, errlen, "contains control characters");
         }
         if (name_is_ip_literal(in, len))
-                return name_fail(err, errlen, "IP addresses are not domain names");
+                return dm_errorf(DM_EBADNAME, err, errlen, "IP addresses are not domain names");
         if (memchr(in, '@', len))
-                return name_fail(err, errlen,
+                return dm_errorf(DM_EBADNAME, err, errlen,
                                  "looks like an email address or URL; give the bare domain name");
         if (memchr(in, '/', len) || memchr(in, ':', len) || memchr(in, '?', len) ||
             memchr(in, '#', len))
-                return name_fail(err, errlen, DM_NAME_URL_HINT);
+                return dm_errorf(DM_EBADNAME, err, errlen, DM_NAME_URL_HINT);
         if (memchr(in, ' ', len))
-                return name_fail(err, errlen, "contains spaces");
+                return dm_errorf(DM_EBADNAME, err, errlen, "contains spaces");
         if (memchr(in, '*', len))
-                return name_fail(err, errlen, "wildcards are not allowed; give a concrete name");
+                return dm_errorf(DM_EBADNAME, err, errlen,
+                                 "wildcards are not allowed; give a concrete name");
         if (!name_is_utf8((const unsigned char *)in, len))
-                return name_fail(err, errlen, "not valid UTF-8");
+                return dm_errorf(DM_EBADNAME, err, errlen, "not valid UTF-8");
         return 0;
 }
 
@@ -134,16 +123,16 @@ static int name_idn2_fail(int rc, char *err, size_t errlen)
         switch (rc) {
         case IDN2_TOO_BIG_LABEL:
         case IDN2_PUNYCODE_BIG_OUTPUT:
-                return name_fail(err, errlen, "label longer than 63 octets");
+                return dm_errorf(DM_EBADNAME, err, errlen, "label longer than 63 octets");
         case IDN2_TOO_BIG_DOMAIN:
-                return name_fail(err, errlen, "name longer than 253 octets");
+                return dm_errorf(DM_EBADNAME, err, errlen, "name longer than 253 octets");
         case IDN2_HYPHEN_STARTEND:
-                return name_fail(err, errlen, "label starts or ends with a hyphen");
+                return dm_errorf(DM_EBADNAME, err, errlen, "label starts or ends with a hyphen");
         case IDN2_DISALLOWED:
-                return name_fail(err, errlen,
+                return dm_errorf(DM_EBADNAME, err, errlen,
                                  "contains a character not allowed in domain names (IDNA2008)");
         default:
-                return name_fail(err, errlen, "invalid internationalized label: %s",
+                return dm_errorf(DM_EBADNAME, err, errlen, "invalid internationalized label: %s",
                                  idn2_strerror(rc));
         }
 }
@@ -174,7 +163,8 @@ static int name_to_ascii(const char *s, size_t len, char *out, size_t size, char
 
                 if (name_is_ascii(p, n)) {
                         if (!name_append(out, size, &olen, p, n))
-                                return name_fail(err, errlen, "name longer than 253 octets");
+                                return dm_errorf(DM_EBADNAME, err, errlen,
+                                                 "name longer than 253 octets");
                 } else {
                         char label[DM_NAME_INPUT_MAX + 1];
                         uint8_t *a = NULL;
@@ -188,12 +178,13 @@ static int name_to_ascii(const char *s, size_t len, char *out, size_t size, char
                             name_append(out, size, &olen, (const char *)a, strlen((const char *)a));
                         idn2_free(a);
                         if (!ok)
-                                return name_fail(err, errlen, "name longer than 253 octets");
+                                return dm_errorf(DM_EBADNAME, err, errlen,
+                                                 "name longer than 253 octets");
                 }
                 if (!dot)
                         break;
                 if (!name_append(out, size, &olen, ".", 1))
-                        return name_fail(err, errlen, "name longer than 253 octets");
+                        return dm_errorf(DM_EBADNAME, err, errlen, "name longer than 253 octets");
                 p = dot + 1;
         }
         return 0;
@@ -212,28 +203,30 @@ static int name_decode_alabel(const char *label, char *out, size_t size, char *e
 
         int rc = idn2_to_unicode_8z8z(label, &u, 0);
         if (rc != IDN2_OK) {
-                ret = name_fail(err, errlen, "invalid xn-- label \"%s\": %s", label,
+                ret = dm_errorf(DM_EBADNAME, err, errlen, "invalid xn-- label \"%s\": %s", label,
                                 idn2_strerror(rc));
                 goto out;
         }
         if (u[0] == '\0' || name_is_ascii(u, strlen(u))) {
-                ret = name_fail(err, errlen, "xn-- label \"%s\" does not encode a U-label", label);
+                ret = dm_errorf(DM_EBADNAME, err, errlen,
+                                "xn-- label \"%s\" does not encode a U-label", label);
                 goto out_free_u;
         }
         rc = idn2_lookup_u8((const uint8_t *)u, &strict, IDN2_NO_TR46);
         if (rc != IDN2_OK) {
-                ret = name_fail(err, errlen, "invalid xn-- label \"%s\": %s", label,
+                ret = dm_errorf(DM_EBADNAME, err, errlen, "invalid xn-- label \"%s\": %s", label,
                                 idn2_strerror(rc));
                 goto out_free_u;
         }
         rc = idn2_lookup_u8((const uint8_t *)u, &mapped, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
         if (rc != IDN2_OK || strcmp((const char *)strict, label) != 0 ||
             strcmp((const char *)mapped, label) != 0) {
-                ret = name_fail(err, errlen, "xn-- label \"%s\" is not in canonical form", label);
+                ret = dm_errorf(DM_EBADNAME, err, errlen,
+                                "xn-- label \"%s\" is not in canonical form", label);
                 goto out_free_mapped;
         }
         if (strlen(u) >= size) {
-                ret = name_fail(err, errlen, "name too long");
+                ret = dm_errorf(DM_EBADNAME, err, errlen, "name too long");
                 goto out_free_mapped;
         }
         memcpy(out, u, strlen(u) + 1);
@@ -259,9 +252,9 @@ static int name_check_ascii(const char *ascii, char *unicode, size_t usize, char
         const char *p = ascii;
 
         if (total == 0)
-                return name_fail(err, errlen, "empty name");
+                return dm_errorf(DM_EBADNAME, err, errlen, "empty name");
         if (total > DM_NAME_MAX)
-                return name_fail(err, errlen, "name longer than 253 octets");
+                return dm_errorf(DM_EBADNAME, err, errlen, "name longer than 253 octets");
         unicode[0] = '\0';
 
         for (;;) {
@@ -270,11 +263,11 @@ static int name_check_ascii(const char *ascii, char *unicode, size_t usize, char
                 char label[DM_LABEL_MAX + 1];
 
                 if (n == 0)
-                        return name_fail(err, errlen,
+                        return dm_errorf(DM_EBADNAME, err, errlen,
                                          "empty label (two dots in a row, or a "
                                          "leading or extra trailing dot)");
                 if (n > DM_LABEL_MAX)
-                        return name_fail(err, errlen, "label longer than 63 octets");
+                        return dm_errorf(DM_EBADNAME, err, errlen, "label longer than 63 octets");
                 memcpy(label, p, n);
                 label[n] = '\0';
 
@@ -287,29 +280,30 @@ static int name_check_ascii(const char *ascii, char *unicode, size_t usize, char
                         if ((c >= 'a' && c <= 'z') || c == '-' || c == '_')
                                 continue;
                         if (c == ' ')
-                                return name_fail(err, errlen, "contains spaces");
+                                return dm_errorf(DM_EBADNAME, err, errlen, "contains spaces");
                         if (c == '*')
-                                return name_fail(err, errlen,
+                                return dm_errorf(DM_EBADNAME, err, errlen,
                                                  "wildcards are not allowed; give a concrete name");
                         if (c == '/' || c == ':' || c == '@')
-                                return name_fail(err, errlen, DM_NAME_URL_HINT);
+                                return dm_errorf(DM_EBADNAME, err, errlen, DM_NAME_URL_HINT);
                         if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
-                                return name_fail(err, errlen, "contains control characters");
-                        return name_fail(err, errlen,
+                                return dm_errorf(DM_EBADNAME, err, errlen,
+                                                 "contains control characters");
+                        return dm_errorf(DM_EBADNAME, err, errlen,
                                          "invalid character '%c' (letters, digits, '-' and '_' "
                                          "only)",
                                          c);
                 }
                 if (label[0] == '-' || label[n - 1] == '-')
-                        return name_fail(err, errlen, "label \"%s\" starts or ends with a hyphen",
-                                         label);
+                        return dm_errorf(DM_EBADNAME, err, errlen,
+                                         "label \"%s\" starts or ends with a hyphen", label);
 
                 char ubuf[DM_UNAME_MAX + 1];
                 const char *ulabel = label;
                 if (n >= 4 && memcmp(label, "xn--", 4) == 0) {
                         /* IDNA2008 has no underscore; only plain DNS labels may use it. */
                         if (memchr(label, '_', n))
-                                return name_fail(err, errlen,
+                                return dm_errorf(DM_EBADNAME, err, errlen,
                                                  "'_' is not allowed in internationalized labels");
                         int r = name_decode_alabel(label, ubuf, sizeof(ubuf), err, errlen);
                         if (r < 0)
@@ -318,7 +312,7 @@ static int name_check_ascii(const char *ascii, char *unicode, size_t usize, char
                 }
                 if ((nlabels > 0 && !name_append(unicode, usize, &ulen, ".", 1)) ||
                     !name_append(unicode, usize, &ulen, ulabel, strlen(ulabel)))
-                        return name_fail(err, errlen, "name too long");
+                        return dm_errorf(DM_EBADNAME, err, errlen, "name too long");
 
                 nlabels++;
                 tld_numeric = numeric;
@@ -329,13 +323,14 @@ static int name_check_ascii(const char *ascii, char *unicode, size_t usize, char
         }
 
         if (nlabels < 2)
-                return name_fail(err, errlen,
+                return dm_errorf(DM_EBADNAME, err, errlen,
                                  "single-label names are not allowed (need e.g. example.com)");
         if (tld_numeric)
-                return name_fail(err, errlen, "top-level domain is all numeric");
+                return dm_errorf(DM_EBADNAME, err, errlen, "top-level domain is all numeric");
         /* Underscore labels name services and policies under a domain, never a TLD. */
         if (tld_underscore)
-                return name_fail(err, errlen, "'_' is not allowed in the top-level domain");
+                return dm_errorf(DM_EBADNAME, err, errlen,
+                                 "'_' is not allowed in the top-level domain");
         return 0;
 }
 
@@ -349,9 +344,9 @@ int dm_name_parse(const char *in, size_t len, char *err, size_t errlen, struct d
         if (err && errlen > 0)
                 err[0] = '\0';
         if (!in || len == 0)
-                return name_fail(err, errlen, "empty name");
+                return dm_errorf(DM_EBADNAME, err, errlen, "empty name");
         if (len > DM_NAME_INPUT_MAX)
-                return name_fail(err, errlen, "name too long");
+                return dm_errorf(DM_EBADNAME, err, errlen, "name too long");
 
         int r = name_check_raw(in, len, err, errlen);
         if (r < 0)
@@ -367,7 +362,7 @@ int dm_name_parse(const char *in, size_t len, char *err, size_t errlen, struct d
         if (had_dot)
                 len--;
         if (len == 0)
-                return name_fail(err, errlen, "empty name");
+                return dm_errorf(DM_EBADNAME, err, errlen, "empty name");
         lower[len] = '\0';
 
         r = name_to_ascii(lower, len, ascii, sizeof(ascii), err, errlen);

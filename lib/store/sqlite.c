@@ -207,19 +207,6 @@ static struct sqlite_store *sqlite_of(struct dm_store *st)
         return (struct sqlite_store *)st;
 }
 
-static void sqlite_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void sqlite_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-        if (!err || errlen == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
-
 /* Maps a failed call's result code; anything that is not an answer in its own right is
  * logged here, once, with SQLite's message. */
 static int sqlite_error(struct sqlite_conn *c, int rc, const char *what)
@@ -527,15 +514,15 @@ static int conn_open(struct sqlite_conn *c, const char *path, bool reader, char 
         int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
         int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
         if (rc != SQLITE_OK) {
-                sqlite_set_err(err, errlen, "DATABASE_URL: cannot open %s: %s", path,
-                               c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+                dm_errorf(0, err, errlen, "DATABASE_URL: cannot open %s: %s", path,
+                          c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
                 goto fail_close;
         }
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, SQLITE_BUSY_TIMEOUT_MS);
         if (conn_exec(c, reader ? SQLITE_READER_PRAGMAS : SQLITE_WRITER_PRAGMAS) < 0) {
-                sqlite_set_err(err, errlen, "DATABASE_URL: cannot set up %s: %s", path,
-                               sqlite3_errmsg(c->db));
+                dm_errorf(0, err, errlen, "DATABASE_URL: cannot set up %s: %s", path,
+                          sqlite3_errmsg(c->db));
                 goto fail_close;
         }
         return 0;
@@ -554,8 +541,8 @@ static int conn_enable_wal(struct sqlite_conn *c, const char *path, char *err, s
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(stmt);
         if (rc != SQLITE_ROW) {
-                sqlite_set_err(err, errlen, "DATABASE_URL: cannot open %s: %s", path,
-                               sqlite3_errmsg(c->db));
+                dm_errorf(0, err, errlen, "DATABASE_URL: cannot open %s: %s", path,
+                          sqlite3_errmsg(c->db));
                 sqlite3_finalize(stmt);
                 return DM_ESTORE;
         }
@@ -583,9 +570,9 @@ static int sqlite_parse_url(const char *url, char *err, size_t errlen, const cha
                 return 0;
         }
         if (strncmp(rest, "//", 2) != 0 || rest[2] == '\0') {
-                sqlite_set_err(err, errlen,
-                               "DATABASE_URL: expected sqlite:///absolute/path.db, "
-                               "sqlite://relative/path.db or sqlite::memory:");
+                dm_errorf(0, err, errlen,
+                          "DATABASE_URL: expected sqlite:///absolute/path.db, "
+                          "sqlite://relative/path.db or sqlite::memory:");
                 return DM_EINVAL;
         }
         const char *path = rest + 2;

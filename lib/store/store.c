@@ -38,19 +38,6 @@ static const struct {
 #define STORE_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define STORE_DEFAULT_URL "sqlite://./domainmon.db"
 
-static void store_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void store_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-        if (!err || errlen == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-}
-
 int dm_store_open(const char *url, char *err, size_t errlen, struct dm_store **ret_store)
 {
         if (!ret_store)
@@ -62,9 +49,9 @@ int dm_store_open(const char *url, char *err, size_t errlen, struct dm_store **r
         size_t slen = colon ? (size_t)(colon - url) : 0;
         char scheme[16];
         if (!colon || slen == 0 || slen >= sizeof(scheme)) {
-                store_set_err(err, errlen,
-                              "DATABASE_URL has no known scheme (expected sqlite:///path.db or "
-                              "postgres://...)");
+                dm_errorf(0, err, errlen,
+                          "DATABASE_URL has no known scheme (expected sqlite:///path.db or "
+                          "postgres://...)");
                 return DM_EINVAL;
         }
         for (size_t i = 0; i < slen; i++) {
@@ -79,17 +66,17 @@ int dm_store_open(const char *url, char *err, size_t errlen, struct dm_store **r
         }
         for (size_t i = 0; i < STORE_NELEM(store_known_schemes); i++) {
                 if (strcmp(store_known_schemes[i].scheme, scheme) == 0) {
-                        store_set_err(err, errlen,
-                                      "DATABASE_URL: %s backend is not built into this binary",
-                                      store_known_schemes[i].backend);
+                        dm_errorf(0, err, errlen,
+                                  "DATABASE_URL: %s backend is not built into this binary",
+                                  store_known_schemes[i].backend);
                         return DM_ENOBACKEND;
                 }
         }
         /* The scheme alone, never the URL: it may carry a password. */
-        store_set_err(err, errlen,
-                      "DATABASE_URL: unknown scheme '%s' (expected sqlite:///path.db or "
-                      "postgres://...)",
-                      scheme);
+        dm_errorf(0, err, errlen,
+                  "DATABASE_URL: unknown scheme '%s' (expected sqlite:///path.db or "
+                  "postgres://...)",
+                  scheme);
         return DM_EINVAL;
 }
 

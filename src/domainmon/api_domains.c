@@ -270,6 +270,21 @@ static void read_record_types(const json_t *v, struct field_errors *fe, struct d
         d->nrecord_types = n;
 }
 
+/* The settings a domain's owner may set: interval, record_types, enabled. Fields absent
+ * from obj leave d as it is. */
+static void read_settings(const json_t *obj, const struct dm_conf *conf, struct field_errors *fe,
+                          struct dm_domain *d)
+{
+        const json_t *v;
+
+        if ((v = json_object_get(obj, "interval")))
+                read_interval(v, conf, fe, d);
+        if ((v = json_object_get(obj, "record_types")))
+                read_record_types(v, fe, d);
+        if ((v = json_object_get(obj, "enabled")))
+                d->enabled = json_is_true(v);
+}
+
 /* ---- handlers ---- */
 
 /* Routes that take no query parameters refuse any, as bodies refuse unknown fields. */
@@ -316,12 +331,7 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
                 memcpy(d->name, name.ascii, sizeof(d->name));
                 memcpy(d->unicode_name, name.unicode, sizeof(d->unicode_name));
         }
-        if ((v = json_object_get(obj, "interval")))
-                read_interval(v, &app->conf, &fe, d);
-        if ((v = json_object_get(obj, "record_types")))
-                read_record_types(v, &fe, d);
-        if ((v = json_object_get(obj, "enabled")))
-                d->enabled = json_is_true(v);
+        read_settings(obj, &app->conf, &fe, d);
         if (field_errors_respond(&fe, res))
                 goto out;
 
@@ -403,12 +413,7 @@ static void domain_import(struct dm_http_request *req, struct dm_http_response *
                 goto out;
         }
         tmpl->enabled = true;
-        if ((item = json_object_get(obj, "interval")))
-                read_interval(item, &app->conf, &fe, tmpl);
-        if ((item = json_object_get(obj, "record_types")))
-                read_record_types(item, &fe, tmpl);
-        if ((item = json_object_get(obj, "enabled")))
-                tmpl->enabled = json_is_true(item);
+        read_settings(obj, &app->conf, &fe, tmpl);
         if (field_errors_respond(&fe, res))
                 goto out;
 
@@ -605,7 +610,7 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
         struct field_errors fe = {0};
         struct dm_domain *d = NULL;
         struct dm_name name;
-        json_t *obj = NULL, *v;
+        json_t *obj = NULL;
         int ret;
 
         if (dm_http_query_check(req, no_params, res) < 0)
@@ -636,10 +641,7 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 dm_api_store_error(res, DM_ENOMEM, "update domain");
                 goto out;
         }
-        if ((v = json_object_get(obj, "interval")))
-                read_interval(v, &app->conf, &fe, d);
-        if ((v = json_object_get(obj, "record_types")))
-                read_record_types(v, &fe, d);
+        read_settings(obj, &app->conf, &fe, d);
         if (field_errors_respond(&fe, res))
                 goto out;
 
@@ -653,12 +655,7 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 goto out;
         }
         /* Validated above into a scratch copy; applied now onto the stored state. */
-        if ((v = json_object_get(obj, "interval")))
-                read_interval(v, &app->conf, &fe, d);
-        if ((v = json_object_get(obj, "record_types")))
-                read_record_types(v, &fe, d);
-        if ((v = json_object_get(obj, "enabled")))
-                d->enabled = json_is_true(v);
+        read_settings(obj, &app->conf, &fe, d);
         d->updated_at = dm_now_ms();
         ret = dm_store_domain_update(app->store, d);
         if (ret == DM_ENOENT) {
