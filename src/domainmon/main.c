@@ -26,6 +26,7 @@ struct dm_command {
         unsigned roles;   /* services it runs until a signal */
         bool needs_store; /* open and migrate the store first */
         bool needs_bus;
+        bool takes_args; /* arguments besides configuration flags */
 };
 
 static int cmd_serve(struct dm_app *app, int argc, char **argv);
@@ -35,19 +36,45 @@ static int cmd_version(struct dm_app *app, int argc, char **argv);
 static int cmd_help(struct dm_app *app, int argc, char **argv);
 
 static const struct dm_command commands[] = {
-    {"all", "every service in one process (the embedded default)", cmd_serve,
-     DM_ROLE_DOMAIN | DM_ROLE_DNS, true, true},
-    {"domain-service", "REST API: domains, API keys", cmd_serve, DM_ROLE_DOMAIN, true, true},
-    {"dns-service", "scheduler and DNS scanners", cmd_serve, DM_ROLE_DNS, true, true},
-    {"scan", "scan every enabled domain once and print figures", dm_cmd_scan, 0, true, true},
-    {"migrate", "apply database migrations and exit", cmd_migrate, 0, true, false},
-    {"keys",
-     "API keys: keys create --name N --scope read|write|admin, keys list, "
-     "keys revoke ID",
-     dm_cmd_keys, 0, true, false},
-    {"config", "print the effective configuration (secrets masked)", cmd_config, 0, false, false},
-    {"version", "print the version", cmd_version, 0, false, false},
-    {"help", "this text", cmd_help, 0, false, false},
+    {.name = "all",
+     .summary = "every service in one process (the embedded default)",
+     .run = cmd_serve,
+     .roles = DM_ROLE_DOMAIN | DM_ROLE_DNS,
+     .needs_store = true,
+     .needs_bus = true},
+    {.name = "domain-service",
+     .summary = "REST API: domains, API keys",
+     .run = cmd_serve,
+     .roles = DM_ROLE_DOMAIN,
+     .needs_store = true,
+     .needs_bus = true},
+    {.name = "dns-service",
+     .summary = "scheduler and DNS scanners",
+     .run = cmd_serve,
+     .roles = DM_ROLE_DNS,
+     .needs_store = true,
+     .needs_bus = true},
+    {.name = "scan",
+     .summary = "scan every enabled domain once and print figures ([--resolve-only])",
+     .run = dm_cmd_scan,
+     .needs_store = true,
+     .needs_bus = true,
+     .takes_args = true},
+    {.name = "migrate",
+     .summary = "apply database migrations and exit",
+     .run = cmd_migrate,
+     .needs_store = true},
+    {.name = "keys",
+     .summary = "API keys: keys create --name N --scope read|write|admin, keys list, "
+                "keys revoke ID",
+     .run = dm_cmd_keys,
+     .needs_store = true,
+     .takes_args = true},
+    {.name = "config",
+     .summary = "print the effective configuration (secrets masked)",
+     .run = cmd_config},
+    {.name = "version", .summary = "print the version", .run = cmd_version},
+    {.name = "help", .summary = "this text", .run = cmd_help},
 };
 
 static const struct dm_command *find_command(const char *name)
@@ -62,10 +89,6 @@ static const struct dm_command *find_command(const char *name)
 static int cmd_help(struct dm_app *app, int argc, char **argv)
 {
         (void)app;
-        if (argc > 0) {
-                fprintf(stderr, "domainmon help: unexpected argument '%s'\n", argv[0]);
-                return 2;
-        }
         printf("usage: domainmon COMMAND [--option value ...]\n\ncommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 printf("  %-15s %s\n", commands[i].name, commands[i].summary);
@@ -78,30 +101,18 @@ static int cmd_help(struct dm_app *app, int argc, char **argv)
 static int cmd_version(struct dm_app *app, int argc, char **argv)
 {
         (void)app;
-        if (argc > 0) {
-                fprintf(stderr, "domainmon version: unexpected argument '%s'\n", argv[0]);
-                return 2;
-        }
         printf("domainmon %s\n", DM_VERSION);
         return 0;
 }
 
 static int cmd_config(struct dm_app *app, int argc, char **argv)
 {
-        if (argc > 0) {
-                fprintf(stderr, "domainmon config: unexpected argument '%s'\n", argv[0]);
-                return 2;
-        }
         dm_conf_print(&app->conf, stdout);
         return 0;
 }
 
 static int cmd_migrate(struct dm_app *app, int argc, char **argv)
 {
-        if (argc > 0) {
-                fprintf(stderr, "domainmon migrate: unexpected argument '%s'\n", argv[0]);
-                return 2;
-        }
         /* main() has already migrated; report what it did. */
         printf("applied %d migration(s); the %s database is up to date\n", app->migrations_applied,
                dm_store_backend(app->store));
@@ -132,11 +143,6 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         struct dm_dns_service *dns = NULL;
         const struct dm_command *self = find_command(app->command);
         int r, sig = 0, rc = 1;
-
-        if (argc > 0) {
-                fprintf(stderr, "domainmon %s: unknown option '%s'\n", app->command, argv[0]);
-                return 2;
-        }
 
         /* Signals are taken by sigwait below; every thread started from here inherits the
          * mask, so none of them is interrupted by SIGINT/SIGTERM. */
@@ -216,6 +222,13 @@ int main(int argc, char **argv)
         if (r < 0) {
                 fprintf(stderr, "domainmon: %s\n", err);
                 return 2;
+        }
+        /* Rejected before anything is opened, so a typo changes nothing. */
+        if (!cmd->takes_args && sub_argc > 0) {
+                fprintf(stderr, "domainmon %s: unknown %s '%s'\n", cmd->name,
+                        sub_argv[0][0] == '-' ? "option" : "argument", sub_argv[0]);
+                rc = 2;
+                goto out_conf;
         }
         enum dm_log_level level = DM_LOG_INFO;
         if (app.conf.log_level && dm_log_level_parse(app.conf.log_level, &level) == 0)
