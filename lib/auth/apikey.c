@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "dm/error.h"
+#include "dm/hex.h"
 
 #define KEY_ID_BYTES 6  /* 12 hex digits */
 #define SECRET_BYTES 20 /* 160 bits, 32 base32 characters */
@@ -63,10 +64,8 @@ int dm_apikey_generate(const char *name, enum dm_scope scope, char *key_out,
         }
         memcpy(key, DM_APIKEY_PREFIX, PREFIX_LEN);
         o = PREFIX_LEN;
-        for (size_t i = 0; i < sizeof(id); i++) {
-                key[o++] = hex_digits[id[i] >> 4];
-                key[o++] = hex_digits[id[i] & 15];
-        }
+        dm_hex_encode(id, sizeof(id), key + o);
+        o += 2 * sizeof(id);
         key[o++] = '_';
         /* 20 bytes are exactly 32 groups of 5 bits: no padding. */
         for (size_t bit = 0; bit < SECRET_BYTES * 8; bit += 5) {

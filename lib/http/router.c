@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dm/error.h"
+#include "dm/hex.h"
 
 struct route_seg {
         char *text; /* literal text, or the capture name */
@@ -69,17 +70,6 @@ const char *dm_http_allow_format(unsigned methods, char *buf, size_t size)
         return buf;
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 long dm_http_pct_decode(const char *in, size_t len, char *out, size_t size)
 {
         size_t o = 0;
@@ -91,7 +81,7 @@ long dm_http_pct_decode(const char *in, size_t len, char *out, size_t size)
                 if (c == '%') {
                         if (i + 2 >= len)
                                 return -1;
-                        int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+                        int hi = dm_hex_digit(in[i + 1]), lo = dm_hex_digit(in[i + 2]);
                         if (hi < 0 || lo < 0)
                                 return -1;
                         c = (char)(hi * 16 + lo);

@@ -13,6 +13,7 @@
 
 #include "dm/buf.h"
 #include "dm/error.h"
+#include "dm/hex.h"
 #include "dm/json.h"
 #include "dm/log.h"
 #include "dm/resolver.h"
@@ -223,40 +224,6 @@ static bool dns_fp_is_zero(const uint8_t fp[DM_FP_LEN])
         for (size_t i = 0; i < DM_FP_LEN; i++) {
                 if (fp[i])
                         return false;
-        }
-        return true;
-}
-
-static void dns_fp_hex(const uint8_t fp[DM_FP_LEN], char out[2 * DM_FP_LEN + 1])
-{
-        static const char hex[] = "0123456789abcdef";
-        for (size_t i = 0; i < DM_FP_LEN; i++) {
-                out[2 * i] = hex[fp[i] >> 4];
-                out[2 * i + 1] = hex[fp[i] & 15];
-        }
-        out[2 * DM_FP_LEN] = '\0';
-}
-
-static int dns_hex_digit(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-static bool dns_fp_parse(const char *s, uint8_t fp[DM_FP_LEN])
-{
-        if (strlen(s) != 2 * DM_FP_LEN)
-                return false;
-        for (size_t i = 0; i < DM_FP_LEN; i++) {
-                int hi = dns_hex_digit(s[2 * i]), lo = dns_hex_digit(s[2 * i + 1]);
-                if (hi < 0 || lo < 0)
-                        return false;
-                fp[i] = (uint8_t)(hi << 4 | lo);
         }
         return true;
 }
@@ -1185,7 +1152,7 @@ static int dns_tasks_to_json(const struct dm_scan_task *t, size_t n, struct dm_b
                 for (size_t j = 0; r == 0 && j < t[i].nrecord_types; j++)
                         r = dm_buf_addf(b, "%s\"%s\"", j ? "," : "",
                                         dm_rrtype_name(t[i].record_types[j], tbuf));
-                dns_fp_hex(t[i].dns_fp, hex);
+                dm_hex_encode(t[i].dns_fp, DM_FP_LEN, hex);
                 if (r == 0)
                         r = dm_buf_addf(b, "],\"fp\":\"%s\"}", hex);
         }
@@ -1245,7 +1212,7 @@ static int dns_parse_task(json_t *t, size_t index, char *why, size_t whylen,
                 }
                 nt++;
         }
-        if (!dns_fp_parse(fps, fp)) {
+        if (dm_hex_decode(fps, strlen(fps), fp, DM_FP_LEN) < 0) {
                 dns_set_why(why, whylen, index, "fp must be 32 hex digits");
                 return DM_EINVAL;
         }

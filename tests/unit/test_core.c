@@ -8,6 +8,7 @@
 #include "dm/buf.h"
 #include "dm/embed.h"
 #include "dm/error.h"
+#include "dm/hex.h"
 #include "dm/log.h"
 #include "dm/time.h"
 
@@ -452,6 +453,37 @@ static void test_embed(void **state)
         assert_int_equal(strlen((const char *)f->data), f->len);
 }
 
+static void test_hex(void **state)
+{
+        (void)state;
+        const uint8_t in[] = {0x00, 0x9f, 0xa0, 0xff};
+        char out[9];
+        uint8_t back[4];
+
+        dm_hex_encode(in, sizeof(in), out);
+        assert_string_equal(out, "009fa0ff");
+        assert_int_equal(dm_hex_decode(out, 8, back, 4), 0);
+        assert_memory_equal(back, in, 4);
+        assert_int_equal(dm_hex_decode("009FA0FF", 8, back, 4), 0);
+        assert_memory_equal(back, in, 4);
+        assert_int_equal(dm_hex_decode("009fa0f", 7, back, 4), DM_EINVAL);
+        assert_int_equal(dm_hex_decode("009fa0fg", 8, back, 4), DM_EINVAL);
+        assert_int_equal(dm_hex_digit('z'), -1);
+}
+
+static void test_errorf(void **state)
+{
+        (void)state;
+        char err[16];
+
+        assert_int_equal(dm_errorf(DM_ECONFIG, err, sizeof(err), "bad %s", "value"), DM_ECONFIG);
+        assert_string_equal(err, "bad value");
+        assert_int_equal(dm_errorf(DM_EINVAL, err, sizeof(err), "%s", "a very long message here"),
+                         DM_EINVAL);
+        assert_int_equal(strlen(err), sizeof(err) - 1);
+        assert_int_equal(dm_errorf(DM_EINVAL, NULL, 0, "ignored"), DM_EINVAL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -475,6 +507,8 @@ int main(void)
             cmocka_unit_test(test_time_roundtrip),
             cmocka_unit_test(test_duration),
             cmocka_unit_test(test_embed),
+            cmocka_unit_test(test_hex),
+            cmocka_unit_test(test_errorf),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
