@@ -105,3 +105,27 @@ def test_sigkill_mid_scan_loses_nothing_and_writes_nothing_twice(knot, domainmon
     finally:
         knot.update("bulk.test", [f"update delete {name}. A",
                                   f"update add {name}. 300 A 198.51.100.50"])
+
+
+def test_every_change_becomes_an_event_and_the_outbox_drains(knot, domainmon_factory):
+    """Each history entry is written with an outbox event in the same transaction, and the
+    publisher hands every event to the bus and removes it."""
+    import sqlite3
+
+    mon = domainmon_factory(env=env_for(knot))
+    names = BULK_NAMES[:10]
+    r = mon.request("POST", "/api/v1/domains/import", json={"names": names})
+    assert r.status_code == 200, r
+    wait_for(lambda: len(all_changes(mon)) == 10 * 8, timeout=20, interval=0.2,
+             what="the first observation of every type of the 10 domains")
+
+    def outbox():
+        with sqlite3.connect(f"file:{mon.db_path}?mode=ro", uri=True, timeout=5) as db:
+            made = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+            made = (made.fetchone() or (0,))[0]
+            waiting = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return made, waiting
+
+    wait_for(lambda: outbox()[1] == 0, timeout=10, interval=0.2, what="an empty outbox")
+    made, _ = outbox()
+    assert made == len(all_changes(mon)) == 80
