@@ -61,6 +61,8 @@ struct req_state {
         size_t discarded; /* body bytes dropped (rejected or too_large) */
         long long clen;   /* Content-Length; -1 absent, -2 malformed */
         bool chunked;     /* Transfer-Encoding given */
+        bool bad_framing; /* the body's length cannot be known for sure */
+        bool oom;         /* the body could not be kept */
         struct dm_http_response pending;
         unsigned status;
         size_t bytes;
@@ -203,6 +205,59 @@ static long long content_length(struct MHD_Connection *conn)
         return (long long)n;
 }
 
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+        unsigned *n = cls;
+
+        if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+                (*n)++;
+        return MHD_YES;
+}
+
+/* Refuses requests whose body length two parsers could read differently (RFC 9112 section
+ * 6.3): both Content-Length and Transfer-Encoding, Content-Length more than once, or a
+ * transfer coding other than plain "chunked", which MHD would read up to the end of the
+ * connection. Returns true when a response was made in `res`. */
+static bool check_framing(struct req_state *st, struct MHD_Connection *conn,
+                          struct dm_http_response *res)
+{
+        const char *te =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        unsigned ncl = 0;
+
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &ncl);
+        if (ncl > 1) {
+                st->bad_framing = true;
+                dm_http_problem(res, 400, NULL, "Content-Length is given more than once");
+                return true;
+        }
+        if (te && ncl > 0) {
+                st->bad_framing = true;
+                dm_http_problem(res, 400, NULL,
+                                "Content-Length and Transfer-Encoding must not both be given");
+                return true;
+        }
+        if (te && strcasecmp(te, "chunked") != 0) {
+                st->bad_framing = true;
+                dm_http_problem(res, 501, NULL, "only the chunked transfer coding is supported");
+                return true;
+        }
+        return false;
+}
+
+static enum MHD_Result find_query_nul(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t key_size, const char *value, size_t value_size)
+{
+        const char **bad = cls;
+
+        if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+                *bad = key;
+                return MHD_NO;
+        }
+        return MHD_YES;
+}
+
 /* Decides what can be decided before the body: route, key, size and type. Returns true
  * when a response was made in `res`. */
 static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
@@ -216,6 +271,8 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
         st->clen = content_length(conn);
         st->chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+        if (check_framing(st, conn, res))
+                return true;
         if (st->path_too_long) {
                 dm_http_problem(res, 414, &dm_problem_uri_too_long,
                                 "the request path is longer than %d bytes", DM_HTTP_PATH_MAX);
@@ -266,6 +323,16 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                                         dm_scope_name(rt->scope));
                         return true;
                 }
+        }
+
+        /* A decoded %00 would cut the value short where handlers read it as a C string:
+         * "limit=1%00x" must not pass as "limit=1". */
+        const char *nul_key = NULL;
+        MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, find_query_nul, &nul_key);
+        if (nul_key) {
+                dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, nul_key,
+                                      "contains a NUL byte (%00)");
+                return true;
         }
 
         long long clen = st->clen;
@@ -335,8 +402,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                  * body: right for a body that is too large or of unknown size, wasteful for
                  * a small one. Refusals of small bodies are sent once the body has been
                  * read and dropped, so the connection stays open for the next request. */
-                if (st->chunked || st->clen < -1 || st->clen > (long long)st->srv->max_body ||
-                    st->pending.status == 413)
+                if (st->bad_framing || st->chunked || st->clen < -1 ||
+                    st->clen > (long long)st->srv->max_body || st->pending.status == 413)
                         return queue_response(st, conn, &st->pending);
                 st->rejected = true;
                 return MHD_YES;
@@ -344,12 +411,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
-                if (!st->rejected && !st->too_large &&
-                    dm_buf_add(&st->body, upload_data, n) == DM_E2BIG) {
-                        st->too_large = true;
-                        dm_buf_done(&st->body);
+                if (!st->rejected && !st->too_large && !st->oom) {
+                        int r = dm_buf_add(&st->body, upload_data, n);
+                        if (r == DM_E2BIG)
+                                st->too_large = true;
+                        else if (r < 0)
+                                st->oom = true; /* never a handler with half a body */
+                        if (r < 0)
+                                dm_buf_done(&st->body);
                 }
-                if (!st->rejected && !st->too_large)
+                if (!st->rejected && !st->too_large && !st->oom)
                         return MHD_YES;
                 /* A body nobody will read: a refused request's, or a chunked one that
                  * outgrew the cap (MHD takes a response only before the body or after all
@@ -364,6 +435,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (st->too_large)
                 dm_http_problem(&res, 413, &dm_problem_body_too_large,
                                 "the request body is larger than %zu bytes", st->srv->max_body);
+        else if (st->oom)
+                dm_http_problem(&res, 500, NULL, "out of memory while reading the request body");
         else
                 run_handler(st, &res);
         return queue_response(st, conn, &res);

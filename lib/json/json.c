@@ -74,8 +74,8 @@ const char *dm_json_safe_text(char *buf, size_t size, const char *s, size_t len)
 json_t *dm_json_string_lossy(const char *s)
 {
         json_t *j = json_string(s ? s : "");
-        if (j)
-                return j;
+        if (j || !s)
+                return j; /* no s: json_string("") failed only for want of memory */
         /* Invalid UTF-8: keep what can be shown rather than fail the whole response. */
         size_t len = strlen(s);
         char *clean = malloc(len + 1);

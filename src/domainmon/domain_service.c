@@ -12,6 +12,7 @@
 
 #define IDLE_TIMEOUT_S 60
 #define MAX_CONNECTIONS 1024
+#define KEY_TOUCH_EVERY_MS 60000
 
 struct dm_domain_service {
         struct dm_app *app;
@@ -33,18 +34,32 @@ static int authenticate(void *arg, const char *authorization, struct dm_http_pri
 {
         struct dm_app *app = arg;
         struct dm_api_key k;
+        char key[DM_APIKEY_LEN];
         const char *p;
+        size_t len;
 
         if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
                 return DM_EACCES;
         p = authorization + 7;
         while (*p == ' ')
                 p++;
-        int r = dm_apikey_authenticate(app->store, p, &k);
+        /* Trailing whitespace is not part of a header value (RFC 9110 section 5.5). */
+        len = strlen(p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                len--;
+        if (len >= sizeof(key))
+                return DM_EACCES;
+        memcpy(key, p, len);
+        key[len] = '\0';
+        int r = dm_apikey_authenticate(app->store, key, &k);
         if (r < 0)
                 return r;
-        /* Best effort: "last used" is informational and must not fail the request. */
-        (void)dm_store_key_touch(app->store, k.id, dm_now_ms());
+        /* Best effort: "last used" is informational and must not fail the request. It is
+         * written at most once a minute per key: every write waits for the store's one
+         * writer, which a scan batch may hold, and a read request must not wait for that. */
+        int64_t now = dm_now_ms();
+        if (k.last_used_at == 0 || now - k.last_used_at >= KEY_TOUCH_EVERY_MS)
+                (void)dm_store_key_touch(app->store, k.id, now);
         ret->scope = k.scope;
         ret->key_id = k.id;
         memcpy(ret->key_name, k.name, sizeof(ret->key_name));

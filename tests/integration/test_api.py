@@ -690,6 +690,53 @@ def test_chunked_body_over_cap_is_413(m):
     assert b" 201 " in data.partition(b"\r\n")[0], data[:300]
 
 
+@pytest.mark.parametrize("framing,status,mentions", [
+    # Two readings of the body's length are how requests get smuggled past a proxy.
+    (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 400, "Transfer-Encoding"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400, "Transfer-Encoding"),
+    (b"Content-Length: 27\r\nContent-Length: 3\r\n", 400, "more than once"),
+    # A coding the server cannot undo: no waiting for the end of the connection.
+    (b"Transfer-Encoding: gzip\r\n", 501, "chunked"),
+    (b"Transfer-Encoding: gzip, chunked\r\n", 501, "chunked"),
+])
+def test_ambiguous_body_framing_is_refused(m, framing, status, mentions):
+    small = b'{"name": "smuggled.example"}'
+    head = (f"POST /api/v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {m.admin_key}\r\n"
+            f"Content-Type: application/json\r\n").encode() + framing + b"\r\n"
+    first, data = raw_exchange(m, head, b"%x\r\n" % len(small) + small + b"\r\n0\r\n\r\n")
+    assert first < 2.0
+    status_line, _, rest = data.partition(b"\r\n")
+    assert b" %d " % status in status_line, data[:300]
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"application/problem+json" in headers and b"Connection: close" in headers
+    p = json.loads(body)
+    assert p["status"] == status and mentions in p["detail"]
+    assert names(m) == []
+
+
+@pytest.mark.parametrize("path,field", [
+    ("/api/v1/domains?q=nul%00.example", "q"),
+    ("/api/v1/domains?limit=1%00junk", "limit"),
+    ("/api/v1/domains?limit%00junk=1", "limit"),
+    ("/api/v1/domains?cursor=YS5leGFtcGxl%00junk", "cursor"),
+    ("/api/v1/changes?type=A%00junk", "type"),
+    ("/api/v1/domains/a.example?x=%00", "x"),
+])
+def test_query_nul_byte_is_refused(m, path, field):
+    # Handlers read values as C strings: "limit=1%00junk" must not pass as "limit=1".
+    add(m, "a.example")
+    r = m.request("GET", path)
+    p = assert_problem(r, 400, "invalid-parameter", "NUL")
+    assert p["errors"][0]["field"] == field
+
+
+def test_bearer_key_with_trailing_whitespace(m):
+    r = m.request("GET", "/api/v1/domains", key=None,
+                  headers={"Authorization": f"Bearer  {m.admin_key} \t"})
+    assert r.status_code == 200, r
+
+
 @pytest.mark.parametrize("method,path,allow", [
     ("PUT", "/api/v1/domains", "GET, HEAD, POST"),
     ("DELETE", "/api/v1/domains", "GET, HEAD, POST"),
