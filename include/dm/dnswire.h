@@ -24,6 +24,11 @@
 #define DM_DNS_QUERY_MAX (DM_DNS_HEADER_LEN + DM_DNS_NAME_MAX + 4 + 11)
 /* Longest CNAME chain followed inside one answer. */
 #define DM_DNS_CNAME_MAX 8
+/* Most text one answer may carry: the sum over its canonical values of their length plus
+ * 3 (quotes and separator of the stored JSON array). Compression lets a 64 KiB reply
+ * spell several MiB of names; a set that large is reported as an error rather than stored
+ * and repeated in every change event. */
+#define DM_DNS_ANSWER_TEXT_MAX (1u << 20)
 
 /* Header flag bits (second 16-bit word). */
 #define DM_DNS_FLAG_QR 0x8000
@@ -124,7 +129,8 @@ int dm_dns_rr_read(const struct dm_dns_msg *m, size_t *pos, struct dm_dns_rr *re
  * for NOERROR, the class IN records of `qtype` owned by the qname or, following up to
  * DM_DNS_CNAME_MAX CNAME records inside the answer section, by the end of the chain, in
  * canonical presentation form (sorted, de-duplicated), TTL the minimum of theirs; a
- * record whose RDATA is malformed makes the answer ERROR DM_EPARSE. The CNAME target is
+ * record whose RDATA is malformed makes the answer ERROR DM_EPARSE, a set longer than
+ * DM_DNS_ANSWER_TEXT_MAX makes it ERROR DM_E2BIG. The CNAME target is
  * never queried again: what the server put in the answer is what counts.
  * ret_answer->values is malloc'd: release with dm_dns_answer_done.
  * Returns 0 (the answer is filled, whatever its status) or DM_ENOMEM. */

@@ -139,9 +139,10 @@ int dm_bus_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
         return bus->ops->nack(bus, tag, requeue);
 }
 
-/* A key or pattern split on '.'. Both are at most DM_BUS_NAME_MAX bytes, so at most
- * DM_BUS_NAME_MAX / 2 + 1 words. An empty string has no words (RabbitMQ splits it so). */
-#define BUS_WORDS_MAX (DM_BUS_NAME_MAX / 2 + 1)
+/* A key or pattern split on '.'. Both are at most DM_BUS_NAME_MAX bytes, and words may be
+ * empty ("a..b", or nothing but dots), so at most DM_BUS_NAME_MAX + 1 words. An empty
+ * string has no words (RabbitMQ splits it so). */
+#define BUS_WORDS_MAX (DM_BUS_NAME_MAX + 1)
 
 struct bus_words {
         const char *start[BUS_WORDS_MAX];

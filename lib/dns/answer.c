@@ -91,6 +91,11 @@ static int answer_collect(const struct dm_dns_msg *m, const uint8_t *owner, size
                         ans->ttl = rr.ttl;
         }
         dm_rrset_canonicalize(ans->values, &ans->nvalues);
+        size_t text = 0;
+        for (size_t i = 0; i < ans->nvalues; i++)
+                text += strlen(ans->values[i]) + 3;
+        if (text > DM_DNS_ANSWER_TEXT_MAX)
+                ret = DM_E2BIG;
 
 out_buf:
         dm_buf_done(&b);
@@ -149,7 +154,7 @@ fail:
         if (ret == DM_ENOMEM)
                 return ret;
         ans.status = DM_RRS_ERROR;
-        ans.err = DM_EPARSE;
+        ans.err = ret == DM_E2BIG ? DM_E2BIG : DM_EPARSE;
         *ret_answer = ans;
         return 0;
 }

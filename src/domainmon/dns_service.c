@@ -156,6 +156,11 @@ struct dm_dns_service {
         pthread_mutex_t mu;
         pthread_cond_t cond;
         int64_t outstanding; /* may dip below 0 when another process published the task */
+        /* Task messages published and not settled, kept within the prefetch: a claim of
+         * few domains makes a small message, and with the in-process bus a message the
+         * consumer has not taken in hand when it is cancelled is lost with its domains,
+         * whose claim has moved them to their next slot. */
+        int64_t outstanding_msgs;
         bool sched_done;
         pthread_t scheduler;
         bool scheduler_started;
@@ -286,11 +291,13 @@ static void dns_sum_loops(const struct dm_dns_service *svc, struct dns_totals *t
         }
 }
 
-/* Tasks done for good (acked, or dropped): room for the scheduler to claim more. */
-static void dns_finish(struct dm_dns_service *svc, size_t n)
+/* Tasks done for good (acked, or dropped): room for the scheduler to claim more. `nmsgs`:
+ * task messages settled with them. */
+static void dns_finish(struct dm_dns_service *svc, size_t n, size_t nmsgs)
 {
         pthread_mutex_lock(&svc->mu);
         svc->outstanding -= (int64_t)n;
+        svc->outstanding_msgs -= (int64_t)nmsgs;
         pthread_cond_broadcast(&svc->cond);
         pthread_mutex_unlock(&svc->mu);
 }
@@ -401,7 +408,7 @@ static void dns_hand_off(struct dm_dns_service *svc, struct dns_domain *d)
                 atomic_fetch_add_explicit(&svc->domains, 1, memory_order_relaxed);
         if (svc->mode == DNS_MODE_RESOLVE) {
                 dns_domain_free(d);
-                dns_finish(svc, 1);
+                dns_finish(svc, 1, 0);
                 return;
         }
         d->next = NULL;
@@ -440,7 +447,7 @@ static void dns_dispose(struct dm_dns_service *svc, struct dns_domain *d, bool r
                 r = dm_bus_nack(svc->bus, msg->tag, true);
         } else {
                 r = dm_bus_ack(svc->bus, msg->tag);
-                dns_finish(svc, msg->ndomains);
+                dns_finish(svc, msg->ndomains, 1);
         }
         if (r < 0)
                 dm_log_warn(DNS_SVC, "msg=\"cannot settle a scan task message\" err=\"%s\"",
@@ -1297,6 +1304,7 @@ static void dns_on_task(void *arg, const struct dm_bus_msg *m)
                                     dm_log_quote(q, sizeof(q), why));
                 }
                 dm_bus_nack(svc->bus, m->tag, false);
+                dns_finish(svc, 0, 1);
                 return;
         }
         struct dns_msg *msg = calloc(1, sizeof(*msg));
@@ -1342,7 +1350,7 @@ static void dns_publish_tasks(struct dm_dns_service *svc, const struct dm_scan_t
         int64_t now = dm_now_ms();
         for (size_t i = 0; i < n; i++)
                 dm_store_domain_request_scan(svc->store, t[i].name, now);
-        dns_finish(svc, n);
+        dns_finish(svc, n, 1);
 }
 
 static void *dns_scheduler_main(void *arg)
@@ -1360,9 +1368,16 @@ static void *dns_scheduler_main(void *arg)
         while (!atomic_load(&svc->stopping)) {
                 pthread_mutex_lock(&svc->mu);
                 while (!atomic_load(&svc->stopping) &&
-                       svc->outstanding >= (int64_t)svc->max_outstanding)
+                       (svc->outstanding >= (int64_t)svc->max_outstanding ||
+                        svc->outstanding_msgs >= (int64_t)svc->prefetch))
                         dns_cond_wait_ms(&svc->cond, &svc->mu, DNS_OUTBOX_MS);
                 int64_t room = (int64_t)svc->max_outstanding - svc->outstanding;
+                /* Each message holds up to DNS_TASKS_PER_MSG: this many cannot make more
+                 * messages than the prefetch has room for. */
+                int64_t msg_room =
+                    ((int64_t)svc->prefetch - svc->outstanding_msgs) * DNS_TASKS_PER_MSG;
+                if (msg_room < room)
+                        room = msg_room;
                 pthread_mutex_unlock(&svc->mu);
                 if (atomic_load(&svc->stopping))
                         break;
@@ -1384,6 +1399,8 @@ static void *dns_scheduler_main(void *arg)
                 if (n > 0) {
                         pthread_mutex_lock(&svc->mu);
                         svc->outstanding += (int64_t)n;
+                        svc->outstanding_msgs +=
+                            (int64_t)((n + DNS_TASKS_PER_MSG - 1) / DNS_TASKS_PER_MSG);
                         pthread_mutex_unlock(&svc->mu);
                         for (size_t i = 0; i < n; i += DNS_TASKS_PER_MSG) {
                                 size_t k = n - i < DNS_TASKS_PER_MSG ? n - i : DNS_TASKS_PER_MSG;
@@ -1691,7 +1708,7 @@ static int dns_feed_all(struct dm_dns_service *svc)
                             dns_domain_new(page[i].id, page[i].name, page[i].record_types,
                                            page[i].nrecord_types, NULL);
                         if (!d) {
-                                dns_finish(svc, 1);
+                                dns_finish(svc, 1, 0);
                                 r = DM_ENOMEM;
                                 goto out;
                         }

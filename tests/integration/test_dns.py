@@ -526,6 +526,45 @@ def test_bulk_import_is_scanned_within_one_interval(api):
         assert rec["values"] == [f"198.51.100.{i}"]
 
 
+def test_graceful_stop_leaves_every_claimed_domain_due(knot, mon_factory):
+    """Claims of one domain each make one-domain task messages, more of them than the
+    consumer takes in hand. A graceful stop must still leave every claimed domain scanned
+    or due: none may be pushed to its next slot (an hour away here) unscanned."""
+    names = [f"s{i:03d}.stop.test" for i in range(400)]
+    api = mon_factory({
+        # The harness's default DNS server never answers: nothing finishes before the stop.
+        "DM_SCAN_INTERVAL": "3600s",
+        "DM_MIN_INTERVAL": "3600s",
+        "DM_SCAN_BATCH": "1",
+        "DM_DNS_TIMEOUT": "30s",
+        "DM_DNS_LOOPS": "1",
+    })
+    r = api.post("/api/v1/domains/import", {"names": names, "record_types": ["A"]}, expect=200)
+    assert r["added"] == len(names), r
+    time.sleep(2)  # the scheduler claims and publishes all it may
+    mon = api.mon
+    mon.stop()
+
+    mon.extra_env.update(dns_env(knot.server(), interval=3600))
+    mon.extra_env["DM_MIN_INTERVAL"] = "3600s"
+    mon.start()
+
+    def unchecked():
+        left, cursor = [], None
+        while True:
+            params = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            page = api.get("/api/v1/domains", params=params)
+            left += [d["name"] for d in page["domains"] if not d.get("last_checked_at")]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return left
+
+    wait_for(lambda: not unchecked(), timeout=20, interval=0.2,
+             what="every domain scanned after the graceful stop")
+
+
 def test_manual_scan_is_queued_and_runs(knot, mon_factory):
     # A day between scans: only the manual scan can explain a second one.
     api = mon_factory(dns_env(knot.server(), interval=86400))

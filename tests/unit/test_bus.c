@@ -176,6 +176,17 @@ static void test_topic_match(void **state)
                 kn += (size_t)snprintf(key + kn, sizeof(key) - kn, "a.");
         key[kn - 1] = '\0';
         assert_false(dm_bus_topic_match(pat, key));
+
+        /* Empty words count: 255 dots are 256 words, the most a valid key or pattern has. */
+        char dots[256], dots2[256];
+        memset(dots, '.', 255);
+        dots[255] = '\0';
+        memcpy(dots2, dots, sizeof(dots2));
+        dots2[0] = 'a';
+        assert_true(dm_bus_topic_match("#", dots));
+        assert_true(dm_bus_topic_match(dots, dots));
+        assert_false(dm_bus_topic_match(dots, dots2));
+        assert_true(dm_bus_topic_match("*.#", dots2));
 }
 
 static void test_open_urls(void **state)

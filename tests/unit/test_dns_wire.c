@@ -550,6 +550,79 @@ static void test_cname_loop_and_bad_rdata(void **state)
         dm_dns_answer_done(&a);
 }
 
+/* A 64 KiB reply whose NS names share, by compression, one 250-octet suffix of bytes that
+ * print as \DDD: a few bytes of RDATA each, a kilobyte of text each. Too much to record. */
+static void test_answer_text_bounded(void **state)
+{
+        static uint8_t b[65535];
+        size_t n = 0;
+        struct dm_dns_msg m;
+        struct dm_dns_answer a;
+        static const uint8_t head[] = {0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0};
+
+        memcpy(b, head, sizeof(head));
+        n = sizeof(head);
+        static const uint8_t q[] = {7,   'e', 'x', 'a', 'm', 'p',      'l', 'e', 3,
+                                    'c', 'o', 'm', 0,   0,   DM_RR_NS, 0,   1};
+        memcpy(b + n, q, sizeof(q));
+        n += sizeof(q);
+        /* The first record carries the suffix: 4 labels of 60 octets of 0x01. */
+        size_t count = 0;
+        size_t suffix = 0;
+        for (uint16_t i = 0; n + 2 + 10 + 6 + 250 <= sizeof(b); i++) {
+                b[n++] = 0xc0;
+                b[n++] = 12;
+                b[n++] = 0;
+                b[n++] = DM_RR_NS;
+                b[n++] = 0;
+                b[n++] = 1;
+                memset(b + n, 0, 3);
+                b[n + 3] = 60;
+                n += 4;
+                size_t rdlen_at = n;
+                n += 2;
+                size_t start = n;
+                b[n++] = 3;
+                b[n++] = (uint8_t)('a' + i % 26);
+                b[n++] = (uint8_t)('a' + i / 26 % 26);
+                b[n++] = (uint8_t)('a' + i / 676 % 26);
+                if (suffix == 0) {
+                        suffix = n;
+                        for (int l = 0; l < 4; l++) {
+                                b[n++] = 60;
+                                memset(b + n, 1, 60);
+                                n += 60;
+                        }
+                        b[n++] = 0;
+                } else {
+                        b[n++] = (uint8_t)(0xc0 | suffix >> 8);
+                        b[n++] = (uint8_t)suffix;
+                }
+                b[rdlen_at] = (uint8_t)((n - start) >> 8);
+                b[rdlen_at + 1] = (uint8_t)(n - start);
+                count++;
+        }
+        assert_true(count > 2000);
+        b[6] = (uint8_t)(count >> 8);
+        b[7] = (uint8_t)count;
+        assert_int_equal(dm_dns_msg_parse(b, n, &m), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_NS, &a), 0);
+        assert_int_equal(a.status, DM_RRS_ERROR);
+        assert_int_equal(a.err, DM_E2BIG);
+        assert_int_equal(a.nvalues, 0);
+        assert_null(a.values);
+        dm_dns_answer_done(&a);
+
+        /* The same names, fewer of them: an ordinary set. */
+        b[6] = 0;
+        b[7] = 100;
+        assert_int_equal(dm_dns_msg_parse(b, n, &m), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_NS, &a), 0);
+        assert_int_equal(a.status, DM_RRS_OK);
+        assert_int_equal(a.nvalues, 100);
+        dm_dns_answer_done(&a);
+}
+
 static void test_duplicates_and_order(void **state)
 {
         struct pk p;
@@ -612,6 +685,7 @@ int main(void)
             cmocka_unit_test(test_answer_extract),
             cmocka_unit_test(test_cname_chain),
             cmocka_unit_test(test_cname_loop_and_bad_rdata),
+            cmocka_unit_test(test_answer_text_bounded),
             cmocka_unit_test(test_duplicates_and_order),
             cmocka_unit_test(test_name_format),
         };
