@@ -85,6 +85,10 @@ struct dm_rrset_row {
         char *error;  /* status DM_RRS_ERROR: why (owned); else NULL */
         int64_t checked_at; /* when this row was last written */
         int64_t changed_at; /* when its values or status last changed */
+        /* Read only (set by the store, ignored on write): the status of the last answer that
+         * was not an error. Equals status unless status is DM_RRS_ERROR, where it says what
+         * the kept values were (meaningless while changed_at is 0: never answered). */
+        enum dm_rr_status answer_status;
 };
 
 /* One history entry: a record type's set changed. */

@@ -144,7 +144,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                    "WHERE enabled AND next_check_at <= ?1 "
                    "ORDER BY next_check_at, id LIMIT ?4) AS due "
                    "WHERE id = due.due_id RETURNING id, name, record_types, dns_fp",
-    [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at "
+    [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
+                     "answer_status "
                      "FROM dns_current WHERE domain_id = ?1 ORDER BY type",
     [STMT_COMMIT_SEEN] = "UPDATE domains SET last_checked_at = ?2, status = ?3, "
                          "status_error = ?4 WHERE id = ?1",
@@ -156,8 +157,11 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
      * changed_at: the caller's when given, else moved only when values or status did. */
     [STMT_CURRENT_UPSERT] =
         "INSERT INTO dns_current (domain_id, type, status, ttl, vals, error, "
-        "checked_at, changed_at) VALUES (?1, ?2, ?3, ?4, coalesce(?5, '[]'), ?6, ?7, "
-        "coalesce(?8, ?7)) ON CONFLICT (domain_id, type) DO UPDATE SET "
+        "checked_at, changed_at, answer_status) VALUES (?1, ?2, ?3, ?4, coalesce(?5, '[]'), "
+        "?6, ?7, coalesce(?8, ?7), CASE WHEN ?3 = 3 THEN 0 ELSE ?3 END) "
+        "ON CONFLICT (domain_id, type) DO UPDATE SET "
+        "answer_status = CASE WHEN excluded.status = 3 THEN dns_current.answer_status "
+        "ELSE excluded.status END, "
         "status = excluded.status, ttl = excluded.ttl, vals = excluded.vals, "
         "error = excluded.error, checked_at = excluded.checked_at, "
         "changed_at = CASE WHEN ?8 IS NOT NULL THEN ?8 "
@@ -1251,6 +1255,7 @@ static int sqlite_dns_current(struct dm_store *st, int64_t domain_id,
                 r->ttl = (uint32_t)sqlite3_column_int64(stmt, 2);
                 r->checked_at = sqlite3_column_int64(stmt, 5);
                 r->changed_at = sqlite3_column_int64(stmt, 6);
+                r->answer_status = (enum dm_rr_status)sqlite3_column_int(stmt, 7);
                 n++;
                 ret = col_strdup(stmt, 3, &r->values);
                 if (ret == 0)

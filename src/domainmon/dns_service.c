@@ -523,10 +523,12 @@ static int dns_build_type(const struct dns_domain *d, const struct dns_rr *rr,
                 }
         }
         if (!first) {
-                /* TTL is not compared: resolvers count it down. An ERROR row keeps the set
-                 * of its last answer but not that answer's class, so only values count. */
-                bool same = dns_values_equal(before, nbefore, rr->values, rr->nvalues) &&
-                            (old->status == DM_RRS_ERROR || old->status == rr->status);
+                /* TTL is not compared: resolvers count it down. An ERROR row kept the set of
+                 * its last answer and the store kept that answer's class: compare with both. */
+                enum dm_rr_status was =
+                    old->status == DM_RRS_ERROR ? old->answer_status : old->status;
+                bool same =
+                    dns_values_equal(before, nbefore, rr->values, rr->nvalues) && was == rr->status;
                 if (same) {
                         row->changed_at = old->changed_at;
                         *ret_changed = false;

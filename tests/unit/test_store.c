@@ -920,6 +920,41 @@ static void test_dns_commit_removed_types(void **state)
         dm_rrset_rows_free(cur, n);
 }
 
+/* A failed lookup keeps the class of the last real answer beside its values, so that
+ * NODATA, errors, then NXDOMAIN (an empty set each time) can still be told apart. */
+static void test_dns_answer_status_survives_errors(void **state)
+{
+        struct fixture *f = *state;
+        int64_t id = add_domain(f->st, "vanish.example", 0);
+        int64_t t = dm_now_ms();
+        uint8_t fp = 0;
+        struct dm_rrset_row *cur = NULL;
+        size_t n = 0;
+        const enum dm_rr_status steps[] = {DM_RRS_NODATA, DM_RRS_ERROR, DM_RRS_ERROR,
+                                           DM_RRS_NXDOMAIN, DM_RRS_ERROR};
+        const enum dm_rr_status want[] = {DM_RRS_NODATA, DM_RRS_NODATA, DM_RRS_NODATA,
+                                          DM_RRS_NXDOMAIN, DM_RRS_NXDOMAIN};
+
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+                struct dm_rrset_row row = make_row(DM_RR_MX, "[]");
+                row.status = steps[i];
+                /* Whatever the writer says is ignored: the store derives it. */
+                row.answer_status = DM_RRS_OK;
+                row.error = steps[i] == DM_RRS_ERROR ? (char *)"timed out" : NULL;
+                struct dm_dns_commit it = make_commit(id, t + (int64_t)i, fp, (uint8_t)(fp + 1));
+                fp++;
+                it.rows = &row;
+                it.nrows = 1;
+                assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+                assert_int_equal(it.result, 0);
+                assert_int_equal(dm_store_dns_current(f->st, id, &cur, &n), 0);
+                assert_int_equal(n, 1);
+                assert_int_equal(cur[0].status, steps[i]);
+                assert_int_equal(cur[0].answer_status, want[i]);
+                dm_rrset_rows_free(cur, n);
+        }
+}
+
 static void test_outbox(void **state)
 {
         struct fixture *f = *state;
@@ -1512,6 +1547,7 @@ int main(void)
             CONTRACT(test_change_list_filters),
             CONTRACT(test_claim_concurrent),
             CONTRACT(test_concurrency),
+            CONTRACT(test_dns_answer_status_survives_errors),
         };
         const struct CMUnitTest front[] = {
             cmocka_unit_test(test_open_urls),
