@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "dm/buf.h"
+
 enum dm_json_type {
         DM_JSON_STRING = 1,
         DM_JSON_INTEGER,
@@ -59,5 +61,10 @@ const char *dm_json_safe_text(char *buf, size_t size, const char *s, size_t len)
 /* A string value that is never NULL: json_string of `s`, or of a sanitized copy when `s`
  * is not valid UTF-8. NULL only on ENOMEM. */
 json_t *dm_json_string_lossy(const char *s);
+
+/* Appends s (NUL-terminated) to b as a JSON string literal: quotes, backslash and control
+ * characters escaped; other bytes copied as they are (s is expected to be UTF-8).
+ * Returns 0, DM_E2BIG or DM_ENOMEM. */
+int dm_json_buf_add_string(struct dm_buf *b, const char *s);
 
 #endif

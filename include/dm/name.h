@@ -3,6 +3,7 @@
 #ifndef DM_NAME_H
 #define DM_NAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define DM_NAME_MAX 253 /* octets in the A-label form, without trailing dot */
@@ -22,5 +23,11 @@ struct dm_name {
  * Returns 0 and fills *ret_name, or DM_EBADNAME with a short human reason in `err`
  * (e.g. "label longer than 63 octets"). */
 int dm_name_parse(const char *in, size_t len, char *err, size_t errlen, struct dm_name *ret_name);
+
+/* True when s is already in the form dm_name_parse produces and the store keeps:
+ * at least two lower-case LDH (and '_') labels of 1..63 octets, none starting or ending
+ * with '-', at most 253 octets in all, no trailing dot.
+ * A cheap check for names arriving from other processes (task messages). */
+bool dm_name_is_stored_form(const char *s);
 
 #endif

@@ -241,3 +241,20 @@ char *dm_json_dump(const json_t *doc, size_t *ret_len)
                 *ret_len = strlen(s);
         return s;
 }
+
+int dm_json_buf_add_string(struct dm_buf *b, const char *s)
+{
+        int r = dm_buf_addc(b, '"');
+        for (; r == 0 && *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '"' || c == '\\')
+                        r = dm_buf_addf(b, "\\%c", c);
+                else if (c < 0x20 || c == 0x7f)
+                        r = dm_buf_addf(b, "\\u%04x", c);
+                else
+                        r = dm_buf_addc(b, (char)c);
+        }
+        if (r == 0)
+                r = dm_buf_addc(b, '"');
+        return r;
+}

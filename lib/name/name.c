@@ -381,3 +381,27 @@ int dm_name_parse(const char *in, size_t len, char *err, size_t errlen, struct d
         *ret_name = name;
         return 0;
 }
+
+bool dm_name_is_stored_form(const char *s)
+{
+        size_t len = strnlen(s, DM_NAME_MAX + 1), label = 0, labels = 1;
+        if (len == 0 || len > DM_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                char c = s[i];
+                if (c == '.') {
+                        if (label == 0 || s[i - 1] == '-')
+                                return false;
+                        label = 0;
+                        labels++;
+                        continue;
+                }
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+                        return false;
+                if (c == '-' && label == 0)
+                        return false;
+                if (++label > DM_LABEL_MAX)
+                        return false;
+        }
+        return label > 0 && s[len - 1] != '-' && labels >= 2;
+}

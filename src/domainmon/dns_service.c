@@ -14,6 +14,7 @@
 #include "dm/buf.h"
 #include "dm/error.h"
 #include "dm/hex.h"
+#include "dm/task.h"
 #include "dm/json.h"
 #include "dm/log.h"
 #include "dm/resolver.h"
@@ -44,11 +45,9 @@
 #define DNS_CLI_QUEUE "dns.scan.cli"
 #define DNS_CLI_KEY "task.dns.cli"
 
-#define DNS_TASKS_PER_MSG 64        /* domains per task message we publish */
-#define DNS_TASKS_PER_MSG_MAX 1024  /* most we accept from any publisher */
-#define DNS_TASK_MSG_MAX (1u << 20) /* bytes of one task message */
-#define DNS_EVENT_MAX (16u << 20)   /* bytes of one change event */
-#define DNS_STATUS_ERROR_MAX 256    /* struct dm_domain.status_error */
+#define DNS_TASKS_PER_MSG 64      /* domains per task message we publish */
+#define DNS_EVENT_MAX (16u << 20) /* bytes of one change event */
+#define DNS_STATUS_ERROR_MAX 256  /* struct dm_domain.status_error */
 
 #define DNS_IDLE_MS 200       /* scheduler pause when nothing more is due */
 #define DNS_RETRY_MS 1000     /* pause after a store or bus failure */
@@ -231,46 +230,6 @@ static bool dns_fp_is_zero(const uint8_t fp[DM_FP_LEN])
                         return false;
         }
         return true;
-}
-
-/* A name as the store keeps it: lower-case LDH (and '_') labels of 1..63 octets, at most
- * 253 in all, no trailing dot. Task messages may come from a broker: nothing else passes. */
-static bool dns_name_ok(const char *s)
-{
-        size_t len = strnlen(s, DM_NAME_MAX + 1), label = 0;
-        if (len == 0 || len > DM_NAME_MAX)
-                return false;
-        for (size_t i = 0; i < len; i++) {
-                char c = s[i];
-                if (c == '.') {
-                        if (label == 0)
-                                return false;
-                        label = 0;
-                        continue;
-                }
-                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-                        return false;
-                if (++label > 63)
-                        return false;
-        }
-        return label > 0;
-}
-
-static int dns_json_str(struct dm_buf *b, const char *s)
-{
-        int r = dm_buf_addc(b, '"');
-        for (; r == 0 && *s; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c == '"' || c == '\\')
-                        r = dm_buf_addf(b, "\\%c", c);
-                else if (c < 0x20 || c == 0x7f)
-                        r = dm_buf_addf(b, "\\u%04x", c);
-                else
-                        r = dm_buf_addc(b, (char)c);
-        }
-        if (r == 0)
-                r = dm_buf_addc(b, '"');
-        return r;
 }
 
 struct dns_totals {
@@ -647,7 +606,7 @@ static char *dns_event_json(const struct dm_change *ch, void *arg)
         dm_buf_init(&b, DNS_EVENT_MAX);
         int r = dm_buf_addf(&b, "{\"id\":%" PRId64 ",\"domain\":", ch->id);
         if (r == 0)
-                r = dns_json_str(&b, ch->domain);
+                r = dm_json_buf_add_string(&b, ch->domain);
         if (r == 0)
                 r = dm_buf_addf(&b,
                                 ",\"type\":\"%s\",\"status\":\"%s\",\"observed_at\":\"%s\","
@@ -1133,149 +1092,32 @@ static void dns_dispatch(struct dm_dns_service *svc, struct dns_domain *d)
 
 /* ---- task messages ---- */
 
-static const struct dm_json_field dns_msg_fields[] = {
-    {.name = "tasks", .type = DM_JSON_ARRAY, .flags = DM_JSON_REQUIRED},
-    {.name = NULL},
-};
-
-static const struct dm_json_field dns_task_fields[] = {
-    {.name = "id", .type = DM_JSON_INTEGER, .flags = DM_JSON_REQUIRED},
-    {.name = "name", .type = DM_JSON_STRING, .flags = DM_JSON_REQUIRED},
-    {.name = "types", .type = DM_JSON_ARRAY, .flags = DM_JSON_REQUIRED},
-    {.name = "fp", .type = DM_JSON_STRING, .flags = DM_JSON_REQUIRED},
-    {.name = NULL},
-};
-
-/* Builds {"tasks":[{"id":1,"name":"example.com","types":["A"],"fp":"00.."}]}. */
-static int dns_tasks_to_json(const struct dm_scan_task *t, size_t n, struct dm_buf *b)
-{
-        dm_buf_clear(b);
-        int r = dm_buf_addstr(b, "{\"tasks\":[");
-        for (size_t i = 0; r == 0 && i < n; i++) {
-                char hex[2 * DM_FP_LEN + 1], tbuf[16];
-                r = dm_buf_addf(b, "%s{\"id\":%" PRId64 ",\"name\":", i ? "," : "", t[i].domain_id);
-                if (r == 0)
-                        r = dns_json_str(b, t[i].name);
-                if (r == 0)
-                        r = dm_buf_addstr(b, ",\"types\":[");
-                for (size_t j = 0; r == 0 && j < t[i].nrecord_types; j++)
-                        r = dm_buf_addf(b, "%s\"%s\"", j ? "," : "",
-                                        dm_rrtype_name(t[i].record_types[j], tbuf));
-                dm_hex_encode(t[i].dns_fp, DM_FP_LEN, hex);
-                if (r == 0)
-                        r = dm_buf_addf(b, "],\"fp\":\"%s\"}", hex);
-        }
-        if (r == 0)
-                r = dm_buf_addstr(b, "]}");
-        return r;
-}
-
-static void dns_set_why(char *why, size_t size, size_t index, const char *detail)
-{
-        snprintf(why, size, "tasks[%zu]: %s", index, detail);
-}
-
-/* One task object into a new domain. */
-static int dns_parse_task(json_t *t, size_t index, char *why, size_t whylen,
-                          struct dns_domain **ret_domain)
-{
-        struct dm_json_error jerr;
-        if (!json_is_object(t)) {
-                dns_set_why(why, whylen, index, "must be an object");
-                return DM_EINVAL;
-        }
-        if (dm_json_check_fields(t, dns_task_fields, &jerr) < 0) {
-                char detail[160];
-                snprintf(detail, sizeof(detail), "%.40s %.100s", jerr.field, jerr.detail);
-                dns_set_why(why, whylen, index, detail);
-                return DM_EINVAL;
-        }
-        json_int_t id = json_integer_value(json_object_get(t, "id"));
-        const char *name = json_string_value(json_object_get(t, "name"));
-        json_t *types = json_object_get(t, "types");
-        const char *fps = json_string_value(json_object_get(t, "fp"));
-        uint16_t tv[DM_RRTYPE_MAX_PER_DOMAIN];
-        uint8_t fp[DM_FP_LEN];
-        size_t nt = 0;
-
-        if (id <= 0) {
-                dns_set_why(why, whylen, index, "id must be positive");
-                return DM_EINVAL;
-        }
-        if (strlen(name) != json_string_length(json_object_get(t, "name")) || !dns_name_ok(name)) {
-                dns_set_why(why, whylen, index, "name is not a lower-case A-label");
-                return DM_EINVAL;
-        }
-        if (json_array_size(types) > DM_RRTYPE_MAX_PER_DOMAIN) {
-                dns_set_why(why, whylen, index, "too many types");
-                return DM_EINVAL;
-        }
-        size_t i;
-        json_t *v;
-        json_array_foreach(types, i, v)
-        {
-                const char *s = json_string_value(v);
-                if (!s || dm_rrtype_from_name(s, &tv[nt]) < 0) {
-                        dns_set_why(why, whylen, index, "types holds an unknown type");
-                        return DM_EINVAL;
-                }
-                nt++;
-        }
-        if (dm_hex_decode(fps, strlen(fps), fp, DM_FP_LEN) < 0) {
-                dns_set_why(why, whylen, index, "fp must be 32 hex digits");
-                return DM_EINVAL;
-        }
-        struct dns_domain *d = dns_domain_new((int64_t)id, name, tv, nt, fp);
-        if (!d)
-                return DM_ENOMEM;
-        *ret_domain = d;
-        return 0;
-}
-
-/* Validates the whole message before anything is handed on: all or nothing. */
+/* Decodes a task message into domains to scan: all of them or none. */
 static int dns_parse_tasks(const void *body, size_t len, struct dns_domain **ret_domains,
                            size_t *ret_n, char *why, size_t whylen)
 {
-        struct dm_json_error jerr;
-        json_t *doc = NULL;
-        size_t n = 0;
-        int r;
-
-        if (len > DNS_TASK_MSG_MAX) {
-                snprintf(why, whylen, "message larger than %u bytes", DNS_TASK_MSG_MAX);
-                return DM_E2BIG;
-        }
-        r = dm_json_parse_object(body, len, &jerr, &doc);
-        if (r < 0) {
-                snprintf(why, whylen, "%s", jerr.detail);
+        struct dm_scan_task *tasks = NULL;
+        size_t n = 0, i;
+        int r = dm_scan_tasks_decode(body, len, why, whylen, &tasks, &n);
+        if (r < 0)
                 return r;
-        }
-        r = dm_json_check_fields(doc, dns_msg_fields, &jerr);
-        if (r < 0) {
-                snprintf(why, whylen, "%.40s %.100s", jerr.field, jerr.detail);
-                goto free_doc;
-        }
-        json_t *tasks = json_object_get(doc, "tasks");
-        size_t count = json_array_size(tasks);
-        if (count == 0 || count > DNS_TASKS_PER_MSG_MAX) {
-                snprintf(why, whylen, "tasks must hold 1 to %d entries", DNS_TASKS_PER_MSG_MAX);
-                r = DM_EINVAL;
-                goto free_doc;
-        }
-        for (; n < count; n++) {
-                r = dns_parse_task(json_array_get(tasks, n), n, why, whylen, &ret_domains[n]);
-                if (r < 0)
+        for (i = 0; i < n; i++) {
+                ret_domains[i] =
+                    dns_domain_new(tasks[i].domain_id, tasks[i].name, tasks[i].record_types,
+                                   tasks[i].nrecord_types, tasks[i].dns_fp);
+                if (!ret_domains[i]) {
+                        r = DM_ENOMEM;
                         goto free_domains;
+                }
         }
-        json_decref(doc);
+        free(tasks);
         *ret_n = n;
         return 0;
 
 free_domains:
-        for (size_t i = 0; i < n; i++)
+        while (i-- > 0)
                 dns_domain_free(ret_domains[i]);
-free_doc:
-        json_decref(doc);
+        free(tasks);
         return r;
 }
 
@@ -1283,7 +1125,7 @@ free_doc:
 static void dns_on_task(void *arg, const struct dm_bus_msg *m)
 {
         struct dm_dns_service *svc = arg;
-        struct dns_domain *ds[DNS_TASKS_PER_MSG_MAX];
+        struct dns_domain *ds[DM_TASKS_PER_MSG_MAX];
         size_t n = 0;
         char why[256];
 
@@ -1332,7 +1174,7 @@ static void dns_on_task(void *arg, const struct dm_bus_msg *m)
 static void dns_publish_tasks(struct dm_dns_service *svc, const struct dm_scan_task *t, size_t n,
                               struct dm_buf *b)
 {
-        int r = dns_tasks_to_json(t, n, b);
+        int r = dm_scan_tasks_encode(t, n, b);
         while (r == 0) {
                 r = dm_bus_publish(svc->bus, svc->task_key, b->data, b->len);
                 if (r == 0) {
@@ -1361,7 +1203,7 @@ static void *dns_scheduler_main(void *arg)
         const struct dm_conf *conf = &svc->app->conf;
         struct dm_scan_task *tasks = calloc(svc->claim_max, sizeof(*tasks));
         struct dm_buf b;
-        dm_buf_init(&b, DNS_TASK_MSG_MAX);
+        dm_buf_init(&b, DM_TASK_MSG_MAX);
         if (!tasks) {
                 dm_log_error(DNS_SVC, "msg=\"scheduler out of memory\"");
                 goto out;

@@ -39,6 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (strlen(n.unicode) == 0 || strlen(n.unicode) > DM_UNAME_MAX)
                 abort();
+        /* What other processes check task names with must accept every parsed name. */
+        if (!dm_name_is_stored_form(n.ascii))
+                abort();
 
         /* Canonical means stable: parsing either form again gives the same name. */
         if (dm_name_parse(n.ascii, len, err, sizeof(err), &again) != 0)

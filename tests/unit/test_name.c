@@ -303,6 +303,21 @@ static void test_reparse_is_stable(void **state)
         }
 }
 
+static void test_stored_form(void **state)
+{
+        (void)state;
+        const char *good[] = {"example.com", "_dmarc.example.com", "xn--bcher-kva.example",
+                              "a-b.c0"};
+        const char *bad[] = {"",       "com",    "Example.com", "a..com",  ".a.com",  "a.com.",
+                             "-a.com", "a-.com", "a.com-",      "a b.com", "a.c\x01m"};
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                assert_true(dm_name_is_stored_form(good[i]));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                if (dm_name_is_stored_form(bad[i]))
+                        fail_msg("accepted \"%s\"", bad[i]);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -313,6 +328,7 @@ int main(void)
             cmocka_unit_test(test_not_nul_terminated),
             cmocka_unit_test(test_err_buffer_edge_cases),
             cmocka_unit_test(test_reparse_is_stable),
+            cmocka_unit_test(test_stored_form),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
