@@ -170,8 +170,18 @@ int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d);
 int dm_store_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
                                 int *ret_results);
 int dm_store_domain_get(struct dm_store *st, const char *name, struct dm_domain *ret_domain);
-/* Writes enabled, interval_ms, record_types and updated_at of the domain with d->name. */
-int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d);
+/* Fields of a domain its owner may change, for dm_store_domain_update. */
+enum {
+        DM_DOMAIN_ENABLED = 1u << 0,
+        DM_DOMAIN_INTERVAL = 1u << 1,
+        DM_DOMAIN_RECORD_TYPES = 1u << 2,
+        DM_DOMAIN_SETTINGS = DM_DOMAIN_ENABLED | DM_DOMAIN_INTERVAL | DM_DOMAIN_RECORD_TYPES,
+};
+
+/* Writes the `fields` (DM_DOMAIN_* bits) of d to the domain named d->name and moves its
+ * updated_at; the other fields keep their stored values, so two updates of different
+ * fields never undo each other. DM_EINVAL when fields holds none of the bits. */
+int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d, unsigned fields);
 /* Deletes the domain and everything about it. DM_ENOENT if absent. */
 int dm_store_domain_delete(struct dm_store *st, const char *name);
 /* Up to q->limit domains in name order into ret_domains (caller-allocated, q->limit). */

@@ -110,9 +110,11 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
      * read earlier and written back still moves it. A shorter interval takes effect now
      * rather than after the old, longer slot. */
     [STMT_DOMAIN_UPDATE] =
-        "UPDATE domains SET enabled = ?2, interval_ms = ?3, record_types = ?4, "
-        "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN ?3 "
-        "> 0 AND ?3 <> interval_ms "
+        "UPDATE domains SET enabled = CASE WHEN ?7 & 1 THEN ?2 ELSE enabled END, "
+        "interval_ms = CASE WHEN ?7 & 2 THEN ?3 ELSE interval_ms END, "
+        "record_types = CASE WHEN ?7 & 4 THEN ?4 ELSE record_types END, "
+        "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN "
+        "?7 & 2 AND ?3 > 0 AND ?3 <> interval_ms "
         "THEN min(next_check_at, ?6 + ?3) ELSE next_check_at END WHERE name = ?1",
     [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = ?1",
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > ?1 AND "
@@ -924,7 +926,7 @@ static int run_by_name(struct sqlite_conn *c, sqlite3_stmt *stmt, const char *wh
         return ret;
 }
 
-static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d)
+static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, unsigned fields)
 {
         struct sqlite_store *s = sqlite_of(st);
         char types[SQLITE_TYPES_TEXT_MAX];
@@ -942,6 +944,7 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d)
                 sqlite3_bind_text(stmt, 4, types, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(stmt, 5, d->updated_at);
                 sqlite3_bind_int64(stmt, 6, now);
+                sqlite3_bind_int(stmt, 7, (int)fields);
                 ret = run_by_name(c, stmt, "domain update");
         }
         write_end(s);

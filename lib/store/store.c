@@ -139,11 +139,12 @@ int dm_store_domain_get(struct dm_store *st, const char *name, struct dm_domain 
         return st->ops->domain_get(st, name, ret_domain);
 }
 
-int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d)
+int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d, unsigned fields)
 {
-        if (!st || !store_domain_valid(d))
+        if (!st || !store_domain_valid(d) || (fields & DM_DOMAIN_SETTINGS) == 0 ||
+            (fields & ~(unsigned)DM_DOMAIN_SETTINGS))
                 return DM_EINVAL;
-        return st->ops->domain_update(st, d);
+        return st->ops->domain_update(st, d, fields);
 }
 
 int dm_store_domain_delete(struct dm_store *st, const char *name)

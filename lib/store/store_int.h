@@ -38,7 +38,7 @@ struct dm_store_ops {
         int (*domain_insert_many)(struct dm_store *st, struct dm_domain *ds, size_t n,
                                   int *ret_results);
         int (*domain_get)(struct dm_store *st, const char *name, struct dm_domain *ret_domain);
-        int (*domain_update)(struct dm_store *st, const struct dm_domain *d);
+        int (*domain_update)(struct dm_store *st, const struct dm_domain *d, unsigned fields);
         int (*domain_delete)(struct dm_store *st, const char *name);
         int (*domain_list)(struct dm_store *st, const struct dm_domain_query *q,
                            struct dm_domain *ret_domains, size_t *ret_n);

@@ -654,10 +654,20 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 dm_api_store_error(res, ret, "get domain");
                 goto out;
         }
-        /* Validated above into a scratch copy; applied now onto the stored state. */
+        /* Validated above into a scratch copy; applied now onto the stored state, and only
+         * the fields the request names are written. */
         read_settings(obj, &app->conf, &fe, d);
+        unsigned fields = 0;
+        if (json_object_get(obj, "enabled"))
+                fields |= DM_DOMAIN_ENABLED;
+        if (json_object_get(obj, "interval"))
+                fields |= DM_DOMAIN_INTERVAL;
+        if (json_object_get(obj, "record_types"))
+                fields |= DM_DOMAIN_RECORD_TYPES;
         d->updated_at = dm_now_ms();
-        ret = dm_store_domain_update(app->store, d);
+        ret = dm_store_domain_update(app->store, d, fields);
+        if (ret == 0)
+                ret = dm_store_domain_get(app->store, name.ascii, d);
         if (ret == DM_ENOENT) {
                 dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", name.ascii);
                 goto out;

@@ -286,7 +286,7 @@ static void test_domain_crud(void **state)
         u.nrecord_types = 1;
         u.record_types[0] = DM_RR_TXT;
         u.updated_at = 1; /* a stale copy must not move it back */
-        assert_int_equal(dm_store_domain_update(f->st, &u), 0);
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_SETTINGS), 0);
         g = get_domain(f->st, "example.com");
         assert_false(g.enabled);
         assert_int_equal(g.interval_ms, 5 * MIN_MS);
@@ -297,13 +297,28 @@ static void test_domain_crud(void **state)
         /* Back to the default set, at a time the caller chose. */
         u.nrecord_types = 0;
         u.updated_at = g.updated_at + 5000;
-        assert_int_equal(dm_store_domain_update(f->st, &u), 0);
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_SETTINGS), 0);
         g = get_domain(f->st, "example.com");
         assert_int_equal(g.nrecord_types, 0);
         assert_int_equal(g.updated_at, u.updated_at);
 
+        /* Only the named fields are written: two writers holding copies read at the same
+         * time, each changing one field, keep both changes. */
+        struct dm_domain w1 = g, w2 = g;
+        w1.enabled = true;
+        w2.interval_ms = 7 * MIN_MS;
+        w2.enabled = false; /* stale: not named below */
+        assert_int_equal(dm_store_domain_update(f->st, &w1, DM_DOMAIN_ENABLED), 0);
+        assert_int_equal(dm_store_domain_update(f->st, &w2, DM_DOMAIN_INTERVAL), 0);
+        g = get_domain(f->st, "example.com");
+        assert_true(g.enabled);
+        assert_int_equal(g.interval_ms, 7 * MIN_MS);
+        assert_int_equal(g.nrecord_types, 0);
+        assert_int_equal(dm_store_domain_update(f->st, &w1, 0), DM_EINVAL);
+        assert_int_equal(dm_store_domain_update(f->st, &w1, 1u << 7), DM_EINVAL);
+
         struct dm_domain missing = make_domain("missing.example", 0);
-        assert_int_equal(dm_store_domain_update(f->st, &missing), DM_ENOENT);
+        assert_int_equal(dm_store_domain_update(f->st, &missing, DM_DOMAIN_SETTINGS), DM_ENOENT);
         assert_int_equal(dm_store_domain_get(f->st, "missing.example", &g), DM_ENOENT);
         assert_int_equal(dm_store_domain_delete(f->st, "missing.example"), DM_ENOENT);
 
@@ -607,7 +622,7 @@ static void test_claim_due(void **state)
 
         /* Re-enabled: due at once (at `now` every other domain is in its next slot). */
         off.enabled = true;
-        assert_int_equal(dm_store_domain_update(f->st, &off), 0);
+        assert_int_equal(dm_store_domain_update(f->st, &off, DM_DOMAIN_ENABLED), 0);
         opts.now = now;
         assert_int_equal(dm_store_claim_due(f->st, &opts, tasks, &n), 0);
         assert_int_equal(n, 1);
