@@ -59,10 +59,13 @@ int dm_fp_final(struct dm_fp *fp, uint8_t out[DM_FP_LEN]);
 /* Releases the context without a result (a fingerprint abandoned halfway). NULL-safe. */
 void dm_fp_done(struct dm_fp *fp);
 
+#define DM_RRSET_JSON_MAX (64u << 20) /* bytes of one encoded set, far above any answer */
+
 /* ["a","b"]: a JSON array of the values, for storage. '"' and '\' are escaped, control
  * characters and DEL as \u00XX. Values are the ASCII of the presentation format: a byte
  * above 0x7f is refused (DM_EINVAL) so that the text reads back byte for byte.
- * *ret_json is malloc'd (the caller frees it). Returns 0, DM_EINVAL or DM_ENOMEM. */
+ * *ret_json is malloc'd (the caller frees it). Returns 0, DM_EINVAL, DM_E2BIG or
+ * DM_ENOMEM. */
 int dm_rrset_values_to_json(char *const *values, size_t n, char **ret_json);
 /* Reads such an array back. *ret_values is a malloc'd array of malloc'd strings (free with
  * dm_rrset_values_free); an empty array gives NULL and 0. Returns 0, DM_EPARSE (not an

@@ -4,6 +4,7 @@
 #include "bus/bus_int.h"
 
 #include "dm/error.h"
+#include "dm/url.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,19 +37,12 @@ int dm_bus_open(const char *url, char *err, size_t errlen, struct dm_bus **ret_b
         if (!url || !*url)
                 url = "inproc:";
 
-        const char *colon = strchr(url, ':');
-        size_t slen = colon ? (size_t)(colon - url) : 0;
         char scheme[16];
-        if (!colon || slen == 0 || slen >= sizeof(scheme)) {
+        if (dm_url_scheme(url, scheme, sizeof(scheme)) < 0) {
                 dm_errorf(0, err, errlen,
                           "bus URL has no known scheme (expected inproc: or amqp://)");
                 return DM_EINVAL;
         }
-        for (size_t i = 0; i < slen; i++) {
-                char c = url[i];
-                scheme[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-        }
-        scheme[slen] = '\0';
 
         for (size_t i = 0; i < BUS_NELEM(bus_backends); i++) {
                 if (strcmp(bus_backends[i].scheme, scheme) == 0)

@@ -61,32 +61,23 @@ static int answer_collect(const struct dm_dns_msg *m, const uint8_t *owner, size
                           uint16_t type, size_t count, struct dm_dns_answer *ans)
 {
         struct dm_dns_rr rr;
-        struct dm_buf b;
         size_t pos = m->an_off;
-        int ret = 0;
 
         ans->values = calloc(count, sizeof(*ans->values));
         if (!ans->values)
                 return DM_ENOMEM;
         ans->ttl = UINT32_MAX;
-        dm_buf_init(&b, DM_RDATA_TEXT_MAX);
         for (uint16_t i = 0; i < m->ancount && ans->nvalues < count; i++) {
-                if (dm_dns_rr_read(m, &pos, &rr)) {
-                        ret = DM_EPARSE;
-                        goto out_buf;
-                }
+                if (dm_dns_rr_read(m, &pos, &rr))
+                        return DM_EPARSE;
                 if (rr.type != type || rr.rclass != DM_DNS_CLASS_IN ||
                     !dm_dns_name_equal(rr.owner, rr.owner_len, owner, owner_len))
                         continue;
-                ret = dm_rdata_format(type, m->pkt, m->len, rr.rdata_off, rr.rdlen, &b);
+                int ret = dm_rdata_to_text(type, m->pkt, m->len, rr.rdata_off, rr.rdlen,
+                                           &ans->values[ans->nvalues]);
                 if (ret)
-                        goto out_buf;
-                char *text = dm_buf_detach(&b);
-                if (!text) {
-                        ret = DM_ENOMEM;
-                        goto out_buf;
-                }
-                ans->values[ans->nvalues++] = text;
+                        return ret;
+                ans->nvalues++;
                 if (rr.ttl < ans->ttl)
                         ans->ttl = rr.ttl;
         }
@@ -94,12 +85,7 @@ static int answer_collect(const struct dm_dns_msg *m, const uint8_t *owner, size
         size_t text = 0;
         for (size_t i = 0; i < ans->nvalues; i++)
                 text += strlen(ans->values[i]) + 3;
-        if (text > DM_DNS_ANSWER_TEXT_MAX)
-                ret = DM_E2BIG;
-
-out_buf:
-        dm_buf_done(&b);
-        return ret;
+        return text > DM_DNS_ANSWER_TEXT_MAX ? DM_E2BIG : 0;
 }
 
 int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, struct dm_dns_answer *ret_answer)

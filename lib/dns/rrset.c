@@ -3,6 +3,9 @@
  * TTLs can never look like a change. */
 #include "dm/rrset.h"
 
+#include "dm/buf.h"
+#include "dm/json.h"
+
 #include "dm/error.h"
 
 #include <jansson.h>
@@ -187,48 +190,30 @@ void dm_fp_done(struct dm_fp *fp)
 
 int dm_rrset_values_to_json(char *const *values, size_t n, char **ret_json)
 {
-        static const char hex[] = "0123456789abcdef";
-        size_t len = 2 + (n ? n - 1 : 0);
+        struct dm_buf b;
+        int r = 0;
 
+        /* Presentation format is ASCII: anything else would not read back the same. */
         for (size_t i = 0; i < n; i++) {
-                len += 2;
                 for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++) {
                         if (*p > 0x7f)
                                 return DM_EINVAL;
-                        if (*p < 0x20 || *p == 0x7f)
-                                len += 6;
-                        else if (*p == '"' || *p == '\\')
-                                len += 2;
-                        else
-                                len += 1;
                 }
         }
-        char *json = malloc(len + 1);
-        if (!json)
-                return DM_ENOMEM;
-        char *o = json;
-        *o++ = '[';
-        for (size_t i = 0; i < n; i++) {
+        dm_buf_init(&b, DM_RRSET_JSON_MAX);
+        r = dm_buf_addc(&b, '[');
+        for (size_t i = 0; r == 0 && i < n; i++) {
                 if (i)
-                        *o++ = ',';
-                *o++ = '"';
-                for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++) {
-                        if (*p < 0x20 || *p == 0x7f) {
-                                memcpy(o, "\\u00", 4);
-                                o[4] = hex[*p >> 4];
-                                o[5] = hex[*p & 0x0f];
-                                o += 6;
-                        } else if (*p == '"' || *p == '\\') {
-                                *o++ = '\\';
-                                *o++ = (char)*p;
-                        } else {
-                                *o++ = (char)*p;
-                        }
-                }
-                *o++ = '"';
+                        r = dm_buf_addc(&b, ',');
+                if (r == 0)
+                        r = dm_json_buf_add_string(&b, values[i]);
         }
-        *o++ = ']';
-        *o = '\0';
+        if (r == 0)
+                r = dm_buf_addc(&b, ']');
+        char *json = r == 0 ? dm_buf_detach(&b) : NULL;
+        dm_buf_done(&b);
+        if (!json)
+                return r < 0 ? r : DM_ENOMEM;
         *ret_json = json;
         return 0;
 }

@@ -245,14 +245,22 @@ char *dm_json_dump(const json_t *doc, size_t *ret_len)
 int dm_json_buf_add_string(struct dm_buf *b, const char *s)
 {
         int r = dm_buf_addc(b, '"');
-        for (; r == 0 && *s; s++) {
-                unsigned char c = (unsigned char)*s;
+        while (r == 0 && *s) {
+                /* Plain runs are copied in one call: this is on the scanner's write path. */
+                size_t run = 0;
+                while (s[run] && (unsigned char)s[run] >= 0x20 && s[run] != 0x7f && s[run] != '"' &&
+                       s[run] != '\\')
+                        run++;
+                if (run) {
+                        r = dm_buf_add(b, s, run);
+                        s += run;
+                        continue;
+                }
+                unsigned char c = (unsigned char)*s++;
                 if (c == '"' || c == '\\')
                         r = dm_buf_addf(b, "\\%c", c);
-                else if (c < 0x20 || c == 0x7f)
-                        r = dm_buf_addf(b, "\\u%04x", c);
                 else
-                        r = dm_buf_addc(b, (char)c);
+                        r = dm_buf_addf(b, "\\u%04x", c);
         }
         if (r == 0)
                 r = dm_buf_addc(b, '"');

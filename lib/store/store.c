@@ -4,6 +4,7 @@
 #include "store_int.h"
 
 #include "dm/error.h"
+#include "dm/url.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,20 +46,13 @@ int dm_store_open(const char *url, char *err, size_t errlen, struct dm_store **r
         if (!url || !*url)
                 url = STORE_DEFAULT_URL;
 
-        const char *colon = strchr(url, ':');
-        size_t slen = colon ? (size_t)(colon - url) : 0;
         char scheme[16];
-        if (!colon || slen == 0 || slen >= sizeof(scheme)) {
+        if (dm_url_scheme(url, scheme, sizeof(scheme)) < 0) {
                 dm_errorf(0, err, errlen,
                           "DATABASE_URL has no known scheme (expected sqlite:///path.db or "
                           "postgres://...)");
                 return DM_EINVAL;
         }
-        for (size_t i = 0; i < slen; i++) {
-                char c = url[i];
-                scheme[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-        }
-        scheme[slen] = '\0';
 
         for (size_t i = 0; i < STORE_NELEM(store_backends); i++) {
                 if (strcmp(store_backends[i].scheme, scheme) == 0)

@@ -9,6 +9,7 @@
 #include "dm/embed.h"
 #include "dm/error.h"
 #include "dm/hex.h"
+#include "dm/url.h"
 #include "dm/log.h"
 #include "dm/time.h"
 
@@ -484,6 +485,21 @@ static void test_errorf(void **state)
         assert_int_equal(dm_errorf(DM_EINVAL, NULL, 0, "ignored"), DM_EINVAL);
 }
 
+static void test_url_scheme(void **state)
+{
+        (void)state;
+        char buf[16];
+
+        assert_int_equal(dm_url_scheme("SQLite:///x.db", buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "sqlite");
+        assert_int_equal(dm_url_scheme("inproc:", buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "inproc");
+        assert_int_equal(dm_url_scheme("no-colon", buf, sizeof(buf)), DM_EINVAL);
+        assert_int_equal(dm_url_scheme(":x", buf, sizeof(buf)), DM_EINVAL);
+        assert_int_equal(dm_url_scheme("averyveryverylongscheme://", buf, sizeof(buf)), DM_EINVAL);
+        assert_int_equal(dm_url_scheme(NULL, buf, sizeof(buf)), DM_EINVAL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -509,6 +525,7 @@ int main(void)
             cmocka_unit_test(test_embed),
             cmocka_unit_test(test_hex),
             cmocka_unit_test(test_errorf),
+            cmocka_unit_test(test_url_scheme),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
