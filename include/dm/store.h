@@ -237,6 +237,9 @@ int dm_store_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_ev
                           size_t *ret_n);
 int dm_store_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n);
 
+/* True for the all-zero fingerprint, which means "no state stored yet". */
+bool dm_store_fp_is_zero(const uint8_t fp[DM_FP_LEN]);
+
 void dm_rrset_rows_free(struct dm_rrset_row *rows, size_t n);
 void dm_changes_free(struct dm_change *changes, size_t n);
 void dm_outbox_events_free(struct dm_outbox_event *events, size_t n);

@@ -94,9 +94,6 @@ extern const struct dm_store_ops dm_store_pg_ops;
  * added together spread over their interval and every backend places a name alike. */
 int64_t dm_store_phase(const char *name);
 
-/* True when `fp` is all zero: "no state yet". Backends store that as SQL NULL. */
-bool dm_store_fp_is_zero(const uint8_t fp[DM_FP_LEN]);
-
 /* Writes "change.dns.<TYPE>" into buf (at least DM_STORE_ROUTING_KEY_MAX bytes). */
 #define DM_STORE_ROUTING_KEY_MAX 32
 const char *dm_store_routing_key(uint16_t type, char *buf);

@@ -223,15 +223,6 @@ static void dns_sleep(struct dm_dns_service *svc, int64_t ms)
         pthread_mutex_unlock(&svc->mu);
 }
 
-static bool dns_fp_is_zero(const uint8_t fp[DM_FP_LEN])
-{
-        for (size_t i = 0; i < DM_FP_LEN; i++) {
-                if (fp[i])
-                        return false;
-        }
-        return true;
-}
-
 struct dns_totals {
         uint64_t lookups, failures, sent, retransmits;
         int window;
@@ -549,7 +540,7 @@ static int dns_build_item(struct dm_dns_service *svc, struct dns_domain *d,
 
         /* All-zero fingerprint: nothing stored yet, and with no error there is no old
          * value to keep either, so the read can be skipped (the first scan of many). */
-        if (!dns_fp_is_zero(d->task_fp) || d->has_error) {
+        if (!dm_store_fp_is_zero(d->task_fp) || d->has_error) {
                 r = dm_store_dns_current(svc->store, d->id, &old, &nold);
                 if (r < 0)
                         return r;
