@@ -27,12 +27,12 @@ echo "== format"
 if ./scripts/format-check.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 echo "== unit ($BUILD)"
-(cd "$BUILD" && ctest --output-on-failure --repeat until-pass:2 -j "$(nproc)") 2>&1 | tee "$log/unit.txt" | grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|Failed|\*\*\*' || true
+(cd "$BUILD" && ctest --output-on-failure -j "$(nproc)") 2>&1 | tee "$log/unit.txt" | grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|Failed|\*\*\*' || true
 count_ctest "$log/unit.txt"
 
 echo "== unit under ASan+UBSan ($BUILD_ASAN)"
 (cd "$BUILD_ASAN" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-   ctest --output-on-failure --repeat until-pass:2 -j "$(nproc)") 2>&1 | tee "$log/asan.txt" | grep -E 'tests passed|Failed|\*\*\*|ERROR' || true
+   ctest --output-on-failure -j "$(nproc)") 2>&1 | tee "$log/asan.txt" | grep -E 'tests passed|Failed|\*\*\*|ERROR' || true
 count_ctest "$log/asan.txt"
 
 echo "== integration"

@@ -36,7 +36,10 @@
         X(EFORMERR, -1011, "DNS format error")                                                     \
         X(ETRUNC, -1012, "truncated")                                                              \
         X(EBUS, -1013, "message bus error")                                                        \
-        X(ESHUTDOWN, -1014, "shutting down")
+        X(ESHUTDOWN, -1014, "shutting down")                                                       \
+        X(EREFERRAL, -1015, "DNS referral instead of an answer")                                   \
+        X(ELAME, -1016, "lame DNS answer (neither authoritative nor recursive)")                   \
+        X(ESERVERSDOWN, -1017, "every DNS server is down")
 
 enum dm_error {
         DM_OK = 0,

@@ -6,11 +6,12 @@
 #ifndef DM_RESOLVER_H
 #define DM_RESOLVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "dm/store.h"
+#include "dm/rrtype.h"
 
 #define DM_RESOLVER_MAX_SERVERS 8
 
@@ -35,6 +36,8 @@ struct dm_dns_answer {
         enum dm_rr_status status; /* OK, NXDOMAIN, NODATA or ERROR */
         int err;                  /* ERROR: DM_ETIMEDOUT, DM_ESERVFAIL, DM_EREFUSED, ... */
         uint32_t ttl;             /* minimum TTL of the set (0 when empty) */
+        bool authoritative;       /* the reply had AA set: its TTL is the zone's, not a
+                                     cache's countdown */
         char **values;            /* owned by the resolver; valid during the callback */
         size_t nvalues;
 };

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dm/store.h"
+#include "dm/rrtype.h"
+
+#define DM_FP_LEN 16 /* bytes of a state fingerprint; all zero = no state yet */
 
 /* Makes values[0..*n) canonical in place: sorts by strcmp and frees dropped duplicates
  * (the strings are malloc'd and owned by the array's owner). *n is updated. */

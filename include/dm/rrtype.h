@@ -7,6 +7,12 @@
 
 #define DM_RRTYPE_MAX_PER_DOMAIN 32
 
+/* Outcome class of one record type's lookup. */
+enum dm_rr_status { DM_RRS_OK = 0, DM_RRS_NXDOMAIN = 1, DM_RRS_NODATA = 2, DM_RRS_ERROR = 3 };
+
+/* "ok", "nxdomain", "nodata", "error". */
+const char *dm_rr_status_name(enum dm_rr_status s);
+
 enum {
         DM_RR_A = 1,
         DM_RR_NS = 2,

@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 #include "dm/name.h"
+#include "dm/rrset.h"
 #include "dm/rrtype.h"
-
-#define DM_FP_LEN 16 /* bytes of a state fingerprint; all zero = no state yet */
+#include "dm/task.h"
 
 enum dm_scope { DM_SCOPE_NONE = 0, DM_SCOPE_READ = 1, DM_SCOPE_WRITE = 2, DM_SCOPE_ADMIN = 3 };
 
@@ -57,24 +57,12 @@ struct dm_api_key {
         int64_t revoked_at;
 };
 
-/* What the scheduler hands a scanner: one due domain and its last known state. */
-struct dm_scan_task {
-        int64_t domain_id;
-        char name[DM_NAME_MAX + 1];
-        uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
-        size_t nrecord_types; /* 0: the default set */
-        uint8_t dns_fp[DM_FP_LEN];
-};
-
 struct dm_claim_opts {
         int64_t now;
         size_t limit;
         int64_t default_interval_ms; /* for domains with interval 0 */
         int64_t min_interval_ms;     /* no interval below this */
 };
-
-/* Outcome class of one record type's lookup. */
-enum dm_rr_status { DM_RRS_OK = 0, DM_RRS_NXDOMAIN = 1, DM_RRS_NODATA = 2, DM_RRS_ERROR = 3 };
 
 /* Current state of one record type of one domain. */
 struct dm_rrset_row {
@@ -248,6 +236,5 @@ void dm_outbox_events_free(struct dm_outbox_event *events, size_t n);
 const char *dm_scope_name(enum dm_scope s);
 int dm_scope_parse(const char *s, enum dm_scope *ret_scope);
 const char *dm_check_status_name(enum dm_check_status s);
-const char *dm_rr_status_name(enum dm_rr_status s);
 
 #endif

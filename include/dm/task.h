@@ -9,8 +9,21 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "dm/buf.h"
-#include "dm/store.h"
+#include "dm/name.h"
+#include "dm/rrset.h"
+#include "dm/rrtype.h"
+
+/* What the scheduler hands a scanner: one due domain and its last known state. */
+struct dm_scan_task {
+        int64_t domain_id;
+        char name[DM_NAME_MAX + 1];
+        uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
+        size_t nrecord_types; /* 0: the default set */
+        uint8_t dns_fp[DM_FP_LEN];
+};
 
 #define DM_TASKS_PER_MSG_MAX 1024  /* most tasks accepted in one message */
 #define DM_TASK_MSG_MAX (1u << 20) /* most bytes accepted in one message */

@@ -95,6 +95,7 @@ int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, struct dm_dns_
         size_t owner_len = m->qname_len;
         int ret;
 
+        ans.authoritative = (m->flags & DM_DNS_FLAG_AA) != 0;
         if (m->rcode == DM_DNS_RCODE_NXDOMAIN) {
                 ans.status = DM_RRS_NXDOMAIN;
                 goto done;
@@ -139,6 +140,7 @@ fail:
         dm_dns_answer_done(&ans);
         if (ret == DM_ENOMEM)
                 return ret;
+        ans.authoritative = (m->flags & DM_DNS_FLAG_AA) != 0;
         ans.status = DM_RRS_ERROR;
         ans.err = ret == DM_E2BIG ? DM_E2BIG : DM_EPARSE;
         *ret_answer = ans;

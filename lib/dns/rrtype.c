@@ -263,3 +263,18 @@ int dm_rrtype_format_list(const uint16_t *types, size_t n, char *buf, size_t siz
         }
         return 0;
 }
+
+const char *dm_rr_status_name(enum dm_rr_status s)
+{
+        switch (s) {
+        case DM_RRS_OK:
+                return "ok";
+        case DM_RRS_NXDOMAIN:
+                return "nxdomain";
+        case DM_RRS_NODATA:
+                return "nodata";
+        case DM_RRS_ERROR:
+                return "error";
+        }
+        return "unknown";
+}

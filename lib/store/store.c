@@ -444,18 +444,3 @@ const char *dm_check_status_name(enum dm_check_status s)
         }
         return "unknown";
 }
-
-const char *dm_rr_status_name(enum dm_rr_status s)
-{
-        switch (s) {
-        case DM_RRS_OK:
-                return "ok";
-        case DM_RRS_NXDOMAIN:
-                return "nxdomain";
-        case DM_RRS_NODATA:
-                return "nodata";
-        case DM_RRS_ERROR:
-                return "error";
-        }
-        return "unknown";
-}
