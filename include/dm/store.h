@@ -100,6 +100,9 @@ struct dm_change_query {
         int64_t until;     /* observed_at < until; 0: open */
         int64_t before_id; /* cursor: ids strictly below; 0: from the newest */
         size_t limit;      /* >= 1 */
+        /* 0: no bound. Else reading stops once the entries read hold more than this many
+         * bytes (dm_change_size): the entry that passes it is the last one returned. */
+        size_t max_bytes;
 };
 
 /* Builds the outbox event body for a change that has just been given its id. Returns a
@@ -113,7 +116,7 @@ struct dm_dns_commit {
         uint8_t old_fp[DM_FP_LEN]; /* the fingerprint the task carried */
         uint8_t new_fp[DM_FP_LEN]; /* the fingerprint of what was observed */
         enum dm_check_status status;
-        const char *status_error; /* NULL unless status is DM_CHECK_ERROR */
+        char *status_error; /* NULL unless status is DM_CHECK_ERROR; not freed by the store */
         /* When new_fp differs from old_fp: the complete new current state (rows of types not
          * listed are deleted) and the history entries. Ignored when the fingerprints match. */
         struct dm_rrset_row *rows;
@@ -122,7 +125,8 @@ struct dm_dns_commit {
         size_t nchanges;
         int result; /* out: 0 written; DM_ECONFLICT when the stored fingerprint was no
                        longer old_fp (nothing of this item was written); DM_ENOENT when the
-                       domain is gone */
+                       domain is gone; DM_E2BIG when a row's values or a change's sets pass
+                       DM_RRSET_JSON_MAX (nothing of this item was written) */
 };
 
 struct dm_outbox_event {
@@ -214,9 +218,15 @@ int dm_store_dns_current(struct dm_store *st, int64_t domain_id, struct dm_rrset
  * Per-item outcome in items[i].result. Returns 0 unless the transaction itself failed. */
 int dm_store_dns_commit(struct dm_store *st, struct dm_dns_commit *items, size_t n,
                         dm_change_event_fn event_fn, void *event_arg);
-/* History, newest first. *ret_changes malloc'd; free with dm_changes_free. */
+/* History, newest first: up to q->limit entries, fewer when q->max_bytes stops the read.
+ * *ret_changes malloc'd; free with dm_changes_free. */
 int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
                          struct dm_change **ret_changes, size_t *ret_n);
+/* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, oldest
+ * first, in one transaction, so that a large backlog goes in small steps that never hold
+ * the writer long. *ret_n (may be NULL) receives how many went; fewer than `limit` means
+ * none older is left. The current rows stay. */
+int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
 /* Outbox: events written with their change, published after commit. */
 int dm_store_outbox_add(struct dm_store *st, const char *routing_key, const char *body);
@@ -227,6 +237,16 @@ int dm_store_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n);
 
 /* True for the all-zero fingerprint, which means "no state stored yet". */
 bool dm_store_fp_is_zero(const uint8_t fp[DM_FP_LEN]);
+
+/* Bytes of a history entry's sets (before, after, added, removed): what a page of history
+ * costs, for dm_change_query.max_bytes and dm_changes_page. */
+size_t dm_change_size(const struct dm_change *c);
+/* How many of changes[0..n) (read with limit page + 1 and max_bytes) one page shows: at
+ * most `page`, and no entry that would take the page past max_bytes (the first is always
+ * shown). *ret_more tells whether a next page exists: an entry was read beyond those shown,
+ * or the page ended on the byte bound. */
+size_t dm_changes_page(const struct dm_change *changes, size_t n, size_t page, size_t max_bytes,
+                       bool *ret_more);
 
 void dm_rrset_rows_free(struct dm_rrset_row *rows, size_t n);
 void dm_changes_free(struct dm_change *changes, size_t n);

@@ -76,6 +76,7 @@ enum sqlite_stmt_id {
         STMT_OUTBOX_INSERT,
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
+        STMT_HISTORY_PRUNE,
         STMT_OUTBOX_FETCH,
         STMT_OUTBOX_DELETE,
         STMT_COUNT
@@ -156,17 +157,22 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                         "ELSE last_changed_at END WHERE id = ?1 AND dns_fp IS ?3 RETURNING name",
     /* A row identical to the stored one is not written again (checked_at is when a row
      * was last written; the domain's last_checked_at says when it was looked at).
-     * changed_at: the caller's when given, else moved only when values or status did. */
+     * changed_at: the caller's when given, else moved only when values or status did; a
+     * failed lookup (?9 is DM_RRS_ERROR) changes nothing, and a type that has only ever
+     * failed keeps 0: it never held an answer. answer_status keeps the class of the last
+     * real answer through failures (?10, DM_RRS_OK, before the first one). */
     [STMT_CURRENT_UPSERT] =
         "INSERT INTO dns_current (domain_id, type, status, ttl, vals, error, "
         "checked_at, changed_at, answer_status) VALUES (?1, ?2, ?3, ?4, coalesce(?5, '[]'), "
-        "?6, ?7, coalesce(?8, ?7), CASE WHEN ?3 = 3 THEN 0 ELSE ?3 END) "
+        "?6, ?7, coalesce(?8, CASE WHEN ?3 = ?9 THEN 0 ELSE ?7 END), "
+        "CASE WHEN ?3 = ?9 THEN ?10 ELSE ?3 END) "
         "ON CONFLICT (domain_id, type) DO UPDATE SET "
-        "answer_status = CASE WHEN excluded.status = 3 THEN dns_current.answer_status "
+        "answer_status = CASE WHEN excluded.status = ?9 THEN dns_current.answer_status "
         "ELSE excluded.status END, "
         "status = excluded.status, ttl = excluded.ttl, vals = excluded.vals, "
         "error = excluded.error, checked_at = excluded.checked_at, "
         "changed_at = CASE WHEN ?8 IS NOT NULL THEN ?8 "
+        "WHEN excluded.status = ?9 THEN dns_current.changed_at "
         "WHEN dns_current.vals IS excluded.vals AND dns_current.status = "
         "excluded.status THEN dns_current.changed_at ELSE excluded.checked_at END "
         "WHERE dns_current.vals IS NOT excluded.vals OR dns_current.status <> excluded.status "
@@ -183,6 +189,9 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
     /* Its own statement so that the (domain_id, id) index drives it. */
     [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = ?1 AND " CHANGE_FILTERS,
+    /* Oldest first through the observed_at index, a bounded batch per statement. */
+    [STMT_HISTORY_PRUNE] = "DELETE FROM dns_changes WHERE id IN (SELECT id FROM dns_changes "
+                           "WHERE observed_at < ?1 ORDER BY observed_at, id LIMIT ?2)",
     [STMT_OUTBOX_FETCH] =
         "SELECT id, routing_key, body, created_at FROM outbox ORDER BY id LIMIT ?1",
     [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
@@ -1407,6 +1416,8 @@ static int commit_rows(struct sqlite_conn *c, const struct dm_dns_commit *it, in
                 bind_text(stmt, 6, r->error);
                 sqlite3_bind_int64(stmt, 7, r->checked_at ? r->checked_at : checked_at);
                 bind_time(stmt, 8, r->changed_at);
+                sqlite3_bind_int(stmt, 9, DM_RRS_ERROR);
+                sqlite3_bind_int(stmt, 10, DM_RRS_OK);
                 ret = stmt_run(c, stmt, "dns commit");
                 if (ret < 0)
                         return ret;
@@ -1476,6 +1487,10 @@ static int commit_item(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t 
         const char *status_error = it->status == DM_CHECK_ERROR ? it->status_error : NULL;
         if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0)
                 return commit_seen(c, it, checked_at, status_error);
+        if (!dm_store_item_fits(it)) {
+                it->result = DM_E2BIG;
+                return 0;
+        }
 
         char name[DM_NAME_MAX + 1];
         bool swapped = false;
@@ -1572,6 +1587,7 @@ static int sqlite_change_list(struct dm_store *st, const struct dm_change_query 
         sqlite3_bind_int64(stmt, 4, q->since);
         sqlite3_bind_int64(stmt, 5, q->until);
         sqlite3_bind_int64(stmt, 6, clamp_limit(q->limit));
+        size_t bytes = 0;
         int rc;
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
                 ret = array_reserve((void **)&changes, &cap, n, sizeof(*changes));
@@ -1580,6 +1596,11 @@ static int sqlite_change_list(struct dm_store *st, const struct dm_change_query 
                 ret = change_from_row(stmt, &changes[n++]);
                 if (ret < 0)
                         break;
+                bytes += dm_change_size(&changes[n - 1]);
+                if (q->max_bytes > 0 && bytes > q->max_bytes) {
+                        rc = SQLITE_DONE; /* enough for one page */
+                        break;
+                }
         }
         if (ret == 0 && rc != SQLITE_DONE)
                 ret = sqlite_error(c, rc, "change list");
@@ -1594,6 +1615,23 @@ out_release:
         *ret_changes = changes;
         *ret_n = n;
         return 0;
+}
+
+static int sqlite_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_HISTORY_PRUNE, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, before);
+                sqlite3_bind_int64(stmt, 2, clamp_limit(limit));
+                ret = stmt_run(c, stmt, "history prune");
+        }
+        if (ret == 0)
+                *ret_n = (size_t)sqlite3_changes(c->db);
+        write_end(s);
+        return ret;
 }
 
 /* ---- outbox ---- */
@@ -1719,6 +1757,7 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .dns_current = sqlite_dns_current,
     .dns_commit = sqlite_dns_commit,
     .change_list = sqlite_change_list,
+    .history_prune = sqlite_history_prune,
     .outbox_add = sqlite_outbox_add,
     .outbox_fetch = sqlite_outbox_fetch,
     .outbox_delete = sqlite_outbox_delete,

@@ -308,6 +308,66 @@ int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
         return st->ops->change_list(st, q, ret_changes, ret_n);
 }
 
+int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n)
+{
+        if (!st || limit == 0)
+                return DM_EINVAL;
+        size_t n = 0;
+        int ret = st->ops->history_prune(st, before, limit, &n);
+        if (ret == 0 && ret_n)
+                *ret_n = n;
+        return ret;
+}
+
+static bool store_text_fits(const char *s)
+{
+        return !s || strlen(s) <= DM_RRSET_JSON_MAX;
+}
+
+bool dm_store_item_fits(const struct dm_dns_commit *it)
+{
+        for (size_t i = 0; i < it->nrows; i++) {
+                if (!store_text_fits(it->rows[i].values))
+                        return false;
+        }
+        for (size_t i = 0; i < it->nchanges; i++) {
+                const struct dm_change *c = &it->changes[i];
+                if (!store_text_fits(c->before) || !store_text_fits(c->after) ||
+                    !store_text_fits(c->added) || !store_text_fits(c->removed))
+                        return false;
+        }
+        return true;
+}
+
+size_t dm_change_size(const struct dm_change *c)
+{
+        size_t n = 0;
+        const char *parts[] = {c->before, c->after, c->added, c->removed};
+        for (size_t i = 0; i < STORE_NELEM(parts); i++)
+                n += parts[i] ? strlen(parts[i]) : 0;
+        return n;
+}
+
+size_t dm_changes_page(const struct dm_change *changes, size_t n, size_t page, size_t max_bytes,
+                       bool *ret_more)
+{
+        size_t shown = 0, bytes = 0;
+        bool cut = false;
+        while (shown < n && shown < page) {
+                size_t next = bytes + dm_change_size(&changes[shown]);
+                if (max_bytes > 0 && next > max_bytes) {
+                        cut = true;
+                        if (shown > 0)
+                                break;
+                }
+                bytes = next;
+                shown++;
+        }
+        if (ret_more)
+                *ret_more = shown < n || cut;
+        return shown;
+}
+
 int dm_store_outbox_add(struct dm_store *st, const char *routing_key, const char *body)
 {
         if (!st || !routing_key || !body)

@@ -62,8 +62,10 @@ struct dm_store_ops {
                            size_t *ret_n);
         int (*dns_commit)(struct dm_store *st, struct dm_dns_commit *items, size_t n,
                           dm_change_event_fn event_fn, void *event_arg);
+        /* Honours q->max_bytes with dm_change_size. */
         int (*change_list)(struct dm_store *st, const struct dm_change_query *q,
                            struct dm_change **ret_changes, size_t *ret_n);
+        int (*history_prune)(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
         int (*outbox_add)(struct dm_store *st, const char *routing_key, const char *body);
         int (*outbox_fetch)(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
@@ -97,6 +99,10 @@ int64_t dm_store_phase(const char *name);
 /* Writes "change.dns.<TYPE>" into buf (at least DM_STORE_ROUTING_KEY_MAX bytes). */
 #define DM_STORE_ROUTING_KEY_MAX 32
 const char *dm_store_routing_key(uint16_t type, char *buf);
+
+/* Whether an item's rows and changes fit a stored row (DM_RRSET_JSON_MAX each). A backend
+ * gives an item that does not fit the result DM_E2BIG and writes nothing of it. */
+bool dm_store_item_fits(const struct dm_dns_commit *it);
 
 /* Empties every table. For the contract tests only; see dm_store_ops.wipe. */
 int dm_store_wipe(struct dm_store *st);

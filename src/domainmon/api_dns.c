@@ -210,29 +210,33 @@ static int change_query_parse(struct dm_http_request *req, struct dm_http_respon
         return 0;
 }
 
-/* Answers one page of changes: asks the store for one more than the page holds, so that
+/* Answers one page of changes: asks the store for one more than the page holds, and at most
+ * about DM_API_PAGE_BYTES of sets, so that a page of large sets stays a few MiB and
  * next_cursor is given only when there really is a next page. */
 static void respond_changes(struct dm_http_request *req, struct dm_http_response *res,
                             struct dm_change_query *q, bool empty)
 {
         struct dm_app *app = req->app;
         struct dm_change *changes = NULL;
-        size_t n = 0, page = q->limit;
+        size_t n = 0, page = q->limit, shown = 0;
+        bool more = false;
         json_t *doc = NULL, *list = NULL;
         int r;
 
         if (!empty) {
                 q->limit = page + 1;
+                q->max_bytes = DM_API_PAGE_BYTES;
                 r = dm_store_change_list(app->store, q, &changes, &n);
                 if (r < 0) {
                         dm_api_store_error(res, r, "change list");
                         return;
                 }
         }
+        shown = dm_changes_page(changes, n, page, DM_API_PAGE_BYTES, &more);
         list = json_array();
         if (!list)
                 goto enomem;
-        for (size_t i = 0; i < n && i < page; i++) {
+        for (size_t i = 0; i < shown; i++) {
                 json_t *c = NULL;
                 r = change_json(&changes[i], &c);
                 if (r < 0) {
@@ -243,9 +247,9 @@ static void respond_changes(struct dm_http_request *req, struct dm_http_response
                         goto enomem;
         }
         json_t *next = json_null();
-        if (n > page) {
+        if (more && shown > 0) {
                 char key[24], cursor[DM_API_CURSOR_MAX];
-                snprintf(key, sizeof(key), "%lld", (long long)changes[page - 1].id);
+                snprintf(key, sizeof(key), "%lld", (long long)changes[shown - 1].id);
                 if (dm_http_cursor_encode(key, cursor, sizeof(cursor)) < 0)
                         goto enomem;
                 next = json_string(cursor);

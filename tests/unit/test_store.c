@@ -1087,6 +1087,245 @@ static void test_change_list_filters(void **state)
         dm_changes_free(cs, n);
 }
 
+/* A type whose lookups have only ever failed never held an answer: its row keeps
+ * changed_at 0 through further failures, so that its first real answer is a first
+ * observation. A failed lookup never moves changed_at of a type that did answer. */
+static void test_dns_never_answered_row(void **state)
+{
+        struct fixture *f = *state;
+        int64_t id = add_domain(f->st, "late.example", 0);
+        int64_t t = dm_now_ms();
+        struct dm_rrset_row *cur = NULL;
+        size_t n = 0;
+
+        for (int i = 0; i < 2; i++) {
+                struct dm_rrset_row row = make_row(DM_RR_A, "[]");
+                row.status = DM_RRS_ERROR;
+                row.error = (char *)"DNS server failure (SERVFAIL)";
+                struct dm_dns_commit it = make_commit(id, t + i, (uint8_t)i, (uint8_t)(i + 1));
+                it.rows = &row;
+                it.nrows = 1;
+                it.status = DM_CHECK_ERROR;
+                it.status_error = (char *)"A: DNS server failure (SERVFAIL)";
+                assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+                assert_int_equal(it.result, 0);
+                assert_int_equal(dm_store_dns_current(f->st, id, &cur, &n), 0);
+                assert_int_equal(n, 1);
+                assert_int_equal(cur[0].status, DM_RRS_ERROR);
+                assert_int_equal(cur[0].changed_at, 0);
+                assert_string_equal(cur[0].values, "[]");
+                dm_rrset_rows_free(cur, n);
+        }
+
+        /* The first answer sets it... */
+        struct dm_rrset_row ok = make_row(DM_RR_A, "[\"192.0.2.7\"]");
+        ok.changed_at = t + 10;
+        struct dm_dns_commit it = make_commit(id, t + 10, 2, 3);
+        it.rows = &ok;
+        it.nrows = 1;
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(dm_store_dns_current(f->st, id, &cur, &n), 0);
+        assert_int_equal(cur[0].changed_at, t + 10);
+        dm_rrset_rows_free(cur, n);
+
+        /* ...and a later failure, even one that names no change time, keeps it. */
+        struct dm_rrset_row bad = make_row(DM_RR_A, "[\"192.0.2.7\"]");
+        bad.status = DM_RRS_ERROR;
+        bad.error = (char *)"timed out";
+        it = make_commit(id, t + 20, 3, 4);
+        it.rows = &bad;
+        it.nrows = 1;
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(dm_store_dns_current(f->st, id, &cur, &n), 0);
+        assert_int_equal(cur[0].status, DM_RRS_ERROR);
+        assert_int_equal(cur[0].changed_at, t + 10);
+        assert_int_equal(cur[0].answer_status, DM_RRS_OK);
+        dm_rrset_rows_free(cur, n);
+}
+
+/* A row or a change above DM_RRSET_JSON_MAX is refused with the item's result; nothing of
+ * that item is written, and the rest of the batch is. */
+static void test_dns_commit_refuses_oversized_rows(void **state)
+{
+        struct fixture *f = *state;
+        int64_t big = add_domain(f->st, "big.example", 0);
+        int64_t fine = add_domain(f->st, "fine.example", 0);
+        int64_t t = dm_now_ms();
+        size_t len = DM_RRSET_JSON_MAX + 1;
+        char *huge = malloc(len + 1);
+        assert_non_null(huge);
+        memset(huge, 'x', len);
+        memcpy(huge, "[\"", 2);
+        memcpy(huge + len - 2, "\"]", 2);
+        huge[len] = '\0';
+
+        struct dm_rrset_row rows_big[1] = {make_row(DM_RR_TXT, huge)};
+        struct dm_rrset_row rows_fine[1] = {make_row(DM_RR_TXT, "[\"\\\"ok\\\"\"]")};
+        struct dm_change ch_fine[1] = {make_change(DM_RR_TXT, NULL, "[\"\\\"ok\\\"\"]", t)};
+        struct dm_dns_commit batch[2] = {make_commit(big, t, 0, 0x31),
+                                         make_commit(fine, t, 0, 0x32)};
+        batch[0].rows = rows_big;
+        batch[0].nrows = 1;
+        batch[1].rows = rows_fine;
+        batch[1].nrows = 1;
+        batch[1].changes = ch_fine;
+        batch[1].nchanges = 1;
+        assert_int_equal(dm_store_dns_commit(f->st, batch, 2, test_event, NULL), 0);
+        assert_int_equal(batch[0].result, DM_E2BIG);
+        assert_int_equal(batch[1].result, 0);
+        assert_int_equal(count_current(f->st, big), 0);
+        assert_true(dm_store_fp_is_zero(get_domain(f->st, "big.example").dns_fp));
+        assert_int_equal(count_current(f->st, fine), 1);
+        assert_int_equal(count_changes(f->st, fine), 1);
+
+        /* A change's set counts the same as a row. */
+        struct dm_rrset_row small[1] = {make_row(DM_RR_TXT, "[]")};
+        struct dm_change ch_big[1] = {make_change(DM_RR_TXT, NULL, huge, t)};
+        struct dm_dns_commit it = make_commit(big, t, 0, 0x33);
+        it.rows = small;
+        it.nrows = 1;
+        it.changes = ch_big;
+        it.nchanges = 1;
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, DM_E2BIG);
+        assert_int_equal(count_changes(f->st, big), 0);
+        assert_int_equal(count_outbox(f->st), 1); /* fine.example's only */
+
+        /* At the cap exactly, it fits. */
+        huge[DM_RRSET_JSON_MAX - 2] = '"';
+        huge[DM_RRSET_JSON_MAX - 1] = ']';
+        huge[DM_RRSET_JSON_MAX] = '\0';
+        it = make_commit(big, t, 0, 0x34);
+        rows_big[0].values = huge;
+        it.rows = rows_big;
+        it.nrows = 1;
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(it.result, 0);
+        assert_int_equal(count_current(f->st, big), 1);
+        free(huge);
+}
+
+/* 12 changes of known sizes: a byte bound stops the read after the entry that passes it. */
+static void test_change_list_max_bytes(void **state)
+{
+        struct fixture *f = *state;
+        int64_t id = add_domain(f->st, "pages.example", 0);
+        const int64_t base = 1700000000000;
+        /* before "[]" (2) + after (13) + added (13) + removed "[]" (2): 30 bytes each. */
+        for (int i = 0; i < 12; i++) {
+                struct dm_change ch = make_change(DM_RR_A, "[]", "[\"192.0.2.1\"]", base + i);
+                ch.removed = (char *)"[]";
+                struct dm_dns_commit it = make_commit(id, base + i, (uint8_t)i, (uint8_t)(i + 1));
+                it.changes = &ch;
+                it.nchanges = 1;
+                assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+                assert_int_equal(dm_change_size(&ch), 30);
+        }
+        struct dm_change *cs = NULL;
+        size_t n = 0;
+        struct dm_change_query q = {.domain_id = id, .limit = 100, .max_bytes = 100};
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 4); /* 120 bytes: the fourth passes 100 */
+        dm_changes_free(cs, n);
+        q.max_bytes = 120; /* reached, not passed: one more */
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 5);
+        dm_changes_free(cs, n);
+        q.max_bytes = 1; /* at least one */
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 1);
+        dm_changes_free(cs, n);
+        q.max_bytes = 0; /* no bound */
+        q.limit = 3;
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 3);
+        dm_changes_free(cs, n);
+}
+
+/* Retention deletes the oldest entries before the cutoff, at most `limit` a call, and
+ * nothing else. */
+static void test_history_prune(void **state)
+{
+        struct fixture *f = *state;
+        int64_t a = add_domain(f->st, "old.example", 0);
+        int64_t b = add_domain(f->st, "new.example", 0);
+        const int64_t base = 1700000000000;
+        uint8_t fp_a = 0, fp_b = 0;
+        /* 10 entries: i = 0..9 at base + i s, domain a for even i, b for odd. */
+        for (int i = 0; i < 10; i++) {
+                bool on_a = i % 2 == 0;
+                uint8_t *fp = on_a ? &fp_a : &fp_b;
+                struct dm_rrset_row row = make_row(DM_RR_A, "[\"192.0.2.1\"]");
+                struct dm_change ch =
+                    make_change(DM_RR_A, NULL, "[\"192.0.2.1\"]", base + i * 1000);
+                struct dm_dns_commit it =
+                    make_commit(on_a ? a : b, base + i * 1000, *fp, (uint8_t)(*fp + 1));
+                it.rows = &row;
+                it.nrows = 1;
+                it.changes = &ch;
+                it.nchanges = 1;
+                assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+                (*fp)++;
+        }
+        size_t n = 99;
+        assert_int_equal(dm_store_history_prune(f->st, base, 10, &n), 0);
+        assert_int_equal(n, 0); /* nothing before the first */
+        /* Before base + 7 s: i = 0..6, seven entries, in batches of 3. */
+        assert_int_equal(dm_store_history_prune(f->st, base + 7000, 3, &n), 0);
+        assert_int_equal(n, 3);
+        struct dm_change *cs = NULL;
+        size_t nc = 0;
+        struct dm_change_query q = {.limit = 100};
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &nc), 0);
+        assert_int_equal(nc, 7);
+        assert_int_equal(cs[nc - 1].observed_at, base + 3000); /* the oldest went first */
+        dm_changes_free(cs, nc);
+        assert_int_equal(dm_store_history_prune(f->st, base + 7000, 3, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(dm_store_history_prune(f->st, base + 7000, 3, NULL), 0);
+        assert_int_equal(dm_store_history_prune(f->st, base + 7000, 3, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(count_changes(f->st, a), 1); /* i = 8 */
+        assert_int_equal(count_changes(f->st, b), 2); /* i = 7, 9 */
+        /* The current state is not history. */
+        assert_int_equal(count_current(f->st, a), 1);
+        assert_int_equal(count_current(f->st, b), 1);
+        assert_int_equal(dm_store_history_prune(f->st, base, 0, &n), DM_EINVAL);
+}
+
+/* The page a history response shows, from what a bounded read returned. */
+static void test_changes_page(void **state)
+{
+        (void)state;
+        struct dm_change cs[5];
+        memset(cs, 0, sizeof(cs));
+        for (size_t i = 0; i < 5; i++)
+                cs[i].after = (char *)"[\"0123456\"]"; /* 11 bytes */
+        bool more = false;
+
+        assert_int_equal(dm_changes_page(cs, 0, 10, 0, &more), 0);
+        assert_false(more);
+        /* Fewer than the page, no bound: all, nothing more. */
+        assert_int_equal(dm_changes_page(cs, 3, 10, 0, &more), 3);
+        assert_false(more);
+        /* One more than the page was read: there is a next page. */
+        assert_int_equal(dm_changes_page(cs, 5, 4, 0, &more), 4);
+        assert_true(more);
+        /* The byte bound: no entry that takes the page past it. */
+        assert_int_equal(dm_changes_page(cs, 5, 10, 40, &more), 3);
+        assert_true(more);
+        assert_int_equal(dm_changes_page(cs, 3, 10, 33, &more), 3);
+        assert_false(more);
+        /* A read that stopped on the bound ends with the entry that passed it. */
+        assert_int_equal(dm_changes_page(cs, 4, 10, 40, &more), 3);
+        assert_true(more);
+        /* One entry larger than the bound is shown alone, and more may follow. */
+        assert_int_equal(dm_changes_page(cs, 1, 10, 5, &more), 1);
+        assert_true(more);
+        assert_int_equal(dm_changes_page(cs, 5, 10, 5, NULL), 1);
+        assert_int_equal(dm_change_size(&cs[0]), 11);
+}
+
 /* ---- concurrency ---- */
 
 enum { WORKER_CLAIM, WORKER_READ, WORKER_WRITE };
@@ -1563,12 +1802,17 @@ int main(void)
             CONTRACT(test_claim_concurrent),
             CONTRACT(test_concurrency),
             CONTRACT(test_dns_answer_status_survives_errors),
+            CONTRACT(test_dns_never_answered_row),
+            CONTRACT(test_dns_commit_refuses_oversized_rows),
+            CONTRACT(test_change_list_max_bytes),
+            CONTRACT(test_history_prune),
         };
         const struct CMUnitTest front[] = {
             cmocka_unit_test(test_open_urls),
             cmocka_unit_test(test_names),
             cmocka_unit_test(test_request_scan_all_fallback),
             cmocka_unit_test(test_bad_arguments),
+            cmocka_unit_test(test_changes_page),
         };
 
         backends[nbackends++] = (struct backend){.label = "store contract: sqlite", .url = NULL};
