@@ -53,6 +53,14 @@ int dm_bus_consume(struct dm_bus *bus, const char *queue, unsigned prefetch, dm_
  * cancel is called from that very handler). Messages they hold unacked stay owed: ack or
  * nack them as before. Returns 0, or DM_ENOENT when no such consumer runs. */
 int dm_bus_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);
+/* Takes back the ready messages of `queue` that would die with this process: each is handed
+ * to `handler` on the calling thread (tag 0: nothing to settle) and removed. The in-process
+ * bus's queues live in this process, so it hands every ready message; a broker keeps its
+ * messages for other consumers and hands none. Meant for a stop, after dm_bus_cancel and
+ * after what the consumer held is settled, so that the owner can put the work they carry
+ * back where it survives. Returns how many were handed over, or DM_ENOENT when the queue
+ * was never declared. */
+int dm_bus_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);
 int dm_bus_ack(struct dm_bus *bus, uint64_t tag);
 int dm_bus_nack(struct dm_bus *bus, uint64_t tag, bool requeue);
 

@@ -119,6 +119,13 @@ int dm_bus_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler,
         return bus->ops->cancel(bus, queue, handler, arg);
 }
 
+int dm_bus_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg)
+{
+        if (!bus || !handler || !dm_bus_name_valid(queue, false))
+                return DM_EINVAL;
+        return bus->ops->reclaim(bus, queue, handler, arg);
+}
+
 int dm_bus_ack(struct dm_bus *bus, uint64_t tag)
 {
         if (!bus)

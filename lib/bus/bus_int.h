@@ -20,6 +20,8 @@ struct dm_bus_ops {
         int (*consume)(struct dm_bus *bus, const char *queue, unsigned prefetch,
                        dm_bus_handler handler, void *arg);
         int (*cancel)(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);
+        /* See dm_bus_reclaim: a backend whose queues outlive the process returns 0. */
+        int (*reclaim)(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);
         int (*ack)(struct dm_bus *bus, uint64_t tag);
         int (*nack)(struct dm_bus *bus, uint64_t tag, bool requeue);
 };

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -559,6 +560,41 @@ static int inproc_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler h
         return nfound > 0 ? 0 : DM_ENOENT;
 }
 
+/* The queue dies with the process: whatever is ready goes back to its owner. */
+static int inproc_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg)
+{
+        struct inproc_bus *b = (struct inproc_bus *)bus;
+
+        pthread_rwlock_rdlock(&b->lock);
+        struct inproc_queue *q = inproc_find_queue(b, queue);
+        pthread_rwlock_unlock(&b->lock);
+        if (!q)
+                return DM_ENOENT;
+        pthread_mutex_lock(&q->mu);
+        struct inproc_msg *list = q->head;
+        q->head = q->tail = NULL;
+        q->count = 0;
+        q->bytes = 0;
+        pthread_mutex_unlock(&q->mu);
+
+        int n = 0;
+        while (list) {
+                struct inproc_msg *m = list;
+                list = m->next;
+                struct dm_bus_msg dm = {
+                    .routing_key = m->routing_key,
+                    .body = m->data,
+                    .len = m->len,
+                    .redelivered = m->redelivered,
+                };
+                handler(arg, &dm);
+                inproc_msg_unref(m);
+                if (n < INT_MAX)
+                        n++;
+        }
+        return n;
+}
+
 /* Finds the slot a tag names, with its queue locked. Returns NULL (nothing locked) when the
  * tag is unknown, already settled or from an earlier use of the slot. */
 static struct inproc_slot *inproc_lock_slot(struct inproc_bus *b, uint64_t tag,
@@ -682,6 +718,7 @@ const struct dm_bus_ops dm_bus_inproc_ops = {
     .publish = inproc_publish,
     .consume = inproc_consume,
     .cancel = inproc_cancel,
+    .reclaim = inproc_reclaim,
     .ack = inproc_ack,
     .nack = inproc_nack,
 };

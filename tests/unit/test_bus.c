@@ -386,6 +386,51 @@ static void test_cancel(void **state)
         rec_done(&r2);
 }
 
+/* What a cancelled consumer never took comes back on reclaim, in order, once; what it holds
+ * unacked is still its own to settle, and a nack with requeue makes it reclaimable too.
+ * A bounded queue has room again afterwards. */
+static void test_reclaim(void **state)
+{
+        struct dm_bus *bus = open_bus("inproc:?max_messages=4");
+        struct recorder r, back;
+        rec_init(&r, bus, REC_KEEP);
+        rec_init(&back, bus, REC_KEEP);
+        assert_int_equal(dm_bus_reclaim(bus, "nope", rec_handler, &back), DM_ENOENT);
+        assert_int_equal(dm_bus_reclaim(bus, "bad name", rec_handler, &back), DM_EINVAL);
+        assert_int_equal(dm_bus_reclaim(bus, "q", NULL, &back), DM_EINVAL);
+        assert_int_equal(dm_bus_declare(bus, "q", "#"), 0);
+        assert_int_equal(dm_bus_reclaim(bus, "q", rec_handler, &back), 0);
+
+        assert_int_equal(dm_bus_consume(bus, "q", 1, rec_handler, &r), 0);
+        const char *bodies[] = {"held", "m1", "m2", "m3", "m4"};
+        assert_int_equal(dm_bus_publish(bus, "task.x", bodies[0], strlen(bodies[0])), 0);
+        assert_int_equal(rec_wait(&r, 1, 2000), 1);
+        for (size_t i = 1; i < 5; i++)
+                assert_int_equal(dm_bus_publish(bus, "task.x", bodies[i], strlen(bodies[i])), 0);
+        assert_int_equal(dm_bus_cancel(bus, "q", rec_handler, &r), 0);
+        assert_int_equal(dm_bus_publish(bus, "task.x", "full", 4), DM_ENOSPC);
+
+        assert_int_equal(dm_bus_reclaim(bus, "q", rec_handler, &back), 4);
+        assert_int_equal(back.n, 4);
+        for (size_t i = 0; i < 4; i++) {
+                assert_string_equal(back.msgs[i].body, bodies[i + 1]);
+                assert_string_equal(back.msgs[i].key, "task.x");
+                assert_int_equal(back.msgs[i].tag, 0);
+        }
+        assert_int_equal(dm_bus_reclaim(bus, "q", rec_handler, &back), 0);
+        assert_int_equal(dm_bus_publish(bus, "task.x", "room", 4), 0);
+
+        /* The held message is settled as before; requeued, it is reclaimable as well. */
+        assert_int_equal(dm_bus_nack(bus, r.msgs[0].tag, true), 0);
+        assert_int_equal(dm_bus_reclaim(bus, "q", rec_handler, &back), 2);
+        assert_string_equal(back.msgs[4].body, "held");
+        assert_true(back.msgs[4].redelivered);
+        assert_string_equal(back.msgs[5].body, "room");
+        dm_bus_free(bus);
+        rec_done(&r);
+        rec_done(&back);
+}
+
 static void test_fanout_and_unbound(void **state)
 {
         struct dm_bus *bus = open_bus(NULL);
@@ -576,7 +621,7 @@ int main(void)
             cmocka_unit_test(test_prefetch_limit),     cmocka_unit_test(test_nack_requeue),
             cmocka_unit_test(test_nack_from_handler),  cmocka_unit_test(test_cancel),
             cmocka_unit_test(test_fanout_and_unbound), cmocka_unit_test(test_queue_bounded),
-            cmocka_unit_test(test_many_threads),
+            cmocka_unit_test(test_many_threads),       cmocka_unit_test(test_reclaim),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
