@@ -178,6 +178,13 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .def = "1000",
      .offset = DM_CONF_FIELD(scan_batch),
      .help = "domains the scheduler claims per round"},
+    {.env = "DM_HISTORY_RETENTION",
+     .type = DM_CONF_T_DURATION,
+     .min = 3600 * DM_SECOND,
+     .max = 36500 * DM_DAY,
+     .unset_text = "keep every history entry",
+     .offset = DM_CONF_FIELD(history_retention_ms),
+     .help = "delete DNS history entries older than this (e.g. 90d)"},
 };
 
 #define DM_CONF_N (sizeof(dm_conf_table) / sizeof(dm_conf_table[0]))
@@ -882,8 +889,10 @@ void dm_conf_print(const struct dm_conf *conf, FILE *out)
                     src < sizeof(dm_conf_source_names) / sizeof(dm_conf_source_names[0])
                         ? dm_conf_source_names[src]
                         : "?";
-                bool unset = (e->type != DM_CONF_T_INT && e->type != DM_CONF_T_DURATION &&
-                              *(char *const *)field == NULL);
+                /* A number without a default is unset while it is 0. */
+                bool numeric = e->type == DM_CONF_T_INT || e->type == DM_CONF_T_DURATION;
+                bool unset = numeric ? !e->def && *(const int64_t *)field == 0
+                                     : *(char *const *)field == NULL;
 
                 if (unset && e->offset == offsetof(struct dm_conf, database_url)) {
                         fprintf(out, "%s=%s  # %s\n", e->env,

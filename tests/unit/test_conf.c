@@ -119,6 +119,7 @@ static void test_defaults(void **state)
         assert_int_equal(c.dns_qps, 0);
         assert_int_equal(c.dns_loops, 0);
         assert_int_equal(c.scan_batch, 1000);
+        assert_int_equal(c.history_retention_ms, 0);
         for (size_t i = 0; i < sizeof(c.sources) / sizeof(c.sources[0]); i++)
                 assert_int_equal(c.sources[i], DM_CONF_DEFAULT);
 
@@ -561,11 +562,11 @@ static void test_print_masks_secrets(void **state)
 static void test_print_all_entries(void **state)
 {
         static const char *const names[] = {
-            "DATABASE_URL",    "RABBITMQ_URL",    "RABBITMQ_HOST",      "REDIS_URL",
-            "SECRET_KEY",      "DM_LISTEN",       "DM_LOG_LEVEL",       "DM_SCAN_INTERVAL",
-            "DM_MIN_INTERVAL", "DM_HTTP_THREADS", "DM_MAX_BODY",        "DM_DNS_SERVERS",
-            "DM_DNS_TIMEOUT",  "DM_DNS_RETRIES",  "DM_DNS_CONCURRENCY", "DM_DNS_QPS",
-            "DM_DNS_LOOPS",    "DM_SCAN_BATCH",
+            "DATABASE_URL",    "RABBITMQ_URL",    "RABBITMQ_HOST",        "REDIS_URL",
+            "SECRET_KEY",      "DM_LISTEN",       "DM_LOG_LEVEL",         "DM_SCAN_INTERVAL",
+            "DM_MIN_INTERVAL", "DM_HTTP_THREADS", "DM_MAX_BODY",          "DM_DNS_SERVERS",
+            "DM_DNS_TIMEOUT",  "DM_DNS_RETRIES",  "DM_DNS_CONCURRENCY",   "DM_DNS_QPS",
+            "DM_DNS_LOOPS",    "DM_SCAN_BATCH",   "DM_HISTORY_RETENTION",
         };
         struct dm_conf c;
         char err[256] = "";
@@ -584,6 +585,42 @@ static void test_print_all_entries(void **state)
         }
         free(text);
         dm_conf_done(&c);
+}
+
+/* DM_HISTORY_RETENTION: unset keeps everything (a duration with no default reads as unset
+ * while it is 0), otherwise a duration of an hour or more. */
+static void test_history_retention(void **state)
+{
+        struct dm_conf c;
+        char err[256] = "";
+        (void)state;
+
+        char *const none[] = {NULL};
+        assert_int_equal(load(&c, none, no_file, err, sizeof(err)), 0);
+        assert_int_equal(c.history_retention_ms, 0);
+        assert_line(&c, "DM_HISTORY_RETENTION",
+                    "DM_HISTORY_RETENTION=  # default: unset, keep every history entry");
+        dm_conf_done(&c);
+
+        char *const days[] = {"DM_HISTORY_RETENTION=90d", NULL};
+        assert_int_equal(load(&c, days, no_file, err, sizeof(err)), 0);
+        assert_int_equal(c.history_retention_ms, 90LL * 86400 * 1000);
+        assert_line(&c, "DM_HISTORY_RETENTION", "DM_HISTORY_RETENTION=90d  # environment");
+        dm_conf_done(&c);
+
+        char *const empty[] = {"DM_HISTORY_RETENTION=", NULL};
+        assert_int_equal(load(&c, empty, no_file, err, sizeof(err)), 0);
+        assert_int_equal(c.history_retention_ms, 0);
+        dm_conf_done(&c);
+
+        static const char *const bad[] = {"DM_HISTORY_RETENTION=30m", "DM_HISTORY_RETENTION=0",
+                                          "DM_HISTORY_RETENTION=forever",
+                                          "DM_HISTORY_RETENTION=36501d"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char *const envp[] = {(char *)bad[i], NULL};
+                assert_int_equal(load(&c, envp, no_file, err, sizeof(err)), DM_ECONFIG);
+                assert_non_null(strstr(err, "DM_HISTORY_RETENTION"));
+        }
 }
 
 static void test_help(void **state)
@@ -605,6 +642,8 @@ static void test_help(void **state)
         assert_non_null(strstr(text, "1s..30d"));
         assert_non_null(strstr(text, "SECRET_KEY (secret)"));
         assert_non_null(strstr(text, "--scan-interval DURATION"));
+        assert_non_null(strstr(text, "--history-retention DURATION"));
+        assert_non_null(strstr(text, "keep every history entry"));
         free(text);
 }
 
@@ -636,6 +675,7 @@ int main(void)
             cmocka_unit_test(test_mask_url),
             cmocka_unit_test(test_print_masks_secrets),
             cmocka_unit_test(test_print_all_entries),
+            cmocka_unit_test(test_history_retention),
             cmocka_unit_test(test_help),
             cmocka_unit_test(test_no_argv),
         };
