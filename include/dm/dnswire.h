@@ -25,10 +25,14 @@
 /* Longest CNAME chain followed inside one answer. */
 #define DM_DNS_CNAME_MAX 8
 /* Most text one answer may carry: the sum over its canonical values of their length plus
- * 3 (quotes and separator of the stored JSON array). Compression lets a 64 KiB reply
- * spell several MiB of names; a set that large is reported as an error rather than stored
- * and repeated in every change event. */
-#define DM_DNS_ANSWER_TEXT_MAX (1u << 20)
+ * 3 (quotes and separator of the stored JSON array). A DNS message is at most 64 KiB, and
+ * printable data (names, TXT strings) reads back at about its wire size, so twice that
+ * holds every set a message can carry as plain text. Only sets inflated by the
+ * presentation format go past it: binary TXT data (4 characters a byte as \DDD) or names
+ * spelled again and again through compression pointers (a 64 KiB reply can spell MiB of
+ * them). Such a set is reported as an error (DM_E2BIG) rather than stored and repeated in
+ * every history entry and change event. */
+#define DM_DNS_ANSWER_TEXT_MAX (128u << 10)
 
 /* Header flag bits (second 16-bit word). */
 #define DM_DNS_FLAG_QR 0x8000

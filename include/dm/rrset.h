@@ -35,12 +35,14 @@ int dm_rrset_diff(char *const *before, size_t nbefore, char *const *after, size_
 /* Frees the arrays (not the strings) and empties the delta. NULL-safe. */
 void dm_rrset_delta_done(struct dm_rrset_delta *d);
 
-/* Fingerprint of one domain's observation: SHA-256 over every record type's status and
- * canonical values, truncated to DM_FP_LEN bytes. Equal observations give equal
- * fingerprints whatever order the lookups finished in, provided the types are added in
- * ascending type order (dm_fp_add enforces it). A type with status DM_RRS_ERROR
- * contributes only (type, ERROR): a failed lookup is never read as an empty set. TTLs never
- * contribute. The all-zero value ("no state yet") is never produced.
+/* Fingerprint of one domain's observation: SHA-256 over every record type's status,
+ * canonical values and, where it belongs to the state, TTL, truncated to DM_FP_LEN bytes.
+ * Equal observations give equal fingerprints whatever order the lookups finished in,
+ * provided the types are added in ascending type order (dm_fp_add enforces it). A type with
+ * status DM_RRS_ERROR contributes only (type, ERROR): a failed lookup is never read as an
+ * empty set. Whether a TTL belongs to the state is the caller's rule (lib/dns/change.c: an
+ * authoritative answer's TTL does, a cache's countdown does not); a TTL left out never
+ * contributes. The all-zero value ("no state yet") is never produced.
  * A struct dm_fp owns a digest context between dm_fp_init and dm_fp_final/dm_fp_done. */
 struct dm_fp {
         void *ctx;          /* EVP_MD_CTX, owned */
@@ -48,20 +50,29 @@ struct dm_fp {
         int err;            /* first error seen; reported by dm_fp_final */
 };
 
+/* The `ttl` of dm_fp_add for a set whose TTL is not part of the state. */
+#define DM_FP_NO_TTL (-1)
+
 /* Returns 0 or DM_ENOMEM. */
 int dm_fp_init(struct dm_fp *fp);
-/* Adds one record type. `values` must be canonical (they are ignored for DM_RRS_ERROR).
- * Returns 0; DM_EINVAL when `type` is not above the previous type added or the values are
- * not canonical (the fingerprint is then unusable: dm_fp_final fails too). */
-int dm_fp_add(struct dm_fp *fp, uint16_t type, enum dm_rr_status status, char *const *values,
-              size_t n);
+/* Adds one record type. `values` must be canonical (they are ignored for DM_RRS_ERROR, and
+ * so is `ttl`). `ttl` is the set's TTL (0..UINT32_MAX) when it is part of the state, or
+ * DM_FP_NO_TTL. Returns 0; DM_EINVAL when `type` is not above the previous type added, the
+ * values are not canonical or `ttl` is out of range (the fingerprint is then unusable:
+ * dm_fp_final fails too). */
+int dm_fp_add(struct dm_fp *fp, uint16_t type, enum dm_rr_status status, int64_t ttl,
+              char *const *values, size_t n);
 /* Writes the fingerprint and releases the context. Returns 0, or the first error of
  * dm_fp_add/hashing (out untouched). Either way the context is released. */
 int dm_fp_final(struct dm_fp *fp, uint8_t out[DM_FP_LEN]);
 /* Releases the context without a result (a fingerprint abandoned halfway). NULL-safe. */
 void dm_fp_done(struct dm_fp *fp);
 
-#define DM_RRSET_JSON_MAX (64u << 20) /* bytes of one encoded set, far above any answer */
+/* Bytes of one encoded set. The JSON form at most doubles the presentation text ('"' and
+ * '\\' gain a backslash) and adds 3 bytes a value, so twice DM_DNS_ANSWER_TEXT_MAX
+ * (dm/dnswire.h, the most text an answer may carry) and the brackets always fit; a store
+ * refuses a row above it. */
+#define DM_RRSET_JSON_MAX ((256u << 10) + 2)
 
 /* ["a","b"]: a JSON array of the values, for storage. '"' and '\' are escaped, control
  * characters and DEL as \u00XX. Values are the ASCII of the presentation format: a byte

@@ -1,6 +1,6 @@
 /* Canonical record sets, their differences, the per-domain fingerprint and the JSON form
- * they are stored in. Change detection compares canonical lists only, so answer order and
- * TTLs can never look like a change. */
+ * they are stored in. Change detection compares canonical lists only, so answer order can
+ * never look like a change; which TTLs enter the fingerprint is lib/dns/change.c's rule. */
 #include "dm/rrset.h"
 
 #include "dm/buf.h"
@@ -16,7 +16,7 @@
 
 /* Bumped if the fingerprint's input ever changes, so old and new never compare equal by
  * accident. */
-#define RRSET_FP_TAG "dm-fp-1"
+#define RRSET_FP_TAG "dm-fp-2"
 
 static int rrset_cmp(const void *a, const void *b)
 {
@@ -111,14 +111,15 @@ static int fp_u32(struct dm_fp *fp, uint32_t v)
         return fp_update(fp, b, sizeof(b));
 }
 
-int dm_fp_add(struct dm_fp *fp, uint16_t type, enum dm_rr_status status, char *const *values,
-              size_t n)
+int dm_fp_add(struct dm_fp *fp, uint16_t type, enum dm_rr_status status, int64_t ttl,
+              char *const *values, size_t n)
 {
         int ret = 0;
 
         if (fp->err)
                 return fp->err;
-        if (!fp->ctx || (uint32_t)type + 1 <= fp->last_type) {
+        if (!fp->ctx || (uint32_t)type + 1 <= fp->last_type ||
+            (ttl != DM_FP_NO_TTL && (ttl < 0 || ttl > (int64_t)UINT32_MAX))) {
                 ret = DM_EINVAL;
                 goto fail;
         }
@@ -130,6 +131,13 @@ int dm_fp_add(struct dm_fp *fp, uint16_t type, enum dm_rr_status status, char *c
                 goto fail;
         if (status == DM_RRS_ERROR)
                 return 0;
+        /* A flag before the TTL: a set with TTL 0 is not a set without one. */
+        uint8_t has_ttl = ttl != DM_FP_NO_TTL;
+        ret = fp_update(fp, &has_ttl, 1);
+        if (ret == 0 && has_ttl)
+                ret = fp_u32(fp, (uint32_t)ttl);
+        if (ret)
+                goto fail;
         for (size_t i = 1; i < n; i++) {
                 if (strcmp(values[i - 1], values[i]) >= 0) {
                         ret = DM_EINVAL;

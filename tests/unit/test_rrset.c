@@ -1,6 +1,7 @@
 /* Canonical sets, diffs, fingerprints and the stored JSON form. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -92,6 +93,8 @@ struct obs {
         enum dm_rr_status status;
         const char *const *values;
         size_t n;
+        int64_t ttl; /* set with_ttl to make it count */
+        bool with_ttl;
 };
 
 static void fp_of(const struct obs *o, size_t n, uint8_t out[DM_FP_LEN])
@@ -99,8 +102,10 @@ static void fp_of(const struct obs *o, size_t n, uint8_t out[DM_FP_LEN])
         struct dm_fp fp;
         assert_int_equal(dm_fp_init(&fp), 0);
         for (size_t i = 0; i < n; i++)
-                assert_int_equal(
-                    dm_fp_add(&fp, o[i].type, o[i].status, (char *const *)o[i].values, o[i].n), 0);
+                assert_int_equal(dm_fp_add(&fp, o[i].type, o[i].status,
+                                           o[i].with_ttl ? o[i].ttl : DM_FP_NO_TTL,
+                                           (char *const *)o[i].values, o[i].n),
+                                 0);
         assert_int_equal(dm_fp_final(&fp, out), 0);
         static const uint8_t zero[DM_FP_LEN];
         assert_memory_not_equal(out, zero, DM_FP_LEN);
@@ -114,10 +119,10 @@ static void test_fingerprint(void **state)
         uint8_t f1[DM_FP_LEN], f2[DM_FP_LEN];
 
         struct obs base[] = {
-            {DM_RR_A, DM_RRS_OK, a1, 2},
-            {DM_RR_MX, DM_RRS_OK, mx, 1},
-            {DM_RR_TXT, DM_RRS_NODATA, NULL, 0},
-            {DM_RR_AAAA, DM_RRS_ERROR, NULL, 0},
+            {DM_RR_A, DM_RRS_OK, a1, 2, 0, false},
+            {DM_RR_MX, DM_RRS_OK, mx, 1, 0, false},
+            {DM_RR_TXT, DM_RRS_NODATA, NULL, 0, 0, false},
+            {DM_RR_AAAA, DM_RRS_ERROR, NULL, 0, 0, false},
         };
         fp_of(base, 4, f1);
         fp_of(base, 4, f2);
@@ -146,8 +151,8 @@ static void test_fingerprint(void **state)
         /* Framing: {"ab"} is not {"a","b"}. */
         static const char *const ab[] = {"ab"};
         static const char *const a_b[] = {"a", "b"};
-        struct obs x[] = {{DM_RR_TXT, DM_RRS_OK, ab, 1}};
-        struct obs y[] = {{DM_RR_TXT, DM_RRS_OK, a_b, 2}};
+        struct obs x[] = {{DM_RR_TXT, DM_RRS_OK, ab, 1, 0, false}};
+        struct obs y[] = {{DM_RR_TXT, DM_RRS_OK, a_b, 2, 0, false}};
         fp_of(x, 1, f1);
         fp_of(y, 1, f2);
         assert_memory_not_equal(f1, f2, DM_FP_LEN);
@@ -162,31 +167,80 @@ static void test_fingerprint_misuse(void **state)
 
         /* Types must ascend. */
         assert_int_equal(dm_fp_init(&fp), 0);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_MX, DM_RRS_NODATA, NULL, 0), 0);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_NODATA, NULL, 0), DM_EINVAL);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_TXT, DM_RRS_NODATA, NULL, 0), DM_EINVAL);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_MX, DM_RRS_NODATA, DM_FP_NO_TTL, NULL, 0), 0);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_NODATA, DM_FP_NO_TTL, NULL, 0), DM_EINVAL);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_TXT, DM_RRS_NODATA, DM_FP_NO_TTL, NULL, 0),
+                         DM_EINVAL);
         assert_int_equal(dm_fp_final(&fp, out), DM_EINVAL);
         assert_null(fp.ctx);
 
         assert_int_equal(dm_fp_init(&fp), 0);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_NODATA, NULL, 0), 0);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_NODATA, NULL, 0), DM_EINVAL);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_NODATA, DM_FP_NO_TTL, NULL, 0), 0);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_NODATA, DM_FP_NO_TTL, NULL, 0), DM_EINVAL);
         dm_fp_done(&fp);
 
         /* Values must be canonical. */
         assert_int_equal(dm_fp_init(&fp), 0);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_OK, (char *const *)unsorted, 2), DM_EINVAL);
+        assert_int_equal(
+            dm_fp_add(&fp, DM_RR_A, DM_RRS_OK, DM_FP_NO_TTL, (char *const *)unsorted, 2),
+            DM_EINVAL);
         dm_fp_done(&fp);
         assert_int_equal(dm_fp_init(&fp), 0);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_OK, (char *const *)dup, 2), DM_EINVAL);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_OK, DM_FP_NO_TTL, (char *const *)dup, 2),
+                         DM_EINVAL);
         dm_fp_done(&fp);
         dm_fp_done(NULL);
 
         /* Type 0 and 65535 are valid positions in the order. */
         assert_int_equal(dm_fp_init(&fp), 0);
-        assert_int_equal(dm_fp_add(&fp, 0, DM_RRS_NODATA, NULL, 0), 0);
-        assert_int_equal(dm_fp_add(&fp, 65535, DM_RRS_NODATA, NULL, 0), 0);
+        assert_int_equal(dm_fp_add(&fp, 0, DM_RRS_NODATA, DM_FP_NO_TTL, NULL, 0), 0);
+        assert_int_equal(dm_fp_add(&fp, 65535, DM_RRS_NODATA, DM_FP_NO_TTL, NULL, 0), 0);
         assert_int_equal(dm_fp_final(&fp, out), 0);
+}
+
+/* A TTL counts only when the caller says it belongs to the state, and then every value of it
+ * shows, 0 included; an ERROR set never carries one. */
+static void test_fingerprint_ttl(void **state)
+{
+        static const char *const a[] = {"192.0.2.1"};
+        uint8_t none[DM_FP_LEN], t300[DM_FP_LEN], t60[DM_FP_LEN], t0[DM_FP_LEN], x[DM_FP_LEN];
+
+        struct obs o = {DM_RR_A, DM_RRS_OK, a, 1, 0, false};
+        fp_of(&o, 1, none);
+        o.ttl = 12345; /* ignored without with_ttl */
+        fp_of(&o, 1, x);
+        assert_memory_equal(none, x, DM_FP_LEN);
+        o.with_ttl = true;
+        o.ttl = 300;
+        fp_of(&o, 1, t300);
+        o.ttl = 60;
+        fp_of(&o, 1, t60);
+        o.ttl = 0;
+        fp_of(&o, 1, t0);
+        assert_memory_not_equal(none, t300, DM_FP_LEN);
+        assert_memory_not_equal(t300, t60, DM_FP_LEN);
+        assert_memory_not_equal(t0, none, DM_FP_LEN);
+        o.ttl = 300;
+        fp_of(&o, 1, x);
+        assert_memory_equal(t300, x, DM_FP_LEN);
+        o.ttl = UINT32_MAX;
+        fp_of(&o, 1, x);
+
+        struct obs e = {DM_RR_A, DM_RRS_ERROR, NULL, 0, 300, true};
+        fp_of(&e, 1, x);
+        e.with_ttl = false;
+        fp_of(&e, 1, t0);
+        assert_memory_equal(x, t0, DM_FP_LEN);
+
+        struct dm_fp fp;
+        assert_int_equal(dm_fp_init(&fp), 0);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_A, DM_RRS_OK, -2, (char *const *)a, 1), DM_EINVAL);
+        dm_fp_done(&fp);
+        assert_int_equal(dm_fp_init(&fp), 0);
+        assert_int_equal(
+            dm_fp_add(&fp, DM_RR_A, DM_RRS_OK, (int64_t)UINT32_MAX + 1, (char *const *)a, 1),
+            DM_EINVAL);
+        assert_int_equal(dm_fp_final(&fp, x), DM_EINVAL);
 }
 
 /* Two replies for example.com A with the same records in another order and other TTLs. */
@@ -213,7 +267,7 @@ static void fp_of_reply(const struct pk *p, uint8_t out[DM_FP_LEN], uint32_t *re
         assert_int_equal(dm_dns_msg_parse(p->b, p->n, &m), 0);
         assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
         assert_int_equal(dm_fp_init(&fp), 0);
-        assert_int_equal(dm_fp_add(&fp, DM_RR_A, a.status, a.values, a.nvalues), 0);
+        assert_int_equal(dm_fp_add(&fp, DM_RR_A, a.status, DM_FP_NO_TTL, a.values, a.nvalues), 0);
         assert_int_equal(dm_fp_final(&fp, out), 0);
         *ret_ttl = a.ttl;
         dm_dns_answer_done(&a);
@@ -291,6 +345,7 @@ int main(void)
             cmocka_unit_test(test_fingerprint),
             cmocka_unit_test(test_fingerprint_misuse),
             cmocka_unit_test(test_fingerprint_order_and_ttl),
+            cmocka_unit_test(test_fingerprint_ttl),
             cmocka_unit_test(test_json),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,261 @@
+/* The DNS service's parts, one file per job, and what they share. Only src/domainmon/dns_*.c
+ * and cmd_scan.c include this header; docs/internals/dns-service.md tells the whole story.
+ *
+ *   dns_service.c    start and stop in dependency order, shared helpers (wiring only)
+ *   dns_scheduler.c  claims due domains, publishes task messages; hands back what was
+ *                    published and never consumed when the service stops
+ *   dns_scanner.c    task handler (parse, validate, hand to a loop) and the resolver loops
+ *   dns_commit.c     finished scans -> lib/dns/change.c -> one dns_commit per batch ->
+ *                    settle the task messages; backs off while the store fails
+ *   dns_outbox.c     outbox events to the bus, and the periodic stats line
+ *   dns_retention.c  deletes history older than DM_HISTORY_RETENTION, in small batches
+ *   cmd_scan.c       `domainmon scan`: one pass through the same parts
+ *
+ * Threads: dns-sched, the bus's delivery thread (handler), dns-loop-N, dns-commit,
+ * dns-outbox, dns-retain. Each struct field says which lock or thread guards it. */
+#ifndef DM_DNS_INT_H
+#define DM_DNS_INT_H
+
+#include "app.h"
+
+#include "dm/change.h"
+#include "dm/resolver.h"
+#include "dm/rrset.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DM_DNS_SVC "dns"
+
+/* The service's queue, and a separate one for `domainmon scan` so that a one-off scan never
+ * hands its tasks to (or takes them from) dns-service processes sharing the broker. */
+#define DM_DNS_TASK_QUEUE "dns.scan"
+#define DM_DNS_TASK_KEY "task.dns"
+#define DM_DNS_CLI_QUEUE "dns.scan.cli"
+#define DM_DNS_CLI_KEY "task.dns.cli"
+
+#define DM_DNS_TASKS_PER_MSG 64 /* domains per task message we publish */
+/* Bytes of one change event: four sets of at most DM_RRSET_JSON_MAX and the rest. */
+#define DM_DNS_EVENT_MAX (4 * DM_RRSET_JSON_MAX + 4096)
+
+#define DM_DNS_IDLE_MS 200          /* scheduler pause when nothing more is due */
+#define DM_DNS_RETRY_MS 1000        /* pause after a failed claim or publish */
+#define DM_DNS_BACKOFF_MIN_MS 500   /* first pause before a failed commit is tried again */
+#define DM_DNS_BACKOFF_MAX_MS 30000 /* the pause doubles up to this */
+#define DM_DNS_COMMIT_MAX 2000      /* results per dns_commit */
+#define DM_DNS_COMMIT_MS 100        /* longest a finished result waits for its batch */
+#define DM_DNS_OUTBOX_BATCH 1000    /* events per outbox round */
+#define DM_DNS_OUTBOX_MS 1000       /* outbox poll when nothing kicks it */
+#define DM_DNS_STATS_MS 60000       /* stats log line */
+#define DM_DNS_DRAIN_MS 2000        /* how long stop waits for lookups in flight */
+#define DM_DNS_POLL_BUSY_MS 10      /* loop wake-up while lookups are in flight */
+#define DM_DNS_POLL_IDLE_MS 250     /* loop wake-up when idle */
+#define DM_DNS_LOOPS_MAX 64
+#define DM_DNS_PAGE 1000 /* domains per dm_store_domain_list page */
+/* History retention: entries per transaction, the pause between two, and between rounds. */
+#define DM_DNS_PRUNE_BATCH 1000
+#define DM_DNS_PRUNE_PAUSE_MS 100
+#define DM_DNS_PRUNE_ROUND_MS 600000
+/* Domains published but not finished, per loop and unit of concurrency: enough to keep
+ * every window full while results wait for their commit, small enough that a burst of a
+ * million due domains stays in the database rather than in memory. */
+#define DM_DNS_OUTSTANDING_PER_SLOT 4
+#define DM_DNS_OUTSTANDING_MIN 8192
+#define DM_DNS_OUTSTANDING_MAX 32768
+
+enum dm_dns_mode {
+        DM_DNS_MODE_SERVICE, /* dns-service / all: runs until stopped */
+        DM_DNS_MODE_SCAN,    /* domainmon scan: one pass over what is due */
+        DM_DNS_MODE_RESOLVE, /* domainmon scan --resolve-only: lookups only */
+};
+
+/* One task message: acked once every domain in it is written, nacked (requeued) if any
+ * could not be. Touched by the committer thread only once the handler has handed it over
+ * (and by the stopping thread once the committer is gone). */
+struct dm_dns_msg {
+        uint64_t tag;
+        size_t ndomains;
+        size_t remaining;
+        bool requeue;
+};
+
+struct dm_dns_loop;
+struct dm_dns_scan;
+
+/* A resolver callback's argument: which type of which domain answered. */
+struct dm_dns_lookup {
+        struct dm_dns_scan *scan;
+        struct dm_change_rr *rr;
+};
+
+/* One domain being scanned, from its task to its commit. */
+struct dm_dns_scan {
+        struct dm_dns_scan *next, *prev; /* intake, active, held or done list */
+        struct dm_dns_msg *msg;          /* NULL with --resolve-only */
+        struct dm_dns_loop *loop;
+        int64_t id;
+        int64_t observed_at;
+        bool abandoned; /* not finished: stays due, its message is requeued */
+        size_t pending; /* lookups not answered yet */
+        uint8_t task_fp[DM_FP_LEN];
+        uint8_t fp[DM_FP_LEN];
+        char name[DM_NAME_MAX + 1];
+        size_t nrr;
+        struct dm_change_rr *rr;       /* nrr, ascending type order, as the fingerprint needs */
+        struct dm_dns_lookup *lookups; /* nrr */
+};
+
+struct dm_dns_loop {
+        struct dm_dns_service *svc;
+        size_t index;
+        pthread_t thread;
+        bool started;
+        struct dm_resolver *resolver; /* the loop thread's alone once started */
+        int efd;                      /* wakes the loop for new intake */
+        pthread_mutex_t mu;
+        struct dm_dns_scan *intake_head, *intake_tail; /* under mu */
+        atomic_size_t load;                            /* domains handed over, not finished */
+        struct dm_dns_scan *active;                    /* loop thread only */
+        atomic_uint_fast64_t lookups, failures;
+        atomic_uint_fast64_t sent, retransmits; /* copied from the resolver's stats */
+        atomic_int window;
+};
+
+struct dm_dns_service {
+        struct dm_app *app;
+        struct dm_store *store;
+        struct dm_bus *bus;
+        enum dm_dns_mode mode;
+        const char *queue, *task_key;
+        int64_t scan_now; /* DM_DNS_MODE_SCAN: claims as of this instant only */
+
+        struct dm_resolver_opts ropts;
+        size_t nloops;
+        struct dm_dns_loop *loops;
+        size_t max_outstanding;
+        size_t claim_max;
+        unsigned prefetch;
+        bool consuming;
+
+        atomic_bool stopping; /* scheduler and retries give up */
+        atomic_bool draining; /* loops finish what they hold, then exit */
+        atomic_int_fast64_t drain_deadline;
+        /* The store fails to take results: the committer keeps them and tries again later;
+         * meanwhile the scheduler claims nothing and delivered tasks wait in `held` instead
+         * of being resolved. */
+        atomic_bool paused;
+
+        /* Scheduler state, the outstanding count and the held tasks; cond also wakes
+         * interruptible sleeps and the scan driver. */
+        pthread_mutex_t mu;
+        pthread_cond_t cond;
+        int64_t outstanding; /* may dip below 0 when another process published the task */
+        /* Task messages published and not settled, kept within the prefetch: a claim of
+         * few domains makes a small message. */
+        int64_t outstanding_msgs;
+        struct dm_dns_scan *held_head, *held_tail; /* delivered while paused */
+        bool sched_done;
+        pthread_t scheduler;
+        bool scheduler_started;
+
+        /* Finished domains waiting for the committer. */
+        pthread_mutex_t commit_mu;
+        pthread_cond_t commit_cond;
+        struct dm_dns_scan *done_head, *done_tail;
+        size_t ndone;
+        int64_t done_since; /* mono ms the oldest waiting result arrived */
+        bool loops_finished;
+        pthread_t committer;
+        bool committer_started;
+
+        pthread_mutex_t outbox_mu;
+        pthread_cond_t outbox_cond;
+        bool outbox_kick, outbox_stop;
+        pthread_t outbox;
+        bool outbox_started;
+
+        pthread_t retention;
+        bool retention_started;
+
+        atomic_uint_fast64_t domains, changes, conflicts, rejected;
+        /* Report a failing dependency once, and its recovery once. */
+        atomic_bool store_down, bus_down, outbox_down;
+        int64_t stats_at;
+        struct dm_dns_stats_mark {
+                uint64_t domains, lookups, failures, changes, sent, retransmits;
+        } stats; /* totals at the last stats line */
+        int64_t started_mono;
+};
+
+struct dm_dns_totals {
+        uint64_t lookups, failures, sent, retransmits;
+        int window;
+};
+
+/* ---- dns_service.c: lifecycle and shared helpers ---- */
+
+/* Starts every part `mode` needs; stop joins them in dependency order (no new claims, no
+ * new deliveries, lookups finish or are abandoned, results are committed, what was never
+ * consumed is made due again, the outbox is flushed). free releases what stop left. */
+int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_service **ret_service);
+void dm_dns_stop(struct dm_dns_service *svc);
+void dm_dns_free(struct dm_dns_service *svc);
+
+void dm_dns_cond_init(pthread_cond_t *c);
+void dm_dns_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms);
+/* Sleeps up to `ms`, returning early when the service stops. */
+void dm_dns_sleep(struct dm_dns_service *svc, int64_t ms);
+/* Tasks done for good (acked, or dropped): room for the scheduler to claim more. `nmsgs`:
+ * task messages settled with them. */
+void dm_dns_finish(struct dm_dns_service *svc, size_t n, size_t nmsgs);
+void dm_dns_sum_loops(const struct dm_dns_service *svc, struct dm_dns_totals *t);
+/* A store call failed / worked: the outage and its end are logged once each. */
+void dm_dns_store_failed(struct dm_dns_service *svc, const char *what, int err);
+void dm_dns_store_ok(struct dm_dns_service *svc);
+
+/* ---- dns_scheduler.c ---- */
+
+void *dm_dns_scheduler_main(void *arg);
+/* After the consumer is cancelled and everything it held is settled: the task messages
+ * still queued in this process (published, never consumed) are taken back and their
+ * domains made due again, so that the claim that moved them to their next slot does not
+ * lose a scan. Returns how many domains. */
+size_t dm_dns_reclaim_tasks(struct dm_dns_service *svc);
+
+/* ---- dns_scanner.c ---- */
+
+/* `types` empty means the default set; `fp` NULL: all zero. Returns NULL on ENOMEM. */
+struct dm_dns_scan *dm_dns_scan_new(int64_t id, const char *name, const uint16_t *types,
+                                    size_t ntypes, const uint8_t *fp);
+void dm_dns_scan_free(struct dm_dns_scan *d);
+/* The least loaded loop takes the domain. */
+void dm_dns_dispatch(struct dm_dns_service *svc, struct dm_dns_scan *d);
+/* The bus handler of the task queue: parse, validate, hand to the loops (or hold). */
+void dm_dns_on_task(void *arg, const struct dm_bus_msg *m);
+/* The store works again: tasks held meanwhile go to the loops. */
+void dm_dns_resume(struct dm_dns_service *svc);
+void *dm_dns_loop_main(void *arg);
+
+/* ---- dns_commit.c ---- */
+
+/* Called by the loops for every domain they finish or give up. */
+void dm_dns_hand_off(struct dm_dns_service *svc, struct dm_dns_scan *d);
+/* The domain's fate is known: settle its share of the message. `requeue`: not written, so
+ * the task must run again. Committer thread, or the stopping thread once it is gone. */
+void dm_dns_dispose(struct dm_dns_service *svc, struct dm_dns_scan *d, bool requeue);
+void *dm_dns_commit_main(void *arg);
+
+/* ---- dns_outbox.c ---- */
+
+void dm_dns_kick_outbox(struct dm_dns_service *svc);
+void dm_dns_stats_log(struct dm_dns_service *svc, bool final);
+void *dm_dns_outbox_main(void *arg);
+
+/* ---- dns_retention.c ---- */
+
+void *dm_dns_retention_main(void *arg);
+
+#endif
