@@ -10,6 +10,7 @@ Import from a test module:
     from dnsfixtures import knot, shuffle_responder, Knot, ShuffleResponder, wait_for
 """
 
+import collections
 import os
 import random
 import shutil
@@ -398,11 +399,15 @@ def _mixed_case(text, rng):
 
 
 class ShuffleResponder:
-    """A tiny authoritative server for one zone, in a thread of the test process.
+    """A tiny server for one zone, in a thread of the test process, that answers the way a
+    caching resolver does: recursion available, not authoritative, and a TTL of
+    `ttl - seconds since start` (a cache counting down). With authoritative=True it sets
+    AA instead and keeps the TTL fixed, as the zone's own server would.
 
-    Every answer lists the records in a new random order, spells owner and target names in
-    random mixed case and carries a TTL of `ttl - seconds since start` (like a resolver's
-    cache counting down). mode: "ok" (default), "servfail", or "silent" (drops queries).
+    Every answer lists the records in a new random order and spells owner and target names
+    in random mixed case. mode: "ok" (default), "servfail", or "silent" (drops queries).
+    `delay` (seconds) holds every answer back that long. `queries` counts the queries
+    received, `counts` the queries per (lower-case name without the dot, type name).
 
     `records` maps a type name to presentation-format RDATA with lower-case names in them;
     EXPECTED gives the canonical values the monitor should store (lower-cased, sorted)."""
@@ -418,11 +423,14 @@ class ShuffleResponder:
         "CAA": ['0 issue "ca.example"', '0 iodef "mailto:Sec@shuffle.test"'],
     }
 
-    def __init__(self, records=None, ttl=300):
+    def __init__(self, records=None, ttl=300, authoritative=False):
         self.records = dict(records or self.RECORDS)
         self.base_ttl = ttl
+        self.authoritative = authoritative
         self.mode = "ok"
+        self.delay = 0.0
         self.queries = 0
+        self.counts = collections.Counter()
         self.started = time.monotonic()
         self._rng = random.Random()
         self._lock = threading.Lock()
@@ -450,6 +458,8 @@ class ShuffleResponder:
         return f"127.0.0.1:{self.port}"
 
     def _ttl(self):
+        if self.authoritative:
+            return self.base_ttl
         return max(0, self.base_ttl - int(time.monotonic() - self.started))
 
     def _answer(self, wire):
@@ -459,12 +469,20 @@ class ShuffleResponder:
             return None
         with self._lock:
             self.queries += 1
+            if q.question:
+                key = (q.question[0].name.to_text().rstrip(".").lower(),
+                       dns.rdatatype.to_text(q.question[0].rdtype))
+                self.counts[key] += 1
             rng = random.Random(self._rng.random())
         if self.mode == "silent":
             return None
         r = dns.message.make_response(q)
-        r.flags |= dns.flags.AA
-        r.flags &= ~dns.flags.RA
+        if self.authoritative:
+            r.flags |= dns.flags.AA
+            r.flags &= ~dns.flags.RA
+        else:
+            r.flags |= dns.flags.RA
+            r.flags &= ~dns.flags.AA
         if self.mode == "servfail":
             r.set_rcode(dns.rcode.SERVFAIL)
             return r
@@ -524,10 +542,20 @@ class ShuffleResponder:
                 resp.authority = []
                 resp.flags |= dns.flags.TC
                 out = _to_wire_uncompressed(resp, payload)
-            try:
-                sock.sendto(out, addr)
-            except OSError:
-                pass
+            if self.delay > 0:
+                t = threading.Timer(self.delay, self._send, (sock, out, addr))
+                t.daemon = True
+                t.start()
+            else:
+                self._send(sock, out, addr)
+
+    def _send(self, sock, out, addr):
+        if self._stop.is_set():
+            return
+        try:
+            sock.sendto(out, addr)
+        except OSError:
+            pass
 
     def _serve_tcp(self):
         srv = self._tcp

@@ -6,6 +6,7 @@ a poll with a deadline of a few intervals, never a fixed long sleep."""
 
 import datetime
 import json
+import sqlite3
 import time
 import urllib.parse
 
@@ -341,21 +342,54 @@ def test_changed_sets_give_one_history_entry_each(api, knot):
     assert parse_time(d["last_changed_at"]) >= parse_time(a["observed_at"])
 
 
-def test_ttl_only_change_is_not_a_change(api, knot):
+def test_ttl_changed_in_the_zone_shows_at_once_without_history(api, knot):
+    """Knot answers with AA: its TTL is the zone's own. A TTL-only change is no history
+    entry, but /records shows the new TTL within an interval or two."""
     name = "ttl.example.test"
     api.add(name, record_types=["A"])
     api.wait_checked(name)
     base = api.history_all(name)
-    knot.update("example.test", [
-        "update delete ttl.example.test. A",
-        "update add ttl.example.test. 600 A 192.0.2.110",
-    ])
-    assert knot.query(name, "A") == ["192.0.2.110"]
-    api.wait_scans(name, 4)
+    changed_at = api.records_by_type(name)["A"]["changed_at"]
+    assert api.records_by_type(name)["A"]["ttl"] == 300
+    for ttl in (3600, 60):
+        knot.update("example.test", [
+            "update delete ttl.example.test. A",
+            f"update add ttl.example.test. {ttl} A 192.0.2.110",
+        ])
+        assert knot.query(name, "A") == ["192.0.2.110"]
+        wait_for(lambda: api.records_by_type(name)["A"]["ttl"] == ttl,
+                 timeout=3 * INTERVAL + 5, what=f"TTL {ttl} in /records")
+    api.wait_scans(name, 2)
     assert api.history_all(name) == base
     rec = api.records_by_type(name)["A"]
     assert rec["values"] == ["192.0.2.110"] and rec["status"] == "ok"
-    assert rec["ttl"] in (300, 600)
+    assert rec["ttl"] == 60
+    assert rec["changed_at"] == changed_at, "a TTL alone moved the change time"
+
+
+def test_resolver_ttl_countdown_costs_no_write(shuffle_responder, mon_factory):
+    """A resolver's cache counts its TTL down between scans: no history, and the current
+    rows and fingerprint are not written again."""
+    api = mon_factory(dns_env(shuffle_responder.server()))
+    name = "shuffle.test"
+    api.add(name, record_types=["A", "MX"])
+    api.wait_checked(name)
+
+    def stored():
+        with sqlite3.connect(f"file:{api.mon.db_path}?mode=ro", uri=True, timeout=5) as db:
+            fp = db.execute("SELECT dns_fp FROM domains WHERE name = ?", (name,)).fetchone()
+            rows = db.execute("SELECT type, ttl, checked_at FROM dns_current, domains "
+                              "WHERE domains.id = domain_id AND name = ? ORDER BY type",
+                              (name,)).fetchall()
+        return fp, rows
+
+    before = stored()
+    ttl = api.records_by_type(name)["A"]["ttl"]
+    time.sleep(2.2)  # the TTL the responder sends is now at least two seconds lower
+    api.wait_scans(name, 3)
+    assert stored() == before, "a countdown TTL rewrote the current rows"
+    assert api.records_by_type(name)["A"]["ttl"] == ttl
+    assert real_changes(api.history_all(name)) == []
 
 
 def test_nxdomain_is_recorded_once(api, knot):
@@ -437,6 +471,38 @@ def test_stopped_server_gives_errors_and_keeps_values(knot_factory, mon_factory)
     recs = api.records_by_type(name)
     assert recs["A"]["values"] == ["192.0.2.10"]
     assert not recs["A"].get("error")
+
+
+def test_first_answer_after_failed_lookups_is_a_first_observation(shuffle_responder,
+                                                                    mon_factory):
+    """A domain whose first lookups all fail has no history; its first real answer starts
+    the history with `before: null`, not as a change from an empty set."""
+    shuffle_responder.set_mode("servfail")
+    api = mon_factory(dns_env(shuffle_responder.server()))
+    name = "shuffle.test"
+    api.add(name, record_types=["A", "MX"])
+    api.wait_checked(name)
+    api.wait_scans(name, 2)
+    d = api.domain(name)
+    assert d["status"] == "error" and d["status_error"], d
+    recs = api.records_by_type(name)
+    for t in ("A", "MX"):
+        assert recs[t]["status"] == "error" and recs[t]["values"] == [], recs[t]
+        assert recs[t]["changed_at"] is None, "a type never answered has not changed"
+    assert api.history_all(name) == []
+
+    shuffle_responder.set_mode("ok")
+    wait_for(lambda: api.domain(name)["status"] == "ok", timeout=8 * INTERVAL + 5,
+             what="the first real answer")
+    api.wait_scans(name, 2)
+    hist = api.history_all(name)
+    assert sorted(c["type"] for c in hist) == ["A", "MX"], hist
+    for c in hist:
+        assert c["before"] is None, c
+        assert c["after"] == shuffle_responder.expected(c["type"])
+        assert c["added"] == c["after"] and c["removed"] == [], c
+    recs = api.records_by_type(name)
+    assert recs["A"]["changed_at"] is not None
 
 
 # ---------------------------------------------------------------------------------------
@@ -526,25 +592,44 @@ def test_bulk_import_is_scanned_within_one_interval(api):
         assert rec["values"] == [f"198.51.100.{i}"]
 
 
+def unchecked_due_later(db_path, when_ms):
+    """Enabled domains never scanned whose next check lies after `when_ms` (unix ms): a
+    claim moved them to their next slot and no scan ever came."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
+        return [r[0] for r in db.execute(
+            "SELECT name FROM domains WHERE enabled AND last_checked_at IS NULL "
+            "AND next_check_at > ?", (when_ms,))]
+
+
 def test_graceful_stop_leaves_every_claimed_domain_due(knot, mon_factory):
-    """Claims of one domain each make one-domain task messages, more of them than the
-    consumer takes in hand. A graceful stop must still leave every claimed domain scanned
-    or due: none may be pushed to its next slot (an hour away here) unscanned."""
-    names = [f"s{i:03d}.stop.test" for i in range(400)]
-    api = mon_factory({
+    """Many domains, few queries in flight: at the stop most claimed domains are still
+    queued (in task messages, in the loop's intake, behind the resolver's window). Every
+    enabled domain must come out scanned or due by the stop: none may be pushed to its next
+    slot (an hour away here) unscanned."""
+    names = [f"s{i:04d}.stop.test" for i in range(2000)]
+    env = {
         # The harness's default DNS server never answers: nothing finishes before the stop.
         "DM_SCAN_INTERVAL": "3600s",
         "DM_MIN_INTERVAL": "3600s",
-        "DM_SCAN_BATCH": "1",
         "DM_DNS_TIMEOUT": "30s",
         "DM_DNS_LOOPS": "1",
-    })
+        "DM_DNS_CONCURRENCY": "5",
+    }
+    api = mon_factory(env)
+    mon = api.mon
     r = api.post("/api/v1/domains/import", {"names": names, "record_types": ["A"]}, expect=200)
     assert r["added"] == len(names), r
-    time.sleep(2)  # the scheduler claims and publishes all it may
-    mon = api.mon
-    mon.stop()
+    # Stop at once (the scheduler is still publishing), then again after it has claimed
+    # all it may: both must leave everything due.
+    for pause in (0.0, 1.5):
+        time.sleep(pause)
+        mon.stop()
+        stopped_ms = int(time.time() * 1000)
+        left = unchecked_due_later(mon.db_path, stopped_ms)
+        assert not left, f"{len(left)} claimed domains were pushed to their next slot: {left[:5]}"
+        mon.start()
 
+    mon.stop()
     mon.extra_env.update(dns_env(knot.server(), interval=3600))
     mon.extra_env["DM_MIN_INTERVAL"] = "3600s"
     mon.start()
@@ -561,8 +646,99 @@ def test_graceful_stop_leaves_every_claimed_domain_due(knot, mon_factory):
             if not cursor:
                 return left
 
-    wait_for(lambda: not unchecked(), timeout=20, interval=0.2,
+    wait_for(lambda: not unchecked(), timeout=30, interval=0.2,
              what="every domain scanned after the graceful stop")
+
+
+def test_store_outage_backs_off_without_resolving_again(shuffle_responder, mon_factory):
+    """The database is locked while scan results wait to be written: the results are kept
+    and written once it is free again. No task is resolved a second time meanwhile, the
+    outage and the recovery are logged once each, and nothing is lost or doubled."""
+    shuffle_responder.delay = 1.0  # the answers arrive after the lock is taken
+    env = dns_env(shuffle_responder.server(), interval=3600)
+    env.update({"DM_MIN_INTERVAL": "3600s", "DM_DNS_TIMEOUT": "10s", "DM_DNS_RETRIES": "0"})
+    api = mon_factory(env)
+    mon = api.mon
+    names = [f"o{i:02d}.shuffle.test" for i in range(30)]
+    api.post("/api/v1/domains/import", {"names": names, "record_types": ["A"]}, expect=200)
+    wait_for(lambda: shuffle_responder.queries >= len(names), timeout=5,
+             what="the first lookups")
+
+    db = sqlite3.connect(mon.db_path, timeout=10, isolation_level=None)
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        time.sleep(12)  # two commit attempts wait out the busy timeout and fail
+        during = shuffle_responder.queries
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    assert during == len(names), f"{during - len(names)} lookups repeated during the outage"
+
+    def landed():
+        hist = {}
+        cursor = None
+        while True:
+            params = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            page = api.get("/api/v1/changes", params=params)
+            for c in page["changes"]:
+                hist.setdefault(c["domain"], []).append(c)
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        return hist if set(hist) == set(names) else None
+
+    hist = wait_for(landed, timeout=40, interval=0.2, what="the results after the outage")
+    time.sleep(1)
+    hist = landed()
+    for name in names:
+        entries = hist[name]
+        assert len(entries) == 1, entries
+        assert entries[0]["before"] is None and entries[0]["status"] == "nxdomain"
+        assert api.domain(name)["last_checked_at"]
+    assert max(shuffle_responder.counts.values()) == 1, "a name was resolved twice"
+    assert shuffle_responder.queries == len(names)
+    log = mon.stderr_text()
+    assert log.count("store unavailable") == 1, log[-3000:]
+    assert log.count("store reachable again") == 1, log[-3000:]
+
+
+def test_history_retention_prunes_old_entries(knot, mon_factory):
+    """DM_HISTORY_RETENTION removes history entries older than the retention, in batches,
+    and keeps the newer ones and the current records."""
+    api = mon_factory(dns_env(knot.server(), interval=3600))
+    mon = api.mon
+    for n in BULK_NAMES[:3]:
+        api.add(n, record_types=["A", "MX"])
+    for n in BULK_NAMES[:3]:
+        api.wait_checked(n)
+    mon.stop()
+    # Age the entries of the first domain by two hours, and add 2,500 old entries to the
+    # second, more than two batches.
+    old_ms = int(time.time() * 1000) - 2 * 3600 * 1000
+    with sqlite3.connect(mon.db_path, timeout=10) as db:
+        ids = {name: db.execute("SELECT id FROM domains WHERE name = ?", (name,)).fetchone()[0]
+               for name in BULK_NAMES[:3]}
+        db.execute("UPDATE dns_changes SET observed_at = ? WHERE domain_id = ?",
+                   (old_ms, ids[BULK_NAMES[0]]))
+        db.executemany(
+            "INSERT INTO dns_changes (domain_id, type, status, observed_at, before, after, "
+            "added, removed) VALUES (?, 1, 0, ?, '[]', '[]', '[]', '[]')",
+            [(ids[BULK_NAMES[1]], old_ms - i) for i in range(2500)])
+    mon.extra_env["DM_HISTORY_RETENTION"] = "1h"
+    mon.start()
+
+    def counts():
+        with sqlite3.connect(f"file:{mon.db_path}?mode=ro", uri=True, timeout=5) as db:
+            return {name: db.execute("SELECT count(*) FROM dns_changes WHERE domain_id = ?",
+                                     (i,)).fetchone()[0] for name, i in ids.items()}
+
+    wait_for(lambda: counts() == {BULK_NAMES[0]: 0, BULK_NAMES[1]: 2, BULK_NAMES[2]: 2},
+             timeout=20, interval=0.2, what="old history pruned, recent history kept")
+    recs = api.records_by_type(BULK_NAMES[0])
+    assert recs["A"]["values"] == ["198.51.100.1"]
+    assert "pruned history" in mon.stderr_text()
 
 
 def test_manual_scan_is_queued_and_runs(knot, mon_factory):
