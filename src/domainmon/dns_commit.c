@@ -42,10 +42,13 @@ void dm_dns_hand_off(struct dm_dns_service *svc, struct dm_dns_scan *d)
 void dm_dns_dispose(struct dm_dns_service *svc, struct dm_dns_scan *d, bool requeue)
 {
         struct dm_dns_msg *msg = d->msg;
-        if (requeue && atomic_load(&svc->stopping)) {
+        if (requeue && atomic_load(&svc->stopping) && !atomic_load(&svc->store_down)) {
                 /* The consumer is gone and an in-process queue dies with us: make sure the
-                 * domain is claimed again soon whatever happens to the message. */
-                dm_store_domain_request_scan(svc->store, d->name, dm_now_ms());
+                 * domain is claimed again soon whatever happens to the message. A store
+                 * known to fail is not asked (each call would wait out its timeout). */
+                int r = dm_store_domain_request_scan(svc->store, d->name, dm_now_ms());
+                if (r < 0 && r != DM_ENOENT)
+                        dm_dns_store_failed(svc, "request_scan", r);
         }
         dm_dns_scan_free(d);
         if (!msg)

@@ -140,11 +140,13 @@ static void dns_on_reclaimed(void *arg, const struct dm_bus_msg *m)
 
         if (dm_scan_tasks_decode(m->body, m->len, why, sizeof(why), &tasks, &n) < 0)
                 return;
-        for (size_t i = 0; i < n; i++) {
+        /* After the first failure the store is not asked again: each call would wait out
+         * its timeout and hold up the stop. */
+        for (size_t i = 0; i < n && rc->err == 0; i++) {
                 int r = dm_store_domain_request_scan(rc->svc->store, tasks[i].name, rc->now);
                 if (r == 0)
                         rc->domains++;
-                else if (r != DM_ENOENT && rc->err == 0)
+                else if (r != DM_ENOENT)
                         rc->err = r;
         }
         free(tasks);
@@ -153,8 +155,10 @@ static void dns_on_reclaimed(void *arg, const struct dm_bus_msg *m)
 size_t dm_dns_reclaim_tasks(struct dm_dns_service *svc)
 {
         struct dns_reclaim rc = {.svc = svc, .now = dm_now_ms()};
-        dm_bus_reclaim(svc->bus, svc->queue, dns_on_reclaimed, &rc);
-        if (rc.err < 0)
+        if (atomic_load(&svc->store_down))
+                rc.err = DM_ESTORE;
+        int n = dm_bus_reclaim(svc->bus, svc->queue, dns_on_reclaimed, &rc);
+        if (n > 0 && rc.err < 0)
                 dm_log_error(DM_DNS_SVC,
                              "msg=\"cannot make unconsumed tasks due again; they wait for "
                              "their next slot\" err=\"%s\"",
