@@ -14,25 +14,26 @@ enum dm_conf_source { DM_CONF_DEFAULT, DM_CONF_DOTENV, DM_CONF_ENV, DM_CONF_FLAG
 /* The effective configuration. Strings are owned (free with dm_conf_done); an unset
  * optional string is NULL. Durations are in milliseconds. */
 struct dm_conf {
-        char *database_url;           /* DATABASE_URL: sqlite:///abs/path.db, postgres://... */
-        char *rabbitmq_url;           /* RABBITMQ_URL: amqp://user:pass@host:port/vhost */
-        char *rabbitmq_host;          /* RABBITMQ_HOST: host[:port], shorthand for RABBITMQ_URL */
-        char *redis_url;              /* REDIS_URL */
-        char *secret_key;             /* SECRET_KEY (secret) */
-        char *listen;                 /* DM_LISTEN host:port, default 127.0.0.1:8080 */
-        char *log_level;              /* DM_LOG_LEVEL debug|info|warn|error */
-        int64_t scan_interval_ms;     /* DM_SCAN_INTERVAL, default 600 s */
-        int64_t min_interval_ms;      /* DM_MIN_INTERVAL, default 60 s, floor for any interval */
-        int64_t http_threads;         /* DM_HTTP_THREADS */
-        int64_t max_body;             /* DM_MAX_BODY bytes, default 1 MiB */
-        char *dns_servers;            /* DM_DNS_SERVERS "ip[:port],[v6]:port"; NULL: resolv.conf */
-        int64_t dns_timeout_ms;       /* DM_DNS_TIMEOUT */
-        int64_t dns_retries;          /* DM_DNS_RETRIES */
-        int64_t dns_concurrency;      /* DM_DNS_CONCURRENCY: max queries in flight per loop */
-        int64_t dns_qps;              /* DM_DNS_QPS: 0 = no cap */
-        int64_t dns_loops;            /* DM_DNS_LOOPS: scanner event loops; 0 = one per core */
-        int64_t scan_batch;           /* DM_SCAN_BATCH: domains claimed per scheduler round */
-        int64_t history_retention_ms; /* DM_HISTORY_RETENTION: 0 = keep history forever */
+        char *database_url;       /* DATABASE_URL: sqlite:///abs/path.db, postgres://... */
+        char *rabbitmq_url;       /* RABBITMQ_URL: amqp://user:pass@host:port/vhost */
+        char *rabbitmq_host;      /* RABBITMQ_HOST: host[:port], shorthand for RABBITMQ_URL */
+        char *redis_url;          /* REDIS_URL */
+        char *secret_key;         /* SECRET_KEY (secret) */
+        char *listen;             /* DM_LISTEN host:port, default 127.0.0.1:8080 */
+        char *log_level;          /* DM_LOG_LEVEL debug|info|warn|error */
+        int64_t scan_interval_ms; /* DM_SCAN_INTERVAL, default 600 s */
+        int64_t min_interval_ms;  /* DM_MIN_INTERVAL, default 60 s, floor for any interval */
+        int64_t http_threads;     /* DM_HTTP_THREADS */
+        int64_t max_body;         /* DM_MAX_BODY bytes, default 1 MiB */
+        char *dns_servers;        /* DM_DNS_SERVERS "ip[:port],[v6]:port"; NULL: resolv.conf */
+        int64_t dns_timeout_ms;   /* DM_DNS_TIMEOUT */
+        int64_t dns_retries;      /* DM_DNS_RETRIES */
+        int64_t dns_concurrency;  /* DM_DNS_CONCURRENCY: max queries in flight per loop */
+        int64_t dns_qps;          /* DM_DNS_QPS: 0 = no cap */
+        int64_t dns_loops;        /* DM_DNS_LOOPS: scanner event loops; 0 = one per core */
+        int64_t scan_batch;       /* DM_SCAN_BATCH: domains claimed per scheduler round */
+        /* DM_HISTORY_RETENTION: history older than this is deleted; 0 = keep it forever */
+        int64_t history_retention_ms;
         enum dm_conf_source sources[32]; /* where each table entry came from, by index */
 };
 
