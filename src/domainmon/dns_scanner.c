@@ -306,10 +306,15 @@ static bool dns_hold(struct dm_dns_service *svc, struct dm_dns_scan **ds, size_t
 
 void dm_dns_resume(struct dm_dns_service *svc)
 {
+        struct dm_dns_scan *list = NULL;
         pthread_mutex_lock(&svc->mu);
         atomic_store(&svc->paused, false);
-        struct dm_dns_scan *list = svc->held_head;
-        svc->held_head = svc->held_tail = NULL;
+        /* Once the loops drain they take nothing new: held tasks then wait for the stop,
+         * which hands them back. */
+        if (!atomic_load(&svc->draining)) {
+                list = svc->held_head;
+                svc->held_head = svc->held_tail = NULL;
+        }
         pthread_cond_broadcast(&svc->cond);
         pthread_mutex_unlock(&svc->mu);
         while (list) {

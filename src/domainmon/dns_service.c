@@ -151,14 +151,29 @@ void dm_dns_free(struct dm_dns_service *svc)
         free(svc);
 }
 
-/* Tasks delivered while the store was failing never reached a loop: their messages go back
- * to the queue (and from there, for the in-process bus, to the store's due list). */
-static void dns_release_held(struct dm_dns_service *svc)
+/* Tasks that never reached a loop, or reached one after it stopped (held while the store
+ * was failing, handed over by the committer as the loops drained): their messages go back
+ * to the queue (and from there, for the in-process bus, to the store's due list). Runs once
+ * the committer is gone. */
+static void dns_release_unstarted(struct dm_dns_service *svc)
 {
         pthread_mutex_lock(&svc->mu);
         struct dm_dns_scan *list = svc->held_head;
         svc->held_head = svc->held_tail = NULL;
         pthread_mutex_unlock(&svc->mu);
+        for (size_t i = 0; svc->loops && i < svc->nloops; i++) {
+                struct dm_dns_loop *l = &svc->loops[i];
+                pthread_mutex_lock(&l->mu);
+                struct dm_dns_scan *intake = l->intake_head;
+                l->intake_head = l->intake_tail = NULL;
+                pthread_mutex_unlock(&l->mu);
+                while (intake) {
+                        struct dm_dns_scan *d = intake;
+                        intake = d->next;
+                        d->next = list;
+                        list = d;
+                }
+        }
         while (list) {
                 struct dm_dns_scan *d = list;
                 list = d->next;
@@ -201,7 +216,7 @@ void dm_dns_stop(struct dm_dns_service *svc)
 
         /* Every message the consumer took is settled now; what is left in a queue of this
          * process was never consumed. */
-        dns_release_held(svc);
+        dns_release_unstarted(svc);
         if (svc->consuming) {
                 size_t n = dm_dns_reclaim_tasks(svc);
                 if (n > 0)
