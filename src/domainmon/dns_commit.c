@@ -228,7 +228,7 @@ static void dns_commit_batch(struct dm_dns_service *svc, struct dm_dns_scan *lis
                                 dm_dns_dispose(svc, ds[i], true);
                         break;
                 }
-                dm_dns_sleep(svc, delay);
+                dm_dns_pause(svc, delay);
                 delay = delay * 2 > DM_DNS_BACKOFF_MAX_MS ? DM_DNS_BACKOFF_MAX_MS : delay * 2;
         }
 

@@ -206,8 +206,11 @@ void dm_dns_free(struct dm_dns_service *svc);
 
 void dm_dns_cond_init(pthread_cond_t *c);
 void dm_dns_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms);
-/* Sleeps up to `ms`, returning early when the service stops. */
+/* Sleeps up to `ms`, returning early when the service stops or anything is settled (the
+ * scheduler's wait: room may have come free). */
 void dm_dns_sleep(struct dm_dns_service *svc, int64_t ms);
+/* Sleeps `ms` in full, returning early only when the service stops. */
+void dm_dns_pause(struct dm_dns_service *svc, int64_t ms);
 /* Tasks done for good (acked, or dropped): room for the scheduler to claim more. `nmsgs`:
  * task messages settled with them. */
 void dm_dns_finish(struct dm_dns_service *svc, size_t n, size_t nmsgs);

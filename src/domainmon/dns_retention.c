@@ -28,7 +28,7 @@ static void dns_prune_round(struct dm_dns_service *svc, int64_t retention_ms)
                 total += n;
                 if (n < DM_DNS_PRUNE_BATCH || atomic_load(&svc->stopping))
                         break;
-                dm_dns_sleep(svc, DM_DNS_PRUNE_PAUSE_MS);
+                dm_dns_pause(svc, DM_DNS_PRUNE_PAUSE_MS);
         }
         if (total > 0)
                 dm_log_info(DM_DNS_SVC,
@@ -42,7 +42,7 @@ void *dm_dns_retention_main(void *arg)
         int64_t retention_ms = svc->app->conf.history_retention_ms;
         while (!atomic_load(&svc->stopping)) {
                 dns_prune_round(svc, retention_ms);
-                dm_dns_sleep(svc, DM_DNS_PRUNE_ROUND_MS);
+                dm_dns_pause(svc, DM_DNS_PRUNE_ROUND_MS);
         }
         return NULL;
 }

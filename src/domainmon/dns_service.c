@@ -56,6 +56,19 @@ void dm_dns_sleep(struct dm_dns_service *svc, int64_t ms)
         pthread_mutex_unlock(&svc->mu);
 }
 
+void dm_dns_pause(struct dm_dns_service *svc, int64_t ms)
+{
+        int64_t until = dm_mono_ms() + ms;
+        pthread_mutex_lock(&svc->mu);
+        for (;;) {
+                int64_t left = until - dm_mono_ms();
+                if (left <= 0 || atomic_load(&svc->stopping))
+                        break;
+                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, left);
+        }
+        pthread_mutex_unlock(&svc->mu);
+}
+
 void dm_dns_sum_loops(const struct dm_dns_service *svc, struct dm_dns_totals *t)
 {
         memset(t, 0, sizeof(*t));
