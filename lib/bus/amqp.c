@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -848,6 +849,19 @@ static void link_sleep(struct amqp_link *l, unsigned ms)
                         return;
                 }
         }
+}
+
+/* Starts a link's thread with every signal blocked: the process decides which thread takes
+ * signals (domainmon's main thread sigwaits for SIGTERM), and a bus opened before the
+ * program blocks them must not become the thread a SIGTERM kills the process through. */
+static int link_start(struct amqp_link *l, void *(*fn)(void *), void *arg)
+{
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int r = pthread_create(&l->thread, NULL, fn, arg);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return r == 0 ? 0 : DM_EAGAIN;
 }
 
 static unsigned backoff_next(unsigned ms)
@@ -1888,7 +1902,7 @@ static int amqp_open(const char *url, char *err, size_t errlen, struct dm_bus **
                 dm_errorf(r, err, errlen, "cannot create an eventfd");
                 goto destroy_pub_cond;
         }
-        if (pthread_create(&b->pub.link.thread, NULL, pub_main, &b->pub) != 0) {
+        if (link_start(&b->pub.link, pub_main, &b->pub) < 0) {
                 r = dm_errorf(DM_EAGAIN, err, errlen, "cannot start the publisher thread");
                 goto done_link;
         }
@@ -2107,7 +2121,7 @@ static int amqp_consume(struct dm_bus *bus, const char *queue, unsigned prefetch
         }
         if (r == 0) {
                 c->id = (uint32_t)b->nconsumers + 1;
-                if (pthread_create(&c->link.thread, NULL, consumer_main, c) != 0)
+                if (link_start(&c->link, consumer_main, c) < 0)
                         r = DM_EAGAIN;
                 else
                         b->consumers[b->nconsumers++] = c;

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -582,7 +583,13 @@ static int inproc_consume(struct dm_bus *bus, const char *queue, unsigned prefet
                 goto free_slots;
         }
         b->consumers[b->nconsumers++] = c;
-        if (pthread_create(&c->thread, NULL, inproc_deliver_main, c) != 0) {
+        /* Delivery threads take no signals: which thread does is the program's choice. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int cr = pthread_create(&c->thread, NULL, inproc_deliver_main, c);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (cr != 0) {
                 b->nconsumers--;
                 r = DM_EAGAIN;
                 goto destroy_cond;

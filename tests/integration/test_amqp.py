@@ -31,7 +31,8 @@ def bus_url(tag):
 def test_all_scans_through_rabbitmq(knot, domainmon_factory):
     m = domainmon_factory(env={**dns_env(knot.server()), "RABBITMQ_URL": bus_url("all")})
     api = Api(m)
-    assert "bus=amqp" in m.stderr_text()
+    # The API answers before the DNS service has started and the start line is written.
+    wait_for(lambda: "bus=amqp" in m.stderr_text(), timeout=20, what="the start line")
     api.add("example.test")
     api.wait_checked("example.test", timeout=30)
     recs = api.records_by_type("example.test")
