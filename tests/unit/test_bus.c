@@ -964,6 +964,31 @@ static void test_redelivery_on_close(void **state)
         rec_done(&rb);
 }
 
+/* A queue made elsewhere with other arguments: the broker refuses the declaration
+ * (PRECONDITION_FAILED closes the declaring channel), and the bus goes on declaring and
+ * publishing as before. */
+static void test_declare_conflict_on_broker(void **state)
+{
+        struct ctx *c = *state;
+        struct dm_bus *a = ctx_open(c), *b = ctx_open(c);
+        char q[128], q2[128];
+        qname(c, q, sizeof(q), "shared");
+        qname(c, q2, sizeof(q2), "other");
+        assert_int_equal(dm_bus_declare(a, q, "x"), 0);
+        struct dm_bus_queue_opts work = {.delivery_limit = 3};
+        assert_int_equal(dm_bus_declare_opts(b, q, "x", &work), DM_EEXIST);
+        assert_int_equal(dm_bus_declare_opts(b, q, "x", &work), DM_EEXIST);
+        assert_int_equal(dm_bus_declare(b, q2, "y"), 0);
+        struct recorder r;
+        rec_init(&r, b, REC_ACK);
+        assert_int_equal(dm_bus_consume(b, q2, 4, rec_handler, &r), 0);
+        assert_int_equal(dm_bus_publish(b, "y", "still fine", 10), 0);
+        assert_int_equal(rec_wait(&r, 1, 5000), 1);
+        dm_bus_free(a);
+        dm_bus_free(b);
+        rec_done(&r);
+}
+
 struct restart_pub {
         struct dm_bus *bus;
         unsigned n;
@@ -1121,6 +1146,7 @@ int main(void)
                 const struct CMUnitTest amqp_tests[] = {
                     CONTRACT_TESTS(be_amqp),
                     CONTRACT(test_redelivery_on_close, be_amqp),
+                    CONTRACT(test_declare_conflict_on_broker, be_amqp),
                     CONTRACT(test_broker_restart, be_amqp),
                 };
                 failed += cmocka_run_group_tests_name("amqp", amqp_tests, NULL, NULL);
