@@ -45,33 +45,33 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AMQP_EXCHANGE_DEFAULT "domainmon"
-#define AMQP_HEARTBEAT_DEFAULT_S 30
-#define AMQP_PUBLISH_TIMEOUT_DEFAULT_S 30
-#define AMQP_CONNECT_TIMEOUT_S 5
-#define AMQP_RPC_TIMEOUT_S 10
-#define AMQP_BACKOFF_MIN_MS 100
-#define AMQP_BACKOFF_MAX_MS 5000
-#define AMQP_POLL_MAX_MS 1000 /* also how often a link looks at heartbeats */
-#define AMQP_JOIN_GRACE_S 10  /* then a link stuck in send() gets its socket shut down */
-#define AMQP_CACERT_DEFAULT "/etc/ssl/certs/ca-certificates.crt"
-#define AMQP_MAX_QUEUES 256
-#define AMQP_MAX_BINDINGS 1024
-#define AMQP_MAX_CONSUMERS 4096
-#define AMQP_PREFETCH_MAX 65535u
+#define RMQ_EXCHANGE_DEFAULT "domainmon"
+#define RMQ_HEARTBEAT_DEFAULT_S 30
+#define RMQ_PUBLISH_TIMEOUT_DEFAULT_S 30
+#define RMQ_CONNECT_TIMEOUT_S 5
+#define RMQ_RPC_TIMEOUT_S 10
+#define RMQ_BACKOFF_MIN_MS 100
+#define RMQ_BACKOFF_MAX_MS 5000
+#define RMQ_POLL_MAX_MS 1000 /* also how often a link looks at heartbeats */
+#define RMQ_JOIN_GRACE_S 10  /* then a link stuck in send() gets its socket shut down */
+#define RMQ_CACERT_DEFAULT "/etc/ssl/certs/ca-certificates.crt"
+#define RMQ_MAX_QUEUES 256
+#define RMQ_MAX_BINDINGS 1024
+#define RMQ_MAX_CONSUMERS 4096
+#define RMQ_PREFETCH_MAX 65535u
 /* RabbitMQ refuses larger messages by default (max_message_size); larger ones are rejected
  * rather than buffered. */
-#define AMQP_MAX_BODY ((size_t)128 << 20)
+#define RMQ_MAX_BODY ((size_t)128 << 20)
 /* Frames read between publishes of a large round, so acks never pile up unread. */
-#define AMQP_READ_EVERY 256
-#define AMQP_CH 1      /* messages: confirms on the publisher, deliveries on a consumer */
-#define AMQP_CH_TOPO 2 /* the publisher's declarations */
-#define AMQP_SEQ_BITS 48
-#define AMQP_SEQ_MASK ((UINT64_C(1) << AMQP_SEQ_BITS) - 1)
+#define RMQ_READ_EVERY 256
+#define RMQ_CH 1      /* messages: confirms on the publisher, deliveries on a consumer */
+#define RMQ_CH_TOPO 2 /* the publisher's declarations */
+#define RMQ_SEQ_BITS 48
+#define RMQ_SEQ_MASK ((UINT64_C(1) << RMQ_SEQ_BITS) - 1)
 
 /* ---- configuration ---------------------------------------------------------------- */
 
-struct amqp_target {
+struct rmq_target {
         char *host, *user, *password, *vhost, *exchange, *cacert;
         int port;
         bool ssl;
@@ -81,7 +81,7 @@ struct amqp_target {
 
 /* ---- topology: what was declared through this bus, declared again on reconnect -------- */
 
-struct amqp_qdef {
+struct rmq_qdef {
         char *name;
         unsigned delivery_limit;
         char *dlq; /* dead-letter queue, or NULL */
@@ -91,10 +91,10 @@ struct amqp_qdef {
 
 /* ---- one connection and the thread that owns it ------------------------------------- */
 
-struct amqp_bus;
+struct rmq_bus;
 
-struct amqp_link {
-        struct amqp_bus *bus;
+struct rmq_link {
+        struct rmq_bus *bus;
         const char *role;             /* "publisher" or "consumer", for logs */
         amqp_connection_state_t conn; /* owner thread only; NULL while down */
         bool broken;                  /* owner thread only: conn must be dropped */
@@ -108,9 +108,9 @@ struct amqp_link {
 
 /* ---- publisher ------------------------------------------------------------------------ */
 
-enum amqp_req_kind { AMQP_REQ_PUBLISH, AMQP_REQ_DECLARE };
+enum rmq_req_kind { RMQ_REQ_PUBLISH, RMQ_REQ_DECLARE };
 
-struct amqp_out {
+struct rmq_out {
         const char *key; /* both point into the request's own allocation */
         const void *body;
         size_t len;
@@ -118,25 +118,25 @@ struct amqp_out {
         bool settled, returned;
 };
 
-struct amqp_req {
-        struct amqp_req *next;
-        enum amqp_req_kind kind;
+struct rmq_req {
+        struct rmq_req *next;
+        enum rmq_req_kind kind;
         int refs; /* the caller and the publisher thread; under pub.mu */
         bool done;
         int result;
-        /* AMQP_REQ_PUBLISH */
-        struct amqp_out *msgs;
+        /* RMQ_REQ_PUBLISH */
+        struct rmq_out *msgs;
         size_t n;
         unsigned flags;
-        /* AMQP_REQ_DECLARE */
-        struct amqp_qdef *def;
+        /* RMQ_REQ_DECLARE */
+        struct rmq_qdef *def;
 };
 
-struct amqp_pub {
-        struct amqp_link link;
+struct rmq_pub {
+        struct rmq_link link;
         pthread_mutex_t mu;
         pthread_cond_t cond; /* a request done, or the first connection settled */
-        struct amqp_req *head, *tail;
+        struct rmq_req *head, *tail;
         bool connected, stopping;
         bool first_done;
         int first_result;
@@ -150,26 +150,26 @@ struct amqp_pub {
 
 /* ---- consumers ------------------------------------------------------------------------ */
 
-enum amqp_settle_op { AMQP_ACK, AMQP_NACK_REQUEUE, AMQP_NACK_DROP };
+enum rmq_settle_op { RMQ_ACK, RMQ_NACK_REQUEUE, RMQ_NACK_DROP };
 
-struct amqp_settle {
+struct rmq_settle {
         uint64_t broker_tag;
-        enum amqp_settle_op op;
+        enum rmq_settle_op op;
 };
 
-struct amqp_settles {
-        struct amqp_settle *v;
+struct rmq_settles {
+        struct rmq_settle *v;
         size_t n, cap;
 };
 
 /* Open addressing, linear probing, keys never 0. Unsettled deliveries of one connection:
  * at most the prefetch. */
-struct amqp_tagset {
+struct rmq_tagset {
         uint64_t *keys, *vals;
         size_t cap, n;
 };
 
-struct amqp_incoming {
+struct rmq_incoming {
         bool active;
         bool have_header;
         uint64_t broker_tag;
@@ -180,9 +180,9 @@ struct amqp_incoming {
         size_t size, got;
 };
 
-struct amqp_consumer {
-        struct amqp_bus *bus;
-        struct amqp_link link;
+struct rmq_consumer {
+        struct rmq_bus *bus;
+        struct rmq_link link;
         uint32_t id; /* index + 1: the tag's top bits */
         char *queue;
         unsigned prefetch;
@@ -196,40 +196,40 @@ struct amqp_consumer {
         bool stop;             /* dm_bus_free */
         bool cancel_requested; /* dm_bus_cancel */
         bool cancel_seen;      /* no handler runs or will run for it */
-        struct amqp_tagset outstanding;
+        struct rmq_tagset outstanding;
         uint64_t next_seq;       /* next sequence handed out; starts at 1 */
         uint64_t conn_first_seq; /* first sequence of the current connection */
-        struct amqp_settles pending;
+        struct rmq_settles pending;
 
         /* Owner thread only: */
-        struct amqp_settles sending;
-        struct amqp_incoming in;
+        struct rmq_settles sending;
+        struct rmq_incoming in;
         bool cancel_sent;
         char ctag[256]; /* consumer tag from the broker */
 };
 
-struct amqp_bus {
+struct rmq_bus {
         struct dm_bus base; /* first: the ops pointer */
-        struct amqp_target t;
+        struct rmq_target t;
         pthread_mutex_t mu; /* guards the registry and the consumer array */
-        struct amqp_qdef *qdefs[AMQP_MAX_QUEUES];
+        struct rmq_qdef *qdefs[RMQ_MAX_QUEUES];
         size_t nqdefs, nbindings;
-        struct amqp_consumer **consumers;
+        struct rmq_consumer **consumers;
         size_t nconsumers, consumers_cap;
         bool stopping;
-        struct amqp_pub pub;
+        struct rmq_pub pub;
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
-static uint64_t amqp_now_ms(void)
+static uint64_t rmq_now_ms(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void amqp_deadline(struct timespec *ts, uint64_t ms_from_now)
+static void rmq_deadline(struct timespec *ts, uint64_t ms_from_now)
 {
         clock_gettime(CLOCK_MONOTONIC, ts);
         ts->tv_sec += (time_t)(ms_from_now / 1000);
@@ -240,7 +240,7 @@ static void amqp_deadline(struct timespec *ts, uint64_t ms_from_now)
         }
 }
 
-static int amqp_cond_init(pthread_cond_t *c)
+static int rmq_cond_init(pthread_cond_t *c)
 {
         pthread_condattr_t a;
         if (pthread_condattr_init(&a) != 0)
@@ -251,14 +251,14 @@ static int amqp_cond_init(pthread_cond_t *c)
         return r;
 }
 
-static amqp_bytes_t amqp_str(const char *s)
+static amqp_bytes_t rmq_str(const char *s)
 {
         return amqp_cstring_bytes(s);
 }
 
-static void amqp_set_err(struct amqp_link *l, const char *fmt, ...)
+static void rmq_set_err(struct rmq_link *l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void amqp_set_err(struct amqp_link *l, const char *fmt, ...)
+static void rmq_set_err(struct rmq_link *l, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -267,7 +267,7 @@ static void amqp_set_err(struct amqp_link *l, const char *fmt, ...)
 }
 
 /* The dead-letter exchange of queue `dlq`: "<exchange>.dlx.<dlq>". */
-static int amqp_dlx_name(const struct amqp_bus *b, const char *dlq, char *buf, size_t size)
+static int rmq_dlx_name(const struct rmq_bus *b, const char *dlq, char *buf, size_t size)
 {
         int n = snprintf(buf, size, "%s.dlx.%s", b->t.exchange, dlq);
         if (n < 0 || (size_t)n >= size || (size_t)n > DM_BUS_NAME_MAX)
@@ -277,12 +277,12 @@ static int amqp_dlx_name(const struct amqp_bus *b, const char *dlq, char *buf, s
 
 /* ---- the tag set ---------------------------------------------------------------------- */
 
-static size_t tagset_home(const struct amqp_tagset *s, uint64_t k)
+static size_t tagset_home(const struct rmq_tagset *s, uint64_t k)
 {
         return (size_t)((k * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (s->cap - 1);
 }
 
-static int tagset_grow(struct amqp_tagset *s)
+static int tagset_grow(struct rmq_tagset *s)
 {
         size_t ncap = s->cap ? s->cap * 2 : 64;
         uint64_t *keys = calloc(ncap, sizeof(*keys));
@@ -292,7 +292,7 @@ static int tagset_grow(struct amqp_tagset *s)
                 free(vals);
                 return DM_ENOMEM;
         }
-        struct amqp_tagset old = *s;
+        struct rmq_tagset old = *s;
         s->keys = keys;
         s->vals = vals;
         s->cap = ncap;
@@ -310,7 +310,7 @@ static int tagset_grow(struct amqp_tagset *s)
         return 0;
 }
 
-static int tagset_put(struct amqp_tagset *s, uint64_t k, uint64_t v)
+static int tagset_put(struct rmq_tagset *s, uint64_t k, uint64_t v)
 {
         if ((s->n + 1) * 2 > s->cap) {
                 int r = tagset_grow(s);
@@ -327,7 +327,7 @@ static int tagset_put(struct amqp_tagset *s, uint64_t k, uint64_t v)
 }
 
 /* Removes key k; backward-shift deletion keeps every probe run unbroken. */
-static bool tagset_take(struct amqp_tagset *s, uint64_t k, uint64_t *ret_val)
+static bool tagset_take(struct rmq_tagset *s, uint64_t k, uint64_t *ret_val)
 {
         if (s->n == 0)
                 return false;
@@ -354,14 +354,14 @@ static bool tagset_take(struct amqp_tagset *s, uint64_t k, uint64_t *ret_val)
         return true;
 }
 
-static void tagset_clear(struct amqp_tagset *s)
+static void tagset_clear(struct rmq_tagset *s)
 {
         if (s->keys)
                 memset(s->keys, 0, s->cap * sizeof(*s->keys));
         s->n = 0;
 }
 
-static void tagset_done(struct amqp_tagset *s)
+static void tagset_done(struct rmq_tagset *s)
 {
         free(s->keys);
         free(s->vals);
@@ -370,7 +370,7 @@ static void tagset_done(struct amqp_tagset *s)
 
 /* ---- topology registry ---------------------------------------------------------------- */
 
-static void qdef_free(struct amqp_qdef *d)
+static void qdef_free(struct rmq_qdef *d)
 {
         if (!d)
                 return;
@@ -382,9 +382,9 @@ static void qdef_free(struct amqp_qdef *d)
         free(d);
 }
 
-static struct amqp_qdef *qdef_new(const char *name, unsigned delivery_limit, const char *dlq)
+static struct rmq_qdef *qdef_new(const char *name, unsigned delivery_limit, const char *dlq)
 {
-        struct amqp_qdef *d = calloc(1, sizeof(*d));
+        struct rmq_qdef *d = calloc(1, sizeof(*d));
         if (!d)
                 return NULL;
         d->name = strdup(name);
@@ -397,7 +397,7 @@ static struct amqp_qdef *qdef_new(const char *name, unsigned delivery_limit, con
         return d;
 }
 
-static bool qdef_has_pattern(const struct amqp_qdef *d, const char *pattern)
+static bool qdef_has_pattern(const struct rmq_qdef *d, const char *pattern)
 {
         for (size_t i = 0; i < d->npatterns; i++) {
                 if (strcmp(d->patterns[i], pattern) == 0)
@@ -406,7 +406,7 @@ static bool qdef_has_pattern(const struct amqp_qdef *d, const char *pattern)
         return false;
 }
 
-static int qdef_add_pattern(struct amqp_qdef *d, const char *pattern)
+static int qdef_add_pattern(struct rmq_qdef *d, const char *pattern)
 {
         if (qdef_has_pattern(d, pattern))
                 return 0;
@@ -421,9 +421,9 @@ static int qdef_add_pattern(struct amqp_qdef *d, const char *pattern)
         return 0;
 }
 
-static struct amqp_qdef *qdef_copy(const struct amqp_qdef *d)
+static struct rmq_qdef *qdef_copy(const struct rmq_qdef *d)
 {
-        struct amqp_qdef *c = qdef_new(d->name, d->delivery_limit, d->dlq);
+        struct rmq_qdef *c = qdef_new(d->name, d->delivery_limit, d->dlq);
         for (size_t i = 0; c && i < d->npatterns; i++) {
                 if (qdef_add_pattern(c, d->patterns[i]) < 0) {
                         qdef_free(c);
@@ -433,7 +433,7 @@ static struct amqp_qdef *qdef_copy(const struct amqp_qdef *d)
         return c;
 }
 
-static bool qdef_same_opts(const struct amqp_qdef *d, unsigned delivery_limit, const char *dlq)
+static bool qdef_same_opts(const struct rmq_qdef *d, unsigned delivery_limit, const char *dlq)
 {
         if (d->delivery_limit != delivery_limit)
                 return false;
@@ -441,7 +441,7 @@ static bool qdef_same_opts(const struct amqp_qdef *d, unsigned delivery_limit, c
 }
 
 /* Under b->mu. */
-static struct amqp_qdef *registry_find(struct amqp_bus *b, const char *name)
+static struct rmq_qdef *registry_find(struct rmq_bus *b, const char *name)
 {
         for (size_t i = 0; i < b->nqdefs; i++) {
                 if (strcmp(b->qdefs[i]->name, name) == 0)
@@ -451,20 +451,20 @@ static struct amqp_qdef *registry_find(struct amqp_bus *b, const char *name)
 }
 
 /* Under b->mu: DM_EEXIST when `name` is registered with other options. */
-static int registry_check(struct amqp_bus *b, const char *name, unsigned delivery_limit,
+static int registry_check(struct rmq_bus *b, const char *name, unsigned delivery_limit,
                           const char *dlq)
 {
-        struct amqp_qdef *d = registry_find(b, name);
+        struct rmq_qdef *d = registry_find(b, name);
         return d && !qdef_same_opts(d, delivery_limit, dlq) ? DM_EEXIST : 0;
 }
 
 /* Under b->mu: records a queue the broker accepted (the dead-letter queue with it). */
-static int registry_add(struct amqp_bus *b, const struct amqp_qdef *def)
+static int registry_add(struct rmq_bus *b, const struct rmq_qdef *def)
 {
-        struct amqp_qdef *dl = def->dlq ? registry_find(b, def->dlq) : NULL;
-        struct amqp_qdef *d = registry_find(b, def->name);
+        struct rmq_qdef *dl = def->dlq ? registry_find(b, def->dlq) : NULL;
+        struct rmq_qdef *d = registry_find(b, def->name);
         size_t need = (d ? 0 : 1) + (def->dlq && !dl ? 1 : 0);
-        if (b->nqdefs + need > AMQP_MAX_QUEUES)
+        if (b->nqdefs + need > RMQ_MAX_QUEUES)
                 return DM_ENOSPC;
         if (def->dlq && !dl) {
                 dl = qdef_new(def->dlq, 0, NULL);
@@ -481,7 +481,7 @@ static int registry_add(struct amqp_bus *b, const struct amqp_qdef *def)
         for (size_t i = 0; i < def->npatterns; i++) {
                 if (qdef_has_pattern(d, def->patterns[i]))
                         continue;
-                if (b->nbindings == AMQP_MAX_BINDINGS)
+                if (b->nbindings == RMQ_MAX_BINDINGS)
                         return DM_ENOSPC;
                 int r = qdef_add_pattern(d, def->patterns[i]);
                 if (r < 0)
@@ -492,12 +492,12 @@ static int registry_add(struct amqp_bus *b, const struct amqp_qdef *def)
 }
 
 /* A copy of the registry, to declare from without holding the lock over the network. */
-static int registry_snapshot(struct amqp_bus *b, struct amqp_qdef ***ret_defs, size_t *ret_n)
+static int registry_snapshot(struct rmq_bus *b, struct rmq_qdef ***ret_defs, size_t *ret_n)
 {
         int r = 0;
         pthread_mutex_lock(&b->mu);
         size_t n = b->nqdefs;
-        struct amqp_qdef **defs = calloc(n ? n : 1, sizeof(*defs));
+        struct rmq_qdef **defs = calloc(n ? n : 1, sizeof(*defs));
         if (!defs) {
                 r = DM_ENOMEM;
                 goto unlock;
@@ -519,7 +519,7 @@ unlock:
         return r;
 }
 
-static void snapshot_free(struct amqp_qdef **defs, size_t n)
+static void snapshot_free(struct rmq_qdef **defs, size_t n)
 {
         for (size_t i = 0; i < n; i++)
                 qdef_free(defs[i]);
@@ -528,7 +528,7 @@ static void snapshot_free(struct amqp_qdef **defs, size_t n)
 
 /* ---- links ---------------------------------------------------------------------------- */
 
-static int link_init(struct amqp_link *l, struct amqp_bus *b, const char *role)
+static int link_init(struct rmq_link *l, struct rmq_bus *b, const char *role)
 {
         memset(l, 0, sizeof(*l));
         l->bus = b;
@@ -544,7 +544,7 @@ static int link_init(struct amqp_link *l, struct amqp_bus *b, const char *role)
         return 0;
 }
 
-static void link_done(struct amqp_link *l)
+static void link_done(struct rmq_link *l)
 {
         if (l->efd >= 0)
                 close(l->efd);
@@ -552,7 +552,7 @@ static void link_done(struct amqp_link *l)
         pthread_mutex_destroy(&l->fd_mu);
 }
 
-static void link_wake(struct amqp_link *l)
+static void link_wake(struct rmq_link *l)
 {
         uint64_t one = 1;
         ssize_t n = write(l->efd, &one, sizeof(one));
@@ -561,7 +561,7 @@ static void link_wake(struct amqp_link *l)
 
 /* Drops the connection. Graceful: connection.close first, so the broker puts back what we
  * hold unacked at once rather than when it notices the socket is gone. */
-static void link_drop(struct amqp_link *l, bool graceful)
+static void link_drop(struct rmq_link *l, bool graceful)
 {
         if (!l->conn)
                 return;
@@ -580,19 +580,18 @@ static void link_drop(struct amqp_link *l, bool graceful)
 
 /* Maps a failed RPC to an error code, answering the close the broker asked for: a
  * channel.close leaves the connection usable, anything else marks it broken. */
-static int link_reply(struct amqp_link *l, amqp_rpc_reply_t rep, amqp_channel_t ch,
-                      const char *what)
+static int link_reply(struct rmq_link *l, amqp_rpc_reply_t rep, amqp_channel_t ch, const char *what)
 {
         switch (rep.reply_type) {
         case AMQP_RESPONSE_NORMAL:
                 return 0;
         case AMQP_RESPONSE_NONE:
                 l->broken = true;
-                amqp_set_err(l, "%s: no reply from the broker", what);
+                rmq_set_err(l, "%s: no reply from the broker", what);
                 return DM_EBUS;
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
                 l->broken = true;
-                amqp_set_err(l, "%s: %s", what, amqp_error_string2(rep.library_error));
+                rmq_set_err(l, "%s: %s", what, amqp_error_string2(rep.library_error));
                 return rep.library_error == AMQP_STATUS_TIMEOUT ||
                                rep.library_error == AMQP_STATUS_HEARTBEAT_TIMEOUT
                            ? DM_ETIMEDOUT
@@ -621,8 +620,7 @@ static int link_reply(struct amqp_link *l, amqp_rpc_reply_t rep, amqp_channel_t 
                 l->broken = true;
         }
         int tlen = text.len > 160 ? 160 : (int)text.len;
-        amqp_set_err(l, "%s: %u %.*s", what, code, tlen,
-                     text.bytes ? (const char *)text.bytes : "");
+        rmq_set_err(l, "%s: %u %.*s", what, code, tlen, text.bytes ? (const char *)text.bytes : "");
         switch (code) {
         case AMQP_NOT_FOUND:
                 return DM_ENOENT;
@@ -637,20 +635,20 @@ static int link_reply(struct amqp_link *l, amqp_rpc_reply_t rep, amqp_channel_t 
 }
 
 /* Opens the connection and logs in. */
-static int link_connect(struct amqp_link *l, const char *name)
+static int link_connect(struct rmq_link *l, const char *name)
 {
-        const struct amqp_target *t = &l->bus->t;
+        const struct rmq_target *t = &l->bus->t;
         int r;
 
         l->broken = false;
         l->conn = amqp_new_connection();
         if (!l->conn) {
-                amqp_set_err(l, "out of memory");
+                rmq_set_err(l, "out of memory");
                 return DM_ENOMEM;
         }
         amqp_socket_t *sock = t->ssl ? amqp_ssl_socket_new(l->conn) : amqp_tcp_socket_new(l->conn);
         if (!sock) {
-                amqp_set_err(l, "cannot create a socket");
+                rmq_set_err(l, "cannot create a socket");
                 r = DM_ENOMEM;
                 goto drop;
         }
@@ -658,16 +656,16 @@ static int link_connect(struct amqp_link *l, const char *name)
                 amqp_ssl_socket_set_verify_peer(sock, 1);
                 amqp_ssl_socket_set_verify_hostname(sock, 1);
                 if (amqp_ssl_socket_set_cacert(sock, t->cacert) != AMQP_STATUS_OK) {
-                        amqp_set_err(l, "cannot read CA certificates from %s", t->cacert);
+                        rmq_set_err(l, "cannot read CA certificates from %s", t->cacert);
                         r = DM_EIO;
                         goto drop;
                 }
         }
-        struct timeval tv = {.tv_sec = AMQP_CONNECT_TIMEOUT_S};
+        struct timeval tv = {.tv_sec = RMQ_CONNECT_TIMEOUT_S};
         int st = amqp_socket_open_noblock(sock, t->host, t->port, &tv);
         if (st != AMQP_STATUS_OK) {
-                amqp_set_err(l, "cannot connect to %s:%d: %s", t->host, t->port,
-                             amqp_error_string2(st));
+                rmq_set_err(l, "cannot connect to %s:%d: %s", t->host, t->port,
+                            amqp_error_string2(st));
                 r = st == AMQP_STATUS_TIMEOUT ? DM_ETIMEDOUT : DM_ECONNREFUSED;
                 goto drop;
         }
@@ -675,24 +673,24 @@ static int link_connect(struct amqp_link *l, const char *name)
         l->sockfd = amqp_get_sockfd(l->conn);
         pthread_mutex_unlock(&l->fd_mu);
 
-        struct timeval rpc = {.tv_sec = AMQP_RPC_TIMEOUT_S};
+        struct timeval rpc = {.tv_sec = RMQ_RPC_TIMEOUT_S};
         amqp_set_handshake_timeout(l->conn, &rpc);
         amqp_set_rpc_timeout(l->conn, &rpc);
 
         /* Capabilities rabbitmq-c does not announce by default: a basic.cancel when the
          * queue goes away, and connection.blocked on a resource alarm. */
         amqp_table_entry_t caps[] = {
-            {.key = amqp_str("consumer_cancel_notify"),
+            {.key = rmq_str("consumer_cancel_notify"),
              .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value = {.boolean = 1}}},
-            {.key = amqp_str("connection.blocked"),
+            {.key = rmq_str("connection.blocked"),
              .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value = {.boolean = 1}}},
         };
         amqp_table_entry_t props[] = {
-            {.key = amqp_str("capabilities"),
+            {.key = rmq_str("capabilities"),
              .value = {.kind = AMQP_FIELD_KIND_TABLE,
                        .value = {.table = {.num_entries = 2, .entries = caps}}}},
-            {.key = amqp_str("connection_name"),
-             .value = {.kind = AMQP_FIELD_KIND_UTF8, .value = {.bytes = amqp_str(name)}}},
+            {.key = rmq_str("connection_name"),
+             .value = {.kind = AMQP_FIELD_KIND_UTF8, .value = {.bytes = rmq_str(name)}}},
         };
         amqp_table_t ptable = {.num_entries = 2, .entries = props};
         amqp_rpc_reply_t rep = amqp_login_with_properties(
@@ -705,8 +703,8 @@ static int link_connect(struct amqp_link *l, const char *name)
                         r = DM_EACCES; /* brokers without authentication_failure_close */
                 char why[sizeof(l->err)];
                 snprintf(why, sizeof(why), "%s", l->err);
-                amqp_set_err(l, "%s:%d vhost '%s' user '%s': %s", t->host, t->port, t->vhost,
-                             t->user, why);
+                rmq_set_err(l, "%s:%d vhost '%s' user '%s': %s", t->host, t->port, t->vhost,
+                            t->user, why);
                 goto drop;
         }
         return 0;
@@ -717,7 +715,7 @@ drop:
         return r;
 }
 
-static int link_channel_open(struct amqp_link *l, amqp_channel_t ch)
+static int link_channel_open(struct rmq_link *l, amqp_channel_t ch)
 {
         amqp_channel_open(l->conn, ch);
         return link_reply(l, amqp_get_rpc_reply(l->conn), ch, "channel.open");
@@ -725,7 +723,7 @@ static int link_channel_open(struct amqp_link *l, amqp_channel_t ch)
 
 /* Waits up to timeout_ms for the socket to have data or for a wake-up. Returns at once when
  * rabbitmq-c already holds unread data. */
-static void link_wait(struct amqp_link *l, int timeout_ms)
+static void link_wait(struct rmq_link *l, int timeout_ms)
 {
         if (l->conn && (amqp_frames_enqueued(l->conn) || amqp_data_in_buffer(l->conn)))
                 return;
@@ -745,7 +743,7 @@ static void link_wait(struct amqp_link *l, int timeout_ms)
 
 /* One frame if one is ready now: 1, 0 when none, DM_EBUS when the connection is gone.
  * Also sends a heartbeat when one is due, and notices a broker gone silent. */
-static int link_next_frame(struct amqp_link *l, amqp_frame_t *f)
+static int link_next_frame(struct rmq_link *l, amqp_frame_t *f)
 {
         struct timeval zero = {0, 0};
         int st = amqp_simple_wait_frame_noblock(l->conn, f, &zero);
@@ -754,12 +752,12 @@ static int link_next_frame(struct amqp_link *l, amqp_frame_t *f)
         if (st == AMQP_STATUS_TIMEOUT)
                 return 0;
         l->broken = true;
-        amqp_set_err(l, "connection lost: %s", amqp_error_string2(st));
+        rmq_set_err(l, "connection lost: %s", amqp_error_string2(st));
         return DM_EBUS;
 }
 
 /* A close the broker started outside of an RPC: answer it, note why. */
-static void link_closed_by_broker(struct amqp_link *l, const amqp_frame_t *f)
+static void link_closed_by_broker(struct rmq_link *l, const amqp_frame_t *f)
 {
         amqp_rpc_reply_t rep = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
                                 .reply = f->payload.method};
@@ -767,33 +765,33 @@ static void link_closed_by_broker(struct amqp_link *l, const amqp_frame_t *f)
         l->broken = true;
 }
 
-static int link_declare_exchange(struct amqp_link *l, amqp_channel_t ch, const char *name,
+static int link_declare_exchange(struct rmq_link *l, amqp_channel_t ch, const char *name,
                                  const char *type)
 {
-        amqp_exchange_declare(l->conn, ch, amqp_str(name), amqp_str(type), 0, 1, 0, 0,
+        amqp_exchange_declare(l->conn, ch, rmq_str(name), rmq_str(type), 0, 1, 0, 0,
                               amqp_empty_table);
         return link_reply(l, amqp_get_rpc_reply(l->conn), ch, "exchange.declare");
 }
 
 /* Declares `def` (its dead-letter exchange and queue first) and binds its patterns. */
-static int link_declare_queue(struct amqp_link *l, amqp_channel_t ch, const struct amqp_qdef *def)
+static int link_declare_queue(struct rmq_link *l, amqp_channel_t ch, const struct rmq_qdef *def)
 {
-        const struct amqp_target *t = &l->bus->t;
+        const struct rmq_target *t = &l->bus->t;
         char dlx[DM_BUS_NAME_MAX + 1];
         int r;
 
         if (def->dlq) {
-                r = amqp_dlx_name(l->bus, def->dlq, dlx, sizeof(dlx));
+                r = rmq_dlx_name(l->bus, def->dlq, dlx, sizeof(dlx));
                 if (r < 0)
                         return r;
                 r = link_declare_exchange(l, ch, dlx, "fanout");
                 if (r < 0)
                         return r;
-                amqp_queue_declare(l->conn, ch, amqp_str(def->dlq), 0, 1, 0, 0, amqp_empty_table);
+                amqp_queue_declare(l->conn, ch, rmq_str(def->dlq), 0, 1, 0, 0, amqp_empty_table);
                 r = link_reply(l, amqp_get_rpc_reply(l->conn), ch, "queue.declare");
                 if (r < 0)
                         return r;
-                amqp_queue_bind(l->conn, ch, amqp_str(def->dlq), amqp_str(dlx), amqp_str(""),
+                amqp_queue_bind(l->conn, ch, rmq_str(def->dlq), rmq_str(dlx), rmq_str(""),
                                 amqp_empty_table);
                 r = link_reply(l, amqp_get_rpc_reply(l->conn), ch, "queue.bind");
                 if (r < 0)
@@ -803,29 +801,29 @@ static int link_declare_queue(struct amqp_link *l, amqp_channel_t ch, const stru
         amqp_table_entry_t args[3];
         int nargs = 0;
         if (def->delivery_limit > 0) {
-                args[nargs].key = amqp_str("x-queue-type");
+                args[nargs].key = rmq_str("x-queue-type");
                 args[nargs].value.kind = AMQP_FIELD_KIND_UTF8;
-                args[nargs].value.value.bytes = amqp_str("quorum");
+                args[nargs].value.value.bytes = rmq_str("quorum");
                 nargs++;
-                args[nargs].key = amqp_str("x-delivery-limit");
+                args[nargs].key = rmq_str("x-delivery-limit");
                 args[nargs].value.kind = AMQP_FIELD_KIND_I64;
                 args[nargs].value.value.i64 = (int64_t)def->delivery_limit;
                 nargs++;
         }
         if (def->dlq) {
-                args[nargs].key = amqp_str("x-dead-letter-exchange");
+                args[nargs].key = rmq_str("x-dead-letter-exchange");
                 args[nargs].value.kind = AMQP_FIELD_KIND_UTF8;
-                args[nargs].value.value.bytes = amqp_str(dlx);
+                args[nargs].value.value.bytes = rmq_str(dlx);
                 nargs++;
         }
         amqp_table_t table = {.num_entries = nargs, .entries = args};
-        amqp_queue_declare(l->conn, ch, amqp_str(def->name), 0, 1, 0, 0, table);
+        amqp_queue_declare(l->conn, ch, rmq_str(def->name), 0, 1, 0, 0, table);
         r = link_reply(l, amqp_get_rpc_reply(l->conn), ch, "queue.declare");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < def->npatterns; i++) {
-                amqp_queue_bind(l->conn, ch, amqp_str(def->name), amqp_str(t->exchange),
-                                amqp_str(def->patterns[i]), amqp_empty_table);
+                amqp_queue_bind(l->conn, ch, rmq_str(def->name), rmq_str(t->exchange),
+                                rmq_str(def->patterns[i]), amqp_empty_table);
                 r = link_reply(l, amqp_get_rpc_reply(l->conn), ch, "queue.bind");
                 if (r < 0)
                         return r;
@@ -834,11 +832,11 @@ static int link_declare_queue(struct amqp_link *l, amqp_channel_t ch, const stru
 }
 
 /* Sleeps `ms` unless woken (stop, cancel). */
-static void link_sleep(struct amqp_link *l, unsigned ms)
+static void link_sleep(struct rmq_link *l, unsigned ms)
 {
-        uint64_t end = amqp_now_ms() + ms;
+        uint64_t end = rmq_now_ms() + ms;
         for (;;) {
-                uint64_t now = amqp_now_ms();
+                uint64_t now = rmq_now_ms();
                 if (now >= end)
                         return;
                 struct pollfd pfd = {.fd = l->efd, .events = POLLIN};
@@ -854,7 +852,7 @@ static void link_sleep(struct amqp_link *l, unsigned ms)
 /* Starts a link's thread with every signal blocked: the process decides which thread takes
  * signals (domainmon's main thread sigwaits for SIGTERM), and a bus opened before the
  * program blocks them must not become the thread a SIGTERM kills the process through. */
-static int link_start(struct amqp_link *l, void *(*fn)(void *), void *arg)
+static int link_start(struct rmq_link *l, void *(*fn)(void *), void *arg)
 {
         sigset_t all, old;
         sigfillset(&all);
@@ -866,18 +864,18 @@ static int link_start(struct amqp_link *l, void *(*fn)(void *), void *arg)
 
 static unsigned backoff_next(unsigned ms)
 {
-        return ms * 2 > AMQP_BACKOFF_MAX_MS ? AMQP_BACKOFF_MAX_MS : ms * 2;
+        return ms * 2 > RMQ_BACKOFF_MAX_MS ? RMQ_BACKOFF_MAX_MS : ms * 2;
 }
 
 /* Joins the owner thread; one stuck writing to a broker that stopped reading gets its
  * socket shut down after a grace period. */
-static void link_join(struct amqp_link *l)
+static void link_join(struct rmq_link *l)
 {
         if (l->joined)
                 return;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += AMQP_JOIN_GRACE_S;
+        ts.tv_sec += RMQ_JOIN_GRACE_S;
         if (pthread_timedjoin_np(l->thread, NULL, &ts) != 0) {
                 pthread_mutex_lock(&l->fd_mu);
                 if (l->sockfd >= 0)
@@ -888,7 +886,7 @@ static void link_join(struct amqp_link *l)
         l->joined = true;
 }
 
-static void log_link(struct amqp_link *l, bool up, const char *queue)
+static void log_link(struct rmq_link *l, bool up, const char *queue)
 {
         char q[96] = "";
         if (queue) {
@@ -906,7 +904,7 @@ static void log_link(struct amqp_link *l, bool up, const char *queue)
 
 /* ---- publisher thread ----------------------------------------------------------------- */
 
-static void req_release(struct amqp_req *req)
+static void req_release(struct rmq_req *req)
 {
         if (--req->refs > 0)
                 return;
@@ -915,7 +913,7 @@ static void req_release(struct amqp_req *req)
 }
 
 /* Under pub.mu. */
-static void req_finish(struct amqp_pub *p, struct amqp_req *req, int result)
+static void req_finish(struct rmq_pub *p, struct rmq_req *req, int result)
 {
         req->result = result;
         req->done = true;
@@ -924,24 +922,24 @@ static void req_finish(struct amqp_pub *p, struct amqp_req *req, int result)
 }
 
 /* Under pub.mu: fails everything queued. */
-static void pub_fail_queued(struct amqp_pub *p, int result)
+static void pub_fail_queued(struct rmq_pub *p, int result)
 {
-        struct amqp_req *req = p->head;
+        struct rmq_req *req = p->head;
         p->head = p->tail = NULL;
         while (req) {
-                struct amqp_req *next = req->next;
-                for (size_t i = 0; req->kind == AMQP_REQ_PUBLISH && i < req->n; i++)
+                struct rmq_req *next = req->next;
+                for (size_t i = 0; req->kind == RMQ_REQ_PUBLISH && i < req->n; i++)
                         req->msgs[i].result = result;
                 req_finish(p, req, result);
                 req = next;
         }
 }
 
-static int pub_open(struct amqp_pub *p)
+static int pub_open(struct rmq_pub *p)
 {
-        struct amqp_link *l = &p->link;
-        struct amqp_bus *b = l->bus;
-        struct amqp_qdef **defs = NULL;
+        struct rmq_link *l = &p->link;
+        struct rmq_bus *b = l->bus;
+        struct rmq_qdef **defs = NULL;
         size_t ndefs = 0;
 
         int r = link_connect(l, "domainmon publisher");
@@ -951,31 +949,31 @@ static int pub_open(struct amqp_pub *p)
         p->in_return = false;
         p->return_left = 0;
         p->blocked = false;
-        r = link_channel_open(l, AMQP_CH);
+        r = link_channel_open(l, RMQ_CH);
         if (r < 0)
                 goto drop;
-        amqp_confirm_select(l->conn, AMQP_CH);
-        r = link_reply(l, amqp_get_rpc_reply(l->conn), AMQP_CH, "confirm.select");
+        amqp_confirm_select(l->conn, RMQ_CH);
+        r = link_reply(l, amqp_get_rpc_reply(l->conn), RMQ_CH, "confirm.select");
         if (r < 0)
                 goto drop;
-        r = link_channel_open(l, AMQP_CH_TOPO);
+        r = link_channel_open(l, RMQ_CH_TOPO);
         if (r < 0)
                 goto drop;
         p->topo_open = true;
-        r = link_declare_exchange(l, AMQP_CH_TOPO, b->t.exchange, "topic");
+        r = link_declare_exchange(l, RMQ_CH_TOPO, b->t.exchange, "topic");
         if (r < 0)
                 goto drop;
         r = registry_snapshot(b, &defs, &ndefs);
         if (r < 0)
                 goto drop;
         for (size_t i = 0; i < ndefs; i++) {
-                r = link_declare_queue(l, AMQP_CH_TOPO, defs[i]);
+                r = link_declare_queue(l, RMQ_CH_TOPO, defs[i]);
                 if (r < 0 && !l->broken) {
                         /* Someone changed it meanwhile; the queue is still there. */
                         char e[300];
                         dm_log_warn("bus", "msg=\"cannot declare a queue again\" err=%s",
                                     dm_log_quote(e, sizeof(e), l->err));
-                        r = link_channel_open(l, AMQP_CH_TOPO);
+                        r = link_channel_open(l, RMQ_CH_TOPO);
                 }
                 if (r < 0)
                         goto drop;
@@ -990,14 +988,14 @@ drop:
         return r;
 }
 
-static void pub_settle(struct amqp_out **round, uint64_t first, size_t n, uint64_t tag,
+static void pub_settle(struct rmq_out **round, uint64_t first, size_t n, uint64_t tag,
                        bool multiple, int result, size_t *unsettled)
 {
         uint64_t lo = multiple ? first : tag;
         for (uint64_t seq = lo; seq <= tag && seq < first + n; seq++) {
                 if (seq < first)
                         continue;
-                struct amqp_out *m = round[seq - first];
+                struct rmq_out *m = round[seq - first];
                 if (m->settled)
                         continue;
                 m->settled = true;
@@ -1007,10 +1005,10 @@ static void pub_settle(struct amqp_out **round, uint64_t first, size_t n, uint64
 }
 
 /* Handles one frame on the publisher connection. `round` may be NULL (idle). */
-static void pub_frame(struct amqp_pub *p, const amqp_frame_t *f, struct amqp_out **round,
+static void pub_frame(struct rmq_pub *p, const amqp_frame_t *f, struct rmq_out **round,
                       uint64_t first, size_t n, size_t *unsettled, unsigned flags)
 {
-        struct amqp_link *l = &p->link;
+        struct rmq_link *l = &p->link;
 
         if (f->frame_type == AMQP_FRAME_HEADER && p->in_return) {
                 const amqp_basic_properties_t *props = f->payload.properties.decoded;
@@ -1062,7 +1060,7 @@ static void pub_frame(struct amqp_pub *p, const amqp_frame_t *f, struct amqp_out
                 p->in_return = true;
                 break;
         case AMQP_CHANNEL_CLOSE_METHOD:
-                if (f->channel == AMQP_CH_TOPO) {
+                if (f->channel == RMQ_CH_TOPO) {
                         amqp_channel_close_ok_t ok = {0};
                         if (amqp_send_method(l->conn, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD,
                                              &ok) != 0)
@@ -1092,7 +1090,7 @@ static void pub_frame(struct amqp_pub *p, const amqp_frame_t *f, struct amqp_out
 }
 
 /* Reads every frame that is ready now. */
-static void pub_read_ready(struct amqp_pub *p, struct amqp_out **round, uint64_t first, size_t n,
+static void pub_read_ready(struct rmq_pub *p, struct rmq_out **round, uint64_t first, size_t n,
                            size_t *unsettled, unsigned flags)
 {
         amqp_frame_t f;
@@ -1102,19 +1100,19 @@ static void pub_read_ready(struct amqp_pub *p, struct amqp_out **round, uint64_t
                 amqp_maybe_release_buffers(p->link.conn);
 }
 
-static void pub_declare(struct amqp_pub *p, struct amqp_req *req)
+static void pub_declare(struct rmq_pub *p, struct rmq_req *req)
 {
-        struct amqp_link *l = &p->link;
+        struct rmq_link *l = &p->link;
         int r = 0;
         if (!p->topo_open) {
-                r = link_channel_open(l, AMQP_CH_TOPO);
+                r = link_channel_open(l, RMQ_CH_TOPO);
                 if (r < 0)
                         goto out;
                 p->topo_open = true;
         }
-        r = link_declare_exchange(l, AMQP_CH_TOPO, l->bus->t.exchange, "topic");
+        r = link_declare_exchange(l, RMQ_CH_TOPO, l->bus->t.exchange, "topic");
         if (r == 0)
-                r = link_declare_queue(l, AMQP_CH_TOPO, req->def);
+                r = link_declare_queue(l, RMQ_CH_TOPO, req->def);
         if (r < 0 && !l->broken)
                 p->topo_open = false; /* the broker closed the channel over it */
 out:
@@ -1124,14 +1122,14 @@ out:
 /* Sends every message of the round, then reads acks until all are settled, the deadline
  * passes or the connection breaks. Messages of a request are sent in order, one request
  * after the other; mandatory is per request, so a round sends each request's own flag. */
-static void pub_round(struct amqp_pub *p, struct amqp_req **reqs, size_t nreqs)
+static void pub_round(struct rmq_pub *p, struct rmq_req **reqs, size_t nreqs)
 {
-        struct amqp_link *l = &p->link;
-        const struct amqp_target *t = &l->bus->t;
+        struct rmq_link *l = &p->link;
+        const struct rmq_target *t = &l->bus->t;
         size_t total = 0;
         for (size_t i = 0; i < nreqs; i++)
                 total += reqs[i]->n;
-        struct amqp_out **round = calloc(total ? total : 1, sizeof(*round));
+        struct rmq_out **round = calloc(total ? total : 1, sizeof(*round));
         if (!round) {
                 for (size_t i = 0; i < nreqs; i++) {
                         for (size_t j = 0; j < reqs[i]->n; j++)
@@ -1148,7 +1146,7 @@ static void pub_round(struct amqp_pub *p, struct amqp_req **reqs, size_t nreqs)
         for (size_t i = 0; i < nreqs && !l->broken; i++) {
                 bool mandatory = reqs[i]->flags & DM_BUS_MANDATORY;
                 for (size_t j = 0; j < reqs[i]->n && !l->broken; j++) {
-                        struct amqp_out *m = &reqs[i]->msgs[j];
+                        struct rmq_out *m = &reqs[i]->msgs[j];
                         char id[24];
                         uint64_t seq = ++p->next_seq;
                         amqp_basic_properties_t props = {
@@ -1158,40 +1156,40 @@ static void pub_round(struct amqp_pub *p, struct amqp_req **reqs, size_t nreqs)
                         if (mandatory) {
                                 snprintf(id, sizeof(id), "%" PRIu64, seq);
                                 props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
-                                props.message_id = amqp_str(id);
+                                props.message_id = rmq_str(id);
                         }
                         round[sent++] = m;
                         amqp_bytes_t body = {.len = m->len, .bytes = (void *)m->body};
-                        int st = amqp_basic_publish(l->conn, AMQP_CH, amqp_str(t->exchange),
-                                                    amqp_str(m->key), mandatory, 0, &props, body);
+                        int st = amqp_basic_publish(l->conn, RMQ_CH, rmq_str(t->exchange),
+                                                    rmq_str(m->key), mandatory, 0, &props, body);
                         if (st != AMQP_STATUS_OK) {
                                 l->broken = true;
-                                amqp_set_err(l, "publish: %s", amqp_error_string2(st));
+                                rmq_set_err(l, "publish: %s", amqp_error_string2(st));
                                 break;
                         }
-                        if (sent % AMQP_READ_EVERY == 0)
+                        if (sent % RMQ_READ_EVERY == 0)
                                 pub_read_ready(p, round, first, sent, &unsettled, any_mandatory);
                 }
         }
 
         /* Messages never sent are settled here; those sent wait for their confirm. */
-        uint64_t end = amqp_now_ms() + (uint64_t)t->publish_timeout_s * 1000u;
+        uint64_t end = rmq_now_ms() + (uint64_t)t->publish_timeout_s * 1000u;
         unsettled -= total - sent;
         while (unsettled > 0 && !l->broken) {
                 pthread_mutex_lock(&p->mu);
                 bool stopping = p->stopping;
                 pthread_mutex_unlock(&p->mu);
-                uint64_t now = amqp_now_ms();
+                uint64_t now = rmq_now_ms();
                 if (stopping || now >= end)
                         break;
                 uint64_t left = end - now;
-                link_wait(l, left < AMQP_POLL_MAX_MS ? (int)left : AMQP_POLL_MAX_MS);
+                link_wait(l, left < RMQ_POLL_MAX_MS ? (int)left : RMQ_POLL_MAX_MS);
                 pub_read_ready(p, round, first, sent, &unsettled, any_mandatory);
         }
         int late = l->broken ? DM_EBUS : DM_ETIMEDOUT;
         for (size_t i = 0; i < nreqs; i++) {
                 for (size_t j = 0; j < reqs[i]->n; j++) {
-                        struct amqp_out *m = &reqs[i]->msgs[j];
+                        struct rmq_out *m = &reqs[i]->msgs[j];
                         if (!m->settled)
                                 m->result = late;
                 }
@@ -1200,15 +1198,15 @@ static void pub_round(struct amqp_pub *p, struct amqp_req **reqs, size_t nreqs)
 }
 
 /* Runs a batch of requests taken from the queue. */
-static void pub_process(struct amqp_pub *p, struct amqp_req *list)
+static void pub_process(struct rmq_pub *p, struct rmq_req *list)
 {
         size_t n = 0;
-        for (struct amqp_req *r = list; r; r = r->next)
+        for (struct rmq_req *r = list; r; r = r->next)
                 n++;
-        struct amqp_req **pubs = calloc(n, sizeof(*pubs));
+        struct rmq_req **pubs = calloc(n, sizeof(*pubs));
         size_t npubs = 0;
-        for (struct amqp_req *r = list; r; r = r->next) {
-                if (r->kind == AMQP_REQ_DECLARE) {
+        for (struct rmq_req *r = list; r; r = r->next) {
+                if (r->kind == RMQ_REQ_DECLARE) {
                         if (p->link.broken)
                                 r->result = DM_EBUS;
                         else
@@ -1234,7 +1232,7 @@ static void pub_process(struct amqp_pub *p, struct amqp_req *list)
 
         pthread_mutex_lock(&p->mu);
         while (list) {
-                struct amqp_req *next = list->next;
+                struct rmq_req *next = list->next;
                 req_finish(p, list, list->result);
                 list = next;
         }
@@ -1243,9 +1241,9 @@ static void pub_process(struct amqp_pub *p, struct amqp_req *list)
 
 static void *pub_main(void *arg)
 {
-        struct amqp_pub *p = arg;
-        struct amqp_link *l = &p->link;
-        unsigned backoff = AMQP_BACKOFF_MIN_MS;
+        struct rmq_pub *p = arg;
+        struct rmq_link *l = &p->link;
+        unsigned backoff = RMQ_BACKOFF_MIN_MS;
         bool down_logged = false;
 
         for (;;) {
@@ -1282,12 +1280,12 @@ static void *pub_main(void *arg)
                         if (down_logged)
                                 log_link(l, true, NULL);
                         down_logged = false;
-                        backoff = AMQP_BACKOFF_MIN_MS;
+                        backoff = RMQ_BACKOFF_MIN_MS;
                 }
 
                 pthread_mutex_lock(&p->mu);
-                struct amqp_req *list = NULL, **tail = &list;
-                for (struct amqp_req *r = p->head, *next; r; r = next) {
+                struct rmq_req *list = NULL, **tail = &list;
+                for (struct rmq_req *r = p->head, *next; r; r = next) {
                         next = r->next;
                         r->next = NULL;
                         if (r->refs == 1) {
@@ -1303,7 +1301,7 @@ static void *pub_main(void *arg)
                 if (list) {
                         pub_process(p, list);
                 } else {
-                        link_wait(l, AMQP_POLL_MAX_MS);
+                        link_wait(l, RMQ_POLL_MAX_MS);
                         size_t none = 0;
                         pub_read_ready(p, NULL, 0, 0, &none, 0);
                 }
@@ -1331,9 +1329,9 @@ static void *pub_main(void *arg)
 
 /* Queues a request for the publisher thread and waits for it, at most the publish
  * timeout. Takes the caller's reference; the request is freed by whoever lets go last. */
-static int pub_submit(struct amqp_bus *b, struct amqp_req *req)
+static int pub_submit(struct rmq_bus *b, struct rmq_req *req)
 {
-        struct amqp_pub *p = &b->pub;
+        struct rmq_pub *p = &b->pub;
         int r;
         pthread_mutex_lock(&p->mu);
         if (p->stopping || !p->connected) {
@@ -1351,7 +1349,7 @@ static int pub_submit(struct amqp_bus *b, struct amqp_req *req)
         link_wake(&p->link);
 
         struct timespec dl;
-        amqp_deadline(&dl, (uint64_t)b->t.publish_timeout_s * 1000u);
+        rmq_deadline(&dl, (uint64_t)b->t.publish_timeout_s * 1000u);
         pthread_mutex_lock(&p->mu);
         while (!req->done) {
                 if (pthread_cond_timedwait(&p->cond, &p->mu, &dl) == ETIMEDOUT)
@@ -1362,7 +1360,7 @@ static int pub_submit(struct amqp_bus *b, struct amqp_req *req)
         return r;
 }
 
-static void pub_put(struct amqp_bus *b, struct amqp_req *req)
+static void pub_put(struct rmq_bus *b, struct rmq_req *req)
 {
         pthread_mutex_lock(&b->pub.mu);
         req_release(req);
@@ -1372,12 +1370,12 @@ static void pub_put(struct amqp_bus *b, struct amqp_req *req)
 /* ---- consumer thread ------------------------------------------------------------------ */
 
 /* Makes room for one more, so that the push after it cannot fail. */
-static int settles_reserve(struct amqp_settles *s)
+static int settles_reserve(struct rmq_settles *s)
 {
         if (s->n < s->cap)
                 return 0;
         size_t ncap = s->cap ? s->cap * 2 : 16;
-        struct amqp_settle *v = realloc(s->v, ncap * sizeof(*v));
+        struct rmq_settle *v = realloc(s->v, ncap * sizeof(*v));
         if (!v)
                 return DM_ENOMEM;
         s->v = v;
@@ -1385,7 +1383,7 @@ static int settles_reserve(struct amqp_settles *s)
         return 0;
 }
 
-static int settles_push(struct amqp_settles *s, uint64_t broker_tag, enum amqp_settle_op op)
+static int settles_push(struct rmq_settles *s, uint64_t broker_tag, enum rmq_settle_op op)
 {
         int r = settles_reserve(s);
         if (r < 0)
@@ -1396,22 +1394,22 @@ static int settles_push(struct amqp_settles *s, uint64_t broker_tag, enum amqp_s
         return 0;
 }
 
-static int consumer_open(struct amqp_consumer *c)
+static int consumer_open(struct rmq_consumer *c)
 {
-        struct amqp_link *l = &c->link;
-        struct amqp_bus *b = c->bus;
-        struct amqp_qdef *def = NULL;
+        struct rmq_link *l = &c->link;
+        struct rmq_bus *b = c->bus;
+        struct rmq_qdef *def = NULL;
         char name[64];
         snprintf(name, sizeof(name), "domainmon consumer %.40s", c->queue);
 
         int r = link_connect(l, name);
         if (r < 0)
                 return r;
-        r = link_channel_open(l, AMQP_CH);
+        r = link_channel_open(l, RMQ_CH);
         if (r < 0)
                 goto drop;
         pthread_mutex_lock(&b->mu);
-        struct amqp_qdef *known = registry_find(b, c->queue);
+        struct rmq_qdef *known = registry_find(b, c->queue);
         if (known) {
                 def = qdef_copy(known);
                 if (!def)
@@ -1422,19 +1420,19 @@ static int consumer_open(struct amqp_consumer *c)
                 goto drop;
         /* After a broker lost its data the queue may be gone: declare what we know of it. */
         if (def) {
-                r = link_declare_exchange(l, AMQP_CH, b->t.exchange, "topic");
+                r = link_declare_exchange(l, RMQ_CH, b->t.exchange, "topic");
                 if (r == 0)
-                        r = link_declare_queue(l, AMQP_CH, def);
+                        r = link_declare_queue(l, RMQ_CH, def);
                 if (r < 0)
                         goto drop;
         }
-        amqp_basic_qos(l->conn, AMQP_CH, 0, (uint16_t)c->prefetch, 0);
-        r = link_reply(l, amqp_get_rpc_reply(l->conn), AMQP_CH, "basic.qos");
+        amqp_basic_qos(l->conn, RMQ_CH, 0, (uint16_t)c->prefetch, 0);
+        r = link_reply(l, amqp_get_rpc_reply(l->conn), RMQ_CH, "basic.qos");
         if (r < 0)
                 goto drop;
         amqp_basic_consume_ok_t *ok = amqp_basic_consume(
-            l->conn, AMQP_CH, amqp_str(c->queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-        r = link_reply(l, amqp_get_rpc_reply(l->conn), AMQP_CH, "basic.consume");
+            l->conn, RMQ_CH, rmq_str(c->queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+        r = link_reply(l, amqp_get_rpc_reply(l->conn), RMQ_CH, "basic.consume");
         if (r < 0)
                 goto drop;
         size_t tl =
@@ -1453,30 +1451,30 @@ drop:
 }
 
 /* Sends the settlements other threads queued. */
-static void consumer_flush(struct amqp_consumer *c)
+static void consumer_flush(struct rmq_consumer *c)
 {
-        struct amqp_link *l = &c->link;
+        struct rmq_link *l = &c->link;
         pthread_mutex_lock(&c->mu);
-        struct amqp_settles tmp = c->pending;
+        struct rmq_settles tmp = c->pending;
         c->pending = c->sending;
         c->sending = tmp;
         pthread_mutex_unlock(&c->mu);
 
         for (size_t i = 0; i < c->sending.n && l->conn && !l->broken; i++) {
-                const struct amqp_settle *s = &c->sending.v[i];
-                int st = s->op == AMQP_ACK ? amqp_basic_ack(l->conn, AMQP_CH, s->broker_tag, 0)
-                                           : amqp_basic_nack(l->conn, AMQP_CH, s->broker_tag, 0,
-                                                             s->op == AMQP_NACK_REQUEUE);
+                const struct rmq_settle *s = &c->sending.v[i];
+                int st = s->op == RMQ_ACK ? amqp_basic_ack(l->conn, RMQ_CH, s->broker_tag, 0)
+                                          : amqp_basic_nack(l->conn, RMQ_CH, s->broker_tag, 0,
+                                                            s->op == RMQ_NACK_REQUEUE);
                 if (st != AMQP_STATUS_OK) {
                         l->broken = true;
-                        amqp_set_err(l, "ack: %s", amqp_error_string2(st));
+                        rmq_set_err(l, "ack: %s", amqp_error_string2(st));
                 }
         }
         c->sending.n = 0;
 }
 
 /* The connection is gone: what it delivered is the broker's again. */
-static void consumer_lost(struct amqp_consumer *c)
+static void consumer_lost(struct rmq_consumer *c)
 {
         pthread_mutex_lock(&c->mu);
         tagset_clear(&c->outstanding);
@@ -1488,9 +1486,9 @@ static void consumer_lost(struct amqp_consumer *c)
 }
 
 /* A whole message arrived: hand it to the handler, unless the consumer was cancelled. */
-static void consumer_deliver(struct amqp_consumer *c)
+static void consumer_deliver(struct rmq_consumer *c)
 {
-        struct amqp_incoming *in = &c->in;
+        struct rmq_incoming *in = &c->in;
         uint64_t seq = 0;
         enum { DELIVER, PUT_BACK, REJECT, KEEP } what = DELIVER;
 
@@ -1503,14 +1501,14 @@ static void consumer_deliver(struct amqp_consumer *c)
                 what = REJECT;
         if (what == DELIVER) {
                 seq = c->next_seq;
-                if (seq > AMQP_SEQ_MASK || tagset_put(&c->outstanding, seq, in->broker_tag) < 0)
+                if (seq > RMQ_SEQ_MASK || tagset_put(&c->outstanding, seq, in->broker_tag) < 0)
                         what = PUT_BACK;
                 else
                         c->next_seq++;
         }
         if (what == PUT_BACK || what == REJECT) {
                 if (settles_push(&c->pending, in->broker_tag,
-                                 what == REJECT ? AMQP_NACK_DROP : AMQP_NACK_REQUEUE) < 0)
+                                 what == REJECT ? RMQ_NACK_DROP : RMQ_NACK_REQUEUE) < 0)
                         c->link.broken = true; /* cannot settle it: let the broker take it back */
         }
         pthread_mutex_unlock(&c->mu);
@@ -1520,7 +1518,7 @@ static void consumer_deliver(struct amqp_consumer *c)
                     .routing_key = in->key,
                     .body = in->body ? (const void *)in->body : (const void *)"",
                     .len = in->size,
-                    .tag = ((uint64_t)c->id << AMQP_SEQ_BITS) | seq,
+                    .tag = ((uint64_t)c->id << RMQ_SEQ_BITS) | seq,
                     .redelivered = in->redelivered,
                 };
                 c->handler(c->arg, &msg);
@@ -1529,10 +1527,10 @@ static void consumer_deliver(struct amqp_consumer *c)
         memset(in, 0, sizeof(*in));
 }
 
-static void consumer_frame(struct amqp_consumer *c, const amqp_frame_t *f)
+static void consumer_frame(struct rmq_consumer *c, const amqp_frame_t *f)
 {
-        struct amqp_link *l = &c->link;
-        struct amqp_incoming *in = &c->in;
+        struct rmq_link *l = &c->link;
+        struct rmq_incoming *in = &c->in;
 
         switch (f->frame_type) {
         case AMQP_FRAME_METHOD:
@@ -1540,11 +1538,11 @@ static void consumer_frame(struct amqp_consumer *c, const amqp_frame_t *f)
         case AMQP_FRAME_HEADER:
                 if (!in->active || in->have_header) {
                         l->broken = true;
-                        amqp_set_err(l, "unexpected content header");
+                        rmq_set_err(l, "unexpected content header");
                         return;
                 }
                 in->have_header = true;
-                if (f->payload.properties.body_size > AMQP_MAX_BODY) {
+                if (f->payload.properties.body_size > RMQ_MAX_BODY) {
                         in->too_big = true;
                         in->size = (size_t)f->payload.properties.body_size;
                 } else {
@@ -1559,13 +1557,13 @@ static void consumer_frame(struct amqp_consumer *c, const amqp_frame_t *f)
         case AMQP_FRAME_BODY: {
                 if (!in->active || !in->have_header) {
                         l->broken = true;
-                        amqp_set_err(l, "unexpected content body");
+                        rmq_set_err(l, "unexpected content body");
                         return;
                 }
                 size_t len = f->payload.body_fragment.len;
                 if (len > in->size - in->got) {
                         l->broken = true;
-                        amqp_set_err(l, "content body longer than announced");
+                        rmq_set_err(l, "content body longer than announced");
                         return;
                 }
                 if (in->body)
@@ -1584,7 +1582,7 @@ static void consumer_frame(struct amqp_consumer *c, const amqp_frame_t *f)
                 const amqp_basic_deliver_t *m = f->payload.method.decoded;
                 if (in->active) {
                         l->broken = true;
-                        amqp_set_err(l, "delivery inside a delivery");
+                        rmq_set_err(l, "delivery inside a delivery");
                         return;
                 }
                 memset(in, 0, sizeof(*in));
@@ -1600,7 +1598,7 @@ static void consumer_frame(struct amqp_consumer *c, const amqp_frame_t *f)
         case AMQP_BASIC_CANCEL_METHOD:
                 /* The broker ended the consumer (queue deleted, leader moved): start over. */
                 l->broken = true;
-                amqp_set_err(l, "the broker cancelled the consumer");
+                rmq_set_err(l, "the broker cancelled the consumer");
                 return;
         case AMQP_CHANNEL_CLOSE_METHOD:
         case AMQP_CONNECTION_CLOSE_METHOD:
@@ -1613,9 +1611,9 @@ static void consumer_frame(struct amqp_consumer *c, const amqp_frame_t *f)
 
 static void *consumer_main(void *arg)
 {
-        struct amqp_consumer *c = arg;
-        struct amqp_link *l = &c->link;
-        unsigned backoff = AMQP_BACKOFF_MIN_MS;
+        struct rmq_consumer *c = arg;
+        struct rmq_link *l = &c->link;
+        unsigned backoff = RMQ_BACKOFF_MIN_MS;
         bool down_logged = false;
 
         for (;;) {
@@ -1653,13 +1651,13 @@ static void *consumer_main(void *arg)
                         if (down_logged)
                                 log_link(l, true, c->queue);
                         down_logged = false;
-                        backoff = AMQP_BACKOFF_MIN_MS;
+                        backoff = RMQ_BACKOFF_MIN_MS;
                 }
 
                 if (cancel && !c->cancel_sent) {
                         /* Deliveries already on the way are put back as they arrive. */
-                        amqp_basic_cancel(l->conn, AMQP_CH, amqp_str(c->ctag));
-                        link_reply(l, amqp_get_rpc_reply(l->conn), AMQP_CH, "basic.cancel");
+                        amqp_basic_cancel(l->conn, RMQ_CH, rmq_str(c->ctag));
+                        link_reply(l, amqp_get_rpc_reply(l->conn), RMQ_CH, "basic.cancel");
                         c->cancel_sent = true;
                         pthread_mutex_lock(&c->mu);
                         c->cancel_seen = true;
@@ -1676,7 +1674,7 @@ static void *consumer_main(void *arg)
                 }
 
                 if (!l->broken) {
-                        link_wait(l, AMQP_POLL_MAX_MS);
+                        link_wait(l, RMQ_POLL_MAX_MS);
                         amqp_frame_t f;
                         while (!l->broken && link_next_frame(l, &f) == 1) {
                                 consumer_frame(c, &f);
@@ -1717,7 +1715,7 @@ static void *consumer_main(void *arg)
         return NULL;
 }
 
-static void consumer_free(struct amqp_consumer *c)
+static void consumer_free(struct rmq_consumer *c)
 {
         if (!c)
                 return;
@@ -1734,7 +1732,7 @@ static void consumer_free(struct amqp_consumer *c)
 
 /* ---- URL ------------------------------------------------------------------------------ */
 
-static void target_done(struct amqp_target *t)
+static void target_done(struct rmq_target *t)
 {
         free(t->host);
         free(t->user);
@@ -1765,7 +1763,7 @@ static int target_param_int(const char *v, size_t vlen, int lo, int hi, int *ret
 }
 
 /* "?heartbeat=S&publish_timeout=S&exchange=NAME&cacert=PATH" after the URL proper. */
-static int target_params(struct amqp_target *t, const char *q, char *err, size_t errlen)
+static int target_params(struct rmq_target *t, const char *q, char *err, size_t errlen)
 {
         while (*q) {
                 const char *amp = strchrnul(q, '&');
@@ -1807,7 +1805,7 @@ static int target_params(struct amqp_target *t, const char *q, char *err, size_t
         return 0;
 }
 
-static int target_parse(struct amqp_target *t, const char *url, char *err, size_t errlen)
+static int target_parse(struct rmq_target *t, const char *url, char *err, size_t errlen)
 {
         struct amqp_connection_info ci;
         const char *qm = strchr(url, '?');
@@ -1815,8 +1813,8 @@ static int target_parse(struct amqp_target *t, const char *url, char *err, size_
         int r = 0;
 
         memset(t, 0, sizeof(*t));
-        t->heartbeat_s = AMQP_HEARTBEAT_DEFAULT_S;
-        t->publish_timeout_s = AMQP_PUBLISH_TIMEOUT_DEFAULT_S;
+        t->heartbeat_s = RMQ_HEARTBEAT_DEFAULT_S;
+        t->publish_timeout_s = RMQ_PUBLISH_TIMEOUT_DEFAULT_S;
         char *base = strndup(url, blen);
         if (!base)
                 return dm_errorf(DM_ENOMEM, err, errlen, "out of memory");
@@ -1845,9 +1843,9 @@ static int target_parse(struct amqp_target *t, const char *url, char *err, size_
         }
         if (qm)
                 r = target_params(t, qm + 1, err, errlen);
-        if (r == 0 && !t->exchange && !(t->exchange = strdup(AMQP_EXCHANGE_DEFAULT)))
+        if (r == 0 && !t->exchange && !(t->exchange = strdup(RMQ_EXCHANGE_DEFAULT)))
                 r = dm_errorf(DM_ENOMEM, err, errlen, "out of memory");
-        if (r == 0 && !t->cacert && !(t->cacert = strdup(AMQP_CACERT_DEFAULT)))
+        if (r == 0 && !t->cacert && !(t->cacert = strdup(RMQ_CACERT_DEFAULT)))
                 r = dm_errorf(DM_ENOMEM, err, errlen, "out of memory");
 
 free_base:
@@ -1860,7 +1858,7 @@ free_base:
 
 /* ---- the ops -------------------------------------------------------------------------- */
 
-static void amqp_bus_destroy(struct amqp_bus *b)
+static void rmq_bus_destroy(struct rmq_bus *b)
 {
         for (size_t i = 0; i < b->nconsumers; i++)
                 consumer_free(b->consumers[i]);
@@ -1875,9 +1873,9 @@ static void amqp_bus_destroy(struct amqp_bus *b)
         free(b);
 }
 
-static int amqp_open(const char *url, char *err, size_t errlen, struct dm_bus **ret_bus)
+static int rmq_open(const char *url, char *err, size_t errlen, struct dm_bus **ret_bus)
 {
-        struct amqp_bus *b = calloc(1, sizeof(*b));
+        struct rmq_bus *b = calloc(1, sizeof(*b));
         int r;
         if (!b)
                 return dm_errorf(DM_ENOMEM, err, errlen, "out of memory");
@@ -1893,7 +1891,7 @@ static int amqp_open(const char *url, char *err, size_t errlen, struct dm_bus **
                 r = dm_errorf(DM_ENOMEM, err, errlen, "cannot create a lock");
                 goto destroy_mu;
         }
-        if (amqp_cond_init(&b->pub.cond) < 0) {
+        if (rmq_cond_init(&b->pub.cond) < 0) {
                 r = dm_errorf(DM_ENOMEM, err, errlen, "cannot create a condition variable");
                 goto destroy_pub_mu;
         }
@@ -1938,16 +1936,16 @@ free_bus:
         return r;
 }
 
-static void amqp_free(struct dm_bus *bus)
+static void rmq_free(struct dm_bus *bus)
 {
-        struct amqp_bus *b = (struct amqp_bus *)bus;
+        struct rmq_bus *b = (struct rmq_bus *)bus;
 
         pthread_mutex_lock(&b->mu);
         b->stopping = true;
         pthread_mutex_unlock(&b->mu);
         /* No consumer is added once stopping is set: the array is stable from here. */
         for (size_t i = 0; i < b->nconsumers; i++) {
-                struct amqp_consumer *c = b->consumers[i];
+                struct rmq_consumer *c = b->consumers[i];
                 pthread_mutex_lock(&c->mu);
                 c->stop = true;
                 pthread_mutex_unlock(&c->mu);
@@ -1962,18 +1960,18 @@ static void amqp_free(struct dm_bus *bus)
         for (size_t i = 0; i < b->nconsumers; i++)
                 link_join(&b->consumers[i]->link);
         link_join(&b->pub.link);
-        amqp_bus_destroy(b);
+        rmq_bus_destroy(b);
 }
 
-static int amqp_declare(struct dm_bus *bus, const char *queue, const char *pattern,
-                        const struct dm_bus_queue_opts *opts)
+static int rmq_declare(struct dm_bus *bus, const char *queue, const char *pattern,
+                       const struct dm_bus_queue_opts *opts)
 {
-        struct amqp_bus *b = (struct amqp_bus *)bus;
+        struct rmq_bus *b = (struct rmq_bus *)bus;
         const char *dlq = opts->dead_letter_queue;
         char dlx[DM_BUS_NAME_MAX + 1];
         int r;
 
-        if (dlq && amqp_dlx_name(b, dlq, dlx, sizeof(dlx)) < 0)
+        if (dlq && rmq_dlx_name(b, dlq, dlx, sizeof(dlx)) < 0)
                 return DM_EINVAL;
         pthread_mutex_lock(&b->mu);
         r = registry_check(b, queue, opts->delivery_limit, dlq);
@@ -1983,10 +1981,10 @@ static int amqp_declare(struct dm_bus *bus, const char *queue, const char *patte
         if (r < 0)
                 return r;
 
-        struct amqp_req *req = calloc(1, sizeof(*req));
+        struct rmq_req *req = calloc(1, sizeof(*req));
         if (!req)
                 return DM_ENOMEM;
-        req->kind = AMQP_REQ_DECLARE;
+        req->kind = RMQ_REQ_DECLARE;
         req->def = qdef_new(queue, opts->delivery_limit, dlq);
         if (!req->def || qdef_add_pattern(req->def, pattern) < 0) {
                 qdef_free(req->def);
@@ -2010,15 +2008,15 @@ static int amqp_declare(struct dm_bus *bus, const char *queue, const char *patte
         return r;
 }
 
-static int amqp_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags)
+static int rmq_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags)
 {
-        struct amqp_bus *b = (struct amqp_bus *)bus;
-        size_t bytes = sizeof(struct amqp_req);
+        struct rmq_bus *b = (struct rmq_bus *)bus;
+        size_t bytes = sizeof(struct rmq_req);
         int r;
 
-        if (n > (SIZE_MAX - bytes) / sizeof(struct amqp_out))
+        if (n > (SIZE_MAX - bytes) / sizeof(struct rmq_out))
                 return DM_E2BIG;
-        bytes += n * sizeof(struct amqp_out);
+        bytes += n * sizeof(struct rmq_out);
         for (size_t i = 0; i < n; i++) {
                 size_t one = strlen(msgs[i].routing_key) + 1 + msgs[i].len;
                 if (one > SIZE_MAX - bytes)
@@ -2026,17 +2024,17 @@ static int amqp_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, u
                 bytes += one;
         }
         /* One allocation: the request, its message array, then each key and body. */
-        struct amqp_req *req = malloc(bytes);
+        struct rmq_req *req = malloc(bytes);
         if (!req)
                 return DM_ENOMEM;
         memset(req, 0, sizeof(*req));
-        req->kind = AMQP_REQ_PUBLISH;
+        req->kind = RMQ_REQ_PUBLISH;
         req->flags = flags;
         req->n = n;
-        req->msgs = (struct amqp_out *)(req + 1);
+        req->msgs = (struct rmq_out *)(req + 1);
         char *p = (char *)(req->msgs + n);
         for (size_t i = 0; i < n; i++) {
-                struct amqp_out *m = &req->msgs[i];
+                struct rmq_out *m = &req->msgs[i];
                 size_t kl = strlen(msgs[i].routing_key) + 1;
                 memcpy(p, msgs[i].routing_key, kl);
                 m->key = p;
@@ -2069,15 +2067,15 @@ static int amqp_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, u
         return first;
 }
 
-static int amqp_consume(struct dm_bus *bus, const char *queue, unsigned prefetch,
-                        dm_bus_handler handler, void *arg)
+static int rmq_consume(struct dm_bus *bus, const char *queue, unsigned prefetch,
+                       dm_bus_handler handler, void *arg)
 {
-        struct amqp_bus *b = (struct amqp_bus *)bus;
-        struct amqp_consumer *c = NULL;
+        struct rmq_bus *b = (struct rmq_bus *)bus;
+        struct rmq_consumer *c = NULL;
         int r;
 
-        if (prefetch == 0 || prefetch > AMQP_PREFETCH_MAX)
-                prefetch = AMQP_PREFETCH_MAX;
+        if (prefetch == 0 || prefetch > RMQ_PREFETCH_MAX)
+                prefetch = RMQ_PREFETCH_MAX;
         c = calloc(1, sizeof(*c));
         if (!c)
                 return DM_ENOMEM;
@@ -2096,7 +2094,7 @@ static int amqp_consume(struct dm_bus *bus, const char *queue, unsigned prefetch
                 r = DM_ENOMEM;
                 goto free_queue;
         }
-        if (amqp_cond_init(&c->cond) < 0) {
+        if (rmq_cond_init(&c->cond) < 0) {
                 r = DM_ENOMEM;
                 goto destroy_mu;
         }
@@ -2107,11 +2105,11 @@ static int amqp_consume(struct dm_bus *bus, const char *queue, unsigned prefetch
         pthread_mutex_lock(&b->mu);
         if (b->stopping) {
                 r = DM_ESHUTDOWN;
-        } else if (b->nconsumers == AMQP_MAX_CONSUMERS) {
+        } else if (b->nconsumers == RMQ_MAX_CONSUMERS) {
                 r = DM_ENOSPC;
         } else if (b->nconsumers == b->consumers_cap) {
                 size_t ncap = b->consumers_cap ? b->consumers_cap * 2 : 16;
-                struct amqp_consumer **nc = realloc(b->consumers, ncap * sizeof(*nc));
+                struct rmq_consumer **nc = realloc(b->consumers, ncap * sizeof(*nc));
                 if (nc) {
                         b->consumers = nc;
                         b->consumers_cap = ncap;
@@ -2156,17 +2154,17 @@ free_queue:
         return r;
 }
 
-static int amqp_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg)
+static int rmq_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg)
 {
-        struct amqp_bus *b = (struct amqp_bus *)bus;
-        struct amqp_consumer **found = NULL;
+        struct rmq_bus *b = (struct rmq_bus *)bus;
+        struct rmq_consumer **found = NULL;
         size_t nfound = 0;
 
         pthread_mutex_lock(&b->mu);
         if (b->nconsumers > 0)
                 found = calloc(b->nconsumers, sizeof(*found));
         for (size_t i = 0; found && i < b->nconsumers; i++) {
-                struct amqp_consumer *c = b->consumers[i];
+                struct rmq_consumer *c = b->consumers[i];
                 if (c->handler != handler || c->arg != arg || strcmp(c->queue, queue) != 0)
                         continue;
                 pthread_mutex_lock(&c->mu);
@@ -2182,7 +2180,7 @@ static int amqp_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler han
                 return DM_ENOMEM;
 
         for (size_t i = 0; i < nfound; i++) {
-                struct amqp_consumer *c = found[i];
+                struct rmq_consumer *c = found[i];
                 link_wake(&c->link);
                 /* From its own handler: it sees the request as soon as the handler returns. */
                 if (pthread_equal(c->link.thread, pthread_self()))
@@ -2196,17 +2194,17 @@ static int amqp_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler han
         return nfound > 0 ? 0 : DM_ENOENT;
 }
 
-static int amqp_settle(struct dm_bus *bus, uint64_t tag, enum amqp_settle_op op)
+static int rmq_settle(struct dm_bus *bus, uint64_t tag, enum rmq_settle_op op)
 {
-        struct amqp_bus *b = (struct amqp_bus *)bus;
-        uint64_t id = tag >> AMQP_SEQ_BITS, seq = tag & AMQP_SEQ_MASK;
+        struct rmq_bus *b = (struct rmq_bus *)bus;
+        uint64_t id = tag >> RMQ_SEQ_BITS, seq = tag & RMQ_SEQ_MASK;
         uint64_t broker_tag = 0;
         int r = 0;
 
         if (id == 0 || seq == 0)
                 return DM_ENOENT;
         pthread_mutex_lock(&b->mu);
-        struct amqp_consumer *c = id <= b->nconsumers ? b->consumers[id - 1] : NULL;
+        struct rmq_consumer *c = id <= b->nconsumers ? b->consumers[id - 1] : NULL;
         pthread_mutex_unlock(&b->mu);
         if (!c)
                 return DM_ENOENT;
@@ -2226,24 +2224,24 @@ static int amqp_settle(struct dm_bus *bus, uint64_t tag, enum amqp_settle_op op)
         return r;
 }
 
-static int amqp_ack(struct dm_bus *bus, uint64_t tag)
+static int rmq_ack(struct dm_bus *bus, uint64_t tag)
 {
-        return amqp_settle(bus, tag, AMQP_ACK);
+        return rmq_settle(bus, tag, RMQ_ACK);
 }
 
-static int amqp_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
+static int rmq_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
 {
-        return amqp_settle(bus, tag, requeue ? AMQP_NACK_REQUEUE : AMQP_NACK_DROP);
+        return rmq_settle(bus, tag, requeue ? RMQ_NACK_REQUEUE : RMQ_NACK_DROP);
 }
 
 const struct dm_bus_ops dm_bus_amqp_ops = {
     .name = "amqp",
-    .open = amqp_open,
-    .free = amqp_free,
-    .declare = amqp_declare,
-    .publish = amqp_publish,
-    .consume = amqp_consume,
-    .cancel = amqp_cancel,
-    .ack = amqp_ack,
-    .nack = amqp_nack,
+    .open = rmq_open,
+    .free = rmq_free,
+    .declare = rmq_declare,
+    .publish = rmq_publish,
+    .consume = rmq_consume,
+    .cancel = rmq_cancel,
+    .ack = rmq_ack,
+    .nack = rmq_nack,
 };
