@@ -143,8 +143,7 @@ struct rmq_pub {
         /* Owner thread only: */
         uint64_t next_seq; /* confirm sequence of the last message sent on channel 1 */
         bool topo_open;
-        bool in_return;       /* a basic.return came; its header and body follow */
-        uint64_t return_left; /* body bytes of the returned message still to skip */
+        bool in_return; /* a basic.return came; its header (and body, ignored) follow */
         bool blocked;
 };
 
@@ -947,7 +946,6 @@ static int pub_open(struct rmq_pub *p)
                 return r;
         p->next_seq = 0;
         p->in_return = false;
-        p->return_left = 0;
         p->blocked = false;
         r = link_channel_open(l, RMQ_CH);
         if (r < 0)
@@ -1013,7 +1011,6 @@ static void pub_frame(struct rmq_pub *p, const amqp_frame_t *f, struct rmq_out *
         if (f->frame_type == AMQP_FRAME_HEADER && p->in_return) {
                 const amqp_basic_properties_t *props = f->payload.properties.decoded;
                 p->in_return = false;
-                p->return_left = f->payload.properties.body_size;
                 if (round && props && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)) {
                         char id[24];
                         size_t len = props->message_id.len < sizeof(id) - 1 ? props->message_id.len
@@ -1026,13 +1023,8 @@ static void pub_frame(struct rmq_pub *p, const amqp_frame_t *f, struct rmq_out *
                 }
                 return;
         }
-        if (f->frame_type == AMQP_FRAME_BODY) {
-                size_t len = f->payload.body_fragment.len;
-                p->return_left = len > p->return_left ? 0 : p->return_left - len;
-                return;
-        }
         if (f->frame_type != AMQP_FRAME_METHOD)
-                return;
+                return; /* the body of a returned message, heartbeats */
 
         switch (f->payload.method.id) {
         case AMQP_BASIC_ACK_METHOD: {
