@@ -4,6 +4,12 @@
 #   2. unit tests and fuzz-corpus replays (ctest) in the normal build
 #   3. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. integration tests (pytest) against the real binary and real servers on loopback
+# Before the unit tests it starts a throwaway RabbitMQ (scripts/rabbitmq.sh) and exports
+# DM_TEST_AMQP_URL, so the bus contract also runs on the amqp backend, and
+# DM_TEST_AMQP_RESTART, the command the broker-restart test runs; the broker is stopped on
+# the way out, failures and interrupts included. A DM_TEST_AMQP_URL already set names an
+# external broker instead (then the restart test is skipped unless DM_TEST_AMQP_RESTART is
+# set too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -11,7 +17,16 @@ BUILD_ASAN=${BUILD_ASAN:-build-asan}
 passed=0
 failed=0
 log=$(mktemp -d)
-trap 'rm -rf "$log"' EXIT
+rmq_dir=""
+cleanup() {
+  if [ -n "$rmq_dir" ]; then
+    ./scripts/rabbitmq.sh stop "$rmq_dir" >/dev/null 2>&1 || true
+    rm -rf "$rmq_dir"
+  fi
+  rm -rf "$log"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 count_ctest() { # $1 = output file
   local line total failed_n
@@ -25,6 +40,22 @@ count_ctest() { # $1 = output file
 
 echo "== format"
 if ./scripts/format-check.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+echo "== RabbitMQ for the amqp bus tests"
+if [ -n "${DM_TEST_AMQP_URL:-}" ]; then
+  echo "using the broker in DM_TEST_AMQP_URL"
+else
+  rmq_dir=$(mktemp -d /tmp/dm-rabbitmq.XXXXXX)
+  t0=$SECONDS
+  if url=$(./scripts/rabbitmq.sh start "$rmq_dir"); then
+    export DM_TEST_AMQP_URL="$url"
+    export DM_TEST_AMQP_RESTART="$PWD/scripts/rabbitmq.sh restart $rmq_dir >/dev/null"
+    echo "broker ready in $((SECONDS - t0)) s on ${url##*@}"
+  else
+    echo "could not start a throwaway RabbitMQ (see above)"
+    failed=$((failed + 1))
+  fi
+fi
 
 echo "== unit ($BUILD)"
 (cd "$BUILD" && ctest --output-on-failure -j "$(nproc)") 2>&1 | tee "$log/unit.txt" | grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|Failed|\*\*\*' || true

@@ -17,6 +17,8 @@ struct dm_conf {
         char *database_url;       /* DATABASE_URL: sqlite:///abs/path.db, postgres://... */
         char *rabbitmq_url;       /* RABBITMQ_URL: amqp://user:pass@host:port/vhost */
         char *rabbitmq_host;      /* RABBITMQ_HOST: host[:port], shorthand for RABBITMQ_URL */
+        char *rabbitmq_user;      /* RABBITMQ_USER: set together with the password, or neither */
+        char *rabbitmq_password;  /* RABBITMQ_PASSWORD (secret) */
         char *redis_url;          /* REDIS_URL */
         char *secret_key;         /* SECRET_KEY (secret) */
         char *listen;             /* DM_LISTEN host:port, default 127.0.0.1:8080 */
@@ -55,6 +57,15 @@ void dm_conf_print(const struct dm_conf *conf, FILE *out);
 
 /* The table as help text: flag, variable, default, description. */
 void dm_conf_help(FILE *out);
+
+/* The bus URL the configuration names: RABBITMQ_URL, else "amqp://HOST" from RABBITMQ_HOST;
+ * RABBITMQ_USER and RABBITMQ_PASSWORD, when set, become its percent-encoded user:password
+ * (dm_conf_load refuses a RABBITMQ_URL that names a user of its own as well). Unset
+ * credentials leave the URL without a user: rabbitmq-c then logs in as guest/guest, the
+ * broker's default account. *ret_url points to buf, or is NULL when neither RABBITMQ_URL
+ * nor RABBITMQ_HOST is set (the in-process bus). Returns 0, DM_E2BIG when buf is too small,
+ * DM_EINVAL. */
+int dm_conf_rabbitmq_url(const struct dm_conf *conf, char *buf, size_t size, const char **ret_url);
 
 /* Copies `url` into buf with any password (user:PASS@) replaced by "****". */
 const char *dm_conf_mask_url(const char *url, char *buf, size_t size);

@@ -20,7 +20,8 @@
         X(E2BIG, -E2BIG, "too large")                                                              \
         X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                       \
         X(ECANCELED, -ECANCELED, "canceled")                                                       \
-        X(ENOSPC, -ENOSPC, "no space left")
+        X(ENOSPC, -ENOSPC, "no space left")                                                        \
+        X(ESTALE, -ESTALE, "stale: the connection it belonged to was lost")
 
 #define DM_DOMAIN_MAP(X)                                                                           \
         X(ECONFLICT, -1001, "concurrent update")                                                   \
@@ -39,7 +40,9 @@
         X(ESHUTDOWN, -1014, "shutting down")                                                       \
         X(EREFERRAL, -1015, "DNS referral instead of an answer")                                   \
         X(ELAME, -1016, "lame DNS answer (neither authoritative nor recursive)")                   \
-        X(ESERVERSDOWN, -1017, "every DNS server is down")
+        X(ESERVERSDOWN, -1017, "every DNS server is down")                                         \
+        X(ENOROUTE, -1018, "no queue is bound for the routing key")                                \
+        X(EREJECTED, -1019, "the message bus refused the message")
 
 enum dm_error {
         DM_OK = 0,

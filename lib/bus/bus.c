@@ -92,16 +92,51 @@ bool dm_bus_name_valid(const char *s, bool allow_empty)
 
 int dm_bus_declare(struct dm_bus *bus, const char *queue, const char *pattern)
 {
+        return dm_bus_declare_opts(bus, queue, pattern, NULL);
+}
+
+int dm_bus_declare_opts(struct dm_bus *bus, const char *queue, const char *pattern,
+                        const struct dm_bus_queue_opts *opts)
+{
+        static const struct dm_bus_queue_opts plain = {0};
+        if (!opts)
+                opts = &plain;
         if (!bus || !dm_bus_name_valid(queue, false) || !dm_bus_name_valid(pattern, true))
                 return DM_EINVAL;
-        return bus->ops->declare(bus, queue, pattern);
+        if (opts->dead_letter_queue && (!dm_bus_name_valid(opts->dead_letter_queue, false) ||
+                                        strcmp(opts->dead_letter_queue, queue) == 0))
+                return DM_EINVAL;
+        return bus->ops->declare(bus, queue, pattern, opts);
 }
 
 int dm_bus_publish(struct dm_bus *bus, const char *routing_key, const void *body, size_t len)
 {
-        if (!bus || !dm_bus_name_valid(routing_key, true) || (!body && len > 0))
+        struct dm_bus_out m = {.routing_key = routing_key, .body = body, .len = len};
+        return dm_bus_publish_batch(bus, &m, 1, 0);
+}
+
+int dm_bus_publish_batch(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags)
+{
+        if (!bus || (!msgs && n > 0) || (flags & ~(unsigned)DM_BUS_MANDATORY))
                 return DM_EINVAL;
-        return bus->ops->publish(bus, routing_key, body, len);
+        int r = 0;
+        for (size_t i = 0; i < n; i++) {
+                msgs[i].result = 0;
+                if (!dm_bus_name_valid(msgs[i].routing_key, true) ||
+                    (!msgs[i].body && msgs[i].len > 0))
+                        msgs[i].result = r = DM_EINVAL;
+        }
+        if (r < 0) {
+                /* All or nothing: the valid ones are not sent either. */
+                for (size_t i = 0; i < n; i++) {
+                        if (msgs[i].result == 0)
+                                msgs[i].result = DM_ECANCELED;
+                }
+                return r;
+        }
+        if (n == 0)
+                return 0;
+        return bus->ops->publish(bus, msgs, n, flags);
 }
 
 int dm_bus_consume(struct dm_bus *bus, const char *queue, unsigned prefetch, dm_bus_handler handler,

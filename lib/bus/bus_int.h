@@ -15,8 +15,12 @@ struct dm_bus_ops {
          * one-line reason. */
         int (*open)(const char *url, char *err, size_t errlen, struct dm_bus **ret_bus);
         void (*free)(struct dm_bus *bus);
-        int (*declare)(struct dm_bus *bus, const char *queue, const char *pattern);
-        int (*publish)(struct dm_bus *bus, const char *routing_key, const void *body, size_t len);
+        /* `opts` is never NULL here, and its dead-letter queue name is valid and not `queue`. */
+        int (*declare)(struct dm_bus *bus, const char *queue, const char *pattern,
+                       const struct dm_bus_queue_opts *opts);
+        /* Every message's routing key and body were checked; n >= 1. Sets every result and
+         * returns the first failing one (0 when none failed). */
+        int (*publish)(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags);
         int (*consume)(struct dm_bus *bus, const char *queue, unsigned prefetch,
                        dm_bus_handler handler, void *arg);
         int (*cancel)(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);

@@ -15,7 +15,12 @@
  *
  * Memory: a queue holds at most max_messages ready messages and max_bytes of them; publish
  * reports DM_ENOSPC beyond that instead of growing. Messages a consumer holds are bounded
- * by its prefetch. Configure with "inproc:?max_messages=N&max_bytes=N". */
+ * by its prefetch. Configure with "inproc:?max_messages=N&max_bytes=N".
+ *
+ * Work queues (dm_bus_queue_opts): a message counts the times it was nacked with requeue;
+ * past the queue's delivery limit, or nacked without requeue, it moves to the queue's
+ * dead-letter queue (dropped when there is none, or when that queue is full), as a quorum
+ * queue with a dead-letter exchange does on RabbitMQ. */
 #include "bus/bus_int.h"
 
 #include "dm/error.h"
@@ -24,6 +29,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +49,7 @@ struct inproc_msg {
         struct inproc_msg *next; /* in the ready list */
         atomic_uint refs;        /* the queue or slot holding it, plus running handlers */
         bool redelivered;        /* guarded by the queue mutex */
+        unsigned returns;        /* nacks with requeue so far; guarded by the queue mutex */
         size_t len;
         const char *routing_key; /* points into data, after the body */
         unsigned char data[];    /* body, NUL, routing key, NUL */
@@ -75,6 +82,8 @@ struct inproc_consumer {
 
 struct inproc_queue {
         char *name;
+        unsigned delivery_limit;  /* 0: none */
+        struct inproc_queue *dlq; /* dead-letter queue, or NULL */
         pthread_mutex_t mu;
         pthread_cond_t ready; /* a message arrived, or stopping */
         struct inproc_msg *head, *tail;
@@ -117,6 +126,7 @@ static struct inproc_msg *inproc_msg_new(const char *routing_key, const void *bo
         m->next = NULL;
         atomic_init(&m->refs, 1);
         m->redelivered = false;
+        m->returns = 0;
         m->len = len;
         if (len > 0)
                 memcpy(m->data, body, len);
@@ -251,23 +261,73 @@ free_queue:
         return NULL;
 }
 
-static int inproc_declare(struct dm_bus *bus, const char *queue, const char *pattern)
+static bool inproc_same_opts(const struct inproc_queue *q, const struct dm_bus_queue_opts *opts)
 {
+        const char *dlq = q->dlq ? q->dlq->name : NULL;
+        const char *want = opts->dead_letter_queue;
+        if (q->delivery_limit != opts->delivery_limit)
+                return false;
+        return (!dlq && !want) || (dlq && want && strcmp(dlq, want) == 0);
+}
+
+/* Finds the queue `name` or adds it with `opts`; DM_EEXIST when it exists with others.
+ * Under the write lock. */
+static int inproc_get_queue(struct inproc_bus *b, const char *name,
+                            const struct dm_bus_queue_opts *opts, struct inproc_queue *dlq,
+                            struct inproc_queue **ret_queue)
+{
+        struct inproc_queue *q = inproc_find_queue(b, name);
+        if (q) {
+                if (!inproc_same_opts(q, opts))
+                        return DM_EEXIST;
+                *ret_queue = q;
+                return 0;
+        }
+        if (b->nqueues == INPROC_MAX_QUEUES)
+                return DM_ENOSPC;
+        q = inproc_queue_new(name);
+        if (!q)
+                return DM_ENOMEM;
+        q->delivery_limit = opts->delivery_limit;
+        q->dlq = dlq;
+        b->queues[b->nqueues++] = q;
+        *ret_queue = q;
+        return 0;
+}
+
+static int inproc_declare(struct dm_bus *bus, const char *queue, const char *pattern,
+                          const struct dm_bus_queue_opts *opts)
+{
+        static const struct dm_bus_queue_opts plain = {0};
         struct inproc_bus *b = (struct inproc_bus *)bus;
+        struct inproc_queue *dlq = NULL, *q = NULL;
         int r = 0;
         pthread_rwlock_wrlock(&b->lock);
         if (atomic_load(&b->stopping)) {
                 r = DM_ESHUTDOWN;
                 goto unlock;
         }
-        struct inproc_queue *q = inproc_find_queue(b, queue);
-        if (q) {
+        /* Checked before anything is added, so a refused declaration changes nothing. */
+        struct inproc_queue *old = inproc_find_queue(b, queue);
+        struct inproc_queue *old_dlq =
+            opts->dead_letter_queue ? inproc_find_queue(b, opts->dead_letter_queue) : NULL;
+        if ((old && !inproc_same_opts(old, opts)) ||
+            (old_dlq && !inproc_same_opts(old_dlq, &plain))) {
+                r = DM_EEXIST;
+                goto unlock;
+        }
+        size_t new_queues = (old ? 0 : 1) + (opts->dead_letter_queue && !old_dlq ? 1 : 0);
+        if (b->nqueues + new_queues > INPROC_MAX_QUEUES) {
+                r = DM_ENOSPC;
+                goto unlock;
+        }
+        if (old) {
                 for (size_t i = 0; i < b->nbindings; i++) {
-                        if (b->bindings[i].q == q && strcmp(b->bindings[i].pattern, pattern) == 0)
+                        if (b->bindings[i].q == old && strcmp(b->bindings[i].pattern, pattern) == 0)
                                 goto unlock;
                 }
         }
-        if (b->nbindings == INPROC_MAX_BINDINGS || (!q && b->nqueues == INPROC_MAX_QUEUES)) {
+        if (b->nbindings == INPROC_MAX_BINDINGS) {
                 r = DM_ENOSPC;
                 goto unlock;
         }
@@ -276,18 +336,21 @@ static int inproc_declare(struct dm_bus *bus, const char *queue, const char *pat
                 r = DM_ENOMEM;
                 goto unlock;
         }
-        if (!q) {
-                q = inproc_queue_new(queue);
-                if (!q) {
-                        free(pat);
-                        r = DM_ENOMEM;
-                        goto unlock;
-                }
-                b->queues[b->nqueues++] = q;
+        if (opts->dead_letter_queue) {
+                r = inproc_get_queue(b, opts->dead_letter_queue, &plain, NULL, &dlq);
+                if (r < 0)
+                        goto free_pattern;
         }
+        r = inproc_get_queue(b, queue, opts, dlq, &q);
+        if (r < 0)
+                goto free_pattern;
         b->bindings[b->nbindings].pattern = pat;
         b->bindings[b->nbindings].q = q;
         b->nbindings++;
+        goto unlock;
+
+free_pattern:
+        free(pat);
 unlock:
         pthread_rwlock_unlock(&b->lock);
         return r;
@@ -311,9 +374,9 @@ static size_t inproc_route(struct inproc_bus *b, const char *routing_key,
         return n;
 }
 
-static int inproc_publish(struct dm_bus *bus, const char *routing_key, const void *body, size_t len)
+static int inproc_publish_one(struct inproc_bus *b, const char *routing_key, const void *body,
+                              size_t len, unsigned flags)
 {
-        struct inproc_bus *b = (struct inproc_bus *)bus;
         struct inproc_queue *targets[INPROC_MAX_QUEUES];
         struct inproc_msg *msgs[INPROC_MAX_QUEUES];
         size_t n = 0, nmsgs = 0;
@@ -325,8 +388,12 @@ static int inproc_publish(struct dm_bus *bus, const char *routing_key, const voi
                 goto unlock;
         }
         n = inproc_route(b, routing_key, targets);
-        if (n == 0)
-                goto unlock; /* like an exchange with no matching binding: dropped */
+        if (n == 0) {
+                /* Like an exchange with no matching binding: dropped, or returned. */
+                if (flags & DM_BUS_MANDATORY)
+                        r = DM_ENOROUTE;
+                goto unlock;
+        }
         for (; nmsgs < n; nmsgs++) {
                 msgs[nmsgs] = inproc_msg_new(routing_key, body, len);
                 if (!msgs[nmsgs]) {
@@ -368,6 +435,19 @@ free_msgs:
 unlock:
         pthread_rwlock_unlock(&b->lock);
         return r;
+}
+
+static int inproc_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags)
+{
+        struct inproc_bus *b = (struct inproc_bus *)bus;
+        int first = 0;
+        for (size_t i = 0; i < n; i++) {
+                msgs[i].result =
+                    inproc_publish_one(b, msgs[i].routing_key, msgs[i].body, msgs[i].len, flags);
+                if (msgs[i].result < 0 && first == 0)
+                        first = msgs[i].result;
+        }
+        return first;
 }
 
 static uint64_t inproc_tag(uint32_t gen, uint32_t consumer_id, uint32_t slot)
@@ -504,7 +584,13 @@ static int inproc_consume(struct dm_bus *bus, const char *queue, unsigned prefet
                 goto free_slots;
         }
         b->consumers[b->nconsumers++] = c;
-        if (pthread_create(&c->thread, NULL, inproc_deliver_main, c) != 0) {
+        /* Delivery threads take no signals: which thread does is the program's choice. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int cr = pthread_create(&c->thread, NULL, inproc_deliver_main, c);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (cr != 0) {
                 b->nconsumers--;
                 r = DM_EAGAIN;
                 goto destroy_cond;
@@ -646,6 +732,38 @@ static int inproc_ack(struct dm_bus *bus, uint64_t tag)
         return 0;
 }
 
+/* Appends a message that left `from` to the dead-letter queue of `from`, or drops it. No
+ * queue mutex may be held: this one takes the dead-letter queue's. */
+static void inproc_dead_letter(struct inproc_bus *b, struct inproc_queue *from,
+                               struct inproc_msg *m)
+{
+        struct inproc_queue *dlq = from->dlq;
+        if (!dlq) {
+                inproc_msg_unref(m);
+                return;
+        }
+        size_t cost = inproc_msg_cost(m);
+        pthread_mutex_lock(&dlq->mu);
+        if (dlq->stopping || dlq->count >= b->max_messages || cost > b->max_bytes ||
+            dlq->bytes > b->max_bytes - cost) {
+                pthread_mutex_unlock(&dlq->mu);
+                inproc_msg_unref(m);
+                return;
+        }
+        m->redelivered = false;
+        m->returns = 0;
+        m->next = NULL;
+        if (dlq->tail)
+                dlq->tail->next = m;
+        else
+                dlq->head = m;
+        dlq->tail = m;
+        dlq->count++;
+        dlq->bytes += cost;
+        pthread_cond_signal(&dlq->ready);
+        pthread_mutex_unlock(&dlq->mu);
+}
+
 static int inproc_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
 {
         struct inproc_bus *b = (struct inproc_bus *)bus;
@@ -655,6 +773,8 @@ static int inproc_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
                 return DM_ENOENT;
         struct inproc_queue *q = c->q;
         struct inproc_msg *m = inproc_release_slot(c, s);
+        if (requeue && q->delivery_limit > 0 && ++m->returns > q->delivery_limit)
+                requeue = false; /* a poison message: tried often enough */
         if (requeue) {
                 /* Back at the head, as a broker puts it back near its old place; it was
                  * counted against the queue when published, so the caps do not refuse it. */
@@ -669,7 +789,8 @@ static int inproc_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
                 m = NULL;
         }
         pthread_mutex_unlock(&q->mu);
-        inproc_msg_unref(m); /* no dead-letter queue in process: a rejected message ends */
+        if (m)
+                inproc_dead_letter(b, q, m); /* q->dlq is set once and lives until free */
         return 0;
 }
 

@@ -79,7 +79,20 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .type = DM_CONF_T_HOST,
      .unset_text = "in-process bus",
      .offset = DM_CONF_FIELD(rabbitmq_host),
-     .help = "host[:port] of RabbitMQ with default credentials; shorthand for RABBITMQ_URL"},
+     .help = "host[:port] of RabbitMQ; shorthand for RABBITMQ_URL (credentials from "
+             "RABBITMQ_USER and RABBITMQ_PASSWORD)"},
+    {.env = "RABBITMQ_USER",
+     .type = DM_CONF_T_STRING,
+     .unset_text = "the broker's default account, guest",
+     .offset = DM_CONF_FIELD(rabbitmq_user),
+     .help = "RabbitMQ user for RABBITMQ_HOST, or for a RABBITMQ_URL without one; set it "
+             "together with RABBITMQ_PASSWORD"},
+    {.env = "RABBITMQ_PASSWORD",
+     .type = DM_CONF_T_STRING,
+     .secret = true,
+     .unset_text = "the broker's default account, guest",
+     .offset = DM_CONF_FIELD(rabbitmq_password),
+     .help = "password of RABBITMQ_USER"},
     {.env = "REDIS_URL",
      .type = DM_CONF_T_URL,
      .schemes = dm_conf_redis_schemes,
@@ -726,6 +739,22 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
         return 0;
 }
 
+/* Where the authority of a URL ("user:pass@host:port") starts, and its length. */
+static const char *conf_url_authority(const char *url, size_t *ret_len)
+{
+        const char *auth = strstr(url, "://");
+        auth = auth ? auth + 3 : url;
+        *ret_len = strcspn(auth, "/?#");
+        return auth;
+}
+
+static bool conf_url_has_user(const char *url)
+{
+        size_t alen;
+        const char *auth = conf_url_authority(url, &alen);
+        return memchr(auth, '@', alen) != NULL;
+}
+
 static void conf_raw_done(struct dm_conf_raw *raw)
 {
         for (size_t i = 0; i < DM_CONF_N; i++)
@@ -780,6 +809,21 @@ int dm_conf_load(struct dm_conf *conf, int *argc, char **argv, char *const *envp
                 goto out_free_conf;
         }
 
+        if ((tmp.rabbitmq_user == NULL) != (tmp.rabbitmq_password == NULL)) {
+                ret = dm_errorf(DM_ECONFIG, err, errlen,
+                                "%s is set without %s: set both, or neither for the broker's "
+                                "default account",
+                                tmp.rabbitmq_user ? "RABBITMQ_USER" : "RABBITMQ_PASSWORD",
+                                tmp.rabbitmq_user ? "RABBITMQ_PASSWORD" : "RABBITMQ_USER");
+                goto out_free_conf;
+        }
+        if (tmp.rabbitmq_user && tmp.rabbitmq_url && conf_url_has_user(tmp.rabbitmq_url)) {
+                ret = dm_errorf(DM_ECONFIG, err, errlen,
+                                "RABBITMQ_URL names a user and RABBITMQ_USER is set too: keep "
+                                "one of them");
+                goto out_free_conf;
+        }
+
         int kept = 0;
         for (int a = 0; a < nargs; a++) {
                 if (!drop[a])
@@ -823,9 +867,8 @@ const char *dm_conf_mask_url(const char *url, char *buf, size_t size)
         if (!url)
                 url = "";
 
-        const char *auth = strstr(url, "://");
-        auth = auth ? auth + 3 : url;
-        size_t alen = strcspn(auth, "/?#");
+        size_t alen;
+        const char *auth = conf_url_authority(url, &alen);
         const char *at = NULL;
         for (const char *p = auth; p < auth + alen; p++) {
                 if (*p == '@')
@@ -958,4 +1001,71 @@ void dm_conf_help(FILE *out)
                 else
                         fprintf(out, "        default: %s%s\n", e->unset_text, range);
         }
+}
+
+/* Appends `s` percent-encoded as URL userinfo needs it: only unreserved bytes stay. */
+static int conf_put_encoded(struct dm_buf *b, const char *s)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+                char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+                int r = plain ? dm_buf_add(b, s, 1) : dm_buf_add(b, esc, 3);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int dm_conf_rabbitmq_url(const struct dm_conf *conf, char *buf, size_t size, const char **ret_url)
+{
+        struct dm_buf b;
+        int r = 0;
+
+        if (!conf || !buf || size == 0 || !ret_url)
+                return DM_EINVAL;
+        if (!conf->rabbitmq_url && !conf->rabbitmq_host) {
+                *ret_url = NULL;
+                return 0;
+        }
+        dm_buf_init(&b, size - 1);
+        const char *rest;
+        if (conf->rabbitmq_url) {
+                const char *sep = strstr(conf->rabbitmq_url, "://");
+                size_t slen = sep ? (size_t)(sep + 3 - conf->rabbitmq_url) : 0;
+                r = dm_buf_add(&b, conf->rabbitmq_url, slen);
+                rest = conf->rabbitmq_url + slen;
+        } else {
+                r = dm_buf_add(&b, "amqp://", 7);
+                rest = conf->rabbitmq_host;
+        }
+        if (r == 0 && conf->rabbitmq_user) {
+                r = conf_put_encoded(&b, conf->rabbitmq_user);
+                if (r == 0)
+                        r = dm_buf_add(&b, ":", 1);
+                if (r == 0)
+                        r = conf_put_encoded(&b, conf->rabbitmq_password);
+                if (r == 0)
+                        r = dm_buf_add(&b, "@", 1);
+        }
+        /* A bare IPv6 address in RABBITMQ_HOST ("::1") needs its brackets in a URL. */
+        bool bracket = !conf->rabbitmq_url && rest[0] != '[' && strchr(rest, ':') &&
+                       strchr(rest, ':') != strrchr(rest, ':');
+        if (r == 0 && bracket)
+                r = dm_buf_add(&b, "[", 1);
+        if (r == 0)
+                r = dm_buf_add(&b, rest, strlen(rest));
+        if (r == 0 && bracket)
+                r = dm_buf_add(&b, "]", 1);
+        if (r == 0) {
+                memcpy(buf, b.data, b.len);
+                buf[b.len] = '\0';
+                *ret_url = buf;
+        }
+        if (b.data)
+                explicit_bzero(b.data, b.len); /* it held the password */
+        dm_buf_done(&b);
+        return r;
 }

@@ -252,15 +252,15 @@ int main(int argc, char **argv)
                         dm_log_info("main", "msg=\"applied migrations\" count=%d", applied);
         }
         if (cmd->needs_bus) {
-                /* RABBITMQ_HOST is the short form of RABBITMQ_URL (the broker's defaults). */
-                char host_url[600];
-                const char *bus_url = app.conf.rabbitmq_url;
-                if (!bus_url && app.conf.rabbitmq_host) {
-                        snprintf(host_url, sizeof(host_url), "amqp://guest:guest@%s/",
-                                 app.conf.rabbitmq_host);
-                        bus_url = host_url;
-                }
-                r = dm_bus_open(bus_url, err, sizeof(err), &app.bus);
+                /* RABBITMQ_URL, or RABBITMQ_HOST with RABBITMQ_USER and RABBITMQ_PASSWORD. */
+                char bus_url[8192];
+                const char *url = NULL;
+                r = dm_conf_rabbitmq_url(&app.conf, bus_url, sizeof(bus_url), &url);
+                if (r == 0)
+                        r = dm_bus_open(url, err, sizeof(err), &app.bus);
+                else
+                        snprintf(err, sizeof(err), "RabbitMQ URL: %s", dm_strerror(r));
+                explicit_bzero(bus_url, sizeof(bus_url));
                 if (r < 0) {
                         fprintf(stderr, "domainmon: %s\n", err);
                         goto out_store;

@@ -104,6 +104,8 @@ static void test_defaults(void **state)
         assert_null(c.database_url);
         assert_null(c.rabbitmq_url);
         assert_null(c.rabbitmq_host);
+        assert_null(c.rabbitmq_user);
+        assert_null(c.rabbitmq_password);
         assert_null(c.redis_url);
         assert_null(c.secret_key);
         assert_null(c.dns_servers);
@@ -559,14 +561,74 @@ static void test_print_masks_secrets(void **state)
         assert_non_null(strstr(err, "DATABASE_URL"));
 }
 
+static const char *bus_url(char *const *envp, char *buf, size_t size)
+{
+        struct dm_conf c;
+        char err[256] = "";
+        const char *url = NULL;
+        if (load(&c, envp, no_file, err, sizeof(err)) != 0)
+                print_error("%s\n", err);
+        assert_int_equal(dm_conf_rabbitmq_url(&c, buf, size, &url), 0);
+        dm_conf_done(&c);
+        return url;
+}
+
+static void test_rabbitmq_credentials(void **state)
+{
+        struct dm_conf c;
+        char err[256] = "", buf[512];
+        (void)state;
+
+        char *const none[] = {NULL};
+        assert_null(bus_url(none, buf, sizeof(buf)));
+        /* No credentials: no user in the URL, so the client's default (guest) applies. */
+        char *const host[] = {"RABBITMQ_HOST=mq:5673", NULL};
+        assert_string_equal(bus_url(host, buf, sizeof(buf)), "amqp://mq:5673");
+        char *const v6[] = {"RABBITMQ_HOST=::1", NULL};
+        assert_string_equal(bus_url(v6, buf, sizeof(buf)), "amqp://[::1]");
+        char *const v6p[] = {"RABBITMQ_HOST=[::1]:5672", NULL};
+        assert_string_equal(bus_url(v6p, buf, sizeof(buf)), "amqp://[::1]:5672");
+        char *const creds[] = {"RABBITMQ_HOST=mq", "RABBITMQ_USER=app",
+                               "RABBITMQ_PASSWORD=p@ss:w/rd%", NULL};
+        assert_string_equal(bus_url(creds, buf, sizeof(buf)), "amqp://app:p%40ss%3Aw%2Frd%25@mq");
+        char *const url[] = {"RABBITMQ_URL=amqps://mq:5671/prod", "RABBITMQ_USER=app",
+                             "RABBITMQ_PASSWORD=pw", NULL};
+        assert_string_equal(bus_url(url, buf, sizeof(buf)), "amqps://app:pw@mq:5671/prod");
+        char *const both[] = {"RABBITMQ_URL=amqp://u:p@mq/", "RABBITMQ_HOST=other", NULL};
+        assert_string_equal(bus_url(both, buf, sizeof(buf)), "amqp://u:p@mq/");
+
+        char small[10];
+        const char *out = NULL;
+        assert_int_equal(load(&c, creds, no_file, err, sizeof(err)), 0);
+        assert_int_equal(dm_conf_rabbitmq_url(&c, small, sizeof(small), &out), DM_E2BIG);
+        assert_null(out);
+        /* The password is a secret; the user is not. */
+        assert_line(&c, "RABBITMQ_PASSWORD", "RABBITMQ_PASSWORD=****  # environment");
+        assert_line(&c, "RABBITMQ_USER", "RABBITMQ_USER=app  # environment");
+        dm_conf_done(&c);
+
+        char *const user_only[] = {"RABBITMQ_HOST=mq", "RABBITMQ_USER=app", NULL};
+        assert_int_equal(load(&c, user_only, no_file, err, sizeof(err)), DM_ECONFIG);
+        assert_non_null(strstr(err, "RABBITMQ_PASSWORD"));
+        char *const pass_only[] = {"RABBITMQ_PASSWORD=secret", NULL};
+        assert_int_equal(load(&c, pass_only, no_file, err, sizeof(err)), DM_ECONFIG);
+        assert_non_null(strstr(err, "RABBITMQ_USER"));
+        assert_null(strstr(err, "secret"));
+        char *const twice[] = {"RABBITMQ_URL=amqp://u:p@mq/", "RABBITMQ_USER=app",
+                               "RABBITMQ_PASSWORD=pw", NULL};
+        assert_int_equal(load(&c, twice, no_file, err, sizeof(err)), DM_ECONFIG);
+        assert_non_null(strstr(err, "RABBITMQ_URL"));
+}
+
 static void test_print_all_entries(void **state)
 {
         static const char *const names[] = {
-            "DATABASE_URL",    "RABBITMQ_URL",    "RABBITMQ_HOST",        "REDIS_URL",
-            "SECRET_KEY",      "DM_LISTEN",       "DM_LOG_LEVEL",         "DM_SCAN_INTERVAL",
-            "DM_MIN_INTERVAL", "DM_HTTP_THREADS", "DM_MAX_BODY",          "DM_DNS_SERVERS",
-            "DM_DNS_TIMEOUT",  "DM_DNS_RETRIES",  "DM_DNS_CONCURRENCY",   "DM_DNS_QPS",
-            "DM_DNS_LOOPS",    "DM_SCAN_BATCH",   "DM_HISTORY_RETENTION",
+            "DATABASE_URL",         "RABBITMQ_URL",     "RABBITMQ_HOST",   "RABBITMQ_USER",
+            "RABBITMQ_PASSWORD",    "REDIS_URL",        "SECRET_KEY",      "DM_LISTEN",
+            "DM_LOG_LEVEL",         "DM_SCAN_INTERVAL", "DM_MIN_INTERVAL", "DM_HTTP_THREADS",
+            "DM_MAX_BODY",          "DM_DNS_SERVERS",   "DM_DNS_TIMEOUT",  "DM_DNS_RETRIES",
+            "DM_DNS_CONCURRENCY",   "DM_DNS_QPS",       "DM_DNS_LOOPS",    "DM_SCAN_BATCH",
+            "DM_HISTORY_RETENTION",
         };
         struct dm_conf c;
         char err[256] = "";
@@ -676,6 +738,7 @@ int main(void)
             cmocka_unit_test(test_print_masks_secrets),
             cmocka_unit_test(test_print_all_entries),
             cmocka_unit_test(test_history_retention),
+            cmocka_unit_test(test_rabbitmq_credentials),
             cmocka_unit_test(test_help),
             cmocka_unit_test(test_no_argv),
         };
