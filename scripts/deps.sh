@@ -5,8 +5,8 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-  libmicrohttpd-dev libjansson-dev libsqlite3-dev libidn2-dev libssl-dev libcmocka-dev
-  sqlite3 knot knot-dnsutils dnsperf python3-pytest python3-dnspython curl
+  libmicrohttpd-dev libjansson-dev libsqlite3-dev libidn2-dev libssl-dev libcmocka-dev libpq-dev
+  sqlite3 knot knot-dnsutils dnsperf python3-pytest python3-dnspython curl postgresql
 )
 
 missing=()

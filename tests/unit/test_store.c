@@ -1381,7 +1381,7 @@ static void test_open_urls(void **state)
         assert_int_equal(dm_store_open("sqlite:relative.db", err, sizeof(err), &st), DM_EINVAL);
         assert_int_equal(dm_store_open("sqlite://", err, sizeof(err), &st), DM_EINVAL);
         assert_null(st);
-#ifndef DM_HAVE_LIBPQ
+#ifndef DM_HAVE_PQ
         err[0] = '\0';
         assert_int_equal(dm_store_open("postgres://u:secret@h/db", err, sizeof(err), &st),
                          DM_ENOBACKEND);
