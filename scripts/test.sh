@@ -4,6 +4,9 @@
 #   2. unit tests and fuzz-corpus replays (ctest) in the normal build
 #   3. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. integration tests (pytest) against the real binary and real servers on loopback
+# Steps 2 and 3 run the store's contract against SQLite and against a throwaway PostgreSQL
+# server started here (scripts/pg.sh) and stopped on the way out, also on failure. A server
+# that cannot start is a failure, not a skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -11,7 +14,22 @@ BUILD_ASAN=${BUILD_ASAN:-build-asan}
 passed=0
 failed=0
 log=$(mktemp -d)
-trap 'rm -rf "$log"' EXIT
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/dm-test-pg.XXXXXX")
+cleanup() {
+  ./scripts/pg.sh stop "$pg_dir"
+  rm -rf "$log"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== postgres (throwaway server for the store tests)"
+if DM_TEST_PG_URL=$(./scripts/pg.sh start "$pg_dir"); then
+  export DM_TEST_PG_URL DM_TEST_PG_DIR="$pg_dir"
+  echo "$DM_TEST_PG_URL"
+else
+  echo "FAILED: PostgreSQL did not start; the PostgreSQL store tests cannot run" >&2
+  failed=$((failed + 1))
+fi
 
 count_ctest() { # $1 = output file
   local line total failed_n

@@ -870,7 +870,7 @@ static int pg_open(const char *url, char *err, size_t errlen, struct dm_store **
                 ret = DM_ESTORE;
                 goto fail_destroy;
         }
-        s->conns[0].pq = pq;
+        s->idle[s->nidle - 1]->pq = pq; /* the slot borrowed first */
         *ret_store = &s->base;
         return 0;
 
