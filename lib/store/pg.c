@@ -66,6 +66,8 @@ enum pg_stmt_id {
         STMT_DOMAIN_GET,
         STMT_DOMAIN_UPDATE,
         STMT_DOMAIN_DELETE,
+        STMT_DOMAIN_DELETE_CURRENT,
+        STMT_DOMAIN_DELETE_CHANGES,
         STMT_DOMAIN_LIST,
         STMT_DOMAIN_REQUEST_SCAN,
         STMT_DOMAIN_REQUEST_SCAN_ALL,
@@ -139,7 +141,12 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "updated_at = CASE WHEN $8::bigint > updated_at THEN $8 ELSE $9::bigint END, "
         "next_check_at = CASE WHEN $6 AND $3 > 0 AND $3 <> interval_ms "
         "THEN least(next_check_at, $9 + $3) ELSE next_check_at END WHERE name = $1::text",
-    [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = $1::text",
+    /* A domain's rows elsewhere go with it, statement by statement in one transaction:
+     * the first waits for a commit that holds the domain, and the next ones, with a
+     * snapshot taken after it, see what that commit wrote. */
+    [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = $1::text RETURNING id",
+    [STMT_DOMAIN_DELETE_CURRENT] = "DELETE FROM dns_current WHERE domain_id = $1::bigint",
+    [STMT_DOMAIN_DELETE_CHANGES] = "DELETE FROM dns_changes WHERE domain_id = $1::bigint",
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > $1::text AND "
                          "($2::text IS NULL OR name ILIKE $2 OR unicode_name ILIKE $2) "
                          "ORDER BY name LIMIT $3::bigint",
@@ -161,18 +168,18 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                        "(last_used_at IS NULL OR last_used_at <= $2 - $3::bigint)",
     [STMT_KEY_COUNT_ACTIVE] = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
     /* The SQLite backend's slot formula: next = now + iv - ((now - phase) mod iv), the mod
-     * taken twice to stay non-negative. The due rows are picked and locked once, in a
-     * materialized CTE (a subquery could be run again by the join and lock more rows than
-     * it returns); rows another scheduler holds are skipped, and a row another one has
-     * just moved fails the re-check of next_check_at <= now. */
-    [STMT_CLAIM] = "WITH due AS MATERIALIZED (SELECT id, "
-                   "greatest(coalesce(nullif(interval_ms, 0), $2::bigint), $3::bigint) AS iv "
-                   "FROM domains WHERE enabled AND next_check_at <= $1::bigint "
-                   "ORDER BY next_check_at, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED) "
-                   "UPDATE domains AS d SET next_check_at = "
-                   "$1 + due.iv - ((($1 - d.phase_ms) % due.iv) + due.iv) % due.iv "
-                   "FROM due WHERE d.id = due.id "
-                   "RETURNING d.id, d.name, d.record_types, d.dns_fp",
+     * taken twice to stay non-negative. The due rows are picked and locked by an InitPlan,
+     * which runs once: rows another scheduler holds are skipped, and a row another one has
+     * just moved fails the re-check of next_check_at <= now. `id = ANY (ARRAY(...))` makes
+     * the update fetch the claimed rows by primary key; a join with the subquery would be
+     * planned, in the generic plan of a prepared statement, as a hash of the whole table. */
+    [STMT_CLAIM] = "UPDATE domains SET next_check_at = (SELECT $1::bigint + iv - "
+                   "((($1 - phase_ms) % iv) + iv) % iv FROM (SELECT greatest(coalesce("
+                   "nullif(interval_ms, 0), $2::bigint), $3::bigint)) AS s(iv)) "
+                   "WHERE id = ANY (ARRAY(SELECT id FROM domains "
+                   "WHERE enabled AND next_check_at <= $1 ORDER BY next_check_at, id "
+                   "LIMIT $4::bigint FOR UPDATE SKIP LOCKED)) "
+                   "RETURNING id, name, record_types, dns_fp",
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status FROM dns_current WHERE domain_id = $1::bigint ORDER BY type",
     /* Every domain of a batch, locked in id order: two commits with overlapping batches
@@ -1240,12 +1247,31 @@ static int pg_domain_delete(struct dm_store *st, const char *name)
         struct pg_store *s = pg_of(st);
         struct pg_params p = {0};
         struct pg_conn *c;
+        PGresult *r = NULL;
+        int64_t id = 0;
         param_text(&p, name);
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret = run_by_name(c, STMT_DOMAIN_DELETE, &p, "domain delete");
-        pool_put(s, c);
+        ret = tx_begin(c);
+        if (ret == 0)
+                ret = pg_run(c, STMT_DOMAIN_DELETE, &p, "domain delete", &r);
+        if (ret == 0) {
+                if (PQntuples(r) == 0)
+                        ret = DM_ENOENT;
+                else
+                        id = col_int(r, 0, 0);
+                PQclear(r);
+        }
+        p.n = 0;
+        param_i64(&p, id);
+        if (ret == 0)
+                ret = pg_run(c, STMT_DOMAIN_DELETE_CURRENT, &p, "domain delete", NULL);
+        if (ret == 0)
+                ret = pg_run(c, STMT_DOMAIN_DELETE_CHANGES, &p, "domain delete", NULL);
+        if (ret == 0)
+                ret = tx_commit(c);
+        pool_put(s, c); /* rolls back what did not commit */
         return ret;
 }
 
