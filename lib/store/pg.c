@@ -85,8 +85,6 @@ enum pg_stmt_id {
         STMT_COMMIT_PRUNE,
         STMT_COMMIT_ROWS,
         STMT_COMMIT_IDS,
-        STMT_CHANGE_INSERT,
-        STMT_OUTBOX_INSERT_MANY,
         STMT_OUTBOX_INSERT,
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
@@ -228,13 +226,6 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
      * event bodies can carry them. */
     [STMT_COMMIT_IDS] = "SELECT nextval('dns_changes_id_seq'), CASE WHEN $2::boolean THEN "
                         "nextval('outbox_id_seq') END FROM generate_series(1, $1::integer)",
-    [STMT_CHANGE_INSERT] =
-        "INSERT INTO dns_changes (id, domain_id, type, status, observed_at, before, after, "
-        "added, removed) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[], "
-        "$4::smallint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])",
-    [STMT_OUTBOX_INSERT_MANY] =
-        "INSERT INTO outbox (id, routing_key, body, created_at) SELECT u.id, u.key, u.body, "
-        "$4::bigint FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, key, body)",
     [STMT_OUTBOX_INSERT] = "INSERT INTO outbox (routing_key, body, created_at) "
                            "VALUES ($1::text, $2::text, $3::bigint)",
     [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
@@ -354,21 +345,22 @@ static void param_time(struct pg_params *p, int64_t t)
                 param_null(p);
 }
 
-/* A one-dimensional array being built: header, then one length-prefixed element at a
- * time; the element count is written by array_param. The first failure sticks. */
-struct pg_array {
+/* Length-prefixed binary values: the elements of an array parameter (array_init, then
+ * param_array) or the fields of COPY rows (copy_init, copy_row, then copy_run). The first
+ * failure sticks and is returned at the end. */
+struct pg_vals {
         struct dm_buf b;
-        uint32_t n;
+        uint32_t n; /* values (array elements) */
         int err;
 };
 
-static void array_put(struct pg_array *a, const void *data, size_t len)
+static void vals_put(struct pg_vals *a, const void *data, size_t len)
 {
         if (a->err == 0)
                 a->err = dm_buf_add(&a->b, data, len);
 }
 
-static void array_init(struct pg_array *a, uint32_t elem_oid)
+static void array_init(struct pg_vals *a, uint32_t elem_oid)
 {
         unsigned char h[20];
         memset(a, 0, sizeof(*a));
@@ -376,76 +368,93 @@ static void array_init(struct pg_array *a, uint32_t elem_oid)
         put_be(h, 1, 4);     /* dimensions */
         put_be(h + 4, 0, 4); /* flags (ignored on input) */
         put_be(h + 8, elem_oid, 4);
-        put_be(h + 12, 0, 4); /* elements: patched by array_param */
+        put_be(h + 12, 0, 4); /* elements: patched by param_array */
         put_be(h + 16, 1, 4); /* lower bound */
-        array_put(a, h, sizeof(h));
+        vals_put(a, h, sizeof(h));
 }
 
-static void array_done(struct pg_array *a)
+static void vals_done(struct pg_vals *a)
 {
         dm_buf_done(&a->b);
 }
 
-static void array_elem(struct pg_array *a, const void *data, size_t len)
+/* COPY ... FROM STDIN (FORMAT binary): a signature, flags and header extension length. */
+static void copy_init(struct pg_vals *a)
+{
+        static const unsigned char h[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n',
+                                            0,   0,   0,   0,   0,   0,   0,    0,    0};
+        memset(a, 0, sizeof(*a));
+        dm_buf_init(&a->b, PG_ARRAY_MAX);
+        vals_put(a, h, sizeof(h));
+}
+
+static void copy_row(struct pg_vals *a, int nfields)
+{
+        unsigned char f[2];
+        put_be(f, (uint64_t)nfields, 2);
+        vals_put(a, f, sizeof(f));
+}
+
+static void val_elem(struct pg_vals *a, const void *data, size_t len)
 {
         unsigned char l[4];
         if (a->err == 0 && len > INT32_MAX)
                 a->err = DM_E2BIG;
         put_be(l, data ? len : UINT32_MAX, 4); /* -1: NULL */
-        array_put(a, l, sizeof(l));
+        vals_put(a, l, sizeof(l));
         if (data && len)
-                array_put(a, data, len);
+                vals_put(a, data, len);
         a->n++;
 }
 
-static void array_int(struct pg_array *a, int64_t v, int len)
+static void val_int(struct pg_vals *a, int64_t v, int len)
 {
         unsigned char b[8];
         put_be(b, (uint64_t)v, len);
-        array_elem(a, b, (size_t)len);
+        val_elem(a, b, (size_t)len);
 }
 
-static void array_i64(struct pg_array *a, int64_t v)
+static void val_i64(struct pg_vals *a, int64_t v)
 {
-        array_int(a, v, 8);
+        val_int(a, v, 8);
 }
 
-static void array_i32(struct pg_array *a, int32_t v)
+static void val_i32(struct pg_vals *a, int32_t v)
 {
-        array_int(a, v, 4);
+        val_int(a, v, 4);
 }
 
-static void array_i16(struct pg_array *a, int v)
+static void val_i16(struct pg_vals *a, int v)
 {
-        array_int(a, v, 2);
+        val_int(a, v, 2);
 }
 
-static void array_bool(struct pg_array *a, bool v)
+static void val_bool(struct pg_vals *a, bool v)
 {
-        array_int(a, v ? 1 : 0, 1);
+        val_int(a, v ? 1 : 0, 1);
 }
 
-static void array_text(struct pg_array *a, const char *s)
+static void val_text(struct pg_vals *a, const char *s)
 {
-        array_elem(a, s, s ? strlen(s) : 0);
+        val_elem(a, s, s ? strlen(s) : 0);
 }
 
-static void array_time(struct pg_array *a, int64_t t)
+static void val_time(struct pg_vals *a, int64_t t)
 {
         if (t)
-                array_i64(a, t);
+                val_i64(a, t);
         else
-                array_elem(a, NULL, 0);
+                val_elem(a, NULL, 0);
 }
 
 /* "No state" is NULL, so that `IS NOT DISTINCT FROM` matches it. */
-static void array_fp(struct pg_array *a, const uint8_t fp[DM_FP_LEN])
+static void val_fp(struct pg_vals *a, const uint8_t fp[DM_FP_LEN])
 {
-        array_elem(a, dm_store_fp_is_zero(fp) ? NULL : fp, DM_FP_LEN);
+        val_elem(a, dm_store_fp_is_zero(fp) ? NULL : fp, DM_FP_LEN);
 }
 
 /* Adds the finished array as the next parameter. It must outlive the statement. */
-static int param_array(struct pg_params *p, struct pg_array *a)
+static int param_array(struct pg_params *p, struct pg_vals *a)
 {
         if (a->err < 0)
                 return a->err;
@@ -777,6 +786,33 @@ static int pg_exec(struct pg_conn *c, const char *sql, const char *what)
         return 0;
 }
 
+/* Ends the rows with the trailer and sends them with `sql`, a COPY ... FROM STDIN (FORMAT
+ * binary). */
+static int copy_run(struct pg_conn *c, const char *sql, struct pg_vals *v, const char *what)
+{
+        static const unsigned char trailer[2] = {0xff, 0xff}; /* -1 fields: the end */
+        vals_put(v, trailer, sizeof(trailer));
+        if (v->err < 0)
+                return v->err;
+        PGresult *r = PQexec(c->pq, sql);
+        if (PQresultStatus(r) != PGRES_COPY_IN)
+                return pg_fail(c, r, what);
+        PQclear(r);
+        bool sent = PQputCopyData(c->pq, v->b.data, (int)v->b.len) == 1;
+        if (PQputCopyEnd(c->pq, sent ? NULL : "not sent") != 1)
+                sent = false;
+        int ret = 0;
+        while ((r = PQgetResult(c->pq))) {
+                if (PQresultStatus(r) != PGRES_COMMAND_OK && ret == 0)
+                        ret = pg_fail(c, r, what);
+                else
+                        PQclear(r);
+        }
+        if (!sent && ret == 0)
+                ret = pg_fail(c, NULL, what);
+        return ret;
+}
+
 static int tx_begin(struct pg_conn *c)
 {
         return pg_exec(c, "BEGIN", "begin");
@@ -1092,7 +1128,7 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                                  int *ret_results)
 {
         struct pg_store *s = pg_of(st);
-        struct pg_array names, unames, enabled, ivs, types, phases;
+        struct pg_vals names, unames, enabled, ivs, types, phases;
         struct pg_params p = {0};
         struct pg_conn *c = NULL;
         PGresult *r = NULL;
@@ -1127,12 +1163,12 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                 ret = types_to_text(ds[i].record_types, ds[i].nrecord_types, t, sizeof(t));
                 if (ret < 0)
                         goto out_free;
-                array_text(&names, ds[i].name);
-                array_text(&unames, domain_uname(&ds[i]));
-                array_bool(&enabled, ds[i].enabled);
-                array_i64(&ivs, ds[i].interval_ms);
-                array_text(&types, t);
-                array_i64(&phases, dm_store_phase(ds[i].name));
+                val_text(&names, ds[i].name);
+                val_text(&unames, domain_uname(&ds[i]));
+                val_bool(&enabled, ds[i].enabled);
+                val_i64(&ivs, ds[i].interval_ms);
+                val_text(&types, t);
+                val_i64(&phases, dm_store_phase(ds[i].name));
         }
         ret = param_array(&p, &names);
         if (ret == 0)
@@ -1182,12 +1218,12 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         ret = 0;
 
 out_free:
-        array_done(&names);
-        array_done(&unames);
-        array_done(&enabled);
-        array_done(&ivs);
-        array_done(&types);
-        array_done(&phases);
+        vals_done(&names);
+        vals_done(&unames);
+        vals_done(&enabled);
+        vals_done(&ivs);
+        vals_done(&types);
+        vals_done(&phases);
         free(ids);
         free(results);
         free(idx);
@@ -1666,16 +1702,16 @@ static int int64_cmp(const void *a, const void *b)
 static int commit_lock(struct pg_conn *c, const struct dm_dns_commit *items, size_t n,
                        struct commit_batch *b)
 {
-        struct pg_array ids;
+        struct pg_vals ids;
         struct pg_params p = {0};
         PGresult *r = NULL;
         array_init(&ids, PG_OID_INT8);
         for (size_t i = 0; i < n; i++)
-                array_i64(&ids, items[i].domain_id);
+                val_i64(&ids, items[i].domain_id);
         int ret = param_array(&p, &ids);
         if (ret == 0)
                 ret = pg_run(c, STMT_COMMIT_LOCK, &p, "dns commit", &r);
-        array_done(&ids);
+        vals_done(&ids);
         if (ret < 0)
                 return ret;
         b->ndoms = (size_t)PQntuples(r);
@@ -1774,7 +1810,7 @@ static int commit_ids(struct pg_conn *c, struct commit_batch *b, bool events)
 static int commit_domains(struct pg_conn *c, const struct dm_dns_commit *items, size_t n,
                           const struct commit_batch *b, int round, int64_t now)
 {
-        struct pg_array a[8];
+        struct pg_vals a[8];
         struct pg_params p = {0};
         static const uint32_t oids[8] = {PG_OID_INT8, PG_OID_INT8,  PG_OID_INT2,  PG_OID_TEXT,
                                          PG_OID_BOOL, PG_OID_BYTEA, PG_OID_BYTEA, PG_OID_BOOL};
@@ -1789,14 +1825,14 @@ static int commit_domains(struct pg_conn *c, const struct dm_dns_commit *items, 
                 if (pl->kind == COMMIT_NONE || pl->round != round)
                         continue;
                 bool swap = pl->kind == COMMIT_SWAP;
-                array_i64(&a[0], it->domain_id);
-                array_i64(&a[1], it->checked_at ? it->checked_at : now);
-                array_i16(&a[2], (int)it->status);
-                array_text(&a[3], it->status == DM_CHECK_ERROR ? it->status_error : NULL);
-                array_bool(&a[4], swap);
-                array_fp(&a[5], it->old_fp);
-                array_fp(&a[6], it->new_fp);
-                array_bool(&a[7], swap && it->nchanges > 0);
+                val_i64(&a[0], it->domain_id);
+                val_i64(&a[1], it->checked_at ? it->checked_at : now);
+                val_i16(&a[2], (int)it->status);
+                val_text(&a[3], it->status == DM_CHECK_ERROR ? it->status_error : NULL);
+                val_bool(&a[4], swap);
+                val_fp(&a[5], it->old_fp);
+                val_fp(&a[6], it->new_fp);
+                val_bool(&a[7], swap && it->nchanges > 0);
                 want++;
         }
         for (size_t k = 0; k < 8 && ret == 0; k++)
@@ -1804,7 +1840,7 @@ static int commit_domains(struct pg_conn *c, const struct dm_dns_commit *items, 
         if (ret == 0 && want > 0)
                 ret = pg_run(c, STMT_COMMIT_DOMAINS, &p, "dns commit", &r);
         for (size_t k = 0; k < 8; k++)
-                array_done(&a[k]);
+                vals_done(&a[k]);
         if (ret < 0 || want == 0)
                 return ret;
         uint64_t got = pg_affected(r);
@@ -1834,7 +1870,7 @@ static bool rows_repeat_type(const struct dm_dns_commit *it, size_t j)
 static int commit_rows(struct pg_conn *c, const struct dm_dns_commit *items, size_t n,
                        const struct commit_batch *b, int round, int64_t now)
 {
-        struct pg_array doms, keep_ids, keep_types, a[8];
+        struct pg_vals doms, keep_ids, keep_types, a[8];
         struct pg_params p = {0};
         static const uint32_t oids[8] = {PG_OID_INT8, PG_OID_INT4, PG_OID_INT2, PG_OID_INT8,
                                          PG_OID_TEXT, PG_OID_TEXT, PG_OID_INT8, PG_OID_INT8};
@@ -1850,7 +1886,7 @@ static int commit_rows(struct pg_conn *c, const struct dm_dns_commit *items, siz
                 if (b->plan[i].kind != COMMIT_SWAP || b->plan[i].round != round)
                         continue;
                 int64_t checked_at = it->checked_at ? it->checked_at : now;
-                array_i64(&doms, it->domain_id);
+                val_i64(&doms, it->domain_id);
                 nswap++;
                 for (size_t j = 0; j < it->nrows; j++) {
                         const struct dm_rrset_row *row = &it->rows[j];
@@ -1858,16 +1894,16 @@ static int commit_rows(struct pg_conn *c, const struct dm_dns_commit *items, siz
                          * overwrites the one before. */
                         if (rows_repeat_type(it, j))
                                 continue;
-                        array_i64(&keep_ids, it->domain_id);
-                        array_i32(&keep_types, row->type);
-                        array_i64(&a[0], it->domain_id);
-                        array_i32(&a[1], row->type);
-                        array_i16(&a[2], (int)row->status);
-                        array_i64(&a[3], row->ttl);
-                        array_text(&a[4], row->values ? row->values : "[]");
-                        array_text(&a[5], row->error);
-                        array_i64(&a[6], row->checked_at ? row->checked_at : checked_at);
-                        array_time(&a[7], row->changed_at);
+                        val_i64(&keep_ids, it->domain_id);
+                        val_i32(&keep_types, row->type);
+                        val_i64(&a[0], it->domain_id);
+                        val_i32(&a[1], row->type);
+                        val_i16(&a[2], (int)row->status);
+                        val_i64(&a[3], row->ttl);
+                        val_text(&a[4], row->values ? row->values : "[]");
+                        val_text(&a[5], row->error);
+                        val_i64(&a[6], row->checked_at ? row->checked_at : checked_at);
+                        val_time(&a[7], row->changed_at);
                         nrows++;
                 }
         }
@@ -1892,32 +1928,26 @@ static int commit_rows(struct pg_conn *c, const struct dm_dns_commit *items, siz
         ret = pg_run(c, STMT_COMMIT_ROWS, &p, "dns commit", NULL);
 
 out_done:
-        array_done(&doms);
-        array_done(&keep_ids);
-        array_done(&keep_types);
+        vals_done(&doms);
+        vals_done(&keep_ids);
+        vals_done(&keep_types);
         for (size_t k = 0; k < 8; k++)
-                array_done(&a[k]);
+                vals_done(&a[k]);
         return ret;
 }
 
-/* The round's history entries and, with an event function, one outbox event each. Ids
- * were reserved in batch order, so they rise with the items and their changes. */
+/* The round's history entries and, with an event function, one outbox event each, by COPY
+ * (their ids are already known). Ids were reserved in batch order, so they rise with the
+ * items and their changes. */
 static int commit_changes(struct pg_conn *c, struct dm_dns_commit *items, size_t n,
                           const struct commit_batch *b, int round, int64_t now,
                           dm_change_event_fn event_fn, void *event_arg)
 {
-        struct pg_array a[9], ev_ids, ev_keys, ev_bodies;
-        struct pg_params p = {0};
-        static const uint32_t oids[9] = {PG_OID_INT8, PG_OID_INT8, PG_OID_INT4,
-                                         PG_OID_INT2, PG_OID_INT8, PG_OID_TEXT,
-                                         PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT};
+        struct pg_vals rows, events;
         size_t nchanges = 0;
         int ret = 0;
-        for (size_t k = 0; k < 9; k++)
-                array_init(&a[k], oids[k]);
-        array_init(&ev_ids, PG_OID_INT8);
-        array_init(&ev_keys, PG_OID_TEXT);
-        array_init(&ev_bodies, PG_OID_TEXT);
+        copy_init(&rows);
+        copy_init(&events);
         for (size_t i = 0; i < n && ret == 0; i++) {
                 struct dm_dns_commit *it = &items[i];
                 const struct commit_plan *pl = &b->plan[i];
@@ -1932,15 +1962,16 @@ static int commit_changes(struct pg_conn *c, struct dm_dns_commit *items, size_t
                                 ch->observed_at = checked_at;
                         if (ch->domain[0] == '\0')
                                 snprintf(ch->domain, sizeof(ch->domain), "%s", pl->name);
-                        array_i64(&a[0], ch->id);
-                        array_i64(&a[1], ch->domain_id);
-                        array_i32(&a[2], ch->type);
-                        array_i16(&a[3], (int)ch->status);
-                        array_i64(&a[4], ch->observed_at);
-                        array_text(&a[5], ch->before);
-                        array_text(&a[6], ch->after ? ch->after : "[]");
-                        array_text(&a[7], ch->added ? ch->added : "[]");
-                        array_text(&a[8], ch->removed ? ch->removed : "[]");
+                        copy_row(&rows, 9);
+                        val_i64(&rows, ch->id);
+                        val_i64(&rows, ch->domain_id);
+                        val_i32(&rows, ch->type);
+                        val_i16(&rows, (int)ch->status);
+                        val_i64(&rows, ch->observed_at);
+                        val_text(&rows, ch->before);
+                        val_text(&rows, ch->after ? ch->after : "[]");
+                        val_text(&rows, ch->added ? ch->added : "[]");
+                        val_text(&rows, ch->removed ? ch->removed : "[]");
                         nchanges++;
                         if (!event_fn)
                                 continue;
@@ -1951,37 +1982,26 @@ static int commit_changes(struct pg_conn *c, struct dm_dns_commit *items, size_t
                                 ret = DM_ENOMEM;
                                 break;
                         }
-                        array_i64(&ev_ids, b->event_ids[pl->first_id + j]);
-                        array_text(&ev_keys, dm_store_routing_key(ch->type, key));
-                        array_text(&ev_bodies, body);
+                        copy_row(&events, 4);
+                        val_i64(&events, b->event_ids[pl->first_id + j]);
+                        val_text(&events, dm_store_routing_key(ch->type, key));
+                        val_text(&events, body);
+                        val_i64(&events, now);
                         free(body);
                 }
         }
-        if (ret < 0 || nchanges == 0)
-                goto out_done;
-        for (size_t k = 0; k < 9 && ret == 0; k++)
-                ret = param_array(&p, &a[k]);
-        if (ret == 0)
-                ret = pg_run(c, STMT_CHANGE_INSERT, &p, "change insert", NULL);
-        if (ret < 0 || !event_fn)
-                goto out_done;
-        p.n = 0;
-        ret = param_array(&p, &ev_ids);
-        if (ret == 0)
-                ret = param_array(&p, &ev_keys);
-        if (ret == 0)
-                ret = param_array(&p, &ev_bodies);
-        if (ret < 0)
-                goto out_done;
-        param_i64(&p, now);
-        ret = pg_run(c, STMT_OUTBOX_INSERT_MANY, &p, "outbox insert", NULL);
-
-out_done:
-        for (size_t k = 0; k < 9; k++)
-                array_done(&a[k]);
-        array_done(&ev_ids);
-        array_done(&ev_keys);
-        array_done(&ev_bodies);
+        if (ret == 0 && nchanges > 0)
+                ret = copy_run(c,
+                               "COPY dns_changes (id, domain_id, type, status, observed_at, "
+                               "before, after, added, removed) FROM STDIN (FORMAT binary)",
+                               &rows, "change insert");
+        if (ret == 0 && nchanges > 0 && event_fn)
+                ret = copy_run(c,
+                               "COPY outbox (id, routing_key, body, created_at) FROM STDIN "
+                               "(FORMAT binary)",
+                               &events, "outbox insert");
+        vals_done(&rows);
+        vals_done(&events);
         return ret;
 }
 
@@ -2158,12 +2178,12 @@ static int pg_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_e
 static int pg_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n)
 {
         struct pg_store *s = pg_of(st);
-        struct pg_array a;
+        struct pg_vals a;
         struct pg_params p = {0};
         struct pg_conn *c;
         array_init(&a, PG_OID_INT8);
         for (size_t i = 0; i < n; i++)
-                array_i64(&a, ids[i]);
+                val_i64(&a, ids[i]);
         int ret = param_array(&p, &a);
         if (ret < 0)
                 goto out_done;
@@ -2174,7 +2194,7 @@ static int pg_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n)
         pool_put(s, c);
 
 out_done:
-        array_done(&a);
+        vals_done(&a);
         return ret;
 }
 
