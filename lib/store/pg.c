@@ -9,7 +9,8 @@
  *
  * Statements: prepared once per connection (PQprepare on first use, then PQexecPrepared)
  * with every parameter cast in the SQL text and sent in binary, results read in binary. A
- * batch travels as arrays (unnest), one statement per kind of row rather than one per row.
+ * batch travels as array parameters (unnest), one statement per kind of row rather than one
+ * per row; rows that are only appended (history, events) go by binary COPY.
  *
  * Concurrency: the scheduler claims with FOR UPDATE SKIP LOCKED, so schedulers in several
  * processes never claim a domain twice and never wait for one another. A commit locks its
@@ -41,8 +42,8 @@
 #define PG_LOCK_FIRST_KEY 2
 /* A migration waits this long for another process's migrations before giving up. */
 #define PG_MIGRATE_LOCK_TIMEOUT "SET lock_timeout = '600s'"
-/* Most bytes one array parameter may hold (PostgreSQL's limit for one value is 1 GB). */
-#define PG_ARRAY_MAX (512u << 20)
+/* Most bytes one array parameter or COPY may hold (PostgreSQL takes 1 GB in one value). */
+#define PG_VALUES_MAX (512u << 20)
 
 /* Type OIDs of the binary parameters and array elements (pg_type.h; fixed forever). */
 enum {
@@ -364,7 +365,7 @@ static void array_init(struct pg_vals *a, uint32_t elem_oid)
 {
         unsigned char h[20];
         memset(a, 0, sizeof(*a));
-        dm_buf_init(&a->b, PG_ARRAY_MAX);
+        dm_buf_init(&a->b, PG_VALUES_MAX);
         put_be(h, 1, 4);     /* dimensions */
         put_be(h + 4, 0, 4); /* flags (ignored on input) */
         put_be(h + 8, elem_oid, 4);
@@ -384,7 +385,7 @@ static void copy_init(struct pg_vals *a)
         static const unsigned char h[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n',
                                             0,   0,   0,   0,   0,   0,   0,    0,    0};
         memset(a, 0, sizeof(*a));
-        dm_buf_init(&a->b, PG_ARRAY_MAX);
+        dm_buf_init(&a->b, PG_VALUES_MAX);
         vals_put(a, h, sizeof(h));
 }
 
@@ -623,7 +624,9 @@ static const char *pg_message(char *buf, size_t size, const char *msg)
 }
 
 /* Our defaults first and the URL after them: what the URL says wins, except the client
- * encoding, which the byte-exact text handling here depends on. */
+ * encoding, which the byte-exact text handling here depends on. A connection attempt gives
+ * up after 10 s; an idle connection is probed after 30 s, every 10 s, 3 times; data the
+ * server does not acknowledge within 60 s ends the connection. */
 static PGconn *pg_connect(const char *url)
 {
         static const char *const keys[] = {

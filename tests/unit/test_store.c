@@ -1044,6 +1044,66 @@ static void test_dns_answer_status_survives_errors(void **state)
         }
 }
 
+/* What is written is what is read: value arrays, errors and event bodies come back byte
+ * for byte (no JSON normalization, no re-encoding), and an absent `before` stays absent. */
+static void test_values_round_trip(void **state)
+{
+        struct fixture *f = *state;
+        static const char *const odd[] = {
+            "[ \"a\" ,\"\\u00e9\",\"b\\\\c\"]",
+            "[\"b\xc3\xbc"
+            "cher\",\"\\\"quoted\\\" 10 mx.\"]",
+            "[]",
+        };
+        int64_t id = add_domain(f->st, "exact.example", 0);
+        int64_t t = dm_now_ms();
+        struct dm_rrset_row rows[3] = {make_row(DM_RR_A, odd[0]), make_row(DM_RR_TXT, odd[1]),
+                                       make_row(DM_RR_MX, odd[2])};
+        rows[2].status = DM_RRS_ERROR;
+        rows[2].error = (char *)"line one\nline \"two\" \xc3\xa9";
+        struct dm_change ch[2] = {make_change(DM_RR_A, NULL, odd[0], t),
+                                  make_change(DM_RR_TXT, odd[2], odd[1], t)};
+        ch[1].removed = (char *)odd[0];
+        struct dm_dns_commit it = make_commit(id, t, 0, 0x31);
+        it.rows = rows;
+        it.nrows = 3;
+        it.changes = ch;
+        it.nchanges = 2;
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(it.result, 0);
+
+        struct dm_rrset_row *cur = NULL;
+        size_t n = 0;
+        assert_int_equal(dm_store_dns_current(f->st, id, &cur, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(cur[0].values, odd[0]); /* A */
+        assert_string_equal(cur[1].values, odd[2]); /* MX */
+        assert_string_equal(cur[1].error, rows[2].error);
+        assert_string_equal(cur[2].values, odd[1]); /* TXT */
+        assert_null(cur[2].error);
+        dm_rrset_rows_free(cur, n);
+
+        struct dm_change *cs = NULL;
+        struct dm_change_query q = {.domain_id = id, .limit = 10};
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(cs[0].before, odd[2]);
+        assert_string_equal(cs[0].after, odd[1]);
+        assert_string_equal(cs[0].added, odd[1]);
+        assert_string_equal(cs[0].removed, odd[0]);
+        assert_null(cs[1].before);
+        assert_string_equal(cs[1].after, odd[0]);
+        dm_changes_free(cs, n);
+
+        const char *body = "{\"k\":\"\xe2\x9c\x93\",\"n\":[1, 2 ,3]}";
+        assert_int_equal(dm_store_outbox_add(f->st, "domain.added", body), 0);
+        struct dm_outbox_event *ev = NULL;
+        assert_int_equal(dm_store_outbox_fetch(f->st, 10, &ev, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ev[0].body, body);
+        dm_outbox_events_free(ev, n);
+}
+
 static void test_outbox(void **state)
 {
         struct fixture *f = *state;
@@ -1719,6 +1779,7 @@ int main(void)
             CONTRACT(test_dns_commit_first_and_unchanged),
             CONTRACT(test_dns_commit_conflict_and_replay),
             CONTRACT(test_dns_commit_removed_types),
+            CONTRACT(test_values_round_trip),
             CONTRACT(test_outbox),
             CONTRACT(test_change_list_filters),
             CONTRACT(test_claim_concurrent),
