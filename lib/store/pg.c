@@ -603,14 +603,6 @@ static int64_t clamp_limit(size_t limit)
 
 /* ---- connections ---- */
 
-static void pg_notice(void *arg, const char *message)
-{
-        (void)arg;
-        char q[256];
-        dm_log_debug("store", "msg=\"postgres notice\" text=%s",
-                     dm_log_quote(q, sizeof(q), message));
-}
-
 /* The first line of libpq's message (the rest is detail meant for a terminal). */
 static const char *pg_message(char *buf, size_t size, const char *msg)
 {
@@ -621,6 +613,14 @@ static const char *pg_message(char *buf, size_t size, const char *msg)
                 memcpy(buf, msg, len);
         buf[len] = '\0';
         return buf;
+}
+
+static void pg_notice(void *arg, const char *message)
+{
+        (void)arg;
+        char m[256], q[300];
+        dm_log_debug("store", "msg=\"postgres notice\" text=%s",
+                     dm_log_quote(q, sizeof(q), pg_message(m, sizeof(m), message)));
 }
 
 /* Our defaults first and the URL after them: what the URL says wins, except the client
@@ -653,12 +653,23 @@ static void conn_close(struct pg_conn *c)
         memset(c->prepared, 0, sizeof(c->prepared));
 }
 
-/* Makes sure c holds a live connection. An idle connection whose server went away has
- * already seen the end of its socket: reading it now finds that without a round trip. */
+/* False when an idle connection's server went away. Its socket has then seen the end (and,
+ * on a shutdown, a last error message first): reading what is there finds that without a
+ * round trip and without blocking (libpq's socket never blocks). The second read gets to
+ * the end after the message. */
+static bool conn_alive(PGconn *pq)
+{
+        for (int i = 0; i < 2; i++) {
+                if (PQconsumeInput(pq) == 0 || PQstatus(pq) != CONNECTION_OK)
+                        return false;
+        }
+        return PQtransactionStatus(pq) == PQTRANS_IDLE;
+}
+
+/* Makes sure c holds a live connection. */
 static int conn_ready(struct pg_store *s, struct pg_conn *c)
 {
-        if (c->pq && (PQconsumeInput(c->pq) == 0 || PQstatus(c->pq) != CONNECTION_OK ||
-                      PQtransactionStatus(c->pq) != PQTRANS_IDLE))
+        if (c->pq && !conn_alive(c->pq))
                 conn_close(c);
         if (c->pq)
                 return 0;
