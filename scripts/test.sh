@@ -10,6 +10,9 @@
 # the way out, failures and interrupts included. A DM_TEST_AMQP_URL already set names an
 # external broker instead (then the restart test is skipped unless DM_TEST_AMQP_RESTART is
 # set too).
+# Steps 2 and 3 run the store's contract against SQLite and against a throwaway PostgreSQL
+# server started here (scripts/pg.sh) and stopped on the way out, also on failure. A server
+# that cannot start is a failure, not a skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -18,7 +21,9 @@ passed=0
 failed=0
 log=$(mktemp -d)
 rmq_dir=""
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/dm-test-pg.XXXXXX")
 cleanup() {
+  ./scripts/pg.sh stop "$pg_dir"
   if [ -n "$rmq_dir" ]; then
     ./scripts/rabbitmq.sh stop "$rmq_dir" >/dev/null 2>&1 || true
     rm -rf "$rmq_dir"
@@ -27,6 +32,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+echo "== postgres (throwaway server for the store tests)"
+if DM_TEST_PG_URL=$(./scripts/pg.sh start "$pg_dir"); then
+  export DM_TEST_PG_URL DM_TEST_PG_DIR="$pg_dir"
+  echo "$DM_TEST_PG_URL"
+else
+  echo "FAILED: PostgreSQL did not start; the PostgreSQL store tests cannot run" >&2
+  failed=$((failed + 1))
+fi
 
 count_ctest() { # $1 = output file
   local line total failed_n

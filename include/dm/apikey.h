@@ -23,6 +23,13 @@ int dm_apikey_generate(const char *name, enum dm_scope scope, char *key_out,
 int dm_apikey_create(struct dm_store *st, const char *name, enum dm_scope scope, char *key_out,
                      struct dm_api_key *ret_key);
 
+/* Generates and stores the first key: only when no key is active, so that processes
+ * starting at once against one database make one between them. Returns 0 (made: key_out
+ * and *ret_key filled), DM_EEXIST (an active key exists; nothing made), DM_EINVAL, store
+ * errors. */
+int dm_apikey_create_first(struct dm_store *st, const char *name, enum dm_scope scope,
+                           char *key_out, struct dm_api_key *ret_key);
+
 /* Checks a presented key. Returns 0 and the stored key, DM_EACCES when malformed, unknown,
  * wrong or revoked (one answer for all, so nothing is learned from it), or a store error. */
 int dm_apikey_authenticate(struct dm_store *st, const char *presented, struct dm_api_key *ret_key);

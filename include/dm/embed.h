@@ -14,6 +14,8 @@ struct dm_embed_file {
 
 /* sql/sqlite/NNN_*.sql, sorted by name. */
 extern const struct dm_embed_file dm_embed_sql_sqlite[];
+/* sql/postgres/NNN_*.sql, sorted by name. */
+extern const struct dm_embed_file dm_embed_sql_postgres[];
 /* docs/openapi.json */
 extern const struct dm_embed_file dm_embed_docs[];
 

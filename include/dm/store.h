@@ -1,5 +1,5 @@
 /* The store: everything persistent. One interface, backends chosen by DATABASE_URL
- * (sqlite:///path.db -> lib/store/sqlite.c, postgres://... -> lib/store/pg.c later).
+ * (sqlite:///path.db -> lib/store/sqlite.c, postgres://... -> lib/store/pg.c).
  * SQL lives only in the backends. Callers use the dm_store_* wrappers, never the ops table.
  *
  * Thread-safety: a struct dm_store may be used from any number of threads at once; the
@@ -189,6 +189,12 @@ int dm_store_domain_count(struct dm_store *st, size_t *ret_n);
 
 /* API keys. insert fills id and created_at; DM_EEXIST on a duplicate key_id. */
 int dm_store_key_insert(struct dm_store *st, struct dm_api_key *k);
+/* The first key: inserts k only when no key is active (none at all, or every one revoked),
+ * atomically with respect to every other writer, in this process or another. Processes
+ * starting at once against one database thus create one first key between them. Fills id
+ * and created_at. Returns 0 (inserted), DM_EEXIST (an active key exists; nothing written)
+ * or DM_ECONFLICT (k->key_id is taken by a revoked key; nothing written: make another). */
+int dm_store_key_insert_first(struct dm_store *st, struct dm_api_key *k);
 /* By key_id, revoked or not. DM_ENOENT if absent. */
 int dm_store_key_get(struct dm_store *st, const char *key_id, struct dm_api_key *ret_key);
 /* All keys, newest first; *ret_keys is malloc'd (free()). */

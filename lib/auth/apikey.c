@@ -113,6 +113,28 @@ int dm_apikey_create(struct dm_store *st, const char *name, enum dm_scope scope,
         return ret;
 }
 
+int dm_apikey_create_first(struct dm_store *st, const char *name, enum dm_scope scope,
+                           char *key_out, struct dm_api_key *ret_key)
+{
+        char key[DM_APIKEY_LEN];
+        struct dm_api_key k;
+        int ret = DM_ECONFLICT;
+
+        /* DM_ECONFLICT: the key_id is a revoked key's; another one will do. */
+        for (int i = 0; i < CREATE_ATTEMPTS && ret == DM_ECONFLICT; i++) {
+                ret = dm_apikey_generate(name, scope, key, &k);
+                if (ret < 0)
+                        break;
+                ret = dm_store_key_insert_first(st, &k);
+        }
+        if (ret == 0) {
+                memcpy(key_out, key, strlen(key) + 1);
+                *ret_key = k;
+        }
+        OPENSSL_cleanse(key, sizeof(key));
+        return ret;
+}
+
 static bool in_alphabet(const char *s, size_t n, const char *alphabet)
 {
         for (size_t i = 0; i < n; i++) {

@@ -668,28 +668,6 @@ fail_free:
         return ret;
 }
 
-/* "001_init.sql" -> 1, "init". */
-static int migration_parse_name(const char *file, int64_t *ret_version, char *name, size_t size)
-{
-        int64_t v = 0;
-        const char *p = file;
-        for (; *p >= '0' && *p <= '9'; p++) {
-                if (v > 100000000)
-                        return DM_EINVAL;
-                v = v * 10 + (*p - '0');
-        }
-        size_t len = strlen(p);
-        if (p == file || v == 0 || *p != '_' || len < 6 || strcmp(p + len - 4, ".sql") != 0)
-                return DM_EINVAL;
-        len -= 5; /* the '_' and ".sql" */
-        if (len >= size)
-                return DM_EINVAL;
-        memcpy(name, p + 1, len);
-        name[len] = '\0';
-        *ret_version = v;
-        return 0;
-}
-
 /* One migration in its own transaction. Checking inside the transaction makes two
  * processes migrating at once apply it once. */
 static int migration_apply(struct sqlite_conn *c, int64_t version, const char *name,
@@ -765,7 +743,7 @@ static int sqlite_migrate(struct dm_store *st, int *ret_applied)
                 int64_t version;
                 char name[128];
                 bool ran = false;
-                if (migration_parse_name(f->name, &version, name, sizeof(name)) < 0 ||
+                if (dm_store_migration_name(f->name, &version, name, sizeof(name)) < 0 ||
                     version <= last) {
                         char q[128];
                         dm_log_error("store",
@@ -974,32 +952,13 @@ static int sqlite_domain_delete(struct dm_store *st, const char *name)
         return ret;
 }
 
-/* "%<q with %, _ and \ escaped>%" for LIKE ... ESCAPE '\'. malloc'd. */
-static char *like_pattern(const char *q)
-{
-        size_t len = strlen(q);
-        char *p = malloc(2 * len + 3);
-        if (!p)
-                return NULL;
-        size_t o = 0;
-        p[o++] = '%';
-        for (size_t i = 0; i < len; i++) {
-                if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
-                        p[o++] = '\\';
-                p[o++] = q[i];
-        }
-        p[o++] = '%';
-        p[o] = '\0';
-        return p;
-}
-
 static int sqlite_domain_list(struct dm_store *st, const struct dm_domain_query *q,
                               struct dm_domain *ret_domains, size_t *ret_n)
 {
         struct sqlite_store *s = sqlite_of(st);
         char *pattern = NULL;
         if (q->q && *q->q) {
-                pattern = like_pattern(q->q);
+                pattern = dm_store_like_pattern(q->q);
                 if (!pattern)
                         return DM_ENOMEM;
         }
@@ -1074,30 +1033,73 @@ static int sqlite_domain_count(struct dm_store *st, size_t *ret_n)
 
 /* ---- API keys ---- */
 
+/* The insert itself, on the writer; DM_EEXIST when the key_id is taken. */
+static int key_insert_row(struct sqlite_conn *c, const struct dm_api_key *k, int64_t created,
+                          int64_t *ret_id)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_KEY_INSERT, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_text(stmt, 1, k->key_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, k->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, dm_scope_name(k->scope), -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 4, k->hash, sizeof(k->hash), SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 5, created);
+        bind_time(stmt, 6, k->last_used_at);
+        bind_time(stmt, 7, k->revoked_at);
+        ret = stmt_run(c, stmt, "key insert");
+        if (ret < 0)
+                return ret;
+        if (sqlite3_changes(c->db) == 0)
+                return DM_EEXIST;
+        *ret_id = sqlite3_last_insert_rowid(c->db);
+        return 0;
+}
+
 static int sqlite_key_insert(struct dm_store *st, struct dm_api_key *k)
 {
         struct sqlite_store *s = sqlite_of(st);
         int64_t created = k->created_at ? k->created_at : dm_now_ms();
-        sqlite3_stmt *stmt = NULL;
         int64_t id = 0;
         struct sqlite_conn *c = write_begin(s);
-        int ret = stmt_get(c, STMT_KEY_INSERT, &stmt);
+        int ret = key_insert_row(c, k, created, &id);
+        write_end(s);
         if (ret == 0) {
-                sqlite3_bind_text(stmt, 1, k->key_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(stmt, 2, k->name, -1, SQLITE_STATIC);
-                sqlite3_bind_text(stmt, 3, dm_scope_name(k->scope), -1, SQLITE_STATIC);
-                sqlite3_bind_blob(stmt, 4, k->hash, sizeof(k->hash), SQLITE_STATIC);
-                sqlite3_bind_int64(stmt, 5, created);
-                bind_time(stmt, 6, k->last_used_at);
-                bind_time(stmt, 7, k->revoked_at);
-                ret = stmt_run(c, stmt, "key insert");
+                k->id = id;
+                k->created_at = created;
         }
+        return ret;
+}
+
+/* BEGIN IMMEDIATE holds the database's write lock from the count to the insert, so other
+ * processes wait and then see the key. */
+static int sqlite_key_insert_first(struct dm_store *st, struct dm_api_key *k)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t created = k->created_at ? k->created_at : dm_now_ms();
+        int64_t id = 0;
+        size_t active = 0;
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = tx_begin(c);
+        if (ret < 0)
+                goto out_unlock;
+        ret = stmt_get(c, STMT_KEY_COUNT_ACTIVE, &stmt);
+        if (ret == 0)
+                ret = stmt_count(c, stmt, "key insert first", &active);
+        if (ret == 0 && active > 0)
+                ret = DM_EEXIST;
         if (ret == 0) {
-                if (sqlite3_changes(c->db) == 0)
-                        ret = DM_EEXIST;
-                else
-                        id = sqlite3_last_insert_rowid(c->db);
+                ret = key_insert_row(c, k, created, &id);
+                if (ret == DM_EEXIST)
+                        ret = DM_ECONFLICT; /* the key_id, not an active key */
         }
+        if (ret == 0)
+                ret = tx_commit(c);
+        if (ret < 0)
+                tx_rollback(c);
+out_unlock:
         write_end(s);
         if (ret == 0) {
                 k->id = id;
@@ -1748,6 +1750,7 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .domain_request_scan_all = sqlite_domain_request_scan_all,
     .domain_count = sqlite_domain_count,
     .key_insert = sqlite_key_insert,
+    .key_insert_first = sqlite_key_insert_first,
     .key_get = sqlite_key_get,
     .key_list = sqlite_key_list,
     .key_revoke = sqlite_key_revoke,

@@ -19,7 +19,7 @@ struct store_backend {
 /* What this binary can open. */
 static const struct store_backend store_backends[] = {
     {.scheme = "sqlite", .ops = &dm_store_sqlite_ops},
-#ifdef DM_HAVE_LIBPQ
+#ifdef DM_HAVE_PQ
     {.scheme = "postgres", .ops = &dm_store_pg_ops},
     {.scheme = "postgresql", .ops = &dm_store_pg_ops},
 #endif
@@ -227,6 +227,14 @@ int dm_store_key_insert(struct dm_store *st, struct dm_api_key *k)
             k->scope > DM_SCOPE_ADMIN)
                 return DM_EINVAL;
         return st->ops->key_insert(st, k);
+}
+
+int dm_store_key_insert_first(struct dm_store *st, struct dm_api_key *k)
+{
+        if (!st || !k || k->key_id[0] == '\0' || k->scope < DM_SCOPE_READ ||
+            k->scope > DM_SCOPE_ADMIN)
+                return DM_EINVAL;
+        return st->ops->key_insert_first(st, k);
 }
 
 int dm_store_key_get(struct dm_store *st, const char *key_id, struct dm_api_key *ret_key)
@@ -449,6 +457,45 @@ int64_t dm_store_phase(const char *name)
         h *= 0x94d049bb133111ebu;
         h ^= h >> 31;
         return (int64_t)(h & 0x7fffffffu);
+}
+
+int dm_store_migration_name(const char *file, int64_t *ret_version, char *name, size_t size)
+{
+        int64_t v = 0;
+        const char *p = file;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                if (v > 100000000)
+                        return DM_EINVAL;
+                v = v * 10 + (*p - '0');
+        }
+        size_t len = strlen(p);
+        if (p == file || v == 0 || *p != '_' || len < 6 || strcmp(p + len - 4, ".sql") != 0)
+                return DM_EINVAL;
+        len -= 5; /* the '_' and ".sql" */
+        if (len >= size)
+                return DM_EINVAL;
+        memcpy(name, p + 1, len);
+        name[len] = '\0';
+        *ret_version = v;
+        return 0;
+}
+
+char *dm_store_like_pattern(const char *q)
+{
+        size_t len = strlen(q);
+        char *p = malloc(2 * len + 3);
+        if (!p)
+                return NULL;
+        size_t o = 0;
+        p[o++] = '%';
+        for (size_t i = 0; i < len; i++) {
+                if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+                        p[o++] = '\\';
+                p[o++] = q[i];
+        }
+        p[o++] = '%';
+        p[o] = '\0';
+        return p;
 }
 
 bool dm_store_fp_is_zero(const uint8_t fp[DM_FP_LEN])

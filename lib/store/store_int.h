@@ -1,4 +1,4 @@
-/* The store backend interface. Each backend (sqlite.c, later pg.c) exports one const ops
+/* The store backend interface. Each backend (sqlite.c, pg.c) exports one const ops
  * table; store.c picks it from the DATABASE_URL scheme, checks arguments once for every
  * backend and forwards each dm_store_* call through it. Only lib/store and the store's
  * contract tests include this header.
@@ -49,6 +49,7 @@ struct dm_store_ops {
         int (*domain_count)(struct dm_store *st, size_t *ret_n);
 
         int (*key_insert)(struct dm_store *st, struct dm_api_key *k);
+        int (*key_insert_first)(struct dm_store *st, struct dm_api_key *k);
         int (*key_get)(struct dm_store *st, const char *key_id, struct dm_api_key *ret_key);
         int (*key_list)(struct dm_store *st, struct dm_api_key **ret_keys, size_t *ret_n);
         int (*key_revoke)(struct dm_store *st, const char *key_id_or_name, int64_t now);
@@ -85,7 +86,7 @@ struct dm_store {
 };
 
 extern const struct dm_store_ops dm_store_sqlite_ops;
-#ifdef DM_HAVE_LIBPQ
+#ifdef DM_HAVE_PQ
 extern const struct dm_store_ops dm_store_pg_ops;
 #endif
 
@@ -95,6 +96,14 @@ extern const struct dm_store_ops dm_store_pg_ops;
 /* The scheduling phase of a domain in [0, 2^31) ms, derived from its name so that domains
  * added together spread over their interval and every backend places a name alike. */
 int64_t dm_store_phase(const char *name);
+
+/* Splits a migration file name, "001_init.sql" -> 1 and "init" (into name, `size` bytes).
+ * Returns 0 or DM_EINVAL (not NNN_name.sql, or the name does not fit). */
+int dm_store_migration_name(const char *file, int64_t *ret_version, char *name, size_t size);
+
+/* The domain list's q filter as a LIKE pattern for `ESCAPE '\'`: "%q%" with %, _ and \
+ * escaped, so that they match themselves. malloc'd; NULL on ENOMEM. */
+char *dm_store_like_pattern(const char *q);
 
 /* Writes "change.dns.<TYPE>" into buf (at least DM_STORE_ROUTING_KEY_MAX bytes). */
 #define DM_STORE_ROUTING_KEY_MAX 32

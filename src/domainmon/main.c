@@ -119,7 +119,8 @@ static int cmd_migrate(struct dm_app *app, int argc, char **argv)
         return 0;
 }
 
-/* A store with no key would leave the API unusable: make an admin key and show it once. */
+/* A store with no key would leave the API unusable: make an admin key and show it once.
+ * Several domain services starting at once against one database make one between them. */
 static int ensure_admin_key(struct dm_app *app)
 {
         size_t n = 0;
@@ -128,7 +129,9 @@ static int ensure_admin_key(struct dm_app *app)
                 return r;
         char key[DM_APIKEY_LEN];
         struct dm_api_key k;
-        r = dm_apikey_create(app->store, "admin", DM_SCOPE_ADMIN, key, &k);
+        r = dm_apikey_create_first(app->store, "admin", DM_SCOPE_ADMIN, key, &k);
+        if (r == DM_EEXIST)
+                return 0; /* another process made it first */
         if (r < 0)
                 return r;
         printf("admin API key (shown once): %s\n", key);

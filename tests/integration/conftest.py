@@ -10,16 +10,23 @@ in a fresh temporary folder and talks to it over HTTP (standard library only).
     m.cli("keys", "list")          # the same binary as a command, on the same database
     m.stop()                       # SIGTERM; asserts exit code 0 within 10 s
 
+Store: SQLite in the instance's folder, or PostgreSQL: DomainMon(database="postgres") makes a
+fresh database on the server of DM_TEST_PG_URL (scripts/test.sh starts one) and drops it
+afterwards; DomainMon(database_url=URL) shares a database between instances; and
+DM_IT_DATABASE=postgres runs every instance of the suite on PostgreSQL.
+
 Fixtures: `domainmon` (a started instance with default settings) and `domainmon_factory`
 (start instances with your own environment). Every instance started during a test is
 stopped when the test ends, also on failure, and a failed test shows the tail of each
 instance's stderr.
 
-Environment: DM_BIN (default build/domainmon), DM_KEEP_TMP=1 keeps the temporary folders.
+Environment: DM_BIN (default build/domainmon), DM_KEEP_TMP=1 keeps the temporary folders,
+DM_TEST_PG_URL and DM_IT_DATABASE as above.
 """
 
 import atexit
 import http.client
+import itertools
 import json as jsonlib
 import os
 import re
@@ -46,6 +53,11 @@ PASS_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS",
 
 ADMIN_KEY_RE = re.compile(r"admin API key.*?(dmk_[0-9A-Za-z_]+)")
 
+PG_URL = os.environ.get("DM_TEST_PG_URL") or None
+IT_DATABASE = os.environ.get("DM_IT_DATABASE") or "sqlite"
+PSQL = shutil.which("psql") or "/usr/bin/psql"
+_pg_databases = itertools.count()
+
 _DEFAULT = object()
 _live = []  # every DomainMon started and not yet stopped
 _created = []  # every DomainMon made, for the clean-up of folders at the end
@@ -56,6 +68,44 @@ def free_port(kind=socket.SOCK_STREAM):
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---- PostgreSQL databases for instances (the server is DM_TEST_PG_URL's) ----
+
+
+def pg_url_with_db(db):
+    """DM_TEST_PG_URL (postgres://user@host:port/db?params) naming another database."""
+    head, sep, query = PG_URL.partition("?")
+    scheme, _, rest = head.partition("://")
+    hostpart = rest.split("/", 1)[0]
+    return f"{scheme}://{hostpart}/{db}" + (sep + query if sep else "")
+
+
+def pg_db_name(url):
+    return url.partition("?")[0].rsplit("/", 1)[1]
+
+
+def psql(sql, url=None):
+    """Runs SQL with psql on DM_TEST_PG_URL's server (or `url`); returns the unaligned
+    output."""
+    p = subprocess.run([PSQL, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                        "-d", url or PG_URL, "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"psql {sql!r} failed: {p.stderr}"
+    return p.stdout.strip()
+
+
+def pg_create_database():
+    """A fresh, empty database; returns its URL."""
+    if not PG_URL:
+        pytest.fail("a PostgreSQL instance needs DM_TEST_PG_URL (scripts/test.sh sets it)")
+    name = f"dm_it_{os.getpid()}_{next(_pg_databases)}"
+    psql(f"CREATE DATABASE {name}")
+    return pg_url_with_db(name)
+
+
+def pg_drop_database(url):
+    psql(f"DROP DATABASE IF EXISTS {pg_db_name(url)} WITH (FORCE)")
 
 
 class Response:
@@ -89,9 +139,11 @@ class Response:
 
 class DomainMon:
     """One `domainmon` process (by default `domainmon all`) in its own temporary folder,
-    listening on a free 127.0.0.1 port, with its SQLite database in that folder."""
+    listening on a free 127.0.0.1 port, with its SQLite database in that folder, or (with
+    database="postgres") a fresh PostgreSQL database, or the database at `database_url`."""
 
-    def __init__(self, env=None, args=("all",), binary=None, workdir=None):
+    def __init__(self, env=None, args=("all",), binary=None, workdir=None, database=None,
+                 database_url=None):
         self.binary = binary or DM_BIN
         self.args = list(args)
         self.own_workdir = workdir is None
@@ -100,7 +152,14 @@ class DomainMon:
         self.listen = f"127.0.0.1:{self.port}"
         self.base_url = f"http://{self.listen}"
         self.db_path = os.path.join(self.workdir, "domainmon.db")
-        self.database_url = "sqlite://" + self.db_path
+        self.own_pg_database = False
+        if database_url:
+            self.database_url = database_url
+        elif (database or IT_DATABASE) == "postgres":
+            self.database_url = pg_create_database()
+            self.own_pg_database = True
+        else:
+            self.database_url = "sqlite://" + self.db_path
         self.stderr_path = os.path.join(self.workdir, "stderr.log")
         self.stdout_path = os.path.join(self.workdir, "stdout.log")
         self.extra_env = dict(env or {})
@@ -244,8 +303,15 @@ class DomainMon:
             self.proc.wait()
             self._reap()
 
+    @property
+    def on_postgres(self):
+        return self.database_url.startswith(("postgres://", "postgresql://"))
+
     def cleanup(self):
         self.kill()
+        if self.own_pg_database and not os.environ.get("DM_KEEP_TMP"):
+            pg_drop_database(self.database_url)
+            self.own_pg_database = False
         if self.own_workdir and not os.environ.get("DM_KEEP_TMP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -379,12 +445,13 @@ def _domainmon_guard(request):
 
 @pytest.fixture
 def domainmon_factory(_domainmon_guard):
-    """start(env=None, args=("all",)) -> a started DomainMon. Each is stopped with SIGTERM
-    when the test ends and must exit with 0 within 10 s; its folder is then removed."""
+    """start(env=None, args=("all",), database=None, database_url=None) -> a started
+    DomainMon. Each is stopped with SIGTERM when the test ends and must exit with 0 within
+    10 s; its folder (and its own PostgreSQL database) is then removed."""
     started = []
 
-    def start(env=None, args=("all",)):
-        m = DomainMon(env=env, args=args)
+    def start(env=None, args=("all",), database=None, database_url=None):
+        m = DomainMon(env=env, args=args, database=database, database_url=database_url)
         started.append(m)
         m.start()
         return m

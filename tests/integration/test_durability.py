@@ -8,6 +8,7 @@ recorded exactly once."""
 import random
 import time
 
+from conftest import psql
 from dnsfixtures import BULK_NAMES, knot, wait_for  # noqa: F401 - fixtures are used by name
 
 
@@ -120,6 +121,11 @@ def test_every_change_becomes_an_event_and_the_outbox_drains(knot, domainmon_fac
              what="the first observation of every type of the 10 domains")
 
     def outbox():
+        if mon.on_postgres:
+            made, waiting = psql("SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 "
+                                 "END FROM outbox_id_seq), (SELECT count(*) FROM outbox)",
+                                 mon.database_url).split("|")
+            return int(made), int(waiting)
         with sqlite3.connect(f"file:{mon.db_path}?mode=ro", uri=True, timeout=5) as db:
             made = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
             made = (made.fetchone() or (0,))[0]
