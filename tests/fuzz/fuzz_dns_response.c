@@ -51,7 +51,7 @@ static void fuzz_answer(const struct dm_dns_msg *m)
                 abort();
         if (dm_dns_msg_check_reply(m, m->id, qname, qlen, m->qtype))
                 return;
-        if (dm_dns_msg_answer(m, m->qtype, &a))
+        if (dm_dns_msg_answer(m, m->qtype, 0, &a))
                 return; /* out of memory */
         for (size_t i = 1; i < a.nvalues; i++)
                 if (strcmp(a.values[i - 1], a.values[i]) >= 0)
