@@ -83,7 +83,7 @@ enum rq_fail {
 #define RQ_F_MIXED 0x01      /* the name has letters upper-cased by 0x20 */
 #define RQ_F_CASE_TRY 0x02   /* the last UDP try carried the name in that case */
 #define RQ_F_EDNS_TRY 0x04   /* the last UDP try carried EDNS */
-#define RQ_F_EDNS_LOST 0x08  /* tries with EDNS went unanswered (its own or the server's) */
+#define RQ_F_EDNS_LOST 0x08  /* a try with EDNS went unanswered */
 #define RQ_F_PLAIN 0x10      /* further tries go without EDNS */
 #define RQ_F_PLAIN_SENT 0x20 /* a try went without EDNS */
 #define RQ_F_REFUSED 0x40    /* PLAIN because a server refused EDNS (FORMERR, NOTIMP, BADVERS) */
@@ -626,12 +626,8 @@ static bool res_try_edns(struct dm_resolver *r, struct rq *q, struct res_server 
 {
         if (q->flags & RQ_F_PLAIN)
                 return false;
-        if (!s->no_edns && s->silent_timeouts >= RES_EDNS_SILENT_TRIES) {
-                q->flags |= RQ_F_EDNS_LOST;
-                return false;
-        }
         if (!s->no_edns)
-                return true;
+                return s->silent_timeouts < RES_EDNS_SILENT_TRIES;
         if (r->now < s->edns_trial_at)
                 return false;
         s->edns_trial_at = r->now + RES_RECHECK_US;
@@ -1026,11 +1022,13 @@ static void res_case_off(struct dm_resolver *r, struct res_server *s)
 /* What a matched reply says about the server's EDNS. Returns true when the server refused
  * EDNS (FORMERR, NOTIMP or BADVERS while every try carried it): the query is then asked
  * again at once without it. The server is marked no-EDNS when that plain query gets a
- * reply other than those, or when, after tries with EDNS were lost, RES_EDNS_PLAIN_ANSWERS
- * queries were answered without it and none with it for res_down_span: random loss
- * answers the next query with EDNS and starts the count again. */
+ * reply other than those; or when RES_EDNS_PLAIN_ANSWERS times it went silent (its last
+ * RES_EDNS_SILENT_TRIES tries unanswered), was asked without EDNS and answered that, and
+ * it answered no query with EDNS in between nor for res_down_span. A server back from an
+ * outage does that once, then answers EDNS again; random loss rarely silences a server
+ * twice in a row, three times without an answer with EDNS between. */
 static bool res_edns_learn(struct dm_resolver *r, struct rq *q, struct res_server *s,
-                           const struct dm_dns_msg *m)
+                           const struct dm_dns_msg *m, bool silent)
 {
         bool refused = m->rcode == DM_DNS_RCODE_FORMERR || m->rcode == DM_DNS_RCODE_NOTIMP ||
                        m->rcode == DM_DNS_RCODE_BADVERS;
@@ -1052,7 +1050,7 @@ static bool res_edns_learn(struct dm_resolver *r, struct rq *q, struct res_serve
                 return false;
         if (q->flags & RQ_F_REFUSED) {
                 res_edns_off(r, s);
-        } else if ((q->flags & RQ_F_EDNS_LOST) && ++s->plain_answers >= RES_EDNS_PLAIN_ANSWERS &&
+        } else if (silent && ++s->plain_answers >= RES_EDNS_PLAIN_ANSWERS &&
                    r->now - s->edns_ok_at >= res_down_span(r)) {
                 res_edns_off(r, s);
         }
@@ -1346,14 +1344,15 @@ static uint8_t res_soft_fail(int err)
 }
 
 /* What a matched reply means for its query: asked again (without EDNS, in lower case, or
- * of another server) or delivered. */
+ * of another server) or delivered. `silent`: the server had left its last tries
+ * unanswered. */
 static void res_udp_answer(struct dm_resolver *r, struct rq *q, size_t si,
-                           const struct dm_dns_msg *m)
+                           const struct dm_dns_msg *m, bool silent)
 {
         struct dm_dns_answer a;
         size_t next;
 
-        if (res_edns_learn(r, q, &r->servers[si], m)) {
+        if (res_edns_learn(r, q, &r->servers[si], m, silent)) {
                 r->stats.edns_retries++;
                 res_resend(r, q, si);
                 return;
@@ -1411,6 +1410,7 @@ static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt
                 return;
         r->stats.answers++;
         struct res_server *s = &r->servers[si];
+        bool silent = s->silent_timeouts >= RES_EDNS_SILENT_TRIES;
         res_server_alive(r, s);
         if (q->state == RQ_LOST)
                 res_window_undo(&r->servers[q->server]);
@@ -1426,7 +1426,7 @@ static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt
                 res_tcp_start(r, q, (size_t)si);
                 return;
         }
-        res_udp_answer(r, q, (size_t)si, &m);
+        res_udp_answer(r, q, (size_t)si, &m, silent);
 }
 
 static void res_udp_read(struct dm_resolver *r, size_t slot)
