@@ -29,7 +29,8 @@ struct dm_resolver_opts {
         int retries;     /* retransmissions after the first send (DM_DNS_RETRIES) */
         int concurrency; /* upper bound of queries in flight (DM_DNS_CONCURRENCY) */
         int qps;         /* 0: no cap */
-        int nsockets;    /* UDP sockets (source ports) per address family; 0: 64 */
+        int nsockets;    /* UDP sockets (source ports) per address family; 0: 64. Fewer
+                            when the process runs out of file descriptors (stats.sockets) */
         /* The servers are the zones' own (DM_DNS_AUTHORITATIVE): an authoritative empty
          * reply is NODATA even without an SOA in it. */
         bool authoritative_only;
@@ -102,6 +103,7 @@ int dm_resolver_fd(const struct dm_resolver *r);
 struct dm_resolver_stats {
         uint64_t sent, retransmits, answers, timeouts, tcp_fallbacks, errors;
         int window;       /* current in-flight window (sum over servers) */
+        int sockets;      /* UDP sockets taking queries (all families) */
         int servers_down; /* servers marked down now */
         uint32_t down_mask, no_edns_mask, no_case_mask;
         uint64_t server_downs, server_ups, edns_fallbacks, case_fallbacks;

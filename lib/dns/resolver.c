@@ -1798,6 +1798,7 @@ void dm_resolver_get_stats(const struct dm_resolver *r, struct dm_resolver_stats
         for (size_t i = 0; i < r->nservers; i++)
                 w += r->servers[i].window;
         st.window = (int)w;
+        st.sockets = (int)(r->fam_count[RES_V4] + r->fam_count[RES_V6]);
         for (size_t i = 0; i < r->nservers; i++) {
                 const struct res_server *s = &r->servers[i];
                 if (s->down) {
@@ -1814,11 +1815,15 @@ void dm_resolver_get_stats(const struct dm_resolver *r, struct dm_resolver_stats
 
 /* ---- set-up ---- */
 
+/* Out of file descriptors after the first socket, the pool stays smaller (stats.sockets
+ * tells): fewer ports beat a resolver that cannot start on a host with a low limit. */
 static int res_open_sockets(struct dm_resolver *r, enum res_family fam, size_t count)
 {
         for (size_t i = 0; i < count; i++) {
                 size_t slot = (size_t)fam * RES_SLOTS + i;
                 int ret = res_sock_open(r, fam, slot);
+                if (ret && i > 0 && (ret == -EMFILE || ret == -ENFILE))
+                        return 0;
                 if (ret)
                         return ret;
                 r->active[fam][i] = (uint16_t)slot;
@@ -1929,6 +1934,8 @@ int dm_resolver_new(const struct dm_resolver_opts *opts, struct dm_resolver **re
                 ret = res_open_sockets(r, (enum res_family)fam, nsock);
                 if (ret)
                         goto out_free;
+                if (r->concurrency > r->fam_count[fam] * RES_IDS_PER_SOCKET)
+                        r->concurrency = r->fam_count[fam] * RES_IDS_PER_SOCKET;
         }
         *ret_resolver = r;
         return 0;

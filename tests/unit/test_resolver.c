@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1611,6 +1612,30 @@ static void test_nxdomain_rechecked_in_lower_case(void **state)
         dm_resolver_free(r);
 }
 
+/* Out of file descriptors while the pool opens: a smaller pool, not a failure. */
+static void test_few_file_descriptors(void **state)
+{
+        struct rlimit old, low;
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        int probe = dup(0);
+        assert_true(probe >= 0);
+        close(probe);
+        /* Room for the epoll fd, the timerfd and a dozen sockets. */
+        low = old;
+        low.rlim_cur = (rlim_t)probe + 14;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        struct dm_resolver *r = new_resolver(3000, 2, 100);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        struct dm_resolver_stats st = stats_of(r);
+        assert_true(st.sockets >= 1 && st.sockets < 64);
+        struct result *res = resolve(r, "a.test", DM_RR_A);
+        assert_int_equal(res->status, DM_RRS_OK);
+        dm_resolver_free(r);
+        r = new_resolver(3000, 2, 100);
+        assert_int_equal(stats_of(r).sockets, 64);
+        dm_resolver_free(r);
+}
+
 static int load_ok, load_bad;
 
 static void load_cb(void *arg, const struct dm_dns_answer *a)
@@ -1682,6 +1707,7 @@ int main(void)
             cmocka_unit_test(test_case_not_echoed),
             cmocka_unit_test(test_case_forgery_dropped),
             cmocka_unit_test(test_nxdomain_rechecked_in_lower_case),
+            cmocka_unit_test(test_few_file_descriptors),
             cmocka_unit_test(test_load),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
