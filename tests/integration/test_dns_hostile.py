@@ -65,16 +65,16 @@ def wait_status(api, name, status, what, pred=None):
     return wait_for(check, timeout=SCAN_WAIT, what=what)
 
 
-def wait_quiet(server, counter, timeout=SCAN_WAIT * 2, scans=None):
-    """Waits until `counter` of the server stops growing over a whole scan of the domain
-    (`scans` is a callable that waits for one)."""
+def wait_quiet(api, name, count, what, timeout=SCAN_WAIT * 3):
+    """Waits until count() stops growing over a whole scan of the domain. Two scans are
+    waited for: the first may have begun before count() was read, the second has not."""
 
     def quiet():
-        before = server.stats()[counter]
-        scans()
-        return server.stats()[counter] == before
+        before = count()
+        api.wait_scans(name, 2)
+        return count() == before
 
-    return wait_for(quiet, timeout=timeout, interval=0, what=f"no more '{counter}' queries")
+    return wait_for(quiet, timeout=timeout, interval=0, what=what)
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,8 +162,9 @@ def test_server_dropping_edns_queries(hostile, mon_factory):
     for t in ("A", "MX", "TXT", "NS", "SOA"):
         assert recs[t]["values"] == hostile.expected(t), recs[t]
     assert recs["AAAA"]["status"] == "nodata"
-    # The server is learnt: a whole scan goes out without a single query with EDNS.
-    wait_quiet(hostile, "edns", scans=lambda: api.wait_scans(name, 1))
+    # The server is learnt: a whole scan goes out without a single query with EDNS (before,
+    # the first try of every lookup carries it).
+    wait_quiet(api, name, lambda: hostile.stats()["edns"], "no more queries with EDNS")
     assert api.domain(name)["status"] == "ok"
     assert real_changes(api.history_all(name)) == []
 
@@ -189,19 +190,13 @@ def test_one_of_two_servers_dead(hostile, mon_factory, dead):
         assert recs["A"]["values"] == hostile.expected("A")
         base = api.history_all(name)
         if silent is not None:
-            # Marked down: the dead server gets nothing but probes.
-            def lookups():
-                st = silent.stats()
-                return st["queries"] - st["probes"]
-
-            def quiet():
-                before = lookups()
-                api.wait_scans(name, 1)
-                return lookups() == before
-
-            wait_for(quiet, timeout=SCAN_WAIT * 2, interval=0,
-                     what="no lookups sent to the dead server")
-            assert silent.stats()["probes"] > 0
+            # Marked down, it is probed, and gets nothing else from then on.
+            wait_for(lambda: silent.stats()["probes"] > 0, timeout=SCAN_WAIT * 2,
+                     what="probes of the dead server")
+            st = silent.stats()
+            api.wait_scans(name, 2)
+            assert silent.stats()["queries"] - silent.stats()["probes"] == \
+                st["queries"] - st["probes"], "lookups sent to a server marked down"
         api.wait_scans(name, 3)
         assert api.domain(name)["status"] == "ok"
         assert api.history_all(name) == base
@@ -264,8 +259,8 @@ def test_server_not_echoing_case(hostile, mon_factory):
     for t in ("A", "MX", "TXT"):
         assert recs[t]["values"] == hostile.expected(t)
     assert hostile.stats()["mixed_case"] > 0, "0x20 was never tried"
-    # The server is learnt: names go out as given, and every scan succeeds.
-    wait_quiet(hostile, "mixed_case", scans=lambda: api.wait_scans(name, 1))
+    # The server is learnt: names go out in lower case, and every scan succeeds.
+    wait_quiet(api, name, lambda: hostile.stats()["mixed_case"], "no more mixed-case names")
     api.wait_scans(name, 2)
     assert api.domain(name)["status"] == "ok"
     assert real_changes(api.history_all(name)) == []
