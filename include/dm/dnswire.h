@@ -138,10 +138,9 @@ int dm_dns_msg_check_reply(const struct dm_dns_msg *m, uint16_t id, const uint8_
  * counts records per section from m's counts. Returns 0 or DM_EPARSE. */
 int dm_dns_rr_read(const struct dm_dns_msg *m, size_t *pos, struct dm_dns_rr *ret_rr);
 
-/* dm_dns_msg_answer flags. */
-#define DM_DNS_ANSWER_AUTH_ONLY                                                                    \
-        0x1u /* the server is one of the zone's own: an authoritative                              \
-                empty reply is NODATA even without an SOA */
+/* dm_dns_msg_answer flags. DM_DNS_ANSWER_AUTH_ONLY: the server is one of the zone's own,
+ * so an authoritative empty reply is NODATA even without an SOA. */
+#define DM_DNS_ANSWER_AUTH_ONLY 0x1u
 
 /* The outcome of a reply for the question it carries (m->qname, asked as `qtype`), the way
  * the resolver reports it:
@@ -159,10 +158,9 @@ int dm_dns_rr_read(const struct dm_dns_msg *m, size_t *pos, struct dm_dns_rr *re
  *   CNAME chain in the answer or an SOA of the name's zone (owned by the name or an
  *   ancestor) in the authority section; with DM_DNS_ANSWER_AUTH_ONLY in `flags`, AA alone.
  *   Otherwise it is ERROR: DM_EREFERRAL when it is not AA and the authority section names
- *   servers (NS) of the name or an ancestor, DM_ELAME for anything else (a server that is
- *   neither authoritative nor recursive for the name). A NOERROR reply without a question
- *   is ERROR DM_EFORMERR.
- * ret_answer->authoritative is the AA bit, whatever the status.
+ *   servers (NS) of the name or an ancestor, DM_ELAME for anything else (a lame server,
+ *   neither authoritative nor recursive for the name, or no proof). A NOERROR reply without a
+ * question is ERROR DM_EFORMERR. ret_answer->authoritative is the AA bit, whatever the status.
  * ret_answer->values is malloc'd: release with dm_dns_answer_done.
  * Returns 0 (the answer is filled, whatever its status) or DM_ENOMEM. */
 int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, unsigned flags,
