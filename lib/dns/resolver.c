@@ -126,7 +126,7 @@ struct res_server {
         uint16_t probe_id;
         /* EDNS: off for a server that refuses or drops it, with a trial now and then. */
         bool no_edns;
-        uint32_t plain_answers; /* answered without EDNS after EDNS tries were lost */
+        uint32_t plain_answers; /* silent, then answered a query without EDNS */
         int64_t edns_ok_at;     /* us; last answer to a query with EDNS */
         int64_t edns_trial_at;  /* us; when off, the next query with EDNS */
         /* 0x20: off for a server that does not echo the name's case, with trials too. */
@@ -1477,7 +1477,8 @@ static int64_t res_retry_at(const struct dm_resolver *r, const struct rq *q)
  * - a server that answered this try only in the wrong case falls back from 0x20 (a forger
  *   cannot make a query go unanswered: the server's own reply would still arrive);
  * - after two tries with EDNS are lost, or one before the last try, the query goes on
- *   without EDNS, in case the server drops EDNS queries. */
+ *   without EDNS, in case the server drops EDNS queries (and every query goes without it
+ *   to a server that left RES_EDNS_SILENT_TRIES in a row unanswered: res_try_edns). */
 static void res_try_lost(struct dm_resolver *r, struct rq *q)
 {
         struct res_server *s = &r->servers[q->server];
