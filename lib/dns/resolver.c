@@ -80,13 +80,13 @@ enum rq_fail {
 };
 
 /* struct rq flags */
-#define RQ_F_MIXED 0x01      /* the name has letters upper-cased by 0x20 */
-#define RQ_F_CASE_TRY 0x02   /* the last UDP try carried the name in that case */
-#define RQ_F_EDNS_TRY 0x04   /* the last UDP try carried EDNS */
-#define RQ_F_EDNS_LOST 0x08  /* a try with EDNS went unanswered */
-#define RQ_F_PLAIN 0x10      /* further tries go without EDNS */
-#define RQ_F_PLAIN_SENT 0x20 /* a try went without EDNS */
-#define RQ_F_REFUSED 0x40    /* PLAIN because a server refused EDNS (FORMERR, NOTIMP, BADVERS) */
+#define RQ_F_MIXED 0x01        /* the name has letters upper-cased by 0x20 */
+#define RQ_F_CASE_TRY 0x02     /* the last UDP try carried the name in that case */
+#define RQ_F_EDNS_TRY 0x04     /* the last UDP try carried EDNS */
+#define RQ_F_EDNS_LOST 0x08    /* a try with EDNS went unanswered */
+#define RQ_F_PLAIN 0x10        /* further tries go without EDNS */
+#define RQ_F_PLAIN_SENT 0x20   /* a try went without EDNS */
+#define RQ_F_EDNS_REFUSED 0x40 /* PLAIN after FORMERR, NOTIMP or BADVERS to EDNS */
 
 /* One lookup. Kept small (100,000 may be queued): the name is stored once, in wire form,
  * at the end of the same allocation. */
@@ -1036,7 +1036,7 @@ static bool res_edns_learn(struct dm_resolver *r, struct rq *q, struct res_serve
         if (refused) {
                 if (q->flags & RQ_F_PLAIN_SENT)
                         return false; /* refused without EDNS too: not EDNS's fault */
-                q->flags |= RQ_F_PLAIN | RQ_F_REFUSED;
+                q->flags |= RQ_F_PLAIN | RQ_F_EDNS_REFUSED;
                 return true;
         }
         if (m->has_opt || !(q->flags & RQ_F_PLAIN_SENT)) {
@@ -1048,7 +1048,7 @@ static bool res_edns_learn(struct dm_resolver *r, struct rq *q, struct res_serve
         }
         if (s->no_edns)
                 return false;
-        if (q->flags & RQ_F_REFUSED) {
+        if (q->flags & RQ_F_EDNS_REFUSED) {
                 res_edns_off(r, s);
         } else if (silent && ++s->plain_answers >= RES_EDNS_PLAIN_ANSWERS &&
                    r->now - s->edns_ok_at >= res_down_span(r)) {
