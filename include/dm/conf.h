@@ -33,6 +33,7 @@ struct dm_conf {
         int64_t dns_concurrency;  /* DM_DNS_CONCURRENCY: max queries in flight per loop */
         int64_t dns_qps;          /* DM_DNS_QPS: 0 = no cap */
         int64_t dns_loops;        /* DM_DNS_LOOPS: scanner event loops; 0 = one per core */
+        int64_t dns_auth_only;    /* DM_DNS_AUTHORITATIVE: 1 = the servers are the zones' own */
         int64_t scan_batch;       /* DM_SCAN_BATCH: domains claimed per scheduler round */
         /* DM_HISTORY_RETENTION: history older than this is deleted; 0 = keep it forever */
         int64_t history_retention_ms;

@@ -67,17 +67,26 @@ int dm_dns_name_unpack(struct dm_cursor *c, bool allow_pointers, uint8_t *out, s
 /* ASCII case-insensitive equality of two wire names. */
 bool dm_dns_name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
+/* Whether the wire name `name` is `parent` or lies below it (ASCII case-insensitive, on
+ * label boundaries): www.example.com is under example.com, com and the root. */
+bool dm_dns_name_is_subdomain(const uint8_t *name, size_t len, const uint8_t *parent,
+                              size_t parent_len);
+
 /* Appends the presentation form of a wire name: lower-cased, absolute ("example.com.",
  * "." for the root), with '.' inside a label and the characters \ " ( ) ; @ $ escaped by
  * a backslash and other bytes outside 0x21..0x7e as \DDD. Returns 0 or a dm_buf error. */
 int dm_dns_name_format(const uint8_t *wire, size_t len, struct dm_buf *out);
 
-/* Writes a query: `id`, RD=1, one question (qname in wire form, class IN) and an EDNS0 OPT
- * record advertising DM_DNS_EDNS_SIZE. `out` holds `outlen` bytes (DM_DNS_QUERY_MAX is
- * always enough). Returns 0, DM_EINVAL or DM_E2BIG. */
+/* dm_dns_query_build_wire flags. */
+#define DM_DNS_QUERY_NO_EDNS 0x1u /* no OPT record: for servers that refuse or drop EDNS */
+
+/* Writes a query: `id`, RD=1, one question (qname in wire form as given, case kept, class
+ * IN) and, unless `flags` has DM_DNS_QUERY_NO_EDNS, an EDNS0 OPT record advertising
+ * DM_DNS_EDNS_SIZE. `out` holds `outlen` bytes (DM_DNS_QUERY_MAX is always enough).
+ * Returns 0, DM_EINVAL or DM_E2BIG. */
 int dm_dns_query_build_wire(const uint8_t *qname, size_t qname_len, uint16_t type, uint16_t id,
-                            uint8_t *out, size_t outlen, size_t *ret_len);
-/* The same from a text name (see dm_dns_name_from_text). */
+                            unsigned flags, uint8_t *out, size_t outlen, size_t *ret_len);
+/* The same from a text name (see dm_dns_name_from_text), with EDNS. */
 int dm_dns_query_build(const char *name, uint16_t type, uint16_t id, uint8_t *out, size_t outlen,
                        size_t *ret_len);
 
@@ -116,6 +125,12 @@ struct dm_dns_rr {
  * not look inside RDATA (see dm_rdata_format). Returns 0 or DM_EPARSE. */
 int dm_dns_msg_parse(const uint8_t *pkt, size_t len, struct dm_dns_msg *ret_msg);
 
+/* Only the header and the question of a message, for a reply that arrived cut short (a UDP
+ * datagram larger than the receive buffer): enough to match it to its query and ask again
+ * over TCP. The section counts of the result are zero (the records were not read) and the
+ * rcode has only the header's four bits. Returns 0 or DM_EPARSE. */
+int dm_dns_msg_parse_header(const uint8_t *pkt, size_t len, struct dm_dns_msg *ret_msg);
+
 /* Whether `m` is a reply to the query (id, qname, qtype): QR set, opcode QUERY, same id,
  * one question with the same name (ASCII case-insensitive), type and class IN. A reply
  * without a question is accepted only for error rcodes (some servers drop it there).
@@ -127,18 +142,33 @@ int dm_dns_msg_check_reply(const struct dm_dns_msg *m, uint16_t id, const uint8_
  * counts records per section from m's counts. Returns 0 or DM_EPARSE. */
 int dm_dns_rr_read(const struct dm_dns_msg *m, size_t *pos, struct dm_dns_rr *ret_rr);
 
+/* dm_dns_msg_answer flags. DM_DNS_ANSWER_AUTH_ONLY: the server is one of the zone's own,
+ * so an authoritative empty reply is NODATA even without an SOA. */
+#define DM_DNS_ANSWER_AUTH_ONLY 0x1u
+
 /* The outcome of a reply for the question it carries (m->qname, asked as `qtype`), the way
- * the resolver reports it: rcode mapped to a status (SERVFAIL -> ERROR DM_ESERVFAIL,
- * REFUSED -> DM_EREFUSED, FORMERR -> DM_EFORMERR, NOTIMP -> DM_ENOTSUP, others DM_EDNS);
- * for NOERROR, the class IN records of `qtype` owned by the qname or, following up to
- * DM_DNS_CNAME_MAX CNAME records inside the answer section, by the end of the chain, in
- * canonical presentation form (sorted, de-duplicated), TTL the minimum of theirs; a
- * record whose RDATA is malformed makes the answer ERROR DM_EPARSE, a set longer than
- * DM_DNS_ANSWER_TEXT_MAX makes it ERROR DM_E2BIG. The CNAME target is
- * never queried again: what the server put in the answer is what counts.
+ * the resolver reports it:
+ * - rcode other than NOERROR and NXDOMAIN: ERROR (SERVFAIL -> DM_ESERVFAIL, REFUSED ->
+ *   DM_EREFUSED, FORMERR -> DM_EFORMERR, NOTIMP -> DM_ENOTSUP, others DM_EDNS);
+ * - NXDOMAIN: NXDOMAIN when the reply is authoritative (AA) or from a recursive server
+ *   (RA), else ERROR DM_ELAME;
+ * - NOERROR: the class IN records of `qtype` owned by the qname or, following up to
+ *   DM_DNS_CNAME_MAX CNAME records inside the answer section, by the end of the chain, in
+ *   canonical presentation form (sorted, de-duplicated), TTL the minimum of theirs; a
+ *   record whose RDATA is malformed makes the answer ERROR DM_EPARSE, a set longer than
+ *   DM_DNS_ANSWER_TEXT_MAX makes it ERROR DM_E2BIG. The CNAME target is never queried
+ *   again: what the server put in the answer is what counts;
+ * - NOERROR without such records is NODATA only when it proves it: AA or RA, and either a
+ *   CNAME chain in the answer or an SOA of the name's zone (owned by the name or an
+ *   ancestor) in the authority section; with DM_DNS_ANSWER_AUTH_ONLY in `flags`, AA alone.
+ *   Otherwise it is ERROR: DM_EREFERRAL when it is not AA and the authority section names
+ *   servers (NS) of the name or an ancestor, DM_ELAME for anything else (a lame server,
+ *   neither authoritative nor recursive for the name, or no proof). A NOERROR reply without a
+ * question is ERROR DM_EFORMERR. ret_answer->authoritative is the AA bit, whatever the status.
  * ret_answer->values is malloc'd: release with dm_dns_answer_done.
  * Returns 0 (the answer is filled, whatever its status) or DM_ENOMEM. */
-int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, struct dm_dns_answer *ret_answer);
+int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, unsigned flags,
+                      struct dm_dns_answer *ret_answer);
 
 /* Frees the values of an answer built by dm_dns_msg_answer and empties it. NULL-safe. */
 void dm_dns_answer_done(struct dm_dns_answer *a);

@@ -39,7 +39,7 @@
         X(EBUS, -1013, "message bus error")                                                        \
         X(ESHUTDOWN, -1014, "shutting down")                                                       \
         X(EREFERRAL, -1015, "DNS referral instead of an answer")                                   \
-        X(ELAME, -1016, "lame DNS answer (neither authoritative nor recursive)")                   \
+        X(ELAME, -1016, "lame DNS answer (empty, without authority or the zone's SOA)")            \
         X(ESERVERSDOWN, -1017, "every DNS server is down")                                         \
         X(ENOROUTE, -1018, "no queue is bound for the routing key")                                \
         X(EREJECTED, -1019, "the message bus refused the message")

@@ -88,16 +88,79 @@ static int answer_collect(const struct dm_dns_msg *m, const uint8_t *owner, size
         return text > DM_DNS_ANSWER_TEXT_MAX ? DM_E2BIG : 0;
 }
 
-int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, struct dm_dns_answer *ret_answer)
+/* Looks in the authority section for an SOA and for NS records owned by `name` or one of
+ * its ancestors: the zone's proof of an empty answer, or the servers a referral points to.
+ * Records of other owners prove nothing about this name. */
+static int answer_authority(const struct dm_dns_msg *m, const uint8_t *name, size_t name_len,
+                            bool *ret_soa, bool *ret_ns)
+{
+        struct dm_dns_rr rr;
+        size_t pos = m->ns_off;
+        bool soa = false, ns = false;
+
+        for (uint16_t i = 0; i < m->nscount; i++) {
+                if (dm_dns_rr_read(m, &pos, &rr))
+                        return DM_EPARSE;
+                if (rr.rclass != DM_DNS_CLASS_IN || (rr.type != DM_RR_SOA && rr.type != DM_RR_NS))
+                        continue;
+                if (!dm_dns_name_is_subdomain(name, name_len, rr.owner, rr.owner_len))
+                        continue;
+                if (rr.type == DM_RR_SOA)
+                        soa = true;
+                else
+                        ns = true;
+        }
+        *ret_soa = soa;
+        *ret_ns = ns;
+        return 0;
+}
+
+/* NOERROR and nothing of the type: an answer only when the reply says so. A referral (a
+ * server that is not authoritative pointing further down) and a lame reply (a server that
+ * is neither authoritative nor recursive for the name) look the same on the wire as an
+ * empty set; taking them for one would record every value as removed. */
+static int answer_empty(const struct dm_dns_msg *m, bool chained, unsigned flags,
+                        struct dm_dns_answer *ans)
+{
+        bool aa = (m->flags & DM_DNS_FLAG_AA) != 0;
+        bool ra = (m->flags & DM_DNS_FLAG_RA) != 0;
+        bool soa = false, ns = false;
+
+        if (!chained) {
+                int ret = answer_authority(m, m->qname, m->qname_len, &soa, &ns);
+                if (ret)
+                        return ret;
+        }
+        /* A CNAME chain in the answer is itself the server speaking for the name. */
+        if ((aa || ra) && (chained || soa)) {
+                ans->status = DM_RRS_NODATA;
+        } else if (aa && (flags & DM_DNS_ANSWER_AUTH_ONLY)) {
+                ans->status = DM_RRS_NODATA;
+        } else {
+                ans->status = DM_RRS_ERROR;
+                ans->err = !aa && ns ? DM_EREFERRAL : DM_ELAME;
+        }
+        return 0;
+}
+
+int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, unsigned flags,
+                      struct dm_dns_answer *ret_answer)
 {
         struct dm_dns_answer ans = {0};
         uint8_t owner[DM_DNS_NAME_MAX];
         size_t owner_len = m->qname_len;
+        bool aa = (m->flags & DM_DNS_FLAG_AA) != 0;
         int ret;
 
-        ans.authoritative = (m->flags & DM_DNS_FLAG_AA) != 0;
+        ans.authoritative = aa;
         if (m->rcode == DM_DNS_RCODE_NXDOMAIN) {
-                ans.status = DM_RRS_NXDOMAIN;
+                /* The rcode states the absence outright; it needs a server entitled to. */
+                if (aa || (m->flags & DM_DNS_FLAG_RA)) {
+                        ans.status = DM_RRS_NXDOMAIN;
+                } else {
+                        ans.status = DM_RRS_ERROR;
+                        ans.err = DM_ELAME;
+                }
                 goto done;
         }
         if (m->rcode != DM_DNS_RCODE_NOERROR) {
@@ -105,11 +168,14 @@ int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, struct dm_dns_
                 ans.err = answer_rcode_error(m->rcode);
                 goto done;
         }
-        ans.status = DM_RRS_NODATA;
-        if (owner_len == 0)
+        if (owner_len == 0) {
+                ans.status = DM_RRS_ERROR;
+                ans.err = DM_EFORMERR;
                 goto done;
+        }
         memcpy(owner, m->qname, owner_len);
 
+        bool chained = false;
         for (int step = 0; step <= DM_DNS_CNAME_MAX; step++) {
                 uint8_t target[DM_DNS_NAME_MAX];
                 size_t target_len = 0;
@@ -128,9 +194,13 @@ int dm_dns_msg_answer(const struct dm_dns_msg *m, uint16_t qtype, struct dm_dns_
                 }
                 if (target_len == 0)
                         break;
+                chained = true;
                 memcpy(owner, target, target_len);
                 owner_len = target_len;
         }
+        ret = answer_empty(m, chained, flags, &ans);
+        if (ret)
+                goto fail;
 
 done:
         *ret_answer = ans;
@@ -140,7 +210,7 @@ fail:
         dm_dns_answer_done(&ans);
         if (ret == DM_ENOMEM)
                 return ret;
-        ans.authoritative = (m->flags & DM_DNS_FLAG_AA) != 0;
+        ans.authoritative = aa;
         ans.status = DM_RRS_ERROR;
         ans.err = ret == DM_E2BIG ? DM_E2BIG : DM_EPARSE;
         *ret_answer = ans;

@@ -1,7 +1,9 @@
-/* Event-driven stub resolver. One epoll set holds a pool of non-blocking UDP sockets, the
- * TCP connections of truncated answers and a timerfd; queries wait in a FIFO until the
- * in-flight window of a server has room. See docs/internals/dns-resolver.md for why the
- * window adapts and why the first retry is short. */
+/* Event-driven stub resolver. One epoll set holds a pool of non-blocking UDP sockets
+ * (renewed on new ports as they age), the TCP connections of truncated answers, the probes
+ * of servers marked down and a timerfd; queries wait in a FIFO until the in-flight window
+ * of a server has room. See docs/internals/dns-resolver.md for why the window adapts, why
+ * the first retry is short, and for the rules on dead servers, EDNS, 0x20 and replies that
+ * are not answers. */
 #include "dm/resolver.h"
 
 #include "dm/dnswire.h"
@@ -21,9 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RES_DEFAULT_SOCKETS 16
-#define RES_MAX_SOCKETS 256      /* per address family */
-#define RES_IDS_PER_SOCKET 16384 /* in flight per socket, a quarter of the id space */
+#define RES_DEFAULT_SOCKETS 64
+#define RES_MAX_SOCKETS 256             /* per address family */
+#define RES_SLOTS (2 * RES_MAX_SOCKETS) /* per family: the active sockets and those draining */
+#define RES_SOCK_QUERIES 2048           /* a socket takes half to all of this many queries */
+#define RES_SOCK_LIFE_US 60000000       /* and lives half to all of this long */
+#define RES_SOCK_RETRY_US 1000000       /* no slot or socket for a successor: try again then */
+#define RES_IDS_PER_SOCKET 16384        /* in flight per socket, a quarter of the id space */
 #define RES_MAX_RETRIES 20
 #define RES_WINDOW_START 64
 #define RES_WINDOW_FLOOR 8
@@ -37,12 +43,21 @@
 #define RES_TCP_MIN_BUDGET_US 1000000 /* a TCP re-ask gets at least this much time */
 #define RES_BATCH 64                  /* datagrams per sendmmsg/recvmmsg */
 #define RES_SOCK_BURST 64             /* sends on one socket before moving to the next */
-#define RES_RECV_SIZE 4096            /* above what we advertise: oversize is seen, not cut */
+#define RES_RECV_SIZE 4096            /* above what we advertise; larger is cut and re-asked */
 #define RES_RCVBUF (4 << 20)
 #define RES_EVENTS 64
 #define RES_RAND_POOL 256
+#define RES_DOWN_TIMEOUTS 5          /* retry timers expired with no answer in between, */
+#define RES_DOWN_SPAN_MIN_US 1000000 /* over the lookup budget and at least this: down */
+#define RES_PROBE_FIRST_US 500000    /* a down server is probed at once, then after this, */
+#define RES_PROBE_MAX_US 4000000     /* doubling up to this */
+#define RES_EDNS_SILENT_TRIES 2      /* tries unanswered in a row: the next goes plain */
+#define RES_EDNS_PLAIN_ANSWERS 3     /* answered only without EDNS this often: no EDNS */
+#define RES_CASE_MISMATCHES 3        /* replies in the wrong case in a row: no 0x20 */
+#define RES_RECHECK_US 600000000     /* a server off EDNS or 0x20 gets a trial this often */
 
 /* epoll data: the low two bits say what the rest indexes. */
+#define RES_TAG_PROBE 0u /* a server */
 #define RES_TAG_UDP 1u
 #define RES_TAG_TIMER 2u
 #define RES_TAG_TCP 3u
@@ -53,6 +68,25 @@ enum res_family { RES_V4 = 0, RES_V6 = 1, RES_NFAMILIES = 2 };
  * of the window, waiting for a slot to be retransmitted (still matched by id: a late answer
  * counts). TCP_WAIT, TCP: re-asked over TCP, occupying a window slot. */
 enum rq_state { RQ_QUEUED, RQ_UDP, RQ_LOST, RQ_TCP_WAIT, RQ_TCP };
+
+/* What a lookup reports when no answer ends it: a reply that was not one beats silence. */
+enum rq_fail {
+        RQ_FAIL_NONE,     /* DM_ETIMEDOUT */
+        RQ_FAIL_JUNK,     /* an unparseable reply with the right id and address: DM_EFORMERR */
+        RQ_FAIL_SERVFAIL, /* replies asked again of another server */
+        RQ_FAIL_REFUSED,
+        RQ_FAIL_REFERRAL,
+        RQ_FAIL_LAME,
+};
+
+/* struct rq flags */
+#define RQ_F_MIXED 0x01        /* the name has letters upper-cased by 0x20 */
+#define RQ_F_CASE_TRY 0x02     /* the last UDP try carried the name in that case */
+#define RQ_F_EDNS_TRY 0x04     /* the last UDP try carried EDNS */
+#define RQ_F_EDNS_LOST 0x08    /* a try with EDNS went unanswered */
+#define RQ_F_PLAIN 0x10        /* further tries go without EDNS */
+#define RQ_F_PLAIN_SENT 0x20   /* a try went without EDNS */
+#define RQ_F_EDNS_REFUSED 0x40 /* PLAIN after FORMERR, NOTIMP or BADVERS to EDNS */
 
 /* One lookup. Kept small (100,000 may be queued): the name is stored once, in wire form,
  * at the end of the same allocation. */
@@ -72,14 +106,33 @@ struct rq {
         uint8_t tries;  /* UDP transmissions so far */
         uint8_t tried;  /* one bit per server the query was sent to */
         uint8_t state;
-        uint8_t junk; /* an unparseable reply with the right id and address came */
+        uint8_t fail;     /* enum rq_fail */
+        uint8_t flags;    /* RQ_F_* */
+        uint8_t case_bad; /* one bit per server that answered in the wrong case */
         uint8_t qlen;
-        uint8_t qname[];
+        uint8_t qname[]; /* letters in the random case of 0x20 */
 };
 
 struct res_server {
         struct sockaddr_storage addr;
         socklen_t addrlen;
+        /* Health: a server that answers nothing is marked down and probed. */
+        bool down;
+        uint32_t silent_timeouts; /* retry timers expired since its last answer */
+        int64_t silent_since;     /* us; when the first of those tries was sent */
+        int64_t probe_at;         /* us; next probe, while down */
+        int64_t probe_wait;       /* us; the interval after that one */
+        int probe_fd;             /* -1: no probe out */
+        uint16_t probe_id;
+        /* EDNS: off for a server that refuses or drops it, with a trial now and then. */
+        bool no_edns;
+        uint32_t plain_answers; /* silent, then answered a query without EDNS */
+        int64_t edns_ok_at;     /* us; last answer to a query with EDNS */
+        int64_t edns_trial_at;  /* us; when off, the next query with EDNS */
+        /* 0x20: off for a server that does not echo the name's case, with trials too. */
+        bool no_case;
+        uint32_t case_mismatches; /* replies in the wrong case since one in the right case */
+        int64_t case_trial_at;    /* us; when off, the next query in mixed case */
         enum res_family family;
         double window;   /* queries allowed in flight */
         double ssthresh; /* below it the window grows by one per answer, above by 1/window */
@@ -104,6 +157,19 @@ struct res_tcp {
         uint8_t out[2 + DM_DNS_QUERY_MAX];
 };
 
+/* A UDP socket of the pool. ACTIVE ones take new queries; a socket past its queries or its
+ * time is replaced by a new one (a new random port) and DRAINING until the queries filed
+ * under it are done, still receiving their answers; then it is closed and its slot FREE. */
+enum res_sock_state { RES_SOCK_FREE, RES_SOCK_ACTIVE, RES_SOCK_DRAINING };
+
+struct res_sock {
+        int fd;
+        uint8_t state;
+        uint32_t nreg;     /* queries filed under it in the (socket, id) hash */
+        uint32_t left;     /* new queries it may still take */
+        int64_t retire_at; /* us */
+};
+
 /* Datagrams waiting for one sendmmsg; all go out on the same socket. */
 struct res_batch {
         size_t sock;
@@ -121,15 +187,18 @@ struct dm_resolver {
         int retries;
         size_t concurrency;
         int qps;
+        unsigned answer_flags; /* dm_dns_msg_answer flags */
 
         int epfd;
         int tfd;
         int64_t armed_at; /* us when the timerfd fires; 0: disarmed */
 
-        int socks[RES_NFAMILIES * RES_MAX_SOCKETS];
-        size_t nsocks;
-        size_t fam_first[RES_NFAMILIES], fam_count[RES_NFAMILIES];
+        struct res_sock socks[RES_NFAMILIES * RES_SLOTS]; /* family f: [f * RES_SLOTS, ...) */
+        uint16_t active[RES_NFAMILIES][RES_MAX_SOCKETS];  /* slots taking new queries */
+        size_t fam_count[RES_NFAMILIES];                  /* active sockets per family */
         size_t fam_cur[RES_NFAMILIES], fam_burst[RES_NFAMILIES];
+        uint16_t draining[RES_NFAMILIES * RES_SLOTS];
+        size_t ndraining;
 
         struct rq **buckets; /* (socket, id) -> query in RQ_UDP or RQ_LOST */
         uint32_t hash_shift;
@@ -190,6 +259,53 @@ static uint16_t res_rand16(struct dm_resolver *r)
         return (uint16_t)(r->rnd[r->rnd_left] << 8 | r->rnd[r->rnd_left + 1]);
 }
 
+/* A draw from [full / 2, full]: lifetimes spread so that sockets are not all renewed at
+ * once. */
+static int64_t res_spread(struct dm_resolver *r, int64_t full)
+{
+        uint32_t x = (uint32_t)res_rand16(r) << 16 | res_rand16(r);
+        int64_t half = full / 2;
+        return half + (int64_t)(x % (uint64_t)(full - half + 1));
+}
+
+static bool res_is_letter(uint8_t ch)
+{
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+/* DNS 0x20: every letter of the name in a random case, one CSPRNG bit each. A forger must
+ * then guess the case as well as the port and id, where the server echoes it. Length octets
+ * (below 64) are never letters. */
+static void res_case_mix(struct dm_resolver *r, struct rq *q)
+{
+        uint16_t bits = 0;
+        unsigned left = 0;
+
+        for (size_t i = 0; i < q->qlen; i++) {
+                if (!res_is_letter(q->qname[i]))
+                        continue;
+                if (left == 0) {
+                        bits = res_rand16(r);
+                        left = 16;
+                }
+                if (bits & 1u) {
+                        q->qname[i] &= (uint8_t)~0x20u;
+                        q->flags |= RQ_F_MIXED;
+                } else {
+                        q->qname[i] |= 0x20u;
+                }
+                bits >>= 1;
+                left--;
+        }
+}
+
+static void res_case_lower(uint8_t *name, size_t len)
+{
+        for (size_t i = 0; i < len; i++)
+                if (res_is_letter(name[i]))
+                        name[i] |= 0x20u;
+}
+
 /* ---- (socket, id) hash ---- */
 
 static size_t res_hash(const struct dm_resolver *r, size_t slot, uint16_t id)
@@ -206,11 +322,14 @@ static struct rq *res_hash_find(const struct dm_resolver *r, size_t slot, uint16
         return NULL;
 }
 
+/* The hash also counts the queries filed under each socket: a draining socket is closed
+ * when none is left. */
 static void res_hash_insert(struct dm_resolver *r, struct rq *q)
 {
         struct rq **b = &r->buckets[res_hash(r, q->slot, q->id)];
         q->next = *b;
         *b = q;
+        r->socks[q->slot].nreg++;
 }
 
 static void res_hash_remove(struct dm_resolver *r, struct rq *q)
@@ -219,6 +338,7 @@ static void res_hash_remove(struct dm_resolver *r, struct rq *q)
                 if (*p == q) {
                         *p = q->next;
                         q->next = NULL;
+                        r->socks[q->slot].nreg--;
                         return;
                 }
         }
@@ -396,6 +516,86 @@ static void res_tokens_refill(struct dm_resolver *r)
         r->tokens_at = r->now;
 }
 
+/* ---- the socket pool ---- */
+
+static int res_sock_open(struct dm_resolver *r, enum res_family fam, size_t slot)
+{
+        int domain = fam == RES_V4 ? AF_INET : AF_INET6;
+        int fd = socket(domain, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        int rcvbuf = RES_RCVBUF;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+        struct sockaddr_storage any = {0};
+        socklen_t anylen;
+        if (fam == RES_V4) {
+                struct sockaddr_in *a = (struct sockaddr_in *)&any;
+                a->sin_family = AF_INET;
+                anylen = sizeof(*a);
+        } else {
+                int on = 1;
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&any;
+                a->sin6_family = AF_INET6;
+                anylen = sizeof(*a);
+        }
+        /* Port 0: the kernel picks a random ephemeral port per socket. */
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)slot << 2 | RES_TAG_UDP};
+        if (bind(fd, (struct sockaddr *)&any, anylen) < 0 ||
+            epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                int err = -errno;
+                close(fd);
+                return err;
+        }
+        struct res_sock *k = &r->socks[slot];
+        k->fd = fd;
+        k->state = RES_SOCK_ACTIVE;
+        k->nreg = 0;
+        k->left = (uint32_t)res_spread(r, RES_SOCK_QUERIES);
+        k->retire_at = r->now + res_spread(r, RES_SOCK_LIFE_US);
+        return 0;
+}
+
+/* Puts a fresh socket (a new random port) in place of the i-th active one of the family.
+ * The old one drains: it takes no new query but still receives the answers of its own. */
+static void res_sock_renew(struct dm_resolver *r, enum res_family fam, size_t i)
+{
+        size_t old = r->active[fam][i];
+        size_t base = (size_t)fam * RES_SLOTS;
+
+        for (size_t slot = base; slot < base + RES_SLOTS; slot++) {
+                if (r->socks[slot].state != RES_SOCK_FREE)
+                        continue;
+                if (res_sock_open(r, fam, slot) < 0)
+                        break;
+                r->socks[old].state = RES_SOCK_DRAINING;
+                r->draining[r->ndraining++] = (uint16_t)old;
+                r->active[fam][i] = (uint16_t)slot;
+                r->stats.sockets_renewed++;
+                return;
+        }
+        /* Every slot is draining, or no socket could be opened: this one serves on. */
+        r->socks[old].left = RES_SOCK_BURST;
+        r->socks[old].retire_at = r->now + RES_SOCK_RETRY_US;
+}
+
+/* Closes the draining sockets that have no query left. Runs after the batch is flushed,
+ * so that nothing is still to be sent from them. */
+static void res_sock_sweep(struct dm_resolver *r)
+{
+        for (size_t i = 0; i < r->ndraining;) {
+                struct res_sock *k = &r->socks[r->draining[i]];
+                if (k->nreg > 0) {
+                        i++;
+                        continue;
+                }
+                close(k->fd);
+                k->fd = -1;
+                k->state = RES_SOCK_FREE;
+                r->draining[i] = r->draining[--r->ndraining];
+        }
+}
+
 /* ---- sending ---- */
 
 static void res_batch_flush(struct dm_resolver *r)
@@ -404,7 +604,7 @@ static void res_batch_flush(struct dm_resolver *r)
         unsigned off = 0;
 
         while (off < b->n) {
-                int k = sendmmsg(r->socks[b->sock], b->msgs + off, b->n - off, 0);
+                int k = sendmmsg(r->socks[b->sock].fd, b->msgs + off, b->n - off, 0);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -418,6 +618,60 @@ static void res_batch_flush(struct dm_resolver *r)
         b->n = 0;
 }
 
+/* EDNS on this try: not once the query fell back, not to a server whose last tries all
+ * went unanswered (it may be dropping EDNS queries; a plain one tells), and not to a
+ * server known to refuse or drop it, except for one trial query every RES_RECHECK_US
+ * (servers get fixed). */
+static bool res_try_edns(struct dm_resolver *r, struct rq *q, struct res_server *s)
+{
+        if (q->flags & RQ_F_PLAIN)
+                return false;
+        if (!s->no_edns)
+                return s->silent_timeouts < RES_EDNS_SILENT_TRIES;
+        if (r->now < s->edns_trial_at)
+                return false;
+        s->edns_trial_at = r->now + RES_RECHECK_US;
+        return true;
+}
+
+/* The name in its 0x20 case to a server that echoes it; in lower case to one that does
+ * not (a server that ignores the case may also look names up with it), except for one
+ * trial query every RES_RECHECK_US. */
+static bool res_try_case(struct dm_resolver *r, struct res_server *s)
+{
+        if (!s->no_case)
+                return true;
+        if (r->now < s->case_trial_at)
+                return false;
+        s->case_trial_at = r->now + RES_RECHECK_US;
+        return true;
+}
+
+/* Writes q as sent to s now (UDP or TCP) and notes how it went. Returns its length, 0 if
+ * it cannot be written (never: the name was checked when queued). */
+static size_t res_query_wire(struct dm_resolver *r, struct rq *q, struct res_server *s,
+                             uint8_t *out, size_t outlen)
+{
+        bool edns = res_try_edns(r, q, s);
+        size_t len;
+
+        if (dm_dns_query_build_wire(q->qname, q->qlen, q->type, q->id,
+                                    edns ? 0 : DM_DNS_QUERY_NO_EDNS, out, outlen, &len))
+                return 0;
+        q->flags &= (uint8_t) ~(RQ_F_EDNS_TRY | RQ_F_CASE_TRY);
+        if (edns)
+                q->flags |= RQ_F_EDNS_TRY;
+        else
+                q->flags |= RQ_F_PLAIN_SENT;
+        if (res_try_case(r, s))
+                q->flags |= RQ_F_CASE_TRY;
+        else
+                res_case_lower(out + DM_DNS_HEADER_LEN, q->qlen);
+        return len;
+}
+
+/* Queues one datagram of q to its server. The caller counts it in q->tries when it is a
+ * try the retry timer watches. */
 static void res_udp_send(struct dm_resolver *r, struct rq *q)
 {
         struct res_batch *b = &r->out;
@@ -427,16 +681,15 @@ static void res_udp_send(struct dm_resolver *r, struct rq *q)
         if (b->n > 0 && b->sock != q->slot)
                 res_batch_flush(r);
         b->sock = q->slot;
-        if (dm_dns_query_build_wire(q->qname, q->qlen, q->type, q->id, b->pkts[b->n],
-                                    DM_DNS_QUERY_MAX, &len))
-                return; /* cannot happen: the name was checked when queued */
+        len = res_query_wire(r, q, s, b->pkts[b->n], DM_DNS_QUERY_MAX);
+        if (len == 0)
+                return;
         b->iov[b->n].iov_len = len;
         b->msgs[b->n].msg_hdr.msg_name = &s->addr;
         b->msgs[b->n].msg_hdr.msg_namelen = s->addrlen;
         if (++b->n == RES_BATCH)
                 res_batch_flush(r);
         q->sent_at = r->now;
-        q->tries++;
         q->tried |= (uint8_t)(1u << q->server);
         r->stats.sent++;
         if (r->qps > 0)
@@ -444,14 +697,19 @@ static void res_udp_send(struct dm_resolver *r, struct rq *q)
 }
 
 /* Consecutive queries share a socket for a burst so that they leave in one sendmmsg; the
- * bursts rotate over the pool so answers come back on many ports. */
+ * bursts rotate over the pool so answers come back on many ports. A socket past its
+ * queries or its time is renewed here. */
 static size_t res_pick_socket(struct dm_resolver *r, enum res_family fam)
 {
         if (++r->fam_burst[fam] >= RES_SOCK_BURST) {
                 r->fam_burst[fam] = 0;
                 r->fam_cur[fam] = (r->fam_cur[fam] + 1) % r->fam_count[fam];
         }
-        return r->fam_first[fam] + r->fam_cur[fam];
+        size_t i = r->fam_cur[fam];
+        struct res_sock *k = &r->socks[r->active[fam][i]];
+        if (k->left == 0 || r->now >= k->retire_at)
+                res_sock_renew(r, fam, i);
+        return r->active[fam][i];
 }
 
 /* Gives q a socket of the family and an id unused on that socket, and files it. */
@@ -464,10 +722,26 @@ static int res_register(struct dm_resolver *r, struct rq *q, enum res_family fam
                         q->slot = (uint16_t)slot;
                         q->id = id;
                         res_hash_insert(r, q);
+                        if (r->socks[slot].left > 0)
+                                r->socks[slot].left--;
                         return 0;
                 }
         }
         return DM_EAGAIN;
+}
+
+/* A query moving to server `si` needs a socket of si's family, and so a new (socket, id)
+ * pair. Returns the server it can go to: si, or its own when no id is free there. */
+static size_t res_refile(struct dm_resolver *r, struct rq *q, size_t si)
+{
+        if (r->servers[si].family == r->servers[q->server].family)
+                return si;
+        res_hash_remove(r, q);
+        if (res_register(r, q, r->servers[si].family)) {
+                res_hash_insert(r, q);
+                return q->server;
+        }
+        return si;
 }
 
 static void res_charge(struct dm_resolver *r, struct rq *q, size_t server)
@@ -553,17 +827,25 @@ static void res_detach(struct dm_resolver *r, struct rq *q)
         }
 }
 
-static void res_deliver(struct dm_resolver *r, struct rq *q, const struct dm_dns_answer *a)
+/* Counts the outcome, calls back, frees: the end of every lookup. */
+static void res_report(struct dm_resolver *r, struct rq *q, const struct dm_dns_answer *a)
 {
-        res_detach(r, q);
         if (a->status == DM_RRS_ERROR) {
                 r->stats.errors++;
                 if (a->err == DM_ETIMEDOUT)
                         r->stats.timeouts++;
+                else if (a->err == DM_ESERVERSDOWN)
+                        r->stats.down_fails++;
         }
         r->finished++;
         q->cb(q->arg, a);
         free(q);
+}
+
+static void res_deliver(struct dm_resolver *r, struct rq *q, const struct dm_dns_answer *a)
+{
+        res_detach(r, q);
+        res_report(r, q, a);
 }
 
 static void res_fail(struct dm_resolver *r, struct rq *q, int err)
@@ -572,15 +854,242 @@ static void res_fail(struct dm_resolver *r, struct rq *q, int err)
         res_deliver(r, q, &a);
 }
 
-static void res_finish_msg(struct dm_resolver *r, struct rq *q, const struct dm_dns_msg *m)
+/* The error of a lookup that no answer ended: the last reply that was not an answer
+ * (asked again elsewhere meanwhile), else a timeout. */
+static int res_fail_err(const struct rq *q)
 {
-        struct dm_dns_answer a;
-        if (dm_dns_msg_answer(m, q->type, &a)) {
-                res_fail(r, q, DM_ENOMEM);
+        static const int errs[] = {
+            [RQ_FAIL_NONE] = DM_ETIMEDOUT,     [RQ_FAIL_JUNK] = DM_EFORMERR,
+            [RQ_FAIL_SERVFAIL] = DM_ESERVFAIL, [RQ_FAIL_REFUSED] = DM_EREFUSED,
+            [RQ_FAIL_REFERRAL] = DM_EREFERRAL, [RQ_FAIL_LAME] = DM_ELAME,
+        };
+        return q->fail < sizeof(errs) / sizeof(errs[0]) ? errs[q->fail] : DM_ETIMEDOUT;
+}
+
+/* ---- server health: down and probed, EDNS, 0x20 ---- */
+
+static int res_server_index(const struct dm_resolver *r, const struct sockaddr_storage *from)
+{
+        for (size_t i = 0; i < r->nservers; i++) {
+                const struct sockaddr_storage *a = &r->servers[i].addr;
+                if (a->ss_family != from->ss_family)
+                        continue;
+                if (a->ss_family == AF_INET) {
+                        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+                        const struct sockaddr_in *y = (const struct sockaddr_in *)from;
+                        if (x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr)
+                                return (int)i;
+                } else {
+                        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+                        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)from;
+                        if (x->sin6_port == y->sin6_port &&
+                            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0)
+                                return (int)i;
+                }
+        }
+        return -1;
+}
+
+/* How long a server must have answered nothing to be marked down: as long as a lookup may
+ * take, and not less than RES_DOWN_SPAN_MIN_US. By then what was sent to it is failing
+ * anyway; random loss and a short burst of it never last that long. */
+static int64_t res_down_span(const struct dm_resolver *r)
+{
+        return r->timeout_us > RES_DOWN_SPAN_MIN_US ? r->timeout_us : RES_DOWN_SPAN_MIN_US;
+}
+
+static void res_probe_close(struct res_server *s)
+{
+        if (s->probe_fd >= 0) {
+                close(s->probe_fd);
+                s->probe_fd = -1;
+        }
+}
+
+static void res_server_down(struct dm_resolver *r, struct res_server *s)
+{
+        s->down = true;
+        s->probe_at = r->now;
+        s->probe_wait = RES_PROBE_FIRST_US;
+        r->stats.server_downs++;
+}
+
+/* A reply that matched a query or a probe: the server lives. */
+static void res_server_alive(struct dm_resolver *r, struct res_server *s)
+{
+        s->silent_timeouts = 0;
+        if (!s->down)
+                return;
+        s->down = false;
+        res_probe_close(s);
+        r->stats.server_ups++;
+}
+
+static bool res_all_down(const struct dm_resolver *r)
+{
+        for (size_t i = 0; i < r->nservers; i++)
+                if (!r->servers[i].down)
+                        return false;
+        return true;
+}
+
+/* ". SOA" without EDNS from a socket of its own (a new random port each time): any
+ * well-formed reply, an error included, shows that the server answers again. */
+static void res_probe_send(struct dm_resolver *r, size_t si)
+{
+        static const uint8_t root[] = {0};
+        struct res_server *s = &r->servers[si];
+        uint8_t pkt[DM_DNS_QUERY_MAX];
+        size_t len;
+
+        res_probe_close(s);
+        s->probe_at = r->now + s->probe_wait;
+        s->probe_wait = s->probe_wait * 2 < RES_PROBE_MAX_US ? s->probe_wait * 2 : RES_PROBE_MAX_US;
+        int fd = socket(s->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)si << 2 | RES_TAG_PROBE};
+        if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                close(fd);
                 return;
         }
-        res_deliver(r, q, &a);
-        dm_dns_answer_done(&a);
+        s->probe_fd = fd;
+        s->probe_id = res_rand16(r);
+        if (dm_dns_query_build_wire(root, sizeof(root), DM_RR_SOA, s->probe_id,
+                                    DM_DNS_QUERY_NO_EDNS, pkt, sizeof(pkt), &len) == 0 &&
+            sendto(fd, pkt, len, 0, (const struct sockaddr *)&s->addr, s->addrlen) >= 0)
+                r->stats.probes++;
+}
+
+static void res_probe_read(struct dm_resolver *r, size_t si)
+{
+        static const uint8_t root[] = {0};
+        uint8_t buf[RES_RECV_SIZE];
+
+        if (si >= r->nservers)
+                return;
+        struct res_server *s = &r->servers[si];
+        while (s->probe_fd >= 0) {
+                struct sockaddr_storage from;
+                socklen_t flen = sizeof(from);
+                struct dm_dns_msg m;
+                ssize_t n = recvfrom(s->probe_fd, buf, sizeof(buf), MSG_DONTWAIT,
+                                     (struct sockaddr *)&from, &flen);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return;
+                }
+                if (res_server_index(r, &from) != (int)si)
+                        continue;
+                if (dm_dns_msg_parse(buf, (size_t)n, &m) &&
+                    dm_dns_msg_parse_header(buf, (size_t)n, &m))
+                        continue;
+                if (dm_dns_msg_check_reply(&m, s->probe_id, root, sizeof(root), DM_RR_SOA))
+                        continue;
+                res_server_alive(r, s);
+                return;
+        }
+}
+
+static void res_probes(struct dm_resolver *r)
+{
+        for (size_t i = 0; i < r->nservers; i++)
+                if (r->servers[i].down && r->servers[i].probe_at <= r->now)
+                        res_probe_send(r, i);
+}
+
+static void res_edns_off(struct dm_resolver *r, struct res_server *s)
+{
+        if (s->no_edns)
+                return;
+        s->no_edns = true;
+        s->plain_answers = 0;
+        s->edns_trial_at = r->now + RES_RECHECK_US;
+        r->stats.edns_fallbacks++;
+}
+
+static void res_case_off(struct dm_resolver *r, struct res_server *s)
+{
+        if (s->no_case)
+                return;
+        s->no_case = true;
+        s->case_mismatches = 0;
+        s->case_trial_at = r->now + RES_RECHECK_US;
+        r->stats.case_fallbacks++;
+}
+
+/* What a matched reply says about the server's EDNS. Returns true when the server refused
+ * EDNS (FORMERR, NOTIMP or BADVERS while every try carried it): the query is then asked
+ * again at once without it. The server is marked no-EDNS when that plain query gets a
+ * reply other than those; or when RES_EDNS_PLAIN_ANSWERS times it went silent (its last
+ * RES_EDNS_SILENT_TRIES tries unanswered), was asked without EDNS and answered that, and
+ * it answered no query with EDNS in between nor for res_down_span. A server back from an
+ * outage does that once, then answers EDNS again; random loss rarely silences a server
+ * twice in a row, three times without an answer with EDNS between. */
+static bool res_edns_learn(struct dm_resolver *r, struct rq *q, struct res_server *s,
+                           const struct dm_dns_msg *m, bool silent)
+{
+        bool refused = m->rcode == DM_DNS_RCODE_FORMERR || m->rcode == DM_DNS_RCODE_NOTIMP ||
+                       m->rcode == DM_DNS_RCODE_BADVERS;
+
+        if (refused) {
+                if (q->flags & RQ_F_PLAIN_SENT)
+                        return false; /* refused without EDNS too: not EDNS's fault */
+                q->flags |= RQ_F_PLAIN | RQ_F_EDNS_REFUSED;
+                return true;
+        }
+        if (m->has_opt || !(q->flags & RQ_F_PLAIN_SENT)) {
+                /* An answer to a query with EDNS. */
+                s->edns_ok_at = r->now;
+                s->plain_answers = 0;
+                s->no_edns = false;
+                return false;
+        }
+        if (s->no_edns)
+                return false;
+        if (q->flags & RQ_F_EDNS_REFUSED) {
+                res_edns_off(r, s);
+        } else if (silent && ++s->plain_answers >= RES_EDNS_PLAIN_ANSWERS &&
+                   r->now - s->edns_ok_at >= res_down_span(r)) {
+                res_edns_off(r, s);
+        }
+        return false;
+}
+
+/* 0x20: while a server echoes the case of the name, a reply that matches only without
+ * case is dropped like a forged one. The server falls back (replies compared without case)
+ * after RES_CASE_MISMATCHES such replies with none in the right case in between, or when a
+ * try got only replies in the wrong case (see res_try_lost). Returns whether to go on
+ * with the reply. */
+static bool res_case_check(struct dm_resolver *r, struct rq *q, size_t si,
+                           const struct dm_dns_msg *m)
+{
+        struct res_server *s = &r->servers[si];
+
+        if (m->qname_len == 0)
+                return true; /* an error without the question: nothing to compare */
+        bool exact = memcmp(m->qname, q->qname, q->qlen) == 0;
+        /* Only a name with upper-case letters tells an echo from a server that lower-cases. */
+        bool telling = exact && (q->flags & RQ_F_MIXED);
+        if (s->no_case) {
+                if (telling) {
+                        s->no_case = false; /* a trial came back in the right case */
+                        s->case_mismatches = 0;
+                }
+                return true;
+        }
+        if (exact) {
+                if (telling)
+                        s->case_mismatches = 0;
+                return true;
+        }
+        r->stats.case_mismatches++;
+        q->case_bad |= (uint8_t)(1u << si);
+        if (++s->case_mismatches < RES_CASE_MISMATCHES)
+                return false;
+        res_case_off(r, s);
+        return true;
 }
 
 /* ---- TCP for truncated answers ---- */
@@ -605,8 +1114,7 @@ static void res_tcp_open(struct dm_resolver *r, struct rq *q)
                 res_fail(r, q, -errno);
                 return;
         }
-        dm_dns_query_build_wire(q->qname, q->qlen, q->type, q->id, t->out + 2, sizeof(t->out) - 2,
-                                &len);
+        len = res_query_wire(r, q, s, t->out + 2, sizeof(t->out) - 2);
         t->out[0] = (uint8_t)(len >> 8);
         t->out[1] = (uint8_t)len;
         t->outlen = (uint16_t)(len + 2);
@@ -685,7 +1193,7 @@ static void res_tcp_reply(struct dm_resolver *r, struct res_tcp *t)
         r->stats.answers++;
         /* res_deliver closes the connection, and m points into its buffer: answer first. */
         struct dm_dns_answer a;
-        if (dm_dns_msg_answer(&m, q->type, &a)) {
+        if (dm_dns_msg_answer(&m, q->type, r->answer_flags, &a)) {
                 res_fail(r, q, DM_ENOMEM);
                 return;
         }
@@ -769,30 +1277,116 @@ static void res_tcp_event(struct dm_resolver *r, size_t idx, uint32_t events)
 
 /* ---- receiving over UDP ---- */
 
-static int res_server_index(const struct dm_resolver *r, const struct sockaddr_storage *from)
+static int64_t res_retry_at(const struct dm_resolver *r, const struct rq *q);
+
+/* Sends q again at once over UDP to server si, outside the retry timer: the reply was not
+ * the answer, and a better one may come from there. Not counted in q->tries (nothing was
+ * lost), so its retry timer is the one the try it replaces had. */
+static void res_resend(struct dm_resolver *r, struct rq *q, size_t si)
 {
-        for (size_t i = 0; i < r->nservers; i++) {
-                const struct sockaddr_storage *a = &r->servers[i].addr;
-                if (a->ss_family != from->ss_family)
-                        continue;
-                if (a->ss_family == AF_INET) {
-                        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
-                        const struct sockaddr_in *y = (const struct sockaddr_in *)from;
-                        if (x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr)
-                                return (int)i;
-                } else {
-                        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
-                        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)from;
-                        if (x->sin6_port == y->sin6_port &&
-                            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0)
-                                return (int)i;
-                }
+        if (q->state == RQ_LOST) {
+                /* A late reply to a try given up on: back into a window. */
+                res_lost_unlink(r, q);
+                si = res_refile(r, q, si);
+                q->server = (uint8_t)si;
+                r->servers[si].inflight++;
+                r->inflight++;
+        } else {
+                res_charge(r, q, res_refile(r, q, si));
         }
-        return -1;
+        q->state = RQ_UDP;
+        res_udp_send(r, q);
+        q->timer_at = res_retry_at(r, q);
+        res_heap_fix(r, q);
 }
 
+/* A server that is up and was not asked this query yet, the first after `from` with room in
+ * its window if there is one. */
+static bool res_next_untried(const struct dm_resolver *r, const struct rq *q, size_t from,
+                             size_t *ret_server)
+{
+        bool found = false;
+        size_t pick = 0;
+
+        for (size_t k = 1; k < r->nservers; k++) {
+                size_t i = (from + k) % r->nservers;
+                const struct res_server *s = &r->servers[i];
+                if (s->down || (q->tried & (1u << i)))
+                        continue;
+                if ((double)s->inflight < s->window) {
+                        *ret_server = i;
+                        return true;
+                }
+                if (!found) {
+                        pick = i;
+                        found = true;
+                }
+        }
+        if (found)
+                *ret_server = pick;
+        return found;
+}
+
+static uint8_t res_soft_fail(int err)
+{
+        switch (err) {
+        case DM_ESERVFAIL:
+                return RQ_FAIL_SERVFAIL;
+        case DM_EREFUSED:
+                return RQ_FAIL_REFUSED;
+        case DM_EREFERRAL:
+                return RQ_FAIL_REFERRAL;
+        case DM_ELAME:
+                return RQ_FAIL_LAME;
+        default:
+                return RQ_FAIL_NONE;
+        }
+}
+
+/* What a matched reply means for its query: asked again (without EDNS, in lower case, or
+ * of another server) or delivered. `silent`: the server had left its last tries
+ * unanswered. */
+static void res_udp_answer(struct dm_resolver *r, struct rq *q, size_t si,
+                           const struct dm_dns_msg *m, bool silent)
+{
+        struct dm_dns_answer a;
+        size_t next;
+
+        if (res_edns_learn(r, q, &r->servers[si], m, silent)) {
+                r->stats.edns_retries++;
+                res_resend(r, q, si);
+                return;
+        }
+        if (dm_dns_msg_answer(m, q->type, r->answer_flags, &a)) {
+                res_fail(r, q, DM_ENOMEM);
+                return;
+        }
+        uint8_t soft = a.status == DM_RRS_ERROR ? res_soft_fail(a.err) : RQ_FAIL_NONE;
+        if (a.status == DM_RRS_NXDOMAIN && (q->flags & RQ_F_MIXED) && (q->flags & RQ_F_CASE_TRY)) {
+                /* The risk of 0x20: a server that looks names up case-sensitively denies a
+                 * name in mixed case. Before a name's records are taken as gone, it is asked
+                 * once more in lower case. */
+                res_case_lower(q->qname, q->qlen);
+                q->flags &= (uint8_t)~RQ_F_MIXED;
+                r->stats.nxdomain_rechecks++;
+                res_resend(r, q, si);
+        } else if (soft != RQ_FAIL_NONE && res_next_untried(r, q, si, &next)) {
+                /* SERVFAIL, REFUSED, a referral or a lame reply is one server's problem: the
+                 * next one may answer. It counts only when no other is left. */
+                q->fail = soft;
+                r->stats.next_server++;
+                res_resend(r, q, next);
+        } else {
+                res_deliver(r, q, &a);
+        }
+        dm_dns_answer_done(&a);
+}
+
+/* One datagram on a pool socket. `cut`: larger than the receive buffer (MSG_TRUNC), only
+ * its start arrived; its header and question still say which query it answers, and that
+ * query is asked again over TCP instead of being lost. */
 static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt, size_t len,
-                          const struct sockaddr_storage *from)
+                          bool cut, const struct sockaddr_storage *from)
 {
         if (len < DM_DNS_HEADER_LEN)
                 return;
@@ -804,14 +1398,20 @@ static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt
         if (si < 0 || !(q->tried & (1u << si)))
                 return; /* not from a server this query went to */
         struct dm_dns_msg m;
-        if (dm_dns_msg_parse(pkt, len, &m)) {
-                q->junk = 1; /* keep waiting: a forged packet must not end the query */
+        if (cut ? dm_dns_msg_parse_header(pkt, len, &m) : dm_dns_msg_parse(pkt, len, &m)) {
+                /* Keep waiting: a forged packet must not end the query. */
+                if (q->fail == RQ_FAIL_NONE)
+                        q->fail = RQ_FAIL_JUNK;
                 return;
         }
         if (dm_dns_msg_check_reply(&m, id, q->qname, q->qlen, q->type))
                 return;
+        if (!res_case_check(r, q, (size_t)si, &m))
+                return;
         r->stats.answers++;
         struct res_server *s = &r->servers[si];
+        bool silent = s->silent_timeouts >= RES_EDNS_SILENT_TRIES;
+        res_server_alive(r, s);
         if (q->state == RQ_LOST)
                 res_window_undo(&r->servers[q->server]);
         res_window_grow(r, s);
@@ -822,31 +1422,33 @@ static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt
                 res_rtt_sample(s, r->now - q->sent_at, q->state == RQ_UDP);
         else if (q->tries > 1)
                 res_rtt_sample(s, r->now - (q->deadline - r->timeout_us), false);
-        if (m.flags & DM_DNS_FLAG_TC) {
+        if (cut || (m.flags & DM_DNS_FLAG_TC)) {
                 res_tcp_start(r, q, (size_t)si);
                 return;
         }
-        res_finish_msg(r, q, &m);
+        res_udp_answer(r, q, (size_t)si, &m, silent);
 }
 
 static void res_udp_read(struct dm_resolver *r, size_t slot)
 {
+        if (slot >= RES_NFAMILIES * RES_SLOTS || r->socks[slot].fd < 0)
+                return; /* closed earlier in this batch of events */
         for (;;) {
                 for (size_t i = 0; i < RES_BATCH; i++) {
                         r->rmsgs[i].msg_hdr.msg_namelen = sizeof(r->rfrom[i]);
                         r->rmsgs[i].msg_hdr.msg_flags = 0;
                 }
-                int n = recvmmsg(r->socks[slot], r->rmsgs, RES_BATCH, MSG_DONTWAIT, NULL);
+                int n = recvmmsg(r->socks[slot].fd, r->rmsgs, RES_BATCH, MSG_DONTWAIT, NULL);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
                         return;
                 r->now = res_clock();
                 for (int i = 0; i < n; i++) {
-                        if (r->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-                                continue;
+                        bool cut = (r->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+                        size_t len = r->rmsgs[i].msg_len;
                         res_udp_reply(r, slot, r->rbufs + (size_t)i * RES_RECV_SIZE,
-                                      r->rmsgs[i].msg_len, &r->rfrom[i]);
+                                      len < RES_RECV_SIZE ? len : RES_RECV_SIZE, cut, &r->rfrom[i]);
                 }
                 if (n < RES_BATCH)
                         return;
@@ -869,14 +1471,43 @@ static int64_t res_retry_at(const struct dm_resolver *r, const struct rq *q)
         return r->now + (wait < share ? wait : share);
 }
 
+/* What an unanswered try tells about its server and the query's next try:
+ * - a server with RES_DOWN_TIMEOUTS of them in a row, the first sent res_down_span ago, is
+ *   marked down (an answer to anything resets the count);
+ * - a server that answered this try only in the wrong case falls back from 0x20 (a forger
+ *   cannot make a query go unanswered: the server's own reply would still arrive);
+ * - after two tries with EDNS are lost, or one before the last try, the query goes on
+ *   without EDNS, in case the server drops EDNS queries (and every query goes without it
+ *   to a server that left RES_EDNS_SILENT_TRIES in a row unanswered: res_try_edns). */
+static void res_try_lost(struct dm_resolver *r, struct rq *q)
+{
+        struct res_server *s = &r->servers[q->server];
+
+        if (s->silent_timeouts++ == 0)
+                s->silent_since = q->sent_at;
+        if (!s->down && s->silent_timeouts >= RES_DOWN_TIMEOUTS &&
+            r->now - s->silent_since >= res_down_span(r))
+                res_server_down(r, s);
+        for (size_t i = 0; q->case_bad && i < r->nservers; i++)
+                if (q->case_bad & (1u << i))
+                        res_case_off(r, &r->servers[i]);
+        q->case_bad = 0;
+        if (q->flags & RQ_F_EDNS_TRY) {
+                if ((q->flags & RQ_F_EDNS_LOST) || q->tries >= r->retries)
+                        q->flags |= RQ_F_PLAIN;
+                q->flags |= RQ_F_EDNS_LOST;
+        }
+}
+
 /* The try got no answer in time. The query leaves the window (it is taken as lost, so it
  * does not hold a slot) and waits for a slot to be retransmitted: retransmissions are
  * paced by the window like everything else, never sent as one burst into an overload. */
 static void res_udp_timeout(struct dm_resolver *r, struct rq *q)
 {
         res_window_cut(r, &r->servers[q->server]);
+        res_try_lost(r, q);
         if (r->now >= q->deadline || q->tries > r->retries) {
-                res_fail(r, q, q->junk ? DM_EFORMERR : DM_ETIMEDOUT);
+                res_fail(r, q, res_fail_err(q));
                 return;
         }
         r->servers[q->server].inflight--;
@@ -894,7 +1525,7 @@ static void res_timers(struct dm_resolver *r)
                 if (q->state == RQ_UDP)
                         res_udp_timeout(r, q);
                 else if (q->state == RQ_LOST)
-                        res_fail(r, q, q->junk ? DM_EFORMERR : DM_ETIMEDOUT);
+                        res_fail(r, q, res_fail_err(q));
                 else
                         res_fail(r, q, DM_ETIMEDOUT);
         }
@@ -902,12 +1533,12 @@ static void res_timers(struct dm_resolver *r)
 
 /* ---- the FIFO ---- */
 
-/* The first server from `first` on whose window has room. */
+/* The first server from `first` on that is up and whose window has room. */
 static bool res_server_room(const struct dm_resolver *r, size_t first, size_t *ret_server)
 {
         for (size_t k = 0; k < r->nservers; k++) {
                 size_t i = (first + k) % r->nservers;
-                if ((double)r->servers[i].inflight < r->servers[i].window) {
+                if (!r->servers[i].down && (double)r->servers[i].inflight < r->servers[i].window) {
                         *ret_server = i;
                         return true;
                 }
@@ -927,27 +1558,47 @@ static void res_send_lost(struct dm_resolver *r)
                 if (!res_server_room(r, (q->server + 1u) % r->nservers, &si))
                         break;
                 res_lost_unlink(r, q);
-                if (r->servers[si].family != r->servers[q->server].family) {
-                        res_hash_remove(r, q);
-                        if (res_register(r, q, r->servers[si].family)) {
-                                res_hash_insert(r, q); /* no id free there: stay */
-                                si = q->server;
-                        }
-                }
+                si = res_refile(r, q, si);
                 q->server = (uint8_t)si;
                 q->state = RQ_UDP;
                 r->servers[si].inflight++;
                 r->inflight++;
                 r->stats.retransmits++;
+                q->tries++;
                 res_udp_send(r, q);
                 q->timer_at = res_retry_at(r, q);
                 res_heap_fix(r, q);
         }
 }
 
+/* Every server is down: lookups waiting for a window fail now instead of at the end of
+ * their budget. Only those waiting when this starts: a callback may queue more, which fail
+ * on the next pass (a callback that always queues again cannot keep this loop going). */
+static void res_fail_waiting(struct dm_resolver *r)
+{
+        size_t lost = r->nlost, queued = r->nqueued;
+
+        while (lost-- > 0 && r->lhead)
+                res_fail(r, r->lhead, r->lhead->fail ? res_fail_err(r->lhead) : DM_ESERVERSDOWN);
+        while (queued-- > 0 && r->qhead) {
+                struct rq *q = r->qhead;
+                struct dm_dns_answer a = {.status = DM_RRS_ERROR, .err = DM_ESERVERSDOWN};
+                r->qhead = q->next;
+                if (!r->qhead)
+                        r->qtail = NULL;
+                r->nqueued--;
+                q->next = NULL;
+                res_report(r, q, &a);
+        }
+}
+
 static void res_send_queued(struct dm_resolver *r)
 {
         res_tokens_refill(r);
+        if (res_all_down(r)) {
+                res_fail_waiting(r);
+                return;
+        }
         res_send_lost(r);
         /* New queries only once every lost one is back in flight: inflight + nlost never
          * exceeds concurrency (the heap is sized for it). */
@@ -975,6 +1626,7 @@ static void res_send_queued(struct dm_resolver *r)
                         res_fail(r, q, DM_EAGAIN);
                         continue;
                 }
+                q->tries++;
                 res_udp_send(r, q);
                 q->timer_at = res_retry_at(r, q);
                 res_heap_fix(r, q);
@@ -989,6 +1641,11 @@ static int64_t res_next_wake(const struct dm_resolver *r)
         int64_t next = 0;
         if (r->nheap > 0)
                 next = r->heap[0]->timer_at;
+        for (size_t i = 0; i < r->nservers; i++) {
+                const struct res_server *s = &r->servers[i];
+                if (s->down && (next == 0 || s->probe_at < next))
+                        next = s->probe_at;
+        }
         if ((r->qhead || r->lhead) && r->qps > 0 && r->tokens < 1.0) {
                 int64_t t = r->now + (int64_t)((1.0 - r->tokens) * 1e6 / r->qps) + 1;
                 if (next == 0 || t < next)
@@ -1029,6 +1686,9 @@ static void res_dispatch(struct dm_resolver *r, const struct epoll_event *ev)
         size_t idx = (size_t)(ev->data.u64 >> 2);
         if (tag == RES_TAG_UDP) {
                 res_udp_read(r, idx);
+        } else if (tag == RES_TAG_PROBE) {
+                r->now = res_clock();
+                res_probe_read(r, idx);
         } else if (tag == RES_TAG_TCP) {
                 r->now = res_clock();
                 res_tcp_event(r, idx, ev->events);
@@ -1045,11 +1705,14 @@ static void res_dispatch(struct dm_resolver *r, const struct epoll_event *ev)
 static void res_work(struct dm_resolver *r, bool timers)
 {
         r->now = res_clock();
-        if (timers)
+        if (timers) {
                 res_timers(r);
+                res_probes(r);
+        }
         res_tcp_pump(r);
         res_send_queued(r);
         res_batch_flush(r);
+        res_sock_sweep(r);
 }
 
 int dm_resolver_run(struct dm_resolver *r, int timeout_ms)
@@ -1103,6 +1766,7 @@ int dm_resolver_query(struct dm_resolver *r, const char *name, uint16_t type, dm
         q->state = RQ_QUEUED;
         q->qlen = (uint8_t)wlen;
         memcpy(q->qname, wire, wlen);
+        res_case_mix(r, q);
         if (r->qtail)
                 r->qtail->next = q;
         else
@@ -1135,45 +1799,37 @@ void dm_resolver_get_stats(const struct dm_resolver *r, struct dm_resolver_stats
         for (size_t i = 0; i < r->nservers; i++)
                 w += r->servers[i].window;
         st.window = (int)w;
+        st.sockets = (int)(r->fam_count[RES_V4] + r->fam_count[RES_V6]);
+        for (size_t i = 0; i < r->nservers; i++) {
+                const struct res_server *s = &r->servers[i];
+                if (s->down) {
+                        st.servers_down++;
+                        st.down_mask |= 1u << i;
+                }
+                if (s->no_edns)
+                        st.no_edns_mask |= 1u << i;
+                if (s->no_case)
+                        st.no_case_mask |= 1u << i;
+        }
         *ret_stats = st;
 }
 
 /* ---- set-up ---- */
 
+/* Out of file descriptors after the first socket, the pool stays smaller (stats.sockets
+ * tells): fewer ports beat a resolver that cannot start on a host with a low limit. */
 static int res_open_sockets(struct dm_resolver *r, enum res_family fam, size_t count)
 {
-        int domain = fam == RES_V4 ? AF_INET : AF_INET6;
-        r->fam_first[fam] = r->nsocks;
         for (size_t i = 0; i < count; i++) {
-                int fd = socket(domain, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return -errno;
-                r->socks[r->nsocks] = fd;
-                size_t slot = r->nsocks++;
-                int rcvbuf = RES_RCVBUF;
-                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-                struct sockaddr_storage any = {0};
-                socklen_t anylen;
-                if (fam == RES_V4) {
-                        struct sockaddr_in *a = (struct sockaddr_in *)&any;
-                        a->sin_family = AF_INET;
-                        anylen = sizeof(*a);
-                } else {
-                        int on = 1;
-                        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-                        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&any;
-                        a->sin6_family = AF_INET6;
-                        anylen = sizeof(*a);
-                }
-                /* Port 0: the kernel picks a random ephemeral port per socket. */
-                if (bind(fd, (struct sockaddr *)&any, anylen) < 0)
-                        return -errno;
-                struct epoll_event ev = {.events = EPOLLIN,
-                                         .data.u64 = (uint64_t)slot << 2 | RES_TAG_UDP};
-                if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-                        return -errno;
+                size_t slot = (size_t)fam * RES_SLOTS + i;
+                int ret = res_sock_open(r, fam, slot);
+                if (ret && i > 0 && (ret == -EMFILE || ret == -ENFILE))
+                        return 0;
+                if (ret)
+                        return ret;
+                r->active[fam][i] = (uint16_t)slot;
+                r->fam_count[fam] = i + 1;
         }
-        r->fam_count[fam] = count;
         return 0;
 }
 
@@ -1202,6 +1858,10 @@ int dm_resolver_new(const struct dm_resolver_opts *opts, struct dm_resolver **re
         r->tfd = -1;
         for (size_t i = 0; i < RES_TCP_MAX; i++)
                 r->tcp[i].fd = -1;
+        for (size_t i = 0; i < RES_NFAMILIES * RES_SLOTS; i++)
+                r->socks[i].fd = -1;
+        for (size_t i = 0; i < DM_RESOLVER_MAX_SERVERS; i++)
+                r->servers[i].probe_fd = -1;
 
         size_t nsock = opts->nsockets > 0 ? (size_t)opts->nsockets : RES_DEFAULT_SOCKETS;
         if (nsock > RES_MAX_SOCKETS)
@@ -1213,6 +1873,7 @@ int dm_resolver_new(const struct dm_resolver_opts *opts, struct dm_resolver **re
         if (r->concurrency > nsock * RES_IDS_PER_SOCKET)
                 r->concurrency = nsock * RES_IDS_PER_SOCKET;
         r->qps = opts->qps;
+        r->answer_flags = opts->authoritative_only ? DM_DNS_ANSWER_AUTH_ONLY : 0;
         r->burst = opts->qps / 20 > 1 ? opts->qps / 20 : 1;
         r->tokens = r->burst;
         r->now = res_clock();
@@ -1274,6 +1935,8 @@ int dm_resolver_new(const struct dm_resolver_opts *opts, struct dm_resolver **re
                 ret = res_open_sockets(r, (enum res_family)fam, nsock);
                 if (ret)
                         goto out_free;
+                if (r->concurrency > r->fam_count[fam] * RES_IDS_PER_SOCKET)
+                        r->concurrency = r->fam_count[fam] * RES_IDS_PER_SOCKET;
         }
         *ret_resolver = r;
         return 0;
@@ -1299,8 +1962,11 @@ void dm_resolver_free(struct dm_resolver *r)
                         close(r->tcp[i].fd);
                 free(r->tcp[i].in);
         }
-        for (size_t i = 0; i < r->nsocks; i++)
-                close(r->socks[i]);
+        for (size_t i = 0; i < RES_NFAMILIES * RES_SLOTS; i++)
+                if (r->socks[i].fd >= 0)
+                        close(r->socks[i].fd);
+        for (size_t i = 0; i < r->nservers; i++)
+                res_probe_close(&r->servers[i]);
         if (r->tfd >= 0)
                 close(r->tfd);
         if (r->epfd >= 0)

@@ -105,6 +105,22 @@ bool dm_dns_name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t b
         return true;
 }
 
+bool dm_dns_name_is_subdomain(const uint8_t *name, size_t len, const uint8_t *parent,
+                              size_t parent_len)
+{
+        size_t i = 0;
+        while (len - i >= parent_len) {
+                if (dm_dns_name_equal(name + i, len - i, parent, parent_len))
+                        return true;
+                if (name[i] == 0)
+                        break;
+                i += 1u + name[i];
+                if (i >= len)
+                        break;
+        }
+        return false;
+}
+
 static bool wire_name_special(uint8_t ch)
 {
         switch (ch) {
@@ -163,11 +179,12 @@ static void wire_put16(uint8_t *p, uint16_t v)
 }
 
 int dm_dns_query_build_wire(const uint8_t *qname, size_t qname_len, uint16_t type, uint16_t id,
-                            uint8_t *out, size_t outlen, size_t *ret_len)
+                            unsigned flags, uint8_t *out, size_t outlen, size_t *ret_len)
 {
         if (qname_len == 0 || qname_len > DM_DNS_NAME_MAX || qname[qname_len - 1] != 0)
                 return DM_EINVAL;
-        size_t need = DM_DNS_HEADER_LEN + qname_len + 4 + 11;
+        bool edns = !(flags & DM_DNS_QUERY_NO_EDNS);
+        size_t need = DM_DNS_HEADER_LEN + qname_len + 4 + (edns ? 11 : 0);
         if (outlen < need)
                 return DM_E2BIG;
 
@@ -177,13 +194,17 @@ int dm_dns_query_build_wire(const uint8_t *qname, size_t qname_len, uint16_t typ
         wire_put16(p + 4, 1); /* qdcount */
         wire_put16(p + 6, 0);
         wire_put16(p + 8, 0);
-        wire_put16(p + 10, 1); /* arcount: the OPT record */
+        wire_put16(p + 10, edns ? 1 : 0); /* arcount: the OPT record */
         p += DM_DNS_HEADER_LEN;
         memcpy(p, qname, qname_len);
         p += qname_len;
         wire_put16(p, type);
         wire_put16(p + 2, DM_DNS_CLASS_IN);
         p += 4;
+        if (!edns) {
+                *ret_len = need;
+                return 0;
+        }
         /* OPT: root owner, type 41, class = UDP size, TTL = ext rcode/version/flags 0. */
         p[0] = 0;
         wire_put16(p + 1, DM_RR_OPT);
@@ -201,7 +222,7 @@ int dm_dns_query_build(const char *name, uint16_t type, uint16_t id, uint8_t *ou
         int ret = dm_dns_name_from_text(name, wire, &wlen);
         if (ret)
                 return ret;
-        return dm_dns_query_build_wire(wire, wlen, type, id, out, outlen, ret_len);
+        return dm_dns_query_build_wire(wire, wlen, type, id, 0, out, outlen, ret_len);
 }
 
 /* Reads one record's fixed part and skips its RDATA. */
@@ -218,6 +239,43 @@ static int wire_rr_read(struct dm_cursor *c, struct dm_dns_rr *rr)
         return 0;
 }
 
+/* The header and the question; leaves c just past the question. */
+static int wire_head_read(struct dm_cursor *c, struct dm_dns_msg *m)
+{
+        if (dm_cursor_u16(c, &m->id) || dm_cursor_u16(c, &m->flags) ||
+            dm_cursor_u16(c, &m->qdcount) || dm_cursor_u16(c, &m->ancount) ||
+            dm_cursor_u16(c, &m->nscount) || dm_cursor_u16(c, &m->arcount))
+                return DM_EPARSE;
+        if (m->qdcount > 1)
+                return DM_EPARSE;
+        if (m->qdcount == 1) {
+                if (dm_dns_name_unpack(c, true, m->qname, &m->qname_len))
+                        return DM_EPARSE;
+                if (dm_cursor_u16(c, &m->qtype) || dm_cursor_u16(c, &m->qclass))
+                        return DM_EPARSE;
+        }
+        m->rcode = m->flags & 0x000f;
+        return 0;
+}
+
+int dm_dns_msg_parse_header(const uint8_t *pkt, size_t len, struct dm_dns_msg *ret_msg)
+{
+        struct dm_dns_msg m;
+        struct dm_cursor c;
+
+        memset(&m, 0, sizeof(m));
+        m.pkt = pkt;
+        m.len = len;
+        dm_cursor_init(&c, pkt, len);
+        if (wire_head_read(&c, &m))
+                return DM_EPARSE;
+        /* The records were not walked: nothing may read them. */
+        m.ancount = m.nscount = m.arcount = 0;
+        m.an_off = m.ns_off = m.ar_off = c.pos;
+        *ret_msg = m;
+        return 0;
+}
+
 int dm_dns_msg_parse(const uint8_t *pkt, size_t len, struct dm_dns_msg *ret_msg)
 {
         struct dm_dns_msg m;
@@ -229,18 +287,8 @@ int dm_dns_msg_parse(const uint8_t *pkt, size_t len, struct dm_dns_msg *ret_msg)
         m.pkt = pkt;
         m.len = len;
         dm_cursor_init(&c, pkt, len);
-        if (dm_cursor_u16(&c, &m.id) || dm_cursor_u16(&c, &m.flags) ||
-            dm_cursor_u16(&c, &m.qdcount) || dm_cursor_u16(&c, &m.ancount) ||
-            dm_cursor_u16(&c, &m.nscount) || dm_cursor_u16(&c, &m.arcount))
+        if (wire_head_read(&c, &m))
                 return DM_EPARSE;
-        if (m.qdcount > 1)
-                return DM_EPARSE;
-        if (m.qdcount == 1) {
-                if (dm_dns_name_unpack(&c, true, m.qname, &m.qname_len))
-                        return DM_EPARSE;
-                if (dm_cursor_u16(&c, &m.qtype) || dm_cursor_u16(&c, &m.qclass))
-                        return DM_EPARSE;
-        }
 
         /* Every record takes at least WIRE_RR_MIN bytes: counts that cannot fit are lies,
          * refused before walking anything. */

@@ -132,6 +132,7 @@ static int dns_resolver_opts(const struct dm_conf *conf, size_t nloops, struct d
         o->timeout_ms = (int)conf->dns_timeout_ms;
         o->retries = (int)conf->dns_retries;
         o->concurrency = (int)conf->dns_concurrency;
+        o->authoritative_only = conf->dns_auth_only != 0;
         /* The cap is for the whole process: each loop takes its share, rounded up. */
         o->qps =
             conf->dns_qps > 0 ? (int)((conf->dns_qps + (int64_t)nloops - 1) / (int64_t)nloops) : 0;

@@ -1,14 +1,18 @@
 /* Fuzz target: a DNS response as the resolver would receive it for the query
  * "example.com <type>" (its id and type taken from the input). Exercises the message
- * parser, owner and RDATA presentation of every record in every section, answer
- * extraction with CNAME chains, and the JSON form of the resulting set. It must never crash,
- * read out of bounds or leak; the invariants checked below abort when broken. */
+ * parser (whole, and header and question only, as for a datagram cut short), owner and
+ * RDATA presentation of every record in every section, answer extraction with CNAME chains
+ * and the rules for empty replies (with and without the authoritative-only option), and
+ * the JSON form of the resulting set. It must never crash, read out of bounds or leak; the
+ * invariants checked below abort when broken. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dm/buf.h"
 #include "dm/dnswire.h"
+#include "dm/error.h"
 #include "dm/rdata.h"
 #include "dm/rrset.h"
 
@@ -51,8 +55,21 @@ static void fuzz_answer(const struct dm_dns_msg *m)
                 abort();
         if (dm_dns_msg_check_reply(m, m->id, qname, qlen, m->qtype))
                 return;
-        if (dm_dns_msg_answer(m, m->qtype, &a))
+        if (dm_dns_msg_answer(m, m->qtype, 0, &a))
                 return; /* out of memory */
+        /* The option only turns an unproven authoritative empty reply into NODATA. */
+        struct dm_dns_answer b;
+        if (dm_dns_msg_answer(m, m->qtype, DM_DNS_ANSWER_AUTH_ONLY, &b) == 0) {
+                bool same = a.status == b.status && a.err == b.err && a.nvalues == b.nvalues;
+                bool relaxed = a.status == DM_RRS_ERROR && a.err == DM_ELAME &&
+                               b.status == DM_RRS_NODATA && (m->flags & DM_DNS_FLAG_AA);
+                if (!same && !relaxed)
+                        abort();
+                if (a.authoritative != b.authoritative ||
+                    a.authoritative != ((m->flags & DM_DNS_FLAG_AA) != 0))
+                        abort();
+                dm_dns_answer_done(&b);
+        }
         for (size_t i = 1; i < a.nvalues; i++)
                 if (strcmp(a.values[i - 1], a.values[i]) >= 0)
                         abort(); /* not canonical */
@@ -79,8 +96,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct dm_dns_msg m;
 
+        struct dm_dns_msg h;
+        int head = dm_dns_msg_parse_header(data, size, &h);
         if (dm_dns_msg_parse(data, size, &m))
                 return 0;
+        /* What parses whole has a header and question that parse alone, the same. */
+        if (head || h.id != m.id || h.flags != m.flags || h.qname_len != m.qname_len ||
+            memcmp(h.qname, m.qname, m.qname_len) != 0 || h.qtype != m.qtype || h.ancount != 0)
+                abort();
         fuzz_records(&m);
         fuzz_answer(&m);
         return 0;

@@ -87,6 +87,46 @@ def main(out):
     r.additional.append(dns.rrset.from_text("ns1.example.com.", 172800, "IN", "A", "192.0.2.53"))
     seeds["referral_glue"] = r.to_wire()
 
+    # Empty replies: NODATA with the zone's SOA (authoritative, recursive), and what is not
+    # an answer: a referral to the root, a lame reply, an authoritative one without SOA.
+    soa = dns.rrset.from_text(
+        QNAME, 300, "IN", "SOA", "ns1.example.com. hostmaster.example.com. 1 7200 3600 1209600 300")
+    r = reply("AAAA")
+    r.flags |= dns.flags.AA
+    r.authority.append(soa)
+    seeds["nodata_aa_soa"] = r.to_wire()
+    r = reply("AAAA")
+    r.flags |= dns.flags.RA
+    r.authority.append(soa)
+    seeds["nodata_ra_soa"] = r.to_wire()
+    r = reply("AAAA")
+    r.flags |= dns.flags.AA
+    seeds["nodata_aa_no_soa"] = r.to_wire()
+    r = reply("A")
+    r.authority.append(dns.rrset.from_text_list(".", 518400, "IN", "NS",
+                                                ["a.root-servers.net.", "b.root-servers.net."]))
+    seeds["referral_root"] = r.to_wire()
+    seeds["lame_empty"] = reply("MX", edns=False).to_wire()
+    r = reply("A", dns.rcode.NXDOMAIN)
+    r.flags &= ~dns.flags.RA
+    seeds["nxdomain_not_authoritative"] = r.to_wire()
+
+    # EDNS refused: FORMERR without a question, BADVERS in the OPT record.
+    r = reply("A", dns.rcode.FORMERR, edns=False)
+    r.question = []
+    seeds["formerr_no_question"] = r.to_wire()
+    r = reply("A")
+    r.set_rcode(dns.rcode.BADVERS)
+    seeds["badvers"] = r.to_wire()
+
+    # 0x20: the question echoed in mixed case, owners in another case.
+    q = dns.message.make_query("ExAmPlE.cOm.", "A", use_edns=True, payload=1232)
+    q.id = 0x4242
+    r = dns.message.make_response(q)
+    r.flags |= dns.flags.AA
+    r.answer.append(dns.rrset.from_text("EXAMPLE.com.", 300, "IN", "A", "192.0.2.20"))
+    seeds["mixed_case"] = r.to_wire()
+
     for name, wire in sorted(seeds.items()):
         with open(os.path.join(out, name + ".bin"), "wb") as f:
             f.write(wire)

@@ -225,7 +225,7 @@ static void rr_from_reply(struct dm_change_rr *rr, const struct pk *p, uint16_t 
         struct dm_dns_msg m;
         struct dm_dns_answer a;
         assert_int_equal(dm_dns_msg_parse(p->b, p->n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, type, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, type, 0, &a), 0);
         rr->type = type;
         dm_change_rr_set(rr, &a);
         dm_dns_answer_done(&a);

@@ -120,6 +120,7 @@ static void test_defaults(void **state)
         assert_int_equal(c.dns_concurrency, 1000);
         assert_int_equal(c.dns_qps, 0);
         assert_int_equal(c.dns_loops, 0);
+        assert_int_equal(c.dns_auth_only, 0);
         assert_int_equal(c.scan_batch, 1000);
         assert_int_equal(c.history_retention_ms, 0);
         for (size_t i = 0; i < sizeof(c.sources) / sizeof(c.sources[0]); i++)
@@ -382,6 +383,7 @@ static void test_bad_values(void **state)
             {"DM_DNS_CONCURRENCY=100001", "DM_DNS_CONCURRENCY: *"},
             {"DM_DNS_QPS=10000001", "DM_DNS_QPS: *"},
             {"DM_DNS_LOOPS=65", "DM_DNS_LOOPS: *"},
+            {"DM_DNS_AUTHORITATIVE=2", "DM_DNS_AUTHORITATIVE: 2 is out of range (0..1)"},
             {"DM_SCAN_BATCH=0", "DM_SCAN_BATCH: *"},
             {"DM_LOG_LEVEL=loud",
              "DM_LOG_LEVEL: \"loud\" is not one of debug, info, warn or error"},
@@ -453,6 +455,7 @@ static void test_good_values(void **state)
             "DM_MAX_BODY=67108864",
             "DM_HTTP_THREADS=64",
             "DM_DNS_RETRIES=0",
+            "DM_DNS_AUTHORITATIVE=1",
         };
         (void)state;
         for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -623,12 +626,17 @@ static void test_rabbitmq_credentials(void **state)
 static void test_print_all_entries(void **state)
 {
         static const char *const names[] = {
-            "DATABASE_URL",         "RABBITMQ_URL",     "RABBITMQ_HOST",   "RABBITMQ_USER",
-            "RABBITMQ_PASSWORD",    "REDIS_URL",        "SECRET_KEY",      "DM_LISTEN",
-            "DM_LOG_LEVEL",         "DM_SCAN_INTERVAL", "DM_MIN_INTERVAL", "DM_HTTP_THREADS",
-            "DM_MAX_BODY",          "DM_DNS_SERVERS",   "DM_DNS_TIMEOUT",  "DM_DNS_RETRIES",
-            "DM_DNS_CONCURRENCY",   "DM_DNS_QPS",       "DM_DNS_LOOPS",    "DM_SCAN_BATCH",
-            "DM_HISTORY_RETENTION",
+            "DATABASE_URL",       "RABBITMQ_URL",
+            "RABBITMQ_HOST",      "RABBITMQ_USER",
+            "RABBITMQ_PASSWORD",  "REDIS_URL",
+            "SECRET_KEY",         "DM_LISTEN",
+            "DM_LOG_LEVEL",       "DM_SCAN_INTERVAL",
+            "DM_MIN_INTERVAL",    "DM_HTTP_THREADS",
+            "DM_MAX_BODY",        "DM_DNS_SERVERS",
+            "DM_DNS_TIMEOUT",     "DM_DNS_RETRIES",
+            "DM_DNS_CONCURRENCY", "DM_DNS_QPS",
+            "DM_DNS_LOOPS",       "DM_DNS_AUTHORITATIVE",
+            "DM_SCAN_BATCH",      "DM_HISTORY_RETENTION",
         };
         struct dm_conf c;
         char err[256] = "";

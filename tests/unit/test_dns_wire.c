@@ -1,6 +1,7 @@
 /* DNS wire format: query building, response parsing with compression, hostile packets
  * (pointer loops, forward pointers, lying counts, truncation), question matching and the
- * answer extraction the resolver reports. */
+ * answer extraction the resolver reports, including which empty replies are answers
+ * (NODATA) and which are not (referral, lame). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,8 @@
 #include "dnspkt.h"
 
 #define QR_RD_RA 0x8180
+#define QR_AA 0x8400
+#define QR_RD 0x8100
 
 static void test_name_from_text(void **state)
 {
@@ -87,6 +90,23 @@ static void test_query_build(void **state)
         assert_true(m.has_opt);
         assert_int_equal(m.edns_size, 1232);
         assert_int_equal(m.qtype, DM_RR_A);
+
+        /* Without EDNS: no OPT record, arcount 0, the name's case as given. */
+        uint8_t qn[DM_DNS_NAME_MAX];
+        size_t qlen;
+        assert_int_equal(dm_dns_name_from_text("ExAmple.COM", qn, &qlen), 0);
+        assert_int_equal(dm_dns_query_build_wire(qn, qlen, DM_RR_A, 7, DM_DNS_QUERY_NO_EDNS, out,
+                                                 sizeof(out), &n),
+                         0);
+        assert_int_equal(n, 12 + 13 + 4);
+        assert_int_equal(out[11], 0);
+        assert_memory_equal(out + 12, "\7ExAmple\3COM\0", 13);
+        assert_int_equal(dm_dns_msg_parse(out, n, &m), 0);
+        assert_false(m.has_opt);
+        assert_int_equal(m.arcount, 0);
+        assert_int_equal(
+            dm_dns_query_build_wire(qn, qlen, DM_RR_A, 7, DM_DNS_QUERY_NO_EDNS, out, n - 1, &n),
+            DM_E2BIG);
 }
 
 /* example.com A reply: two records, owners compressed to the question, one owned by
@@ -315,7 +335,7 @@ static void test_opt_and_rcodes(void **state)
         assert_int_equal(m.rcode, DM_DNS_RCODE_BADVERS);
         assert_int_equal(m.edns_size, 4096);
         struct dm_dns_answer a;
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_ERROR);
         assert_int_equal(a.err, DM_EDNS);
 
@@ -376,7 +396,7 @@ static void test_opt_and_rcodes(void **state)
                 pk_u16(&p, 1);
                 pk_u16(&p, 1);
                 assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-                assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+                assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
                 assert_int_equal(a.status, map[i].status);
                 assert_int_equal(a.err, map[i].err);
                 assert_int_equal(a.nvalues, 0);
@@ -392,7 +412,7 @@ static void test_answer_extract(void **state)
 
         build_reply(&p, 1);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_OK);
         /* www.example.com's record is not the qname's. */
         assert_int_equal(a.nvalues, 2);
@@ -402,10 +422,12 @@ static void test_answer_extract(void **state)
         dm_dns_answer_done(&a);
         assert_null(a.values);
 
-        /* Asked as MX, the same reply has no MX: NODATA. */
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_MX, &a), 0);
-        assert_int_equal(a.status, DM_RRS_NODATA);
+        /* Asked as MX, the same reply has no MX and no SOA to prove it: not an answer. */
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_MX, 0, &a), 0);
+        assert_int_equal(a.status, DM_RRS_ERROR);
+        assert_int_equal(a.err, DM_ELAME);
         assert_int_equal(a.ttl, 0);
+        assert_int_equal(a.nvalues, 0);
         dm_dns_answer_done(&a);
 }
 
@@ -452,7 +474,7 @@ static void test_cname_chain(void **state)
 
         build_chain(&p, 3, true);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_OK);
         assert_int_equal(a.nvalues, 1);
         assert_string_equal(a.values[0], "10.0.0.1");
@@ -460,7 +482,7 @@ static void test_cname_chain(void **state)
         dm_dns_answer_done(&a);
 
         /* Asked for the CNAME itself: the qname's CNAME, no following. */
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_CNAME, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_CNAME, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_OK);
         assert_int_equal(a.nvalues, 1);
         assert_string_equal(a.values[0], "l1.example.net.");
@@ -469,19 +491,19 @@ static void test_cname_chain(void **state)
         /* A chain that ends without the type. */
         build_chain(&p, 3, false);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_NODATA);
         dm_dns_answer_done(&a);
 
         /* Eight links are followed, nine are not. */
         build_chain(&p, 8, true);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_OK);
         dm_dns_answer_done(&a);
         build_chain(&p, 9, true);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_NODATA);
         dm_dns_answer_done(&a);
 }
@@ -509,7 +531,7 @@ static void test_cname_loop_and_bad_rdata(void **state)
         pk_ptr(&p, 12);
         pk_rr_end(&p, at);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_NODATA);
         dm_dns_answer_done(&a);
 
@@ -528,15 +550,15 @@ static void test_cname_loop_and_bad_rdata(void **state)
         pk_bytes(&p, "\1\2\3\4\5", 5);
         pk_rr_end(&p, at);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_ERROR);
         assert_int_equal(a.err, DM_EPARSE);
         assert_int_equal(a.nvalues, 0);
         dm_dns_answer_done(&a);
 
-        /* Records of class CH are not the IN set. */
+        /* Records of class CH are not the IN set (AA from a zone's own server: NODATA). */
         pk_init(&p);
-        pk_header(&p, 1, QR_RD_RA, 1, 1, 0, 0);
+        pk_header(&p, 1, QR_AA, 1, 1, 0, 0);
         pk_name(&p, "example.com");
         pk_u16(&p, DM_RR_A);
         pk_u16(&p, 1);
@@ -545,8 +567,9 @@ static void test_cname_loop_and_bad_rdata(void **state)
         pk_bytes(&p, "\1\2\3\4", 4);
         pk_rr_end(&p, at);
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, DM_DNS_ANSWER_AUTH_ONLY, &a), 0);
         assert_int_equal(a.status, DM_RRS_NODATA);
+        assert_int_equal(a.nvalues, 0);
         dm_dns_answer_done(&a);
 }
 
@@ -606,7 +629,7 @@ static void test_answer_text_bounded(void **state)
         b[6] = (uint8_t)(count >> 8);
         b[7] = (uint8_t)count;
         assert_int_equal(dm_dns_msg_parse(b, n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_NS, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_NS, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_ERROR);
         assert_int_equal(a.err, DM_E2BIG);
         assert_int_equal(a.nvalues, 0);
@@ -617,7 +640,7 @@ static void test_answer_text_bounded(void **state)
         b[6] = 0;
         b[7] = 100;
         assert_int_equal(dm_dns_msg_parse(b, n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_NS, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_NS, 0, &a), 0);
         assert_int_equal(a.status, DM_RRS_OK);
         assert_int_equal(a.nvalues, 100);
         dm_dns_answer_done(&a);
@@ -643,13 +666,213 @@ static void test_duplicates_and_order(void **state)
                 pk_rr_end(&p, at);
         }
         assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(a.nvalues, 3);
         assert_string_equal(a.values[0], "10.0.0.1");
         assert_string_equal(a.values[1], "10.0.0.2");
         assert_string_equal(a.values[2], "10.0.0.3");
         assert_int_equal(a.ttl, 100);
         dm_dns_answer_done(&a);
+}
+
+static void test_name_is_subdomain(void **state)
+{
+        uint8_t a[DM_DNS_NAME_MAX], b[DM_DNS_NAME_MAX];
+        size_t alen, blen;
+        static const struct {
+                const char *name, *parent;
+                bool under;
+        } cases[] = {
+            {"www.example.com", "example.com", true},
+            {"www.example.com", "EXAMPLE.com", true},
+            {"example.com", "example.com", true},
+            {"example.com", ".", true},
+            {"www.example.com", "com", true},
+            {"example.com", "www.example.com", false},
+            {"wwwexample.com", "example.com", false},
+            {"example.com", "example.net", false},
+            {"ample.com", "example.com", false},
+            {".", ".", true},
+            {"a.b.c.d.e", "c.d.e", true},
+            {"x.example.com", "xample.com", false},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                assert_int_equal(dm_dns_name_from_text(cases[i].name, a, &alen), 0);
+                assert_int_equal(dm_dns_name_from_text(cases[i].parent, b, &blen), 0);
+                assert_int_equal(dm_dns_name_is_subdomain(a, alen, b, blen), cases[i].under);
+        }
+}
+
+/* A reply to "www.example.com A" with no answer records: header flags and rcode as given,
+ * and in the authority section an SOA and/or NS records owned by the names given (NULL:
+ * none). */
+static void build_empty(struct pk *p, uint16_t flags, const char *soa_owner, const char *ns_owner)
+{
+        pk_init(p);
+        pk_header(p, 5, flags, 1, 0, (uint16_t)((soa_owner ? 1 : 0) + (ns_owner ? 2 : 0)), 0);
+        pk_name(p, "www.example.com");
+        pk_u16(p, DM_RR_A);
+        pk_u16(p, 1);
+        if (soa_owner) {
+                pk_name(p, soa_owner);
+                size_t at = pk_rr_begin(p, DM_RR_SOA, 1, 300);
+                pk_name(p, "ns1.example.com");
+                pk_name(p, "hostmaster.example.com");
+                for (int i = 0; i < 5; i++)
+                        pk_u32(p, (uint32_t)(1 + i));
+                pk_rr_end(p, at);
+        }
+        for (int i = 0; ns_owner && i < 2; i++) {
+                pk_name(p, ns_owner);
+                size_t at = pk_rr_begin(p, DM_RR_NS, 1, 172800);
+                pk_name(p, i ? "b.gtld-servers.net" : "a.gtld-servers.net");
+                pk_rr_end(p, at);
+        }
+}
+
+static void expect_empty(uint16_t flags, const char *soa_owner, const char *ns_owner,
+                         unsigned answer_flags, enum dm_rr_status status, int err)
+{
+        struct pk p;
+        struct dm_dns_msg m;
+        struct dm_dns_answer a;
+
+        build_empty(&p, flags, soa_owner, ns_owner);
+        assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, answer_flags, &a), 0);
+        if (a.status != status || a.err != err)
+                print_error("flags %04x soa %s ns %s answer flags %u: status %d err %d\n", flags,
+                            soa_owner ? soa_owner : "-", ns_owner ? ns_owner : "-", answer_flags,
+                            a.status, a.err);
+        assert_int_equal(a.status, status);
+        assert_int_equal(a.err, err);
+        assert_int_equal(a.nvalues, 0);
+        assert_null(a.values);
+        assert_int_equal(a.authoritative, (flags & DM_DNS_FLAG_AA) != 0);
+        dm_dns_answer_done(&a);
+}
+
+/* An empty NOERROR is NODATA only when it proves it. */
+static void test_empty_answers(void **state)
+{
+        const unsigned auth = DM_DNS_ANSWER_AUTH_ONLY;
+
+        /* Authoritative with the zone's SOA: NODATA. */
+        expect_empty(QR_AA, "example.com", NULL, 0, DM_RRS_NODATA, 0);
+        expect_empty(QR_AA, "Example.COM", "example.com", 0, DM_RRS_NODATA, 0);
+        expect_empty(QR_AA | 0x0100, "www.example.com", NULL, 0, DM_RRS_NODATA, 0);
+        /* From a recursive server with the SOA: NODATA. */
+        expect_empty(QR_RD_RA, "example.com", NULL, 0, DM_RRS_NODATA, 0);
+        expect_empty(QR_RD_RA, "com", NULL, auth, DM_RRS_NODATA, 0);
+        /* Authoritative without an SOA: unproven, unless the servers are the zone's own. */
+        expect_empty(QR_AA, NULL, NULL, 0, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_AA, NULL, NULL, auth, DM_RRS_NODATA, 0);
+        expect_empty(QR_AA, NULL, "example.com", 0, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_AA, NULL, "example.com", auth, DM_RRS_NODATA, 0);
+        /* Recursive without an SOA: unproven either way. */
+        expect_empty(QR_RD_RA, NULL, NULL, 0, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_RD_RA, NULL, NULL, auth, DM_RRS_ERROR, DM_ELAME);
+        /* The SOA of another zone proves nothing about this name. */
+        expect_empty(QR_AA, "example.net", NULL, 0, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_RD_RA, "sub.www.example.com", NULL, 0, DM_RRS_ERROR, DM_ELAME);
+        /* Referrals: not authoritative, name servers of the name or above, down or up. */
+        expect_empty(QR_RD, NULL, "example.com", 0, DM_RRS_ERROR, DM_EREFERRAL);
+        expect_empty(QR_RD, NULL, "com", auth, DM_RRS_ERROR, DM_EREFERRAL);
+        expect_empty(QR_RD, NULL, "", 0, DM_RRS_ERROR, DM_EREFERRAL);
+        expect_empty(QR_RD_RA, NULL, "example.com", 0, DM_RRS_ERROR, DM_EREFERRAL);
+        /* An SOA without AA or RA is no proof, even with the option. */
+        expect_empty(QR_RD, "example.com", NULL, 0, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_RD, "example.com", NULL, auth, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_RD, "example.com", "example.com", 0, DM_RRS_ERROR, DM_EREFERRAL);
+        /* Lame: neither authoritative nor recursive, nothing in authority, or name servers
+         * of an unrelated zone. */
+        expect_empty(QR_RD, NULL, NULL, 0, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_RD, NULL, NULL, auth, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_RD, NULL, "example.net", 0, DM_RRS_ERROR, DM_ELAME);
+
+        /* NXDOMAIN needs a server entitled to say it: authoritative or recursive. */
+        expect_empty(QR_AA | DM_DNS_RCODE_NXDOMAIN, "example.com", NULL, 0, DM_RRS_NXDOMAIN, 0);
+        expect_empty(QR_AA | DM_DNS_RCODE_NXDOMAIN, NULL, NULL, 0, DM_RRS_NXDOMAIN, 0);
+        expect_empty(QR_RD_RA | DM_DNS_RCODE_NXDOMAIN, "example.com", NULL, 0, DM_RRS_NXDOMAIN, 0);
+        expect_empty(QR_RD | DM_DNS_RCODE_NXDOMAIN, "example.com", NULL, 0, DM_RRS_ERROR, DM_ELAME);
+        expect_empty(QR_RD | DM_DNS_RCODE_NXDOMAIN, NULL, "com", auth, DM_RRS_ERROR, DM_ELAME);
+        /* Other rcodes stay what they were, AA or not. */
+        expect_empty(QR_AA | DM_DNS_RCODE_SERVFAIL, NULL, NULL, 0, DM_RRS_ERROR, DM_ESERVFAIL);
+        expect_empty(QR_RD | DM_DNS_RCODE_REFUSED, NULL, "com", 0, DM_RRS_ERROR, DM_EREFUSED);
+}
+
+/* A CNAME chain in the answer is the server speaking for the name: its end without the type
+ * is NODATA from an authoritative or recursive server, lame from anything else. */
+static void test_chain_end_without_type(void **state)
+{
+        struct pk p;
+        struct dm_dns_msg m;
+        struct dm_dns_answer a;
+        static const uint16_t flags[] = {QR_AA, QR_RD_RA, QR_RD};
+        static const enum dm_rr_status want[] = {DM_RRS_NODATA, DM_RRS_NODATA, DM_RRS_ERROR};
+
+        for (size_t i = 0; i < 3; i++) {
+                pk_init(&p);
+                pk_header(&p, 1, flags[i], 1, 1, 0, 0);
+                pk_name(&p, "www.example.com");
+                pk_u16(&p, DM_RR_AAAA);
+                pk_u16(&p, 1);
+                pk_ptr(&p, 12);
+                size_t at = pk_rr_begin(&p, DM_RR_CNAME, 1, 300);
+                pk_name(&p, "cdn.example.net");
+                pk_rr_end(&p, at);
+                assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
+                assert_int_equal(dm_dns_msg_answer(&m, DM_RR_AAAA, 0, &a), 0);
+                assert_int_equal(a.status, want[i]);
+                assert_int_equal(a.err, want[i] == DM_RRS_ERROR ? DM_ELAME : 0);
+                dm_dns_answer_done(&a);
+        }
+
+        /* NOERROR without a question says nothing about any name. */
+        pk_init(&p);
+        pk_header(&p, 1, QR_AA, 0, 0, 0, 0);
+        assert_int_equal(dm_dns_msg_parse(p.b, p.n, &m), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, DM_DNS_ANSWER_AUTH_ONLY, &a), 0);
+        assert_int_equal(a.status, DM_RRS_ERROR);
+        assert_int_equal(a.err, DM_EFORMERR);
+        dm_dns_answer_done(&a);
+}
+
+/* A datagram cut short by the receive buffer: only its header and question can be read,
+ * and they are enough to match it and ask again over TCP. */
+static void test_parse_header_of_cut_reply(void **state)
+{
+        struct pk p;
+        struct dm_dns_msg m;
+        uint8_t qn[DM_DNS_NAME_MAX];
+        size_t qlen;
+
+        pk_init(&p);
+        pk_header(&p, 0x4242, QR_AA, 1, 40, 0, 0);
+        pk_name(&p, "Big.Example.com");
+        pk_u16(&p, DM_RR_TXT);
+        pk_u16(&p, 1);
+        for (int i = 0; i < 40; i++) {
+                pk_ptr(&p, 12);
+                size_t at = pk_rr_begin(&p, DM_RR_TXT, 1, 60);
+                pk_u8(&p, 200);
+                for (int k = 0; k < 200; k++)
+                        pk_u8(&p, 'x');
+                pk_rr_end(&p, at);
+        }
+        assert_true(p.n > 4096);
+        assert_int_equal(dm_dns_msg_parse(p.b, 4096, &m), DM_EPARSE);
+        assert_int_equal(dm_dns_msg_parse_header(p.b, 4096, &m), 0);
+        assert_int_equal(m.id, 0x4242);
+        assert_int_equal(m.qtype, DM_RR_TXT);
+        assert_int_equal(m.ancount, 0); /* not read, so not there to read */
+        assert_int_equal(m.rcode, 0);
+        dm_dns_name_from_text("big.example.com", qn, &qlen);
+        assert_int_equal(dm_dns_msg_check_reply(&m, 0x4242, qn, qlen, DM_RR_TXT), 0);
+        assert_int_equal(dm_dns_msg_check_reply(&m, 0x4243, qn, qlen, DM_RR_TXT), DM_EINVAL);
+        /* The question itself cut: nothing to match. */
+        assert_int_equal(dm_dns_msg_parse_header(p.b, 20, &m), DM_EPARSE);
+        assert_int_equal(dm_dns_msg_parse_header(p.b, 11, &m), DM_EPARSE);
 }
 
 static void test_name_format(void **state)
@@ -688,6 +911,10 @@ int main(void)
             cmocka_unit_test(test_answer_text_bounded),
             cmocka_unit_test(test_duplicates_and_order),
             cmocka_unit_test(test_name_format),
+            cmocka_unit_test(test_name_is_subdomain),
+            cmocka_unit_test(test_empty_answers),
+            cmocka_unit_test(test_chain_end_without_type),
+            cmocka_unit_test(test_parse_header_of_cut_reply),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -265,7 +265,7 @@ static void fp_of_reply(const struct pk *p, uint8_t out[DM_FP_LEN], uint32_t *re
         struct dm_dns_answer a;
         struct dm_fp fp;
         assert_int_equal(dm_dns_msg_parse(p->b, p->n, &m), 0);
-        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, &a), 0);
+        assert_int_equal(dm_dns_msg_answer(&m, DM_RR_A, 0, &a), 0);
         assert_int_equal(dm_fp_init(&fp), 0);
         assert_int_equal(dm_fp_add(&fp, DM_RR_A, a.status, DM_FP_NO_TTL, a.values, a.nvalues), 0);
         assert_int_equal(dm_fp_final(&fp, out), 0);
