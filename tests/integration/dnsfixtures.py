@@ -406,7 +406,8 @@ class ShuffleResponder:
 
     Every answer lists the records in a new random order and spells owner and target names
     in random mixed case. mode: "ok" (default), "servfail", or "silent" (drops queries).
-    `delay` (seconds) holds every answer back that long. `queries` counts the queries
+    `delay` (seconds) holds every answer back that long. With `wildcard` set, every name
+    under the zone has the zone's records (one query per lookup: no NXDOMAIN to re-check). `queries` counts the queries
     received, `counts` the queries per (lower-case name without the dot, type name).
 
     `records` maps a type name to presentation-format RDATA with lower-case names in them;
@@ -429,6 +430,7 @@ class ShuffleResponder:
         self.authoritative = authoritative
         self.mode = "ok"
         self.delay = 0.0
+        self.wildcard = False
         self.queries = 0
         self.counts = collections.Counter()
         self.started = time.monotonic()
@@ -492,20 +494,20 @@ class ShuffleResponder:
         qname = q.question[0].name
         qtype = q.question[0].rdtype
         zone = dns.name.from_text(self.ZONE)
-        if qname != zone:
+        if qname != zone and not (self.wildcard and qname.is_subdomain(zone)):
             r.set_rcode(dns.rcode.NXDOMAIN if qname.is_subdomain(zone) else dns.rcode.REFUSED)
             if qname.is_subdomain(zone):
                 r.authority.append(self._rrset("SOA", rng, self.base_ttl))
             return r
         tname = dns.rdatatype.to_text(qtype)
         if tname in self.records:
-            r.answer.append(self._rrset(tname, rng, self._ttl()))
+            r.answer.append(self._rrset(tname, rng, self._ttl(), owner=qname.to_text()))
         else:
             r.authority.append(self._rrset("SOA", rng, self.base_ttl))
         return r
 
-    def _rrset(self, tname, rng, ttl):
-        owner = dns.name.from_text(_mixed_case(self.ZONE, rng))
+    def _rrset(self, tname, rng, ttl, owner=None):
+        owner = dns.name.from_text(_mixed_case(owner or self.ZONE, rng))
         rtype = dns.rdatatype.from_text(tname)
         values = list(self.records[tname])
         rng.shuffle(values)
