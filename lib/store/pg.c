@@ -203,8 +203,9 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     /* The SQLite upsert in two parts of one statement (both see the rows as they were
      * before it): rows that differ are updated, rows that are new inserted, identical rows
      * left alone. changed_at: the caller's when given, else moved only when values or
-     * status did. A failed lookup ($9 is DM_RRS_ERROR) keeps the class of the last answer;
-     * a first row that is already an error gets $10. */
+     * status did; a failed lookup ($9 is DM_RRS_ERROR) changes nothing, and a type that
+     * has only ever failed keeps 0: it never held an answer. answer_status keeps the class
+     * of the last real answer through failures ($10, DM_RRS_OK, before the first one). */
     [STMT_COMMIT_ROWS] =
         "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::integer[], $3::smallint[], "
         "$4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) "
@@ -213,13 +214,15 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "THEN c.answer_status ELSE u.status END, status = u.status, ttl = u.ttl, vals = u.vals, "
         "error = u.error, checked_at = u.checked_at, changed_at = CASE "
         "WHEN u.changed_at IS NOT NULL THEN u.changed_at "
+        "WHEN u.status = $9 THEN c.changed_at "
         "WHEN c.vals = u.vals AND c.status = u.status THEN c.changed_at ELSE u.checked_at END "
         "FROM u WHERE c.domain_id = u.id AND c.type = u.type AND (c.vals <> u.vals OR "
         "c.status <> u.status OR c.ttl <> u.ttl OR c.error IS DISTINCT FROM u.error OR "
         "(u.changed_at IS NOT NULL AND c.changed_at <> u.changed_at))) "
         "INSERT INTO dns_current (domain_id, type, status, ttl, vals, error, checked_at, "
         "changed_at, answer_status) SELECT u.id, u.type, u.status, u.ttl, u.vals, u.error, "
-        "u.checked_at, coalesce(u.changed_at, u.checked_at), "
+        "u.checked_at, coalesce(u.changed_at, CASE WHEN u.status = $9 THEN 0 "
+        "ELSE u.checked_at END), "
         "CASE WHEN u.status = $9 THEN $10::smallint ELSE u.status END FROM u "
         "WHERE NOT EXISTS (SELECT 1 FROM dns_current AS c "
         "WHERE c.domain_id = u.id AND c.type = u.type)",
