@@ -1759,15 +1759,22 @@ static void commit_decide(struct dm_dns_commit *items, size_t n, struct commit_b
         for (size_t i = 0; i < n; i++) {
                 struct dm_dns_commit *it = &items[i];
                 struct commit_plan *pl = &b->plan[i];
+                bool same = memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0;
                 struct commit_domain *d =
                     bsearch(&it->domain_id, b->doms, b->ndoms, sizeof(*b->doms), commit_domain_cmp);
                 pl->kind = COMMIT_NONE;
+                /* Checked first, as in SQLite: rows that could not be stored are the answer
+                 * whatever the domain's state. */
+                if (!same && !dm_store_item_fits(it)) {
+                        it->result = DM_E2BIG;
+                        continue;
+                }
                 if (!d) {
                         it->result = DM_ENOENT;
                         continue;
                 }
                 pl->name = d->name;
-                if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0) {
+                if (same) {
                         pl->kind = COMMIT_SEEN;
                 } else if (commit_fp_matches(d, it->old_fp)) {
                         pl->kind = COMMIT_SWAP;
