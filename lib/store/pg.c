@@ -99,13 +99,25 @@ enum pg_stmt_id {
         "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp"
 #define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
 #define KEY_VALUES "$1::text, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint, $7::bigint"
+/* A history read, newest first, of up to $5 entries, and of those only the ones whose
+ * predecessors' sets hold at most $6 bytes ($6 = 0: no bound): the entry that passes the
+ * bound is the last one. The running total is taken on the server (octet_length reads a
+ * stored value's size without reading the value), so that entries past the bound are never
+ * sent; the bytes counted are dm_change_size's. */
+#define CHANGE_SIZE                                                                                \
+        "(coalesce(octet_length(c.before), 0) + octet_length(c.after) + "                          \
+        "octet_length(c.added) + octet_length(c.removed))"
 #define CHANGE_SELECT                                                                              \
-        "SELECT c.id, c.domain_id, d.name, c.type, c.status, c.observed_at, c.before, c.after, "   \
-        "c.added, c.removed FROM dns_changes AS c JOIN domains AS d ON d.id = c.domain_id "
+        "SELECT id, domain_id, name, type, status, observed_at, before, after, added, removed "    \
+        "FROM (SELECT c.id, c.domain_id, d.name, c.type, c.status, c.observed_at, c.before, "      \
+        "c.after, c.added, c.removed, sum(" CHANGE_SIZE ") OVER (ORDER BY c.id DESC ROWS "         \
+        "UNBOUNDED PRECEDING) - " CHANGE_SIZE " AS earlier "                                       \
+        "FROM dns_changes AS c JOIN domains AS d ON d.id = c.domain_id "
 #define CHANGE_FILTERS                                                                             \
         "c.id < $1::bigint AND ($2::integer = 0 OR c.type = $2) AND "                              \
         "($3::bigint = 0 OR c.observed_at >= $3) AND ($4::bigint = 0 OR c.observed_at < $4) "      \
-        "ORDER BY c.id DESC LIMIT $5::bigint"
+        "ORDER BY c.id DESC LIMIT $5::bigint) AS p WHERE $6::bigint = 0 OR p.earlier <= $6 "       \
+        "ORDER BY p.id DESC"
 
 static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_PING] = "SELECT 1",
@@ -234,7 +246,7 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                            "VALUES ($1::text, $2::text, $3::bigint)",
     [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
     /* Its own statement so that the (domain_id, id) index drives it. */
-    [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = $6::bigint AND " CHANGE_FILTERS,
+    [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = $7::bigint AND " CHANGE_FILTERS,
     [STMT_OUTBOX_FETCH] =
         "SELECT id, routing_key, body, created_at FROM outbox ORDER BY id LIMIT $1::bigint",
     [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])",
@@ -2114,6 +2126,7 @@ static int pg_change_list(struct dm_store *st, const struct dm_change_query *q,
         param_i64(&p, q->since);
         param_i64(&p, q->until);
         param_i64(&p, clamp_limit(q->limit));
+        param_i64(&p, clamp_limit(q->max_bytes));
         if (q->domain_id)
                 param_i64(&p, q->domain_id);
         int ret = pool_get(s, &c);
@@ -2124,14 +2137,20 @@ static int pg_change_list(struct dm_store *st, const struct dm_change_query *q,
         pool_put(s, c);
         if (ret < 0)
                 return ret;
-        size_t n = (size_t)PQntuples(r);
-        struct dm_change *changes = calloc(n ? n : 1, sizeof(*changes));
+        size_t rows = (size_t)PQntuples(r), n = 0, bytes = 0;
+        struct dm_change *changes = calloc(rows ? rows : 1, sizeof(*changes));
         if (!changes) {
                 PQclear(r);
                 return DM_ENOMEM;
         }
-        for (size_t i = 0; i < n && ret == 0; i++)
-                ret = change_from_row(r, (int)i, &changes[i]);
+        /* The statement has stopped at the bound already; the count here is the
+         * contract's. */
+        while (n < rows && ret == 0) {
+                ret = change_from_row(r, (int)n, &changes[n]);
+                bytes += dm_change_size(&changes[n++]);
+                if (q->max_bytes > 0 && bytes > q->max_bytes)
+                        break;
+        }
         PQclear(r);
         if (ret < 0) {
                 dm_changes_free(changes, n);
