@@ -89,6 +89,7 @@ enum pg_stmt_id {
         STMT_OUTBOX_INSERT,
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
+        STMT_HISTORY_PRUNE,
         STMT_OUTBOX_FETCH,
         STMT_OUTBOX_DELETE,
         STMT_COUNT
@@ -247,6 +248,13 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
     /* Its own statement so that the (domain_id, id) index drives it. */
     [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = $7::bigint AND " CHANGE_FILTERS,
+    /* Oldest first through the observed_at index (an incremental sort orders equal times by
+     * id), a bounded batch per statement, fetched by primary key as in the claim. A pruner
+     * in another process that picked the same entries waits for this short transaction and
+     * finds them gone. */
+    [STMT_HISTORY_PRUNE] =
+        "DELETE FROM dns_changes WHERE id = ANY (ARRAY(SELECT id FROM dns_changes "
+        "WHERE observed_at < $1::bigint ORDER BY observed_at, id LIMIT $2::bigint))",
     [STMT_OUTBOX_FETCH] =
         "SELECT id, routing_key, body, created_at FROM outbox ORDER BY id LIMIT $1::bigint",
     [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])",
@@ -2161,6 +2169,27 @@ static int pg_change_list(struct dm_store *st, const struct dm_change_query *q,
         return 0;
 }
 
+/* One statement, so one transaction of its own. */
+static int pg_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_i64(&p, before);
+        param_i64(&p, clamp_limit(limit));
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_HISTORY_PRUNE, &p, "history prune", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        *ret_n = (size_t)pg_affected(r);
+        PQclear(r);
+        return 0;
+}
+
 /* ---- outbox ---- */
 
 static int pg_outbox_add(struct dm_store *st, const char *routing_key, const char *body)
@@ -2280,6 +2309,7 @@ const struct dm_store_ops dm_store_pg_ops = {
     .dns_current = pg_dns_current,
     .dns_commit = pg_dns_commit,
     .change_list = pg_change_list,
+    .history_prune = pg_history_prune,
     .outbox_add = pg_outbox_add,
     .outbox_fetch = pg_outbox_fetch,
     .outbox_delete = pg_outbox_delete,
