@@ -12,7 +12,9 @@
  * Memory: the ring holds at most max_events events and max_bytes of framed text. Each event
  * is framed once, and a stream only holds a position in the ring, so a stream costs the same
  * whatever it has not read yet. A stream that falls behind is dropped instead: when its
- * unsent events pass max_backlog bytes, or when the ring drops an event it has not sent.
+ * unsent events have stayed above max_backlog bytes for stall_ms (a burst larger than the
+ * cap is no reason to drop a client that reads it), or at once when the ring drops an event
+ * it has not sent.
  *
  * Thread-safety: every function may be called from any thread; one mutex guards a hub and
  * all its streams. A stream's wake and kill callbacks run with that mutex held: they must be
@@ -86,7 +88,8 @@ struct dm_event_hub_opts {
         size_t max_events;    /* events kept for replay; 0: 10,000 */
         size_t max_bytes;     /* framed bytes kept; 0: 16 MiB */
         size_t max_streams;   /* streams open at once; 0: 256 */
-        size_t max_backlog;   /* unsent bytes past which a stream is dropped; 0: 1 MiB */
+        size_t max_backlog;   /* unsent bytes a stream may stay above for stall_ms; 0: 1 MiB */
+        int64_t stall_ms;     /* 0: 5 s */
         int64_t heartbeat_ms; /* a stream silent this long gets a comment line; 0: 15 s */
 };
 
@@ -108,9 +111,11 @@ int dm_event_hub_publish(struct dm_event_hub *h, const char *topic, const void *
  * events. For a clean stop: before the HTTP server is stopped. */
 void dm_event_hub_shutdown(struct dm_event_hub *h);
 
-/* Wakes every stream that has sent nothing for heartbeat_ms at `now_ms` (a monotonic
- * clock, the one given to reads), so that it sends its comment line. Returns the ms until
- * the next stream is due, at most heartbeat_ms: the longest the caller may wait. */
+/* The hub's clock work at `now_ms` (a monotonic clock, the one given to reads): wakes every
+ * stream that has sent nothing for heartbeat_ms, so that it sends its comment line, and
+ * drops every stream whose backlog has stayed above max_backlog for stall_ms. Returns the ms
+ * until something is due again, at most heartbeat_ms: the longest the caller may wait.
+ * Call it at least once a second for the stall rule to be timely. */
 int64_t dm_event_hub_tick(struct dm_event_hub *h, int64_t now_ms);
 
 struct dm_event_hub_stats {

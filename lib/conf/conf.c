@@ -234,8 +234,8 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 256 * 1024 * 1024,
      .def = "1048576",
      .offset = DM_CONF_FIELD(events_backlog),
-     .help = "bytes of events an event stream may have unsent before it is dropped as too "
-             "slow"},
+     .help = "an event stream with more than this many bytes of events unsent for 5 s is "
+             "dropped as too slow"},
     {.env = "DM_EVENTS_HEARTBEAT",
      .type = DM_CONF_T_DURATION,
      .min = DM_SECOND,

@@ -7,9 +7,16 @@
  * into the transport's buffer, so a thousand streams cost a thousand positions, not a
  * thousand copies, and a stream that stops reading grows nothing. What it has not sent is
  * counted (`backlog`, in bytes of matching events) only to decide when it is too far behind:
- * past max_backlog, or when the ring drops an event it still owed, it is dropped and its
- * transport told to close the connection; the client reconnects with Last-Event-ID and gets
- * a replay or a reset.
+ * above max_backlog for stall_ms, or at once when the ring drops an event it still owed, it
+ * is dropped and its transport told to close the connection; the client reconnects with
+ * Last-Event-ID and gets a replay or a reset.
+ *
+ * Why a time as well as a size: events come in bursts (one commit of the DNS service writes
+ * the changes of up to 2,000 domains, published in one go), and a burst larger than the cap
+ * reaches every stream at once, however fast its client reads. On loopback a 1 MB burst put
+ * a client reading as fast as it could more than 64 KiB behind within milliseconds, and a
+ * cap checked on arrival dropped it. A client that reads catches up within the grace; one
+ * that does not stays above the cap and goes.
  *
  * One mutex guards the hub and every stream. Everything under it is bounded: publishing
  * visits each stream once (a topic match), eviction the same, a read copies at most what
@@ -27,6 +34,7 @@
 #define HUB_DEFAULT_MAX_BYTES ((size_t)16 << 20)
 #define HUB_DEFAULT_MAX_STREAMS 256
 #define HUB_DEFAULT_MAX_BACKLOG ((size_t)1 << 20)
+#define HUB_DEFAULT_STALL_MS 5000
 #define HUB_DEFAULT_HEARTBEAT_MS 15000
 /* Control text a stream holds at most: the opening comment and a reset event. */
 #define HUB_PRE_MAX 2048
@@ -54,6 +62,8 @@ struct dm_event_stream {
         struct dm_buf pre; /* control text sent before any further event */
         size_t pre_off;
         int64_t last_sent_ms;
+        bool over; /* backlog above max_backlog, since over_since_ms */
+        int64_t over_since_ms;
         bool dropped;
         struct dm_event_stream_ops ops;
         void *arg;
@@ -230,6 +240,8 @@ int dm_event_hub_new(const struct dm_event_hub_opts *opts, struct dm_event_hub *
                 h->o.max_streams = HUB_DEFAULT_MAX_STREAMS;
         if (!h->o.max_backlog)
                 h->o.max_backlog = HUB_DEFAULT_MAX_BACKLOG;
+        if (h->o.stall_ms <= 0)
+                h->o.stall_ms = HUB_DEFAULT_STALL_MS;
         if (h->o.heartbeat_ms <= 0)
                 h->o.heartbeat_ms = HUB_DEFAULT_HEARTBEAT_MS;
         h->index_cap = 16;
@@ -298,12 +310,6 @@ int dm_event_hub_publish(struct dm_event_hub *h, const char *topic, const void *
                 struct dm_event_stream *s = h->streams[i];
                 if (s->dropped || !dm_event_filter_match(s->filter, ev->topic))
                         continue;
-                /* Checked before the event is counted: a stream that keeps up takes any one
-                 * event, however large; one already past the cap has stopped reading. */
-                if (s->backlog > h->o.max_backlog) {
-                        stream_drop(h, s);
-                        continue;
-                }
                 s->backlog += ev->len;
                 stream_wake(s);
         }
@@ -330,9 +336,22 @@ int64_t dm_event_hub_tick(struct dm_event_hub *h, int64_t now_ms)
         pthread_mutex_lock(&h->mu);
         for (size_t i = 0; i < h->nstreams; i++) {
                 struct dm_event_stream *s = h->streams[i];
-                int64_t due = s->last_sent_ms + h->o.heartbeat_ms;
                 if (s->dropped)
                         continue;
+                if (s->backlog > h->o.max_backlog) {
+                        if (!s->over) {
+                                s->over = true;
+                                s->over_since_ms = now_ms;
+                        }
+                        int64_t stall_end = s->over_since_ms + h->o.stall_ms;
+                        if (stall_end <= now_ms) {
+                                stream_drop(h, s);
+                                continue;
+                        }
+                        if (stall_end - now_ms < next)
+                                next = stall_end - now_ms;
+                }
+                int64_t due = s->last_sent_ms + h->o.heartbeat_ms;
                 if (due <= now_ms)
                         stream_wake(s);
                 else if (due - now_ms < next)
@@ -494,6 +513,8 @@ ssize_t dm_event_stream_read(struct dm_event_stream *s, char *buf, size_t max, i
                 n = stream_copy_pre(s, buf, max);
         if (n > 0)
                 s->last_sent_ms = now_ms;
+        if (s->backlog <= h->o.max_backlog)
+                s->over = false;
         r = (ssize_t)n;
 unlock:
         pthread_mutex_unlock(&h->mu);

@@ -14,6 +14,7 @@
  * them (read returns DM_HTTP_STREAM_END) and wake them before dm_http_server_stop. */
 #include "dm/http.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -39,6 +40,20 @@ struct dm_http_stream {
         struct dm_http_stream_source src;
 };
 
+/* Whether the client has closed its end. MHD does not watch a suspended connection, so a
+ * client that went away while its stream was parked is only noticed when MHD writes to it;
+ * looking before each suspension notices it at the first write after it left (a heartbeat
+ * at the latest) instead of the second. Data waiting (a pipelined request) is not an end. */
+static bool stream_peer_gone(const struct dm_http_stream *s)
+{
+        char c;
+
+        if (s->fd < 0)
+                return false;
+        ssize_t n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
         struct dm_http_stream *s = cls;
@@ -55,7 +70,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
                         return (size_t)n <= max ? n : MHD_CONTENT_READER_END_WITH_ERROR;
                 if (n == DM_HTTP_STREAM_END)
                         return MHD_CONTENT_READER_END_OF_STREAM;
-                if (n < 0)
+                if (n < 0 || stream_peer_gone(s))
                         return MHD_CONTENT_READER_END_WITH_ERROR;
                 pthread_mutex_lock(&s->mu);
                 if ((!s->woken && !s->aborted) || tries == STREAM_MAX_RETRIES) {

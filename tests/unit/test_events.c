@@ -99,6 +99,7 @@ static struct dm_event_hub *hub(size_t max_events, size_t max_bytes, size_t max_
             .max_bytes = max_bytes,
             .max_streams = 4,
             .max_backlog = max_backlog,
+            .stall_ms = 5000,
             .heartbeat_ms = 15000,
         };
         struct dm_event_hub *h = NULL;
@@ -403,8 +404,8 @@ static void test_repeats_dropped(void **state)
         dm_event_hub_free(h);
 }
 
-/* A stream that stops reading is dropped once its unsent events pass the cap; one that
- * reads along is not. The ring, not the streams, holds the bytes. */
+/* A stream whose unsent events stay above the cap for stall_ms is dropped; one that was
+ * above it in a burst and caught up is not. The ring, not the streams, holds the bytes. */
 static void test_slow_stream_dropped(void **state)
 {
         size_t one = strlen(wire("change.dns.A", 100));
@@ -412,25 +413,42 @@ static void test_slow_stream_dropped(void **state)
         struct probe slow = {0}, quick = {0};
         struct dm_event_stream *s = open_stream(h, NULL, NULL, &slow);
         struct dm_event_stream *q = open_stream(h, NULL, NULL, &quick);
-        for (long i = 100; i < 106; i++) {
-                publish(h, "change.dns.A", i);
-                drain(q, 4096, 0);
-        }
-        assert_int_equal(slow.kills, 0); /* 6 unsent: past the cap, but nothing new yet */
-        publish(h, "change.dns.A", 106);
-        drain(q, 4096, 0);
-        assert_int_equal(slow.kills, 1);
-        char buf[64];
-        assert_int_equal(dm_event_stream_read(s, buf, sizeof(buf), 0), DM_ECANCELED);
-        publish(h, "change.dns.A", 107);
+        for (long i = 100; i < 110; i++)
+                publish(h, "change.dns.A", i); /* a burst of 10: both are above the cap */
+        assert_int_equal(dm_event_hub_tick(h, 1000), 5000);
+        assert_int_equal(slow.kills + quick.kills, 0);
+        drain(q, 4096, 2000); /* the quick one catches up */
+        assert_int_equal(dm_event_hub_tick(h, 5999), 1);
+        assert_int_equal(slow.kills + quick.kills, 0);
+        dm_event_hub_tick(h, 6000);
         assert_int_equal(slow.kills, 1);
         assert_int_equal(quick.kills, 0);
-        assert_string_equal(drain(q, 4096, 0), wire("change.dns.A", 107));
+        char buf[64];
+        assert_int_equal(dm_event_stream_read(s, buf, sizeof(buf), 6000), DM_ECANCELED);
+        publish(h, "change.dns.A", 110);
+        dm_event_hub_tick(h, 20000);
+        assert_int_equal(slow.kills, 1);
+        assert_int_equal(quick.kills, 0);
+        assert_string_equal(drain(q, 4096, 20000), wire("change.dns.A", 110));
         struct dm_event_hub_stats st;
         dm_event_hub_stats(h, &st);
         assert_int_equal(st.streams_dropped, 1);
         assert_int_equal(dm_event_stream_close(s), DM_ECANCELED);
-        assert_int_equal(dm_event_stream_close(q), 0);
+
+        /* Going below the cap starts the grace over. */
+        for (long i = 111; i < 118; i++)
+                publish(h, "change.dns.A", i);
+        dm_event_hub_tick(h, 21000);
+        char part[400];
+        assert_true(dm_event_stream_read(q, part, 3 * one, 24000) > 0); /* 4 left: below */
+        for (long i = 118; i < 121; i++)
+                publish(h, "change.dns.A", i);
+        dm_event_hub_tick(h, 25000); /* above again, since now */
+        dm_event_hub_tick(h, 29999);
+        assert_int_equal(quick.kills, 0);
+        dm_event_hub_tick(h, 30000);
+        assert_int_equal(quick.kills, 1);
+        assert_int_equal(dm_event_stream_close(q), DM_ECANCELED);
 
         /* One event larger than the cap reaches a stream that keeps up. */
         struct dm_event_hub *h2 = hub(10, 1 << 20, 64);
