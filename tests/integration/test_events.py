@@ -248,6 +248,11 @@ def rss_kib(mon):
     raise AssertionError("no VmRSS line")
 
 
+def sanitized(mon):
+    with open(f"/proc/{mon.proc.pid}/maps", encoding="ascii", errors="replace") as f:
+        return "libasan" in f.read()
+
+
 def assert_problem(r, status, field=None):
     assert r.status_code == status, r
     assert r.headers["Content-Type"].startswith(PROBLEM), r.headers["Content-Type"]
@@ -491,8 +496,11 @@ def test_a_client_that_never_reads_is_dropped(knot, domainmon_factory):
     stuck.close()
     assert received < 512 * 1024, received
     # Nothing held the megabyte on its behalf: the ring holds events once for all streams.
+    # (Under AddressSanitizer freed memory sits in quarantine: RSS says nothing there.)
     growth = rss_kib(m) - rss_before
-    assert growth < 24 * 1024, f"RSS grew by {growth} KiB"
+    print(f"RSS grew by {growth} KiB while about {total // 1024} KiB of events went by")
+    if not sanitized(m):
+        assert growth < 16 * 1024, f"RSS grew by {growth} KiB"
     reader.close()
     assert m.request("GET", "/healthz", key=None).status_code == 200
     s = EventStream(m).wait_open()
