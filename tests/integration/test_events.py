@@ -393,6 +393,17 @@ def test_stream_errors(domainmon):
     s.close()
 
 
+def test_openapi_documents_the_stream(domainmon):
+    doc = domainmon.request("GET", "/openapi.json", key=None).json()
+    op = doc["paths"]["/api/v1/events"]["get"]
+    assert "text/event-stream" in op["responses"]["200"]["content"]
+    assert {"400", "401", "503"} <= set(op["responses"])
+    params = {p["$ref"].rsplit("/", 1)[1] for p in op["parameters"]}
+    assert params == {"Topics", "LastEventID"}
+    assert doc["components"]["parameters"]["LastEventID"]["in"] == "header"
+    assert "Reset" in doc["components"]["schemas"]
+
+
 def test_heartbeats_and_a_clean_end_on_shutdown(domainmon_factory):
     m = domainmon_factory(env={"DM_EVENTS_HEARTBEAT": "1s"})
     s = EventStream(m).wait_open()
