@@ -421,9 +421,10 @@ def test_heartbeats_and_a_clean_end_on_shutdown(domainmon_factory):
 # many streams, slow streams
 
 
-def test_many_idle_streams_hold_no_thread_each(knot, domainmon_factory):
+@pytest.mark.parametrize("http_threads", ["1", "4"])  # MHD's one polling thread, or a pool
+def test_many_idle_streams_hold_no_thread_each(knot, domainmon_factory, http_threads):
     m = domainmon_factory(env={**dns_env(knot.server()), "DM_EVENTS_MAX_STREAMS": "200",
-                               "DM_EVENTS_HEARTBEAT": "2s"})
+                               "DM_EVENTS_HEARTBEAT": "2s", "DM_HTTP_THREADS": http_threads})
     api = Api(m)
     wait_for(lambda: 'msg="started"' in m.stderr_text(), timeout=20, what="the start line")
     before = thread_count(m)
