@@ -9,6 +9,7 @@ import collections
 import json
 import os
 import socket
+import subprocess
 import time
 import urllib.parse
 
@@ -550,3 +551,30 @@ def test_stream_of_a_separate_domain_service_on_rabbitmq(knot, domainmon_factory
         tail = log.read()[-3000:]
         log.close()
     assert rc == 0, tail
+
+
+@pytest.mark.skipif(not AMQP_URL, reason="DM_TEST_AMQP_URL is not set")
+def test_stream_goes_on_after_a_broker_restart(knot, domainmon_factory):
+    """The queue is not durable: the broker loses it in a restart, and the consumer declares
+    it again when it reconnects. The stream itself stays open throughout."""
+    restart = os.environ.get("DM_TEST_AMQP_RESTART")
+    if not restart:
+        pytest.skip("DM_TEST_AMQP_RESTART is not set")
+    from test_amqp import bus_url
+
+    m = domainmon_factory(env={**dns_env(knot.server()), "RABBITMQ_URL": bus_url("ev-restart")})
+    api = Api(m)
+    s = EventStream(m).wait_open()
+    api.add("a-only.example.test")
+    s.events(1, timeout=30, pred=lambda e: e["data"]["domain"] == "a-only.example.test")
+    subprocess.run(restart, shell=True, check=True, timeout=180)
+    wait_for(lambda: any("reconnected to the broker" in line and "queue=domainmon.events." in line
+                         for line in m.stderr_text().splitlines()),
+             timeout=60, what="the events consumer back")
+    # Events published from now on reach the open stream.
+    deadline = time.monotonic() + 60
+    api.add("www.example.test")
+    (ev,) = s.events(1, timeout=max(1, deadline - time.monotonic()),
+                     pred=lambda e: e["data"]["domain"] == "www.example.test")
+    assert ev["event"].startswith("change.dns.")
+    s.close()
