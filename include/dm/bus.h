@@ -59,6 +59,15 @@ struct dm_bus_queue_opts {
          * most 255 bytes minus the exchange name and 5). A dead-lettered message keeps its
          * routing key and body. NULL: such messages are dropped. */
         const char *dead_letter_queue;
+        /* A queue of this process alone, for what it needs only while it runs (the live
+         * event stream): not durable, and gone once its last consumer is cancelled or the
+         * process ends, so nothing piles up for a process that is no longer there. On
+         * RabbitMQ an auto-delete queue, with x-expires so that one never consumed goes too;
+         * in process, removed by the cancel. Declaring the name again after that makes a new,
+         * empty queue. Not with a delivery limit or a dead-letter queue (DM_EINVAL). The name
+         * must be the process's own: a broker lets any connection consume a queue it can
+         * name. */
+        bool transient;
 };
 
 /* Declares a durable queue bound to `pattern`. Idempotent: declaring it again adds the
@@ -113,7 +122,9 @@ int dm_bus_consume(struct dm_bus *bus, const char *queue, unsigned prefetch, dm_
 /* Stops the consumers of `queue` that were started with this handler and arg: once it
  * returns no new delivery reaches them and a handler call in progress has returned (unless
  * cancel is called from that very handler). Messages they hold unacked stay owed: ack or
- * nack them as before. Returns 0, or DM_ENOENT when no such consumer runs. */
+ * nack them as before (on a transient queue whose last consumer this was, the queue is gone:
+ * a nack with requeue drops the message). Returns 0, or DM_ENOENT when no such consumer
+ * runs. */
 int dm_bus_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);
 /* Takes back the ready messages of `queue` that would die with this process: each is handed
  * to `handler` on the calling thread (tag 0: nothing to settle) and removed. The in-process

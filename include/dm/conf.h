@@ -37,6 +37,11 @@ struct dm_conf {
         int64_t scan_batch;       /* DM_SCAN_BATCH: domains claimed per scheduler round */
         /* DM_HISTORY_RETENTION: history older than this is deleted; 0 = keep it forever */
         int64_t history_retention_ms;
+        int64_t events_max_streams;      /* DM_EVENTS_MAX_STREAMS: open live event streams */
+        int64_t events_replay;           /* DM_EVENTS_REPLAY: events kept for Last-Event-ID */
+        int64_t events_replay_bytes;     /* DM_EVENTS_REPLAY_BYTES: their bytes */
+        int64_t events_backlog;          /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
+        int64_t events_heartbeat_ms;     /* DM_EVENTS_HEARTBEAT */
         enum dm_conf_source sources[32]; /* where each table entry came from, by index */
 };
 

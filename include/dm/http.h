@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -231,6 +232,48 @@ int dm_http_problem_field(struct dm_http_response *res, unsigned status,
                           const char *message);
 /* "Not Found" for 404 etc.; "Unknown" for codes not listed. */
 const char *dm_http_reason(unsigned status);
+
+/* ---- streamed responses ---- */
+
+/* A response whose body is produced while it is sent (Server-Sent Events). `read` is called
+ * whenever the connection can take more; when it has nothing to send it returns
+ * DM_HTTP_STREAM_EMPTY and the connection is parked (suspended in MHD: out of the poll set,
+ * no thread waiting on it) until dm_http_stream_wake. Parked connections do not time out;
+ * one whose client went away is found at the next write, so a source that must notice
+ * disconnects sends something now and then. */
+#define DM_HTTP_STREAM_EMPTY 0             /* nothing now: park until woken */
+#define DM_HTTP_STREAM_END ((ssize_t)-1)   /* the body is complete: end it cleanly */
+#define DM_HTTP_STREAM_ABORT ((ssize_t)-2) /* close the connection, body unfinished */
+
+struct dm_http_stream;
+
+struct dm_http_stream_source {
+        /* Up to `max` bytes into buf: a count > 0, or one of the values above. Runs on a
+         * server thread, never twice at once for one response. */
+        ssize_t (*read)(void *arg, char *buf, size_t max);
+        /* The response is finished, refused or its connection closed: release `arg`. Called
+         * once, on a server thread (or in dm_http_response_done for a response never
+         * sent). Once it has begun, the stream handle must no longer be used. */
+        void (*done)(void *arg);
+        void *arg;
+        /* SO_SNDBUF of the connection: bounds what the kernel holds for a client that does
+         * not read. 0: the system's default. */
+        int sndbuf;
+};
+
+/* Makes `res` a response of `status` and `content_type` (a static string) whose body comes
+ * from `src`, and gives its handle in *ret_stream (NULL-able: not wanted). Headers added to
+ * `res` before or after are sent. Returns 0 (from then on the response owns src->arg and
+ * calls done exactly once) or DM_ENOMEM (nothing taken; res is a 500 problem). */
+int dm_http_respond_stream(struct dm_http_request *req, struct dm_http_response *res,
+                           unsigned status, const char *content_type,
+                           const struct dm_http_stream_source *src,
+                           struct dm_http_stream **ret_stream);
+/* There is something to read: un-parks the connection (from any thread). */
+void dm_http_stream_wake(struct dm_http_stream *s);
+/* Closes the connection as soon as possible, from any thread, whether or not the client
+ * reads: its socket is shut down, and a parked connection is woken to notice. */
+void dm_http_stream_abort(struct dm_http_stream *s);
 
 /* ---- page tokens ---- */
 

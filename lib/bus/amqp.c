@@ -59,6 +59,9 @@
 #define RMQ_MAX_BINDINGS 1024
 #define RMQ_MAX_CONSUMERS 4096
 #define RMQ_PREFETCH_MAX 65535u
+/* A transient queue never consumed (its process died first) is deleted after this long
+ * unused; one that had a consumer goes as soon as it has none (auto-delete). */
+#define RMQ_TRANSIENT_EXPIRES_MS 60000
 /* RabbitMQ refuses larger messages by default (max_message_size); larger ones are rejected
  * rather than buffered. */
 #define RMQ_MAX_BODY ((size_t)128 << 20)
@@ -85,6 +88,7 @@ struct rmq_qdef {
         char *name;
         unsigned delivery_limit;
         char *dlq; /* dead-letter queue, or NULL */
+        bool transient;
         char **patterns;
         size_t npatterns;
 };
@@ -381,13 +385,15 @@ static void qdef_free(struct rmq_qdef *d)
         free(d);
 }
 
-static struct rmq_qdef *qdef_new(const char *name, unsigned delivery_limit, const char *dlq)
+static struct rmq_qdef *qdef_new(const char *name, unsigned delivery_limit, const char *dlq,
+                                 bool transient)
 {
         struct rmq_qdef *d = calloc(1, sizeof(*d));
         if (!d)
                 return NULL;
         d->name = strdup(name);
         d->delivery_limit = delivery_limit;
+        d->transient = transient;
         d->dlq = dlq ? strdup(dlq) : NULL;
         if (!d->name || (dlq && !d->dlq)) {
                 qdef_free(d);
@@ -422,7 +428,7 @@ static int qdef_add_pattern(struct rmq_qdef *d, const char *pattern)
 
 static struct rmq_qdef *qdef_copy(const struct rmq_qdef *d)
 {
-        struct rmq_qdef *c = qdef_new(d->name, d->delivery_limit, d->dlq);
+        struct rmq_qdef *c = qdef_new(d->name, d->delivery_limit, d->dlq, d->transient);
         for (size_t i = 0; c && i < d->npatterns; i++) {
                 if (qdef_add_pattern(c, d->patterns[i]) < 0) {
                         qdef_free(c);
@@ -432,9 +438,10 @@ static struct rmq_qdef *qdef_copy(const struct rmq_qdef *d)
         return c;
 }
 
-static bool qdef_same_opts(const struct rmq_qdef *d, unsigned delivery_limit, const char *dlq)
+static bool qdef_same_opts(const struct rmq_qdef *d, const struct dm_bus_queue_opts *opts)
 {
-        if (d->delivery_limit != delivery_limit)
+        const char *dlq = opts->dead_letter_queue;
+        if (d->delivery_limit != opts->delivery_limit || d->transient != opts->transient)
                 return false;
         return (!d->dlq && !dlq) || (d->dlq && dlq && strcmp(d->dlq, dlq) == 0);
 }
@@ -450,11 +457,10 @@ static struct rmq_qdef *registry_find(struct rmq_bus *b, const char *name)
 }
 
 /* Under b->mu: DM_EEXIST when `name` is registered with other options. */
-static int registry_check(struct rmq_bus *b, const char *name, unsigned delivery_limit,
-                          const char *dlq)
+static int registry_check(struct rmq_bus *b, const char *name, const struct dm_bus_queue_opts *opts)
 {
         struct rmq_qdef *d = registry_find(b, name);
-        return d && !qdef_same_opts(d, delivery_limit, dlq) ? DM_EEXIST : 0;
+        return d && !qdef_same_opts(d, opts) ? DM_EEXIST : 0;
 }
 
 /* Under b->mu: records a queue the broker accepted (the dead-letter queue with it). */
@@ -466,13 +472,13 @@ static int registry_add(struct rmq_bus *b, const struct rmq_qdef *def)
         if (b->nqdefs + need > RMQ_MAX_QUEUES)
                 return DM_ENOSPC;
         if (def->dlq && !dl) {
-                dl = qdef_new(def->dlq, 0, NULL);
+                dl = qdef_new(def->dlq, 0, NULL, false);
                 if (!dl)
                         return DM_ENOMEM;
                 b->qdefs[b->nqdefs++] = dl;
         }
         if (!d) {
-                d = qdef_new(def->name, def->delivery_limit, def->dlq);
+                d = qdef_new(def->name, def->delivery_limit, def->dlq, def->transient);
                 if (!d)
                         return DM_ENOMEM;
                 b->qdefs[b->nqdefs++] = d;
@@ -488,6 +494,21 @@ static int registry_add(struct rmq_bus *b, const struct rmq_qdef *def)
                 b->nbindings++;
         }
         return 0;
+}
+
+/* Under b->mu: forgets a queue, so that no reconnection declares it again. */
+static void registry_remove(struct rmq_bus *b, const char *name)
+{
+        for (size_t i = 0; i < b->nqdefs; i++) {
+                struct rmq_qdef *d = b->qdefs[i];
+                if (strcmp(d->name, name) != 0)
+                        continue;
+                b->nbindings -= d->npatterns;
+                qdef_free(d);
+                memmove(&b->qdefs[i], &b->qdefs[i + 1], (b->nqdefs - i - 1) * sizeof(b->qdefs[0]));
+                b->nqdefs--;
+                return;
+        }
 }
 
 /* A copy of the registry, to declare from without holding the lock over the network. */
@@ -799,6 +820,12 @@ static int link_declare_queue(struct rmq_link *l, amqp_channel_t ch, const struc
 
         amqp_table_entry_t args[3];
         int nargs = 0;
+        if (def->transient) {
+                args[nargs].key = rmq_str("x-expires");
+                args[nargs].value.kind = AMQP_FIELD_KIND_I64;
+                args[nargs].value.value.i64 = RMQ_TRANSIENT_EXPIRES_MS;
+                nargs++;
+        }
         if (def->delivery_limit > 0) {
                 args[nargs].key = rmq_str("x-queue-type");
                 args[nargs].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -816,7 +843,10 @@ static int link_declare_queue(struct rmq_link *l, amqp_channel_t ch, const struc
                 nargs++;
         }
         amqp_table_t table = {.num_entries = nargs, .entries = args};
-        amqp_queue_declare(l->conn, ch, rmq_str(def->name), 0, 1, 0, 0, table);
+        /* passive 0, durable, exclusive 0, auto-delete: a transient queue is the one kind
+         * that is not durable and goes with its last consumer. */
+        amqp_queue_declare(l->conn, ch, rmq_str(def->name), 0, !def->transient, 0, def->transient,
+                           table);
         r = link_reply(l, amqp_get_rpc_reply(l->conn), ch, "queue.declare");
         if (r < 0)
                 return r;
@@ -1965,10 +1995,11 @@ static int rmq_declare(struct dm_bus *bus, const char *queue, const char *patter
 
         if (dlq && rmq_dlx_name(b, dlq, dlx, sizeof(dlx)) < 0)
                 return DM_EINVAL;
+        static const struct dm_bus_queue_opts plain = {0};
         pthread_mutex_lock(&b->mu);
-        r = registry_check(b, queue, opts->delivery_limit, dlq);
+        r = registry_check(b, queue, opts);
         if (r == 0 && dlq)
-                r = registry_check(b, dlq, 0, NULL);
+                r = registry_check(b, dlq, &plain);
         pthread_mutex_unlock(&b->mu);
         if (r < 0)
                 return r;
@@ -1977,7 +2008,7 @@ static int rmq_declare(struct dm_bus *bus, const char *queue, const char *patter
         if (!req)
                 return DM_ENOMEM;
         req->kind = RMQ_REQ_DECLARE;
-        req->def = qdef_new(queue, opts->delivery_limit, dlq);
+        req->def = qdef_new(queue, opts->delivery_limit, dlq, opts->transient);
         if (!req->def || qdef_add_pattern(req->def, pattern) < 0) {
                 qdef_free(req->def);
                 free(req);
@@ -2146,6 +2177,27 @@ free_queue:
         return r;
 }
 
+/* A transient queue whose last consumer here was cancelled: the broker deletes it
+ * (auto-delete), and no reconnection may declare it again. */
+static void forget_transient(struct rmq_bus *b, const char *queue)
+{
+        pthread_mutex_lock(&b->mu);
+        struct rmq_qdef *d = registry_find(b, queue);
+        bool consumed = false;
+        for (size_t i = 0; d && d->transient && !consumed && i < b->nconsumers; i++) {
+                struct rmq_consumer *c = b->consumers[i];
+                if (strcmp(c->queue, queue) != 0)
+                        continue;
+                pthread_mutex_lock(&c->mu);
+                consumed =
+                    !(c->started && c->start_result < 0) && !c->cancel_requested && !c->cancel_seen;
+                pthread_mutex_unlock(&c->mu);
+        }
+        if (d && d->transient && !consumed)
+                registry_remove(b, queue);
+        pthread_mutex_unlock(&b->mu);
+}
+
 static int rmq_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg)
 {
         struct rmq_bus *b = (struct rmq_bus *)bus;
@@ -2183,6 +2235,8 @@ static int rmq_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler hand
                 pthread_mutex_unlock(&c->mu);
         }
         free(found);
+        if (nfound > 0)
+                forget_transient(b, queue);
         return nfound > 0 ? 0 : DM_ENOENT;
 }
 

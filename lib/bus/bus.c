@@ -103,6 +103,8 @@ int dm_bus_declare_opts(struct dm_bus *bus, const char *queue, const char *patte
                 opts = &plain;
         if (!bus || !dm_bus_name_valid(queue, false) || !dm_bus_name_valid(pattern, true))
                 return DM_EINVAL;
+        if (opts->transient && (opts->delivery_limit > 0 || opts->dead_letter_queue))
+                return DM_EINVAL;
         if (opts->dead_letter_queue && (!dm_bus_name_valid(opts->dead_letter_queue, false) ||
                                         strcmp(opts->dead_letter_queue, queue) == 0))
                 return DM_EINVAL;

@@ -20,7 +20,12 @@
  * Work queues (dm_bus_queue_opts): a message counts the times it was nacked with requeue;
  * past the queue's delivery limit, or nacked without requeue, it moves to the queue's
  * dead-letter queue (dropped when there is none, or when that queue is full), as a quorum
- * queue with a dead-letter exchange does on RabbitMQ. */
+ * queue with a dead-letter exchange does on RabbitMQ.
+ *
+ * Transient queues leave the registry when their last consumer is cancelled, so they are the
+ * one exception to "only grow": the queue itself is kept (unlinked, empty, marked removed)
+ * until dm_bus_free, because the cancelled consumers still point to it and may settle what
+ * they hold. */
 #include "bus/bus_int.h"
 
 #include "dm/error.h"
@@ -84,6 +89,9 @@ struct inproc_queue {
         char *name;
         unsigned delivery_limit;  /* 0: none */
         struct inproc_queue *dlq; /* dead-letter queue, or NULL */
+        bool transient;
+        bool removed;                      /* out of the registry; under mu */
+        struct inproc_queue *next_removed; /* the bus's list of removed queues */
         pthread_mutex_t mu;
         pthread_cond_t ready; /* a message arrived, or stopping */
         struct inproc_msg *head, *tail;
@@ -105,6 +113,7 @@ struct inproc_bus {
         size_t nbindings;
         struct inproc_consumer **consumers; /* grown by doubling, INPROC_MAX_CONSUMERS max */
         size_t nconsumers, consumers_cap;
+        struct inproc_queue *removed; /* transient queues taken out of the registry */
         size_t max_messages, max_bytes;
         atomic_bool stopping;
 };
@@ -265,7 +274,7 @@ static bool inproc_same_opts(const struct inproc_queue *q, const struct dm_bus_q
 {
         const char *dlq = q->dlq ? q->dlq->name : NULL;
         const char *want = opts->dead_letter_queue;
-        if (q->delivery_limit != opts->delivery_limit)
+        if (q->delivery_limit != opts->delivery_limit || q->transient != opts->transient)
                 return false;
         return (!dlq && !want) || (dlq && want && strcmp(dlq, want) == 0);
 }
@@ -289,6 +298,7 @@ static int inproc_get_queue(struct inproc_bus *b, const char *name,
         if (!q)
                 return DM_ENOMEM;
         q->delivery_limit = opts->delivery_limit;
+        q->transient = opts->transient;
         q->dlq = dlq;
         b->queues[b->nqueues++] = q;
         *ret_queue = q;
@@ -610,6 +620,52 @@ unlock:
         return r;
 }
 
+/* A transient queue whose last consumer was cancelled leaves the registry with its bindings;
+ * what was ready in it is dropped. The queue stays allocated for the consumers that point
+ * to it (see the top of the file). */
+static void inproc_remove_transient(struct inproc_bus *b, struct inproc_queue *q)
+{
+        struct inproc_msg *list = NULL;
+
+        pthread_rwlock_wrlock(&b->lock);
+        for (size_t i = 0; i < b->nconsumers; i++) {
+                if (b->consumers[i]->q == q && !b->consumers[i]->cancelled)
+                        goto unlock; /* still consumed */
+        }
+        size_t qi = 0;
+        while (qi < b->nqueues && b->queues[qi] != q)
+                qi++;
+        if (qi == b->nqueues)
+                goto unlock; /* removed by a concurrent cancel */
+        /* Compacted in place: the registry order is the lock order and must not change. */
+        memmove(&b->queues[qi], &b->queues[qi + 1], (b->nqueues - qi - 1) * sizeof(b->queues[0]));
+        b->nqueues--;
+        size_t kept = 0;
+        for (size_t i = 0; i < b->nbindings; i++) {
+                if (b->bindings[i].q == q)
+                        free(b->bindings[i].pattern);
+                else
+                        b->bindings[kept++] = b->bindings[i];
+        }
+        b->nbindings = kept;
+        pthread_mutex_lock(&q->mu);
+        q->removed = true;
+        list = q->head;
+        q->head = q->tail = NULL;
+        q->count = 0;
+        q->bytes = 0;
+        pthread_mutex_unlock(&q->mu);
+        q->next_removed = b->removed;
+        b->removed = q;
+unlock:
+        pthread_rwlock_unlock(&b->lock);
+        while (list) {
+                struct inproc_msg *m = list;
+                list = m->next;
+                inproc_msg_unref(m);
+        }
+}
+
 static int inproc_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg)
 {
         struct inproc_bus *b = (struct inproc_bus *)bus;
@@ -643,6 +699,8 @@ static int inproc_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler h
                 pthread_join(found[i]->thread, NULL);
                 found[i]->joined = true;
         }
+        if (nfound > 0 && q->transient)
+                inproc_remove_transient(b, q);
         return nfound > 0 ? 0 : DM_ENOENT;
 }
 
@@ -775,6 +833,8 @@ static int inproc_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
         struct inproc_msg *m = inproc_release_slot(c, s);
         if (requeue && q->delivery_limit > 0 && ++m->returns > q->delivery_limit)
                 requeue = false; /* a poison message: tried often enough */
+        if (q->removed)
+                requeue = false; /* its queue is gone, as on a broker */
         if (requeue) {
                 /* Back at the head, as a broker puts it back near its old place; it was
                  * counted against the queue when published, so the caps do not refuse it. */
@@ -827,6 +887,11 @@ static void inproc_free(struct dm_bus *bus)
                 free(b->bindings[i].pattern);
         for (size_t i = 0; i < b->nqueues; i++)
                 inproc_queue_free(b->queues[i]);
+        while (b->removed) {
+                struct inproc_queue *q = b->removed;
+                b->removed = q->next_removed;
+                inproc_queue_free(q);
+        }
         pthread_rwlock_destroy(&b->lock);
         free(b);
 }

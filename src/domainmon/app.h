@@ -4,6 +4,7 @@
 
 #include "dm/bus.h"
 #include "dm/conf.h"
+#include "dm/events.h"
 #include "dm/store.h"
 
 struct dm_app {
@@ -12,10 +13,14 @@ struct dm_app {
         struct dm_conf conf;
         struct dm_store *store; /* thread-safe */
         struct dm_bus *bus;     /* thread-safe */
+        /* The live event stream's hub while the domain service runs, else NULL;
+         * thread-safe. */
+        struct dm_event_hub *events;
 };
 
-/* REST API (and later UI and live stream) on conf.listen. start returns once the socket
- * listens; stop stops accepting, lets in-flight requests finish, and frees. */
+/* REST API and live event stream (and later the UI) on conf.listen. start returns once the
+ * socket listens and the service receives events; stop ends the event streams, stops
+ * accepting, lets in-flight requests finish, and frees. */
 struct dm_domain_service;
 int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_service);
 void dm_domain_service_stop(struct dm_domain_service *s);

@@ -1,5 +1,6 @@
-/* The domain service: the REST API on conf.listen. It owns the router (every API file's
- * route table) and checks API keys for the routes that need one. */
+/* The domain service: the REST API on conf.listen and the live event stream. It owns the
+ * router (every API file's route table), checks API keys for the routes that need one, and
+ * owns the event hub with the feed that fills it from the bus. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,6 +10,7 @@
 #include "dm/error.h"
 #include "dm/log.h"
 #include "dm/time.h"
+#include "event_feed.h"
 
 #define IDLE_TIMEOUT_S 60
 #define MAX_CONNECTIONS 1024
@@ -18,6 +20,8 @@ struct dm_domain_service {
         struct dm_app *app;
         struct dm_http_router *router;
         struct dm_http_server *server;
+        struct dm_event_hub *hub;
+        struct dm_event_feed *feed;
 };
 
 /* Every route table of the API. A new API file declares its table in api.h and is added
@@ -26,6 +30,7 @@ static const struct dm_http_route *const route_tables[] = {
     dm_api_meta_routes,
     dm_api_domain_routes,
     dm_api_dns_routes,
+    dm_api_event_routes,
 };
 
 /* "Bearer <key>" -> the key's scope. Nothing is cached: a revoked key stops working on
@@ -77,6 +82,22 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         if (!s)
                 return DM_ENOMEM;
         s->app = app;
+        struct dm_event_hub_opts hub_opts = {
+            .max_events = (size_t)app->conf.events_replay,
+            .max_bytes = (size_t)app->conf.events_replay_bytes,
+            .max_streams = (size_t)app->conf.events_max_streams,
+            .max_backlog = (size_t)app->conf.events_backlog,
+            .heartbeat_ms = app->conf.events_heartbeat_ms,
+        };
+        ret = dm_event_hub_new(&hub_opts, &s->hub);
+        if (ret < 0)
+                goto fail;
+        /* Subscribed before the API listens: a client that sees the API up may rely on
+         * the stream getting what happens from then on. */
+        ret = dm_event_feed_start(app->bus, s->hub, &s->feed);
+        if (ret < 0)
+                goto fail;
+        app->events = s->hub;
         ret = dm_http_router_new(&s->router);
         if (ret < 0)
                 goto fail;
@@ -93,7 +114,8 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
             .listen = app->conf.listen,
             .threads = app->conf.http_threads > 0 ? (unsigned)app->conf.http_threads : 1,
             .max_body = app->conf.max_body > 0 ? (size_t)app->conf.max_body : 1048576,
-            .max_conns = MAX_CONNECTIONS,
+            /* Event streams are connections too, held open for long. */
+            .max_conns = MAX_CONNECTIONS + (unsigned)app->conf.events_max_streams,
             .idle_timeout_s = IDLE_TIMEOUT_S,
             .router = s->router,
             .auth = authenticate,
@@ -111,6 +133,9 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         *ret_service = s;
         return 0;
 fail:
+        app->events = NULL;
+        dm_event_feed_stop(s->feed);
+        dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
         free(s);
         return ret;
@@ -120,7 +145,13 @@ void dm_domain_service_stop(struct dm_domain_service *s)
 {
         if (!s)
                 return;
+        /* No new events, then every stream ends (MHD may not stop with a stream parked),
+         * then the server drains what is left and stops. */
+        dm_event_feed_stop(s->feed);
+        dm_event_hub_shutdown(s->hub);
         dm_http_server_stop(s->server);
+        s->app->events = NULL;
+        dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
         dm_log_info("domain", "msg=\"stopped\"");
         free(s);

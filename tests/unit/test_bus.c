@@ -691,6 +691,68 @@ static void test_fanout_and_unbound(void **state)
         rec_done(&r3);
 }
 
+/* Publishes one mandatory message until no queue takes it (a broker deletes a queue a moment
+ * after the cause); returns the last result. */
+static int publish_until_unrouted(struct dm_bus *bus, const char *key, int ms)
+{
+        struct dm_bus_out m = {.routing_key = key, .body = "x", .len = 1};
+        int r = 0;
+        for (int waited = 0; waited <= ms; waited += 50) {
+                r = dm_bus_publish_batch(bus, &m, 1, DM_BUS_MANDATORY);
+                if (r == DM_ENOROUTE)
+                        break;
+                sleep_ms(50);
+        }
+        return r;
+}
+
+/* A transient queue works like any other while consumed, and goes with its bindings when
+ * its consumer is cancelled; the name then makes a new, empty queue. */
+static void test_transient_queue(void **state)
+{
+        struct ctx *c = *state;
+        struct dm_bus *bus = ctx_open(c);
+        struct recorder r1, r2;
+        char q[128];
+        rec_init(&r1, bus, REC_ACK);
+        rec_init(&r2, bus, REC_ACK);
+        qname(c, q, sizeof(q), "live");
+        struct dm_bus_queue_opts tr = {.transient = true};
+        struct dm_bus_queue_opts limited = {.transient = true, .delivery_limit = 2};
+        struct dm_bus_queue_opts dead = {.transient = true, .dead_letter_queue = "dead"};
+        assert_int_equal(dm_bus_declare_opts(bus, q, "ev.#", &limited), DM_EINVAL);
+        assert_int_equal(dm_bus_declare_opts(bus, q, "ev.#", &dead), DM_EINVAL);
+        assert_int_equal(dm_bus_declare_opts(bus, q, "ev.#", &tr), 0);
+        assert_int_equal(dm_bus_declare_opts(bus, q, "other.*", &tr), 0);
+        assert_int_equal(dm_bus_declare(bus, q, "ev.#"), DM_EEXIST); /* its kind is fixed */
+        assert_int_equal(dm_bus_consume(bus, q, 8, rec_handler, &r1), 0);
+        assert_int_equal(dm_bus_publish(bus, "ev.a", "one", 3), 0);
+        assert_int_equal(dm_bus_publish(bus, "other.b", "two", 3), 0);
+        assert_int_equal(rec_wait(&r1, 2, 5000), 2);
+        assert_string_equal(r1.msgs[0].body, "one");
+        assert_string_equal(r1.msgs[1].body, "two");
+
+        assert_int_equal(dm_bus_cancel(bus, q, rec_handler, &r1), 0);
+        assert_int_equal(publish_until_unrouted(bus, "ev.a", 5000), DM_ENOROUTE);
+        assert_int_equal(publish_until_unrouted(bus, "other.b", 0), DM_ENOROUTE);
+        assert_int_equal(dm_bus_consume(bus, q, 8, rec_handler, &r2), DM_ENOENT);
+
+        assert_int_equal(dm_bus_declare_opts(bus, q, "ev.#", &tr), 0);
+        assert_int_equal(dm_bus_consume(bus, q, 8, rec_handler, &r2), 0);
+        assert_int_equal(dm_bus_publish(bus, "ev.c", "three", 5), 0);
+        assert_int_equal(dm_bus_publish(bus, "other.b", "unbound now", 11), 0);
+        assert_int_equal(rec_wait(&r2, 1, 5000), 1);
+        sleep_ms(c->wait_ms);
+        assert_int_equal(rec_wait(&r2, 2, 0), 1);
+        assert_string_equal(r2.msgs[0].body, "three");
+        assert_int_equal(rec_wait(&r1, 3, 0), 2);
+        dm_bus_free(bus);
+        assert_int_equal(atomic_load(&r1.settle_errors), 0);
+        assert_int_equal(atomic_load(&r2.settle_errors), 0);
+        rec_done(&r1);
+        rec_done(&r2);
+}
+
 /* One call, many messages, each with its own result; mandatory turns "dropped" into an
  * error for the message nobody is bound to, and only for it. */
 static void test_batch_publish(void **state)
@@ -1031,6 +1093,31 @@ static void test_declare_conflict_on_broker(void **state)
         rec_done(&r);
 }
 
+/* A transient queue does not outlive the bus that consumed it: once that bus is gone,
+ * nothing is routed to it and it cannot be consumed. */
+static void test_transient_gone_with_bus(void **state)
+{
+        struct ctx *c = *state;
+        struct dm_bus *a = ctx_open(c), *b = ctx_open(c);
+        struct recorder ra, rb;
+        char q[128];
+        rec_init(&ra, a, REC_ACK);
+        rec_init(&rb, b, REC_ACK);
+        qname(c, q, sizeof(q), "proc");
+        struct dm_bus_queue_opts tr = {.transient = true};
+        assert_int_equal(dm_bus_declare_opts(a, q, "ev.#", &tr), 0);
+        assert_int_equal(dm_bus_consume(a, q, 8, rec_handler, &ra), 0);
+        struct dm_bus_out m = {.routing_key = "ev.x", .body = "seen", .len = 4};
+        assert_int_equal(dm_bus_publish_batch(b, &m, 1, DM_BUS_MANDATORY), 0);
+        assert_int_equal(rec_wait(&ra, 1, 5000), 1);
+        dm_bus_free(a);
+        assert_int_equal(publish_until_unrouted(b, "ev.x", 10000), DM_ENOROUTE);
+        assert_int_equal(dm_bus_consume(b, q, 8, rec_handler, &rb), DM_ENOENT);
+        dm_bus_free(b);
+        rec_done(&ra);
+        rec_done(&rb);
+}
+
 struct restart_pub {
         struct dm_bus *bus;
         unsigned n;
@@ -1169,7 +1256,7 @@ static void test_broker_restart(void **state)
             CONTRACT(test_nack_from_handler, be), CONTRACT(test_cancel, be),                       \
             CONTRACT(test_fanout_and_unbound, be), CONTRACT(test_batch_publish, be),               \
             CONTRACT(test_published_is_kept, be), CONTRACT(test_dead_letter, be),                  \
-            CONTRACT(test_many_threads, be)
+            CONTRACT(test_many_threads, be), CONTRACT(test_transient_queue, be)
 
 int main(void)
 {
@@ -1187,6 +1274,7 @@ int main(void)
                     CONTRACT_TESTS(be_amqp),
                     CONTRACT(test_redelivery_on_close, be_amqp),
                     CONTRACT(test_declare_conflict_on_broker, be_amqp),
+                    CONTRACT(test_transient_gone_with_bus, be_amqp),
                     CONTRACT(test_broker_restart, be_amqp),
                 };
                 failed += cmocka_run_group_tests_name("amqp", amqp_tests, NULL, NULL);

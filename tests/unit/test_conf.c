@@ -123,6 +123,11 @@ static void test_defaults(void **state)
         assert_int_equal(c.dns_auth_only, 0);
         assert_int_equal(c.scan_batch, 1000);
         assert_int_equal(c.history_retention_ms, 0);
+        assert_int_equal(c.events_max_streams, 256);
+        assert_int_equal(c.events_replay, 10000);
+        assert_int_equal(c.events_replay_bytes, 16777216);
+        assert_int_equal(c.events_backlog, 1048576);
+        assert_int_equal(c.events_heartbeat_ms, 15000);
         for (size_t i = 0; i < sizeof(c.sources) / sizeof(c.sources[0]); i++)
                 assert_int_equal(c.sources[i], DM_CONF_DEFAULT);
 
@@ -626,17 +631,33 @@ static void test_rabbitmq_credentials(void **state)
 static void test_print_all_entries(void **state)
 {
         static const char *const names[] = {
-            "DATABASE_URL",       "RABBITMQ_URL",
-            "RABBITMQ_HOST",      "RABBITMQ_USER",
-            "RABBITMQ_PASSWORD",  "REDIS_URL",
-            "SECRET_KEY",         "DM_LISTEN",
-            "DM_LOG_LEVEL",       "DM_SCAN_INTERVAL",
-            "DM_MIN_INTERVAL",    "DM_HTTP_THREADS",
-            "DM_MAX_BODY",        "DM_DNS_SERVERS",
-            "DM_DNS_TIMEOUT",     "DM_DNS_RETRIES",
-            "DM_DNS_CONCURRENCY", "DM_DNS_QPS",
-            "DM_DNS_LOOPS",       "DM_DNS_AUTHORITATIVE",
-            "DM_SCAN_BATCH",      "DM_HISTORY_RETENTION",
+            "DATABASE_URL",
+            "RABBITMQ_URL",
+            "RABBITMQ_HOST",
+            "RABBITMQ_USER",
+            "RABBITMQ_PASSWORD",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "DM_LISTEN",
+            "DM_LOG_LEVEL",
+            "DM_SCAN_INTERVAL",
+            "DM_MIN_INTERVAL",
+            "DM_HTTP_THREADS",
+            "DM_MAX_BODY",
+            "DM_DNS_SERVERS",
+            "DM_DNS_TIMEOUT",
+            "DM_DNS_RETRIES",
+            "DM_DNS_CONCURRENCY",
+            "DM_DNS_QPS",
+            "DM_DNS_LOOPS",
+            "DM_DNS_AUTHORITATIVE",
+            "DM_SCAN_BATCH",
+            "DM_HISTORY_RETENTION",
+            "DM_EVENTS_MAX_STREAMS",
+            "DM_EVENTS_REPLAY",
+            "DM_EVENTS_REPLAY_BYTES",
+            "DM_EVENTS_BACKLOG",
+            "DM_EVENTS_HEARTBEAT",
         };
         struct dm_conf c;
         char err[256] = "";
