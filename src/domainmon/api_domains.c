@@ -335,7 +335,7 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
         if (field_errors_respond(&fe, res))
                 goto out;
 
-        ret = dm_store_domain_insert(app->store, d);
+        ret = dm_store_domain_insert(app->store, d, NULL, NULL);
         if (ret == DM_EEXIST) {
                 dm_http_problem(res, 409, &dm_problem_domain_exists, "%s is already monitored",
                                 d->name);
@@ -447,7 +447,7 @@ static void domain_import(struct dm_http_request *req, struct dm_http_response *
                 slot[i] = (int)nvalid++;
         }
         if (nvalid > 0) {
-                ret = dm_store_domain_insert_many(app->store, ds, nvalid, results);
+                ret = dm_store_domain_insert_many(app->store, ds, nvalid, NULL, NULL, results);
                 if (ret < 0) {
                         dm_api_store_error(res, ret, "import domains");
                         goto out;
@@ -693,7 +693,7 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
         const char *raw = dm_http_param(req, "name");
         if (!raw || parse_name(res, "name", raw, strlen(raw), &name) < 0)
                 return;
-        int ret = dm_store_domain_delete(app->store, name.ascii);
+        int ret = dm_store_domain_delete(app->store, name.ascii, NULL, NULL);
         if (ret == DM_ENOENT) {
                 dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", name.ascii);
                 return;

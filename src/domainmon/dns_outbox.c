@@ -24,7 +24,8 @@ static void dns_outbox_flush(struct dm_dns_service *svc)
         for (;;) {
                 struct dm_outbox_event *ev = NULL;
                 size_t n = 0, np = 0;
-                int r = dm_store_outbox_fetch(svc->store, DM_DNS_OUTBOX_BATCH, &ev, &n);
+                int r = dm_store_outbox_claim(svc->store, 1, 60000, DM_DNS_OUTBOX_BATCH,
+                                              dm_now_ms(), &ev, &n);
                 if (r < 0) {
                         dm_dns_store_failed(svc, "outbox_fetch", r);
                         return;
@@ -60,7 +61,7 @@ static void dns_outbox_flush(struct dm_dns_service *svc)
                         ids[np++] = ev[i].id;
                 }
                 if (np > 0) {
-                        r = dm_store_outbox_delete(svc->store, ids, np);
+                        r = dm_store_outbox_delete(svc->store, 1, ids, np, NULL);
                         if (r < 0)
                                 dm_dns_store_failed(svc, "outbox_delete", r);
                 }
