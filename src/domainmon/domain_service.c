@@ -77,6 +77,10 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         if (!s)
                 return DM_ENOMEM;
         s->app = app;
+        /* Domain events go out through the outbox: the relay runs while the API does. */
+        ret = dm_app_relay_hold(app);
+        if (ret < 0)
+                goto fail_free;
         ret = dm_http_router_new(&s->router);
         if (ret < 0)
                 goto fail;
@@ -112,6 +116,8 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         return 0;
 fail:
         dm_http_router_free(s->router);
+        dm_app_relay_release(app);
+fail_free:
         free(s);
         return ret;
 }
@@ -122,6 +128,8 @@ void dm_domain_service_stop(struct dm_domain_service *s)
                 return;
         dm_http_server_stop(s->server);
         dm_http_router_free(s->router);
+        /* After the last request: the events of every write it answered are published. */
+        dm_app_relay_release(s->app);
         dm_log_info("domain", "msg=\"stopped\"");
         free(s);
 }
