@@ -35,7 +35,7 @@ trap 'exit 130' INT TERM
 
 echo "== postgres (throwaway server for the store tests)"
 if DM_TEST_PG_URL=$(./scripts/pg.sh start "$pg_dir"); then
-  export DM_TEST_PG_URL DM_TEST_PG_DIR="$pg_dir"
+  export DM_TEST_PG_URL DM_TEST_PG_DIR="$pg_dir" DM_PG_SCRIPT="$PWD/scripts/pg.sh"
   echo "$DM_TEST_PG_URL"
 else
   echo "FAILED: PostgreSQL did not start; the PostgreSQL store tests cannot run" >&2

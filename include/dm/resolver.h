@@ -57,6 +57,9 @@ typedef void (*dm_resolve_cb)(void *arg, const struct dm_dns_answer *answer);
  * Returns 0 or DM_EINVAL with a reason in `err`. */
 int dm_resolver_parse_servers(const char *list, char *err, size_t errlen,
                               struct dm_resolver_opts *opts);
+/* Writes server i of opts as "192.0.2.1:53" or "[2001:db8::1]:53" into buf (always
+ * NUL-terminated when len > 0). Returns 0 or DM_EINVAL (no such server). */
+int dm_resolver_server_text(const struct dm_resolver_opts *opts, size_t i, char *buf, size_t len);
 /* Reads nameserver lines of a resolv.conf file into opts->servers (port 53). Entries with
  * a scope (fe80::1%eth0) or that do not parse are skipped; at most DM_RESOLVER_MAX_SERVERS.
  * Returns 0, DM_ENOENT (no file, or no usable nameserver), DM_EIO or a negative errno;

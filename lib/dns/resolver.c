@@ -2168,3 +2168,23 @@ int dm_resolver_servers_from_resolv_conf(const char *path, struct dm_resolver_op
         opts->nservers = n;
         return 0;
 }
+
+int dm_resolver_server_text(const struct dm_resolver_opts *opts, size_t i, char *buf, size_t len)
+{
+        char host[INET6_ADDRSTRLEN];
+        if (!opts || i >= opts->nservers || !buf || len == 0)
+                return DM_EINVAL;
+        const struct sockaddr_storage *ss = &opts->servers[i];
+        if (ss->ss_family == AF_INET) {
+                const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+                inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+                snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(a->sin_port));
+        } else if (ss->ss_family == AF_INET6) {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+                inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+                snprintf(buf, len, "[%s]:%u", host, (unsigned)ntohs(a->sin6_port));
+        } else {
+                return DM_EINVAL;
+        }
+        return 0;
+}

@@ -89,6 +89,7 @@ enum pg_stmt_id {
         STMT_OUTBOX_INSERT,
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
+        STMT_HISTORY_PRUNE,
         STMT_OUTBOX_CLAIM,
         STMT_OUTBOX_DELETE,
         STMT_OUTBOX_COUNT,
@@ -100,13 +101,25 @@ enum pg_stmt_id {
         "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp"
 #define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
 #define KEY_VALUES "$1::text, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint, $7::bigint"
+/* A history read, newest first, of up to $5 entries, and of those only the ones whose
+ * predecessors' sets hold at most $6 bytes ($6 = 0: no bound): the entry that passes the
+ * bound is the last one. The running total is taken on the server (octet_length reads a
+ * stored value's size without reading the value), so that entries past the bound are never
+ * sent; the bytes counted are dm_change_size's. */
+#define CHANGE_SIZE                                                                                \
+        "(coalesce(octet_length(c.before), 0) + octet_length(c.after) + "                          \
+        "octet_length(c.added) + octet_length(c.removed))"
 #define CHANGE_SELECT                                                                              \
-        "SELECT c.id, c.domain_id, d.name, c.type, c.status, c.observed_at, c.before, c.after, "   \
-        "c.added, c.removed FROM dns_changes AS c JOIN domains AS d ON d.id = c.domain_id "
+        "SELECT id, domain_id, name, type, status, observed_at, before, after, added, removed "    \
+        "FROM (SELECT c.id, c.domain_id, d.name, c.type, c.status, c.observed_at, c.before, "      \
+        "c.after, c.added, c.removed, sum(" CHANGE_SIZE ") OVER (ORDER BY c.id DESC ROWS "         \
+        "UNBOUNDED PRECEDING) - " CHANGE_SIZE " AS earlier "                                       \
+        "FROM dns_changes AS c JOIN domains AS d ON d.id = c.domain_id "
 #define CHANGE_FILTERS                                                                             \
         "c.id < $1::bigint AND ($2::integer = 0 OR c.type = $2) AND "                              \
         "($3::bigint = 0 OR c.observed_at >= $3) AND ($4::bigint = 0 OR c.observed_at < $4) "      \
-        "ORDER BY c.id DESC LIMIT $5::bigint"
+        "ORDER BY c.id DESC LIMIT $5::bigint) AS p WHERE $6::bigint = 0 OR p.earlier <= $6 "       \
+        "ORDER BY p.id DESC"
 
 static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_PING] = "SELECT 1",
@@ -204,8 +217,9 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     /* The SQLite upsert in two parts of one statement (both see the rows as they were
      * before it): rows that differ are updated, rows that are new inserted, identical rows
      * left alone. changed_at: the caller's when given, else moved only when values or
-     * status did. A failed lookup ($9 is DM_RRS_ERROR) keeps the class of the last answer;
-     * a first row that is already an error gets $10. */
+     * status did; a failed lookup ($9 is DM_RRS_ERROR) changes nothing, and a type that
+     * has only ever failed keeps 0: it never held an answer. answer_status keeps the class
+     * of the last real answer through failures ($10, DM_RRS_OK, before the first one). */
     [STMT_COMMIT_ROWS] =
         "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::integer[], $3::smallint[], "
         "$4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) "
@@ -214,13 +228,15 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "THEN c.answer_status ELSE u.status END, status = u.status, ttl = u.ttl, vals = u.vals, "
         "error = u.error, checked_at = u.checked_at, changed_at = CASE "
         "WHEN u.changed_at IS NOT NULL THEN u.changed_at "
+        "WHEN u.status = $9 THEN c.changed_at "
         "WHEN c.vals = u.vals AND c.status = u.status THEN c.changed_at ELSE u.checked_at END "
         "FROM u WHERE c.domain_id = u.id AND c.type = u.type AND (c.vals <> u.vals OR "
         "c.status <> u.status OR c.ttl <> u.ttl OR c.error IS DISTINCT FROM u.error OR "
         "(u.changed_at IS NOT NULL AND c.changed_at <> u.changed_at))) "
         "INSERT INTO dns_current (domain_id, type, status, ttl, vals, error, checked_at, "
         "changed_at, answer_status) SELECT u.id, u.type, u.status, u.ttl, u.vals, u.error, "
-        "u.checked_at, coalesce(u.changed_at, u.checked_at), "
+        "u.checked_at, coalesce(u.changed_at, CASE WHEN u.status = $9 THEN 0 "
+        "ELSE u.checked_at END), "
         "CASE WHEN u.status = $9 THEN $10::smallint ELSE u.status END FROM u "
         "WHERE NOT EXISTS (SELECT 1 FROM dns_current AS c "
         "WHERE c.domain_id = u.id AND c.type = u.type)",
@@ -232,7 +248,14 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                            "VALUES ($1::text, $2::text, $3::bigint)",
     [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
     /* Its own statement so that the (domain_id, id) index drives it. */
-    [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = $6::bigint AND " CHANGE_FILTERS,
+    [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = $7::bigint AND " CHANGE_FILTERS,
+    /* Oldest first through the observed_at index (an incremental sort orders equal times by
+     * id), a bounded batch per statement, fetched by primary key as in the claim. A pruner
+     * in another process that picked the same entries waits for this short transaction and
+     * finds them gone. */
+    [STMT_HISTORY_PRUNE] =
+        "DELETE FROM dns_changes WHERE id = ANY (ARRAY(SELECT id FROM dns_changes "
+        "WHERE observed_at < $1::bigint ORDER BY observed_at, id LIMIT $2::bigint))",
     /* The scheduler's claim applied to events: the InitPlan picks and locks claimable rows
      * oldest first and skips those another relay's claim holds locked; a row another relay
      * claimed and committed after this statement's snapshot fails the re-check of the
@@ -1858,15 +1881,22 @@ static void commit_decide(struct dm_dns_commit *items, size_t n, struct commit_b
         for (size_t i = 0; i < n; i++) {
                 struct dm_dns_commit *it = &items[i];
                 struct commit_plan *pl = &b->plan[i];
+                bool same = memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0;
                 struct commit_domain *d =
                     bsearch(&it->domain_id, b->doms, b->ndoms, sizeof(*b->doms), commit_domain_cmp);
                 pl->kind = COMMIT_NONE;
+                /* Checked first, as in SQLite: rows that could not be stored are the answer
+                 * whatever the domain's state. */
+                if (!same && !dm_store_item_fits(it)) {
+                        it->result = DM_E2BIG;
+                        continue;
+                }
                 if (!d) {
                         it->result = DM_ENOENT;
                         continue;
                 }
                 pl->name = d->name;
-                if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0) {
+                if (same) {
                         pl->kind = COMMIT_SEEN;
                 } else if (commit_fp_matches(d, it->old_fp)) {
                         pl->kind = COMMIT_SWAP;
@@ -2206,6 +2236,7 @@ static int pg_change_list(struct dm_store *st, const struct dm_change_query *q,
         param_i64(&p, q->since);
         param_i64(&p, q->until);
         param_i64(&p, clamp_limit(q->limit));
+        param_i64(&p, clamp_limit(q->max_bytes));
         if (q->domain_id)
                 param_i64(&p, q->domain_id);
         int ret = pool_get(s, &c);
@@ -2216,14 +2247,20 @@ static int pg_change_list(struct dm_store *st, const struct dm_change_query *q,
         pool_put(s, c);
         if (ret < 0)
                 return ret;
-        size_t n = (size_t)PQntuples(r);
-        struct dm_change *changes = calloc(n ? n : 1, sizeof(*changes));
+        size_t rows = (size_t)PQntuples(r), n = 0, bytes = 0;
+        struct dm_change *changes = calloc(rows ? rows : 1, sizeof(*changes));
         if (!changes) {
                 PQclear(r);
                 return DM_ENOMEM;
         }
-        for (size_t i = 0; i < n && ret == 0; i++)
-                ret = change_from_row(r, (int)i, &changes[i]);
+        /* The statement has stopped at the bound already; the count here is the
+         * contract's. */
+        while (n < rows && ret == 0) {
+                ret = change_from_row(r, (int)n, &changes[n]);
+                bytes += dm_change_size(&changes[n++]);
+                if (q->max_bytes > 0 && bytes > q->max_bytes)
+                        break;
+        }
         PQclear(r);
         if (ret < 0) {
                 dm_changes_free(changes, n);
@@ -2231,6 +2268,27 @@ static int pg_change_list(struct dm_store *st, const struct dm_change_query *q,
         }
         *ret_changes = changes;
         *ret_n = n;
+        return 0;
+}
+
+/* One statement, so one transaction of its own. */
+static int pg_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_i64(&p, before);
+        param_i64(&p, clamp_limit(limit));
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_HISTORY_PRUNE, &p, "history prune", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        *ret_n = (size_t)pg_affected(r);
+        PQclear(r);
         return 0;
 }
 
@@ -2384,6 +2442,7 @@ const struct dm_store_ops dm_store_pg_ops = {
     .dns_current = pg_dns_current,
     .dns_commit = pg_dns_commit,
     .change_list = pg_change_list,
+    .history_prune = pg_history_prune,
     .outbox_add = pg_outbox_add,
     .outbox_claim = pg_outbox_claim,
     .outbox_delete = pg_outbox_delete,

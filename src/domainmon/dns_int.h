@@ -127,6 +127,8 @@ struct dm_dns_loop {
         atomic_uint_fast64_t lookups, failures;
         atomic_uint_fast64_t sent, retransmits; /* copied from the resolver's stats */
         atomic_int window;
+        atomic_int servers_down;
+        uint32_t down_mask, no_edns_mask, no_case_mask; /* loop thread only: last logged */
 };
 
 struct dm_dns_service {

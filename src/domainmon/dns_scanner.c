@@ -166,12 +166,62 @@ static void dns_loop_abandon(struct dm_dns_loop *l)
 }
 
 /* The resolver belongs to the loop thread: others read these copies. */
+/* One line per server whose state changed since the last look: each loop's resolver learns
+ * on its own, so a line names the loop. */
+static void dns_loop_log_servers(struct dm_dns_loop *l, const struct dm_resolver_stats *st)
+{
+        const struct dm_resolver_opts *o = &l->svc->ropts;
+        for (size_t i = 0; i < o->nservers && i < 32; i++) {
+                uint32_t bit = 1u << i;
+                char addr[64];
+                if (!((st->down_mask ^ l->down_mask) & bit) &&
+                    !((st->no_edns_mask ^ l->no_edns_mask) & bit) &&
+                    !((st->no_case_mask ^ l->no_case_mask) & bit))
+                        continue;
+                if (dm_resolver_server_text(o, i, addr, sizeof(addr)) < 0)
+                        continue;
+                if ((st->down_mask ^ l->down_mask) & bit) {
+                        if (st->down_mask & bit)
+                                dm_log_warn(DM_DNS_SVC,
+                                            "msg=\"DNS server marked down: no answer for several "
+                                            "timeouts; lookups go to the others, probes go on\" "
+                                            "server=%s loop=%zu",
+                                            addr, l->index);
+                        else
+                                dm_log_info(DM_DNS_SVC,
+                                            "msg=\"DNS server answers again\" server=%s loop=%zu",
+                                            addr, l->index);
+                }
+                if ((st->no_edns_mask & bit) && !(l->no_edns_mask & bit))
+                        dm_log_warn(DM_DNS_SVC,
+                                    "msg=\"DNS server does not take EDNS; asking it without\" "
+                                    "server=%s loop=%zu",
+                                    addr, l->index);
+                if ((st->no_case_mask & bit) && !(l->no_case_mask & bit))
+                        dm_log_warn(DM_DNS_SVC,
+                                    "msg=\"DNS server does not echo the case of names; 0x20 off "
+                                    "for it\" server=%s loop=%zu",
+                                    addr, l->index);
+        }
+        if (st->servers_down == (int)o->nservers && o->nservers > 0 &&
+            st->down_mask != l->down_mask)
+                dm_log_error(DM_DNS_SVC,
+                             "msg=\"every DNS server is down: lookups fail at once until one "
+                             "answers a probe\" loop=%zu",
+                             l->index);
+        l->down_mask = st->down_mask;
+        l->no_edns_mask = st->no_edns_mask;
+        l->no_case_mask = st->no_case_mask;
+}
+
 static void dns_loop_stats(struct dm_dns_loop *l)
 {
         if (!l->resolver)
                 return;
         struct dm_resolver_stats st;
         dm_resolver_get_stats(l->resolver, &st);
+        dns_loop_log_servers(l, &st);
+        atomic_store(&l->servers_down, st.servers_down);
         atomic_store(&l->window, st.window);
         atomic_store(&l->sent, st.sent);
         atomic_store(&l->retransmits, st.retransmits);

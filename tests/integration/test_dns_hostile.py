@@ -197,6 +197,11 @@ def test_one_of_two_servers_dead(hostile, mon_factory, dead):
             api.wait_scans(name, 2)
             assert silent.stats()["queries"] - silent.stats()["probes"] == \
                 st["queries"] - st["probes"], "lookups sent to a server marked down"
+            # The log says which server went down, once.
+            wait_for(lambda: f"server={first}" in api.mon.stderr_text(), timeout=10,
+                     what="a log line naming the dead server")
+            log = api.mon.stderr_text()
+            assert log.count("DNS server marked down") == 1, log[-3000:]
         api.wait_scans(name, 3)
         assert api.domain(name)["status"] == "ok"
         assert api.history_all(name) == base
