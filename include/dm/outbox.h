@@ -8,8 +8,8 @@
  * event from every other relay while its lease holds, so relays never publish the same
  * event at the same time. A relay that dies between claim and delete leaves its claims to
  * expire and another relay publishes those events again: delivery is at least once, and
- * consumers deduplicate by the event id (dm_event_id; docs/internals/bus.md). Events that
- * failed keep their order within a relay, not across relays.
+ * consumers deduplicate by the event id, "<routing key>:<body's id>" (docs/internals/bus.md,
+ * "Event ids"). Events that failed keep their order within a relay, not across relays.
  *
  * Failures: a bus that is down (dm_bus_ping) or refuses a publish, or a store that fails,
  * ends the round; the events stay in the outbox (claimed by this relay, which takes them
@@ -67,16 +67,5 @@ void dm_outbox_relay_stats(struct dm_outbox_relay *r, struct dm_outbox_stats *re
 /* Runs a last round (what was written before the call is published if the bus takes it),
  * stops the thread and frees. NULL-safe. */
 void dm_outbox_relay_stop(struct dm_outbox_relay *r);
-
-/* Longest event id: a routing key, ':' and a 64-bit integer. */
-#define DM_EVENT_ID_MAX (255 + 1 + 20)
-
-/* The id of an event, the same on the bus, the live stream and webhooks whoever publishes
- * it and however often: "<routing key>:<id>", where id is the body's "id" member (a change
- * id for change.*, a domain id for domain.*), e.g. "change.dns.A:1234",
- * "domain.added:42". Writes it into buf (DM_EVENT_ID_MAX + 1 bytes suffice). Returns 0,
- * DM_EINVAL (the body is not a JSON object with a positive integer "id") or DM_ENOSPC (buf
- * too small). */
-int dm_event_id(const char *routing_key, const void *body, size_t len, char *buf, size_t size);
 
 #endif

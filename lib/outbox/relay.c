@@ -5,7 +5,6 @@
 #include "dm/outbox.h"
 
 #include "dm/error.h"
-#include "dm/json.h"
 #include "dm/log.h"
 #include "dm/time.h"
 
@@ -337,21 +336,4 @@ void dm_outbox_relay_stop(struct dm_outbox_relay *r)
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
         relay_free(r);
-}
-
-/* ---- event ids ---- */
-
-int dm_event_id(const char *routing_key, const void *body, size_t len, char *buf, size_t size)
-{
-        json_t *obj = NULL;
-        if (!routing_key || !*routing_key || !body || !buf ||
-            dm_json_parse_object(body, len, NULL, &obj) < 0)
-                return DM_EINVAL;
-        json_t *id = json_object_get(obj, "id");
-        json_int_t v = json_is_integer(id) ? json_integer_value(id) : 0;
-        json_decref(obj);
-        if (v <= 0)
-                return DM_EINVAL;
-        int w = snprintf(buf, size, "%s:%lld", routing_key, (long long)v);
-        return w < 0 || (size_t)w >= size ? DM_ENOSPC : 0;
 }

@@ -2,8 +2,7 @@
  * temporary directory: events go out in order and leave the outbox; an event the bus can
  * never take is dropped without blocking the rest; a bus outage keeps the events and is
  * counted once, until they go; claims of a relay that died are taken over once their lease
- * ends; two relays on one database publish every event once; stop publishes what is left.
- * Then the event id rule. */
+ * ends; two relays on one database publish every event once; stop publishes what is left. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -407,30 +406,6 @@ static void test_bad_arguments(void **state)
         fixture_free(f);
 }
 
-static void test_event_id(void **state)
-{
-        (void)state;
-        char id[DM_EVENT_ID_MAX + 1];
-        const char *b = "{\"id\":1234,\"domain\":\"example.com\"}";
-        assert_int_equal(dm_event_id("change.dns.A", b, strlen(b), id, sizeof(id)), 0);
-        assert_string_equal(id, "change.dns.A:1234");
-        b = "{\"name\":\"example.com\",\"id\":42}";
-        assert_int_equal(dm_event_id("domain.added", b, strlen(b), id, sizeof(id)), 0);
-        assert_string_equal(id, "domain.added:42");
-
-        static const char *const bad[] = {
-            "{}", "{\"id\":0}", "{\"id\":-1}", "{\"id\":\"42\"}", "{\"id\":4.5}", "[1]", "{\"id\":",
-        };
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-                assert_int_equal(
-                    dm_event_id("domain.added", bad[i], strlen(bad[i]), id, sizeof(id)), DM_EINVAL);
-        b = "{\"id\":42}";
-        assert_int_equal(dm_event_id("", b, strlen(b), id, sizeof(id)), DM_EINVAL);
-        assert_int_equal(dm_event_id("domain.added", b, strlen(b), id, 10), DM_ENOSPC);
-        assert_int_equal(dm_event_id("domain.added", b, strlen(b), id, 16), 0);
-        assert_string_equal(id, "domain.added:42");
-}
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -441,7 +416,6 @@ int main(void)
             cmocka_unit_test(test_two_relays_publish_once),
             cmocka_unit_test(test_stop_publishes_what_is_left),
             cmocka_unit_test(test_bad_arguments),
-            cmocka_unit_test(test_event_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
