@@ -1,8 +1,8 @@
 /* The DNS service: scheduler, scanners, committer and history retention, wired through the
  * bus so that one process (`domainmon all`) and many (`dns-service` behind RabbitMQ) run
- * the same code; its change events leave through the process's outbox relay. This file starts and
- * stops the parts (dns_int.h lists them); docs/internals/dns-service.md tells the whole story. The
- * short version:
+ * the same code; its change events leave through the process's outbox relay. This file
+ * starts and stops the parts (dns_int.h lists them); docs/internals/dns-service.md tells
+ * the whole story. The short version:
  *
  *   scheduler --claim_due--> "task.dns" messages --bus--> handler --> loop intake
  *   loop (one resolver each) --complete domain + fingerprint--> committer

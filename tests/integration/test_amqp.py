@@ -83,7 +83,7 @@ def test_separate_services_share_the_broker(knot, domainmon_factory):
     # only /healthz and /readyz on its own address, which start() polls.
     scanner = domainmon_factory(env=env, args=("dns-service",),
                                 database_url=api_proc.database_url)
-    assert "bus=amqp" in scanner.stderr_text()
+    wait_for(lambda: "bus=amqp" in scanner.stderr_text(), timeout=20, what="the start line")
     assert scanner.request("GET", "/readyz", key=None).status_code == 200
     assert scanner.request("GET", "/api/v1/domains").status_code == 404
     api.add("a-only.example.test")
