@@ -9,7 +9,7 @@
  *              every domain new, so 4 current rows, 4 history entries and 4 outbox events
  *              each (the first cycle after an import)
  *   unchanged  the next cycle: claim and commit with the fingerprint unchanged
- *   drain      outbox_fetch + outbox_delete in rounds of 1,000 (the publisher)
+ *   drain      outbox_claim + outbox_delete in rounds of 1,000 (the relay)
  * and printed as one line per step: `step=first seconds=... domains_per_s=... rows_per_s=...`
  * (rows: current rows + history entries + events written). bench/store runs it on SQLite
  * and PostgreSQL and prints the ratios. */
@@ -24,6 +24,8 @@
 #define IMPORT_BATCH 10000
 #define CLAIM_BATCH 1000
 #define OUTBOX_BATCH 1000
+#define BENCH_OWNER 1
+#define BENCH_LEASE_MS 60000
 #define TYPES 4
 #define INTERVAL_MS 600000
 
@@ -204,7 +206,7 @@ int main(int argc, char **argv)
                         memcpy(d->record_types, bench_types, sizeof(bench_types));
                         d->nrecord_types = TYPES;
                 }
-                r = dm_store_domain_insert_many(st, ds, k, res);
+                r = dm_store_domain_insert_many(st, ds, k, NULL, NULL, res);
                 if (r < 0)
                         die("domain_insert_many", r);
                 done += k;
@@ -227,15 +229,16 @@ int main(int argc, char **argv)
                 struct dm_outbox_event *ev = NULL;
                 int64_t ids[OUTBOX_BATCH];
                 size_t m = 0;
-                r = dm_store_outbox_fetch(st, OUTBOX_BATCH, &ev, &m);
+                r = dm_store_outbox_claim(st, BENCH_OWNER, BENCH_LEASE_MS, OUTBOX_BATCH,
+                                          dm_now_ms(), &ev, &m);
                 if (r < 0)
-                        die("outbox_fetch", r);
+                        die("outbox_claim", r);
                 for (size_t i = 0; i < m; i++)
                         ids[i] = ev[i].id;
                 dm_outbox_events_free(ev, m);
                 if (m == 0)
                         break;
-                r = dm_store_outbox_delete(st, ids, m);
+                r = dm_store_outbox_delete(st, BENCH_OWNER, ids, m, NULL);
                 if (r < 0)
                         die("outbox_delete", r);
                 drained += m;

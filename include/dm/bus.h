@@ -143,6 +143,12 @@ int dm_bus_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler handler
 int dm_bus_ack(struct dm_bus *bus, uint64_t tag);
 int dm_bus_nack(struct dm_bus *bus, uint64_t tag, bool requeue);
 
+/* Whether the bus works now, for readiness probes: 0, or DM_EBUS while a connection to the
+ * broker is down (the publisher's, or that of a consumer not cancelled; each reconnects by
+ * itself). Reads state the bus keeps: no round trip, never blocks on the network. The
+ * in-process bus always works. */
+int dm_bus_ping(struct dm_bus *bus);
+
 /* Pattern match as a topic exchange does it. Exposed for tests. */
 bool dm_bus_topic_match(const char *pattern, const char *routing_key);
 

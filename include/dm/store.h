@@ -109,6 +109,17 @@ struct dm_change_query {
  * malloc'd string (the store frees it) or NULL on ENOMEM. Called inside the transaction. */
 typedef char *(*dm_change_event_fn)(const struct dm_change *change, void *arg);
 
+/* Routing keys of the events a domain write adds to the outbox. */
+#define DM_EVENT_DOMAIN_ADDED "domain.added"
+#define DM_EVENT_DOMAIN_REMOVED "domain.removed"
+
+/* Builds the outbox event body of a domain write, called inside its transaction: after an
+ * insert with the domain as stored (id and times filled in) and `at` its created_at; after
+ * a delete with the domain as it was and `at` the time it went. Returns a malloc'd string
+ * (the store frees it), or NULL on ENOMEM: the write then fails with DM_ENOMEM and nothing
+ * of it is kept. */
+typedef char *(*dm_domain_event_fn)(const struct dm_domain *d, int64_t at, void *arg);
+
 /* The result of one domain's scan, written by dm_store_dns_commit. */
 struct dm_dns_commit {
         int64_t domain_id;
@@ -155,12 +166,15 @@ int dm_store_migrate(struct dm_store *st, int *ret_applied);
 int dm_store_ping(struct dm_store *st);
 
 /* Domains. insert fills id, created_at, updated_at (and next_check_at = now so the first
- * scan comes soon). DM_EEXIST when the name is taken. */
-int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d);
+ * scan comes soon). DM_EEXIST when the name is taken. With an event_fn (NULL: none) the
+ * same transaction adds the outbox event DM_EVENT_DOMAIN_ADDED with body event_fn(d). */
+int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_event_fn event_fn,
+                           void *event_arg);
 /* Inserts many in one transaction. ret_results[i] = 0 (added) or DM_EEXIST (already there,
- * or earlier in the same batch); ids are filled for added ones. */
+ * or earlier in the same batch); ids are filled for added ones. With an event_fn, one
+ * DM_EVENT_DOMAIN_ADDED event per added domain, in batch order, in that transaction. */
 int dm_store_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
-                                int *ret_results);
+                                dm_domain_event_fn event_fn, void *event_arg, int *ret_results);
 int dm_store_domain_get(struct dm_store *st, const char *name, struct dm_domain *ret_domain);
 /* Fields of a domain its owner may change, for dm_store_domain_update. */
 enum {
@@ -174,8 +188,11 @@ enum {
  * updated_at; the other fields keep their stored values, so two updates of different
  * fields never undo each other. DM_EINVAL when fields holds none of the bits. */
 int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d, unsigned fields);
-/* Deletes the domain and everything about it. DM_ENOENT if absent. */
-int dm_store_domain_delete(struct dm_store *st, const char *name);
+/* Deletes the domain and everything about it. DM_ENOENT if absent. With an event_fn, the
+ * same transaction adds the outbox event DM_EVENT_DOMAIN_REMOVED with body event_fn(the
+ * domain as it was, the time of the delete). */
+int dm_store_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
+                           void *event_arg);
 /* Up to q->limit domains in name order into ret_domains (caller-allocated, q->limit). */
 int dm_store_domain_list(struct dm_store *st, const struct dm_domain_query *q,
                          struct dm_domain *ret_domains, size_t *ret_n);
@@ -234,12 +251,26 @@ int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
  * none older is left. The current rows stay. */
 int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
-/* Outbox: events written with their change, published after commit. */
+/* Outbox: events written in the transaction of what they announce, published after commit
+ * by relays (lib/outbox) that claim them, publish them and delete them. Any number of
+ * relays, in any number of processes, may share one store. */
 int dm_store_outbox_add(struct dm_store *st, const char *routing_key, const char *body);
-/* Oldest first, up to limit. Free with dm_outbox_events_free. */
-int dm_store_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
-                          size_t *ret_n);
-int dm_store_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n);
+/* Claims for `owner` (nonzero, one per relay) up to `limit` (>= 1)
+ * events, oldest first, that are unclaimed, whose claim ended at or before `now`, or that
+ * `owner` claimed before (a relay takes back at once what it failed to publish), and marks
+ * them claimed by `owner` until now + lease_ms (>= 1), in one statement: while a claim
+ * holds, no other owner gets the event. A relay that dies leaves its claims to expire, and
+ * another relay takes them then (delivery is at least once). `now` is the caller's clock:
+ * relays on several hosts need clocks that agree to well within the lease.
+ * *ret_events (oldest first) is malloc'd; free with dm_outbox_events_free. */
+int dm_store_outbox_claim(struct dm_store *st, int64_t owner, int64_t lease_ms, size_t limit,
+                          int64_t now, struct dm_outbox_event **ret_events, size_t *ret_n);
+/* Deletes those of `ids` that `owner` holds claimed (an id claimed by another owner since,
+ * or never claimed, stays). *ret_n (may be NULL) receives how many went. */
+int dm_store_outbox_delete(struct dm_store *st, int64_t owner, const int64_t *ids, size_t n,
+                           size_t *ret_n);
+/* Events in the outbox, claimed or not. */
+int dm_store_outbox_count(struct dm_store *st, size_t *ret_n);
 
 /* True for the all-zero fingerprint, which means "no state stored yet". */
 bool dm_store_fp_is_zero(const uint8_t fp[DM_FP_LEN]);

@@ -199,6 +199,7 @@ struct rmq_consumer {
         bool stop;             /* dm_bus_free */
         bool cancel_requested; /* dm_bus_cancel */
         bool cancel_seen;      /* no handler runs or will run for it */
+        bool connected;        /* consuming on a live connection now */
         struct rmq_tagset outstanding;
         uint64_t next_seq;       /* next sequence handed out; starts at 1 */
         uint64_t conn_first_seq; /* first sequence of the current connection */
@@ -1502,6 +1503,7 @@ static void consumer_lost(struct rmq_consumer *c)
         tagset_clear(&c->outstanding);
         c->pending.n = 0;
         c->conn_first_seq = c->next_seq;
+        c->connected = false;
         pthread_mutex_unlock(&c->mu);
         free(c->in.body);
         memset(&c->in, 0, sizeof(c->in));
@@ -1659,6 +1661,7 @@ static void *consumer_main(void *arg)
                                 pthread_cond_broadcast(&c->cond);
                         }
                         c->conn_first_seq = c->next_seq;
+                        c->connected = r == 0;
                         pthread_mutex_unlock(&c->mu);
                         if (r < 0 && first)
                                 break; /* dm_bus_consume reports it */
@@ -2280,6 +2283,27 @@ static int rmq_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
         return rmq_settle(bus, tag, requeue ? RMQ_NACK_REQUEUE : RMQ_NACK_DROP);
 }
 
+/* Down while the publisher or a consumer that should run has no connection: a consumer
+ * that failed to start, or was cancelled, does not count. */
+static int rmq_ping(struct dm_bus *bus)
+{
+        struct rmq_bus *b = (struct rmq_bus *)bus;
+        pthread_mutex_lock(&b->pub.mu);
+        bool up = b->pub.connected;
+        pthread_mutex_unlock(&b->pub.mu);
+        pthread_mutex_lock(&b->mu);
+        for (size_t i = 0; up && i < b->nconsumers; i++) {
+                struct rmq_consumer *c = b->consumers[i];
+                pthread_mutex_lock(&c->mu);
+                bool runs = c->started && c->start_result == 0 && !c->cancel_requested &&
+                            !c->cancel_seen && !c->stop;
+                up = !runs || c->connected;
+                pthread_mutex_unlock(&c->mu);
+        }
+        pthread_mutex_unlock(&b->mu);
+        return up ? 0 : DM_EBUS;
+}
+
 /* The broker's queues outlive this process: its messages stay for other consumers. A queue
  * that was never declared through this bus is not known to it. */
 static int rmq_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg)
@@ -2302,4 +2326,5 @@ const struct dm_bus_ops dm_bus_amqp_ops = {
     .reclaim = rmq_reclaim,
     .ack = rmq_ack,
     .nack = rmq_nack,
+    .ping = rmq_ping,
 };

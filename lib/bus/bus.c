@@ -163,6 +163,13 @@ int dm_bus_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler handler
         return bus->ops->reclaim(bus, queue, handler, arg);
 }
 
+int dm_bus_ping(struct dm_bus *bus)
+{
+        if (!bus)
+                return DM_EINVAL;
+        return bus->ops->ping(bus);
+}
+
 int dm_bus_ack(struct dm_bus *bus, uint64_t tag)
 {
         if (!bus)

@@ -27,6 +27,8 @@ struct dm_bus_ops {
         /* See dm_bus_reclaim: a backend whose queues outlive the process returns 0. */
         int (*reclaim)(struct dm_bus *bus, const char *queue, dm_bus_handler handler, void *arg);
         int (*ack)(struct dm_bus *bus, uint64_t tag);
+        /* See dm_bus_ping: cheap, no network. */
+        int (*ping)(struct dm_bus *bus);
         int (*nack)(struct dm_bus *bus, uint64_t tag, bool requeue);
 };
 

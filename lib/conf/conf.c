@@ -109,7 +109,8 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .type = DM_CONF_T_LISTEN,
      .def = "127.0.0.1:8080",
      .offset = DM_CONF_FIELD(listen),
-     .help = "address of the HTTP API and web UI: host:port or [v6]:port"},
+     .help = "address of the HTTP API and web UI (of dns-service: its /healthz and "
+             "/readyz): host:port or [v6]:port"},
     {.env = "DM_LOG_LEVEL",
      .type = DM_CONF_T_ENUM,
      .choices = dm_conf_log_levels,

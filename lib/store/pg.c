@@ -90,8 +90,9 @@ enum pg_stmt_id {
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
         STMT_HISTORY_PRUNE,
-        STMT_OUTBOX_FETCH,
+        STMT_OUTBOX_CLAIM,
         STMT_OUTBOX_DELETE,
+        STMT_OUTBOX_COUNT,
         STMT_COUNT
 };
 
@@ -133,7 +134,7 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
         "created_at, updated_at, next_check_at, status, phase_ms) VALUES ($1::text, $2::text, "
         "$3::boolean, $4::bigint, $5::text, $6::bigint, $6, $6, $7::smallint, $8::bigint) "
-        "ON CONFLICT (name) DO NOTHING RETURNING id",
+        "ON CONFLICT (name) DO NOTHING RETURNING " DOMAIN_COLS,
     /* Names are unique within the arrays (the caller drops repeats); ids follow the order
      * of the batch. */
     [STMT_DOMAIN_INSERT_MANY] =
@@ -142,7 +143,7 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "SELECT u.name, u.uname, u.enabled, u.iv, u.types, $6::bigint, $6, $6, $7::smallint, "
         "u.phase FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::text[], "
         "$8::bigint[]) WITH ORDINALITY AS u(name, uname, enabled, iv, types, phase, ord) "
-        "ORDER BY u.ord ON CONFLICT (name) DO NOTHING RETURNING id, name",
+        "ORDER BY u.ord ON CONFLICT (name) DO NOTHING RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = $1::text",
     /* As in SQLite: updated_at is the caller's when newer than the stored one, else now; a
      * shorter interval takes effect now rather than after the old, longer slot. */
@@ -156,7 +157,7 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     /* A domain's rows elsewhere go with it, statement by statement in one transaction:
      * the first waits for a commit that holds the domain, and the next ones, with a
      * snapshot taken after it, see what that commit wrote. */
-    [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = $1::text RETURNING id",
+    [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = $1::text RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_DELETE_CURRENT] = "DELETE FROM dns_current WHERE domain_id = $1::bigint",
     [STMT_DOMAIN_DELETE_CHANGES] = "DELETE FROM dns_changes WHERE domain_id = $1::bigint",
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > $1::text AND "
@@ -255,9 +256,18 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_HISTORY_PRUNE] =
         "DELETE FROM dns_changes WHERE id = ANY (ARRAY(SELECT id FROM dns_changes "
         "WHERE observed_at < $1::bigint ORDER BY observed_at, id LIMIT $2::bigint))",
-    [STMT_OUTBOX_FETCH] =
-        "SELECT id, routing_key, body, created_at FROM outbox ORDER BY id LIMIT $1::bigint",
-    [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])",
+    /* The scheduler's claim applied to events: the InitPlan picks and locks claimable rows
+     * oldest first and skips those another relay's claim holds locked; a row another relay
+     * claimed and committed after this statement's snapshot fails the re-check of the
+     * claim condition on its new version. */
+    [STMT_OUTBOX_CLAIM] =
+        "UPDATE outbox SET claimed_by = $1::bigint, claimed_until = $2::bigint + $3::bigint "
+        "WHERE id = ANY (ARRAY(SELECT id FROM outbox WHERE claimed_until IS NULL OR "
+        "claimed_until <= $2 OR claimed_by = $1 ORDER BY id LIMIT $4::bigint "
+        "FOR UPDATE SKIP LOCKED)) RETURNING id, routing_key, body, created_at",
+    [STMT_OUTBOX_DELETE] =
+        "DELETE FROM outbox WHERE id = ANY($1::bigint[]) AND claimed_by = $2::bigint",
+    [STMT_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
 };
 
 struct pg_conn {
@@ -1095,7 +1105,24 @@ static const char *domain_uname(const struct dm_domain *d)
         return d->unicode_name[0] ? d->unicode_name : d->name;
 }
 
-static int pg_domain_insert(struct dm_store *st, struct dm_domain *d)
+/* The event of a domain write, in its transaction. */
+static int domain_event(struct pg_conn *c, const char *routing_key, const struct dm_domain *d,
+                        int64_t at, dm_domain_event_fn event_fn, void *event_arg)
+{
+        struct pg_params p = {0};
+        char *body = event_fn(d, at, event_arg);
+        if (!body)
+                return DM_ENOMEM;
+        param_text(&p, routing_key);
+        param_text(&p, body);
+        param_i64(&p, at);
+        int ret = pg_run(c, STMT_OUTBOX_INSERT, &p, "outbox insert", NULL);
+        free(body);
+        return ret;
+}
+
+static int pg_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_event_fn event_fn,
+                            void *event_arg)
 {
         struct pg_store *s = pg_of(st);
         char types[PG_TYPES_TEXT_MAX];
@@ -1118,15 +1145,30 @@ static int pg_domain_insert(struct dm_store *st, struct dm_domain *d)
         ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret = pg_run(c, STMT_DOMAIN_INSERT, &p, "domain insert", &r);
-        pool_put(s, c);
-        if (ret < 0)
-                return ret;
-        if (PQntuples(r) == 0)
-                ret = DM_EEXIST;
-        else
-                id = col_int(r, 0, 0);
+        /* Without an event the insert is one statement: a transaction of its own. */
+        if (event_fn)
+                ret = tx_begin(c);
+        if (ret == 0)
+                ret = pg_run(c, STMT_DOMAIN_INSERT, &p, "domain insert", &r);
+        if (ret == 0) {
+                if (PQntuples(r) == 0)
+                        ret = DM_EEXIST;
+                else
+                        id = col_int(r, 0, 0);
+        }
+        if (ret == 0 && event_fn) {
+                struct dm_domain *row = malloc(sizeof(*row));
+                ret = DM_ENOMEM;
+                if (row) {
+                        domain_from_row(r, 0, row);
+                        ret = domain_event(c, DM_EVENT_DOMAIN_ADDED, row, now, event_fn, event_arg);
+                        free(row);
+                }
+                if (ret == 0)
+                        ret = tx_commit(c);
+        }
         PQclear(r);
+        pool_put(s, c); /* rolls back what did not commit */
         if (ret == 0)
                 domain_inserted(d, id, now);
         return ret;
@@ -1161,8 +1203,45 @@ static const struct name_index *name_index_find(const struct name_index *idx, si
         return lo < n && strcmp(idx[lo].name, name) == 0 ? &idx[lo] : NULL;
 }
 
+/* The added domains' events, in batch order, by COPY: rows[i] is the result row of ds[i]
+ * when results[i] is 0. */
+static int insert_many_events(struct pg_conn *c, const PGresult *r, const int *results,
+                              const int *rows, size_t n, int64_t now, dm_domain_event_fn event_fn,
+                              void *event_arg)
+{
+        struct pg_vals events;
+        struct dm_domain *d = malloc(sizeof(*d));
+        size_t nevents = 0;
+        int ret = d ? 0 : DM_ENOMEM;
+        copy_init(&events);
+        for (size_t i = 0; i < n && ret == 0; i++) {
+                if (results[i] != 0)
+                        continue;
+                domain_from_row(r, rows[i], d);
+                char *body = event_fn(d, now, event_arg);
+                if (!body) {
+                        ret = DM_ENOMEM;
+                        break;
+                }
+                copy_row(&events, 3);
+                val_text(&events, DM_EVENT_DOMAIN_ADDED);
+                val_text(&events, body);
+                val_i64(&events, now);
+                free(body);
+                nevents++;
+        }
+        if (ret == 0 && nevents > 0)
+                ret = copy_run(c,
+                               "COPY outbox (routing_key, body, created_at) FROM STDIN "
+                               "(FORMAT binary)",
+                               &events, "outbox insert");
+        vals_done(&events);
+        free(d);
+        return ret;
+}
+
 static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
-                                 int *ret_results)
+                                 dm_domain_event_fn event_fn, void *event_arg, int *ret_results)
 {
         struct pg_store *s = pg_of(st);
         struct pg_vals names, unames, enabled, ivs, types, phases;
@@ -1174,6 +1253,7 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         struct name_index *idx = calloc(n, sizeof(*idx));
         int *results = calloc(n, sizeof(*results));
         int64_t *ids = calloc(n, sizeof(*ids));
+        int *rows = calloc(n, sizeof(*rows));
 
         array_init(&names, PG_OID_TEXT);
         array_init(&unames, PG_OID_TEXT);
@@ -1181,7 +1261,7 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         array_init(&ivs, PG_OID_INT8);
         array_init(&types, PG_OID_TEXT);
         array_init(&phases, PG_OID_INT8);
-        if (!idx || !results || !ids)
+        if (!idx || !results || !ids || !rows)
                 goto out_free;
 
         /* A name earlier in the batch wins, as if the rows were inserted one by one: the
@@ -1224,14 +1304,18 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         if (ret < 0)
                 goto out_free;
 
-        /* One statement: a transaction of its own. */
+        /* One statement, a transaction of its own, unless events go with it. */
         ret = pool_get(s, &c);
         if (ret < 0)
                 goto out_free;
-        ret = pg_run(c, STMT_DOMAIN_INSERT_MANY, &p, "domain insert many", &r);
-        pool_put(s, c);
-        if (ret < 0)
+        if (event_fn)
+                ret = tx_begin(c);
+        if (ret == 0)
+                ret = pg_run(c, STMT_DOMAIN_INSERT_MANY, &p, "domain insert many", &r);
+        if (ret < 0) {
+                pool_put(s, c); /* rolls back */
                 goto out_free;
+        }
 
         for (size_t i = 0; i < n; i++) {
                 if (results[i] == 0)
@@ -1245,8 +1329,17 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                         continue;
                 results[e->i] = 0;
                 ids[e->i] = col_int(r, row, 0);
+                rows[e->i] = row;
+        }
+        if (event_fn) {
+                ret = insert_many_events(c, r, results, rows, n, now, event_fn, event_arg);
+                if (ret == 0)
+                        ret = tx_commit(c);
         }
         PQclear(r);
+        pool_put(s, c); /* rolls back what did not commit */
+        if (ret < 0)
+                goto out_free;
         for (size_t i = 0; i < n; i++) {
                 ret_results[i] = results[i];
                 if (results[i] == 0)
@@ -1261,6 +1354,7 @@ out_free:
         vals_done(&ivs);
         vals_done(&types);
         vals_done(&phases);
+        free(rows);
         free(ids);
         free(results);
         free(idx);
@@ -1315,17 +1409,21 @@ static int pg_domain_update(struct dm_store *st, const struct dm_domain *d, unsi
         return ret;
 }
 
-static int pg_domain_delete(struct dm_store *st, const char *name)
+static int pg_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
+                            void *event_arg)
 {
         struct pg_store *s = pg_of(st);
         struct pg_params p = {0};
         struct pg_conn *c;
         PGresult *r = NULL;
-        int64_t id = 0;
+        int64_t now = dm_now_ms();
+        struct dm_domain *row = calloc(1, sizeof(*row));
+        if (!row)
+                return DM_ENOMEM;
         param_text(&p, name);
         int ret = pool_get(s, &c);
         if (ret < 0)
-                return ret;
+                goto out_free;
         ret = tx_begin(c);
         if (ret == 0)
                 ret = pg_run(c, STMT_DOMAIN_DELETE, &p, "domain delete", &r);
@@ -1333,18 +1431,22 @@ static int pg_domain_delete(struct dm_store *st, const char *name)
                 if (PQntuples(r) == 0)
                         ret = DM_ENOENT;
                 else
-                        id = col_int(r, 0, 0);
+                        domain_from_row(r, 0, row);
                 PQclear(r);
         }
         p.n = 0;
-        param_i64(&p, id);
+        param_i64(&p, row->id);
         if (ret == 0)
                 ret = pg_run(c, STMT_DOMAIN_DELETE_CURRENT, &p, "domain delete", NULL);
         if (ret == 0)
                 ret = pg_run(c, STMT_DOMAIN_DELETE_CHANGES, &p, "domain delete", NULL);
+        if (ret == 0 && event_fn)
+                ret = domain_event(c, DM_EVENT_DOMAIN_REMOVED, row, now, event_fn, event_arg);
         if (ret == 0)
                 ret = tx_commit(c);
         pool_put(s, c); /* rolls back what did not commit */
+out_free:
+        free(row);
         return ret;
 }
 
@@ -2192,6 +2294,12 @@ static int pg_history_prune(struct dm_store *st, int64_t before, size_t limit, s
 
 /* ---- outbox ---- */
 
+static int outbox_event_cmp(const void *a, const void *b)
+{
+        const struct dm_outbox_event *x = a, *y = b;
+        return (x->id > y->id) - (x->id < y->id);
+}
+
 static int pg_outbox_add(struct dm_store *st, const char *routing_key, const char *body)
 {
         struct pg_store *s = pg_of(st);
@@ -2208,18 +2316,21 @@ static int pg_outbox_add(struct dm_store *st, const char *routing_key, const cha
         return ret;
 }
 
-static int pg_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
-                           size_t *ret_n)
+static int pg_outbox_claim(struct dm_store *st, int64_t owner, int64_t lease_ms, size_t limit,
+                           int64_t now, struct dm_outbox_event **ret_events, size_t *ret_n)
 {
         struct pg_store *s = pg_of(st);
         struct pg_params p = {0};
         struct pg_conn *c;
         PGresult *r = NULL;
+        param_i64(&p, owner);
+        param_i64(&p, now);
+        param_i64(&p, lease_ms);
         param_i64(&p, clamp_limit(limit));
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret = pg_run(c, STMT_OUTBOX_FETCH, &p, "outbox fetch", &r);
+        ret = pg_run(c, STMT_OUTBOX_CLAIM, &p, "outbox claim", &r);
         pool_put(s, c);
         if (ret < 0)
                 return ret;
@@ -2227,7 +2338,7 @@ static int pg_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_e
         struct dm_outbox_event *events = calloc(n ? n : 1, sizeof(*events));
         if (!events) {
                 PQclear(r);
-                return DM_ENOMEM;
+                return DM_ENOMEM; /* claimed all the same: this owner takes them back */
         }
         for (size_t i = 0; i < n && ret == 0; i++) {
                 struct dm_outbox_event *e = &events[i];
@@ -2242,31 +2353,53 @@ static int pg_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_e
                 dm_outbox_events_free(events, n);
                 return ret;
         }
+        /* RETURNING follows no promised order. */
+        if (n > 1)
+                qsort(events, n, sizeof(*events), outbox_event_cmp);
         *ret_events = events;
         *ret_n = n;
         return 0;
 }
 
-static int pg_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n)
+static int pg_outbox_delete(struct dm_store *st, int64_t owner, const int64_t *ids, size_t n,
+                            size_t *ret_n)
 {
         struct pg_store *s = pg_of(st);
         struct pg_vals a;
         struct pg_params p = {0};
         struct pg_conn *c;
+        PGresult *r = NULL;
         array_init(&a, PG_OID_INT8);
         for (size_t i = 0; i < n; i++)
                 val_i64(&a, ids[i]);
         int ret = param_array(&p, &a);
         if (ret < 0)
                 goto out_done;
+        param_i64(&p, owner);
         ret = pool_get(s, &c);
         if (ret < 0)
                 goto out_done;
-        ret = pg_run(c, STMT_OUTBOX_DELETE, &p, "outbox delete", NULL);
+        ret = pg_run(c, STMT_OUTBOX_DELETE, &p, "outbox delete", &r);
         pool_put(s, c);
+        if (ret == 0) {
+                *ret_n = (size_t)pg_affected(r);
+                PQclear(r);
+        }
 
 out_done:
         vals_done(&a);
+        return ret;
+}
+
+static int pg_outbox_count(struct dm_store *st, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_conn *c;
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = run_count(c, STMT_OUTBOX_COUNT, NULL, "outbox count", ret_n);
+        pool_put(s, c);
         return ret;
 }
 
@@ -2311,7 +2444,8 @@ const struct dm_store_ops dm_store_pg_ops = {
     .change_list = pg_change_list,
     .history_prune = pg_history_prune,
     .outbox_add = pg_outbox_add,
-    .outbox_fetch = pg_outbox_fetch,
+    .outbox_claim = pg_outbox_claim,
     .outbox_delete = pg_outbox_delete,
+    .outbox_count = pg_outbox_count,
     .wipe = pg_wipe,
 };

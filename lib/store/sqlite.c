@@ -77,8 +77,9 @@ enum sqlite_stmt_id {
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
         STMT_HISTORY_PRUNE,
-        STMT_OUTBOX_FETCH,
+        STMT_OUTBOX_CLAIM,
         STMT_OUTBOX_DELETE,
+        STMT_OUTBOX_COUNT,
         STMT_COUNT
 };
 
@@ -105,7 +106,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_DOMAIN_INSERT] =
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
         "created_at, updated_at, next_check_at, status, phase_ms) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7) ON CONFLICT (name) DO NOTHING",
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7) ON CONFLICT (name) DO NOTHING "
+        "RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = ?1",
     /* updated_at: the caller's when newer than the stored one, else now, so that a struct
      * read earlier and written back still moves it. A shorter interval takes effect now
@@ -117,7 +119,7 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
         "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN "
         "?7 & 2 AND ?3 > 0 AND ?3 <> interval_ms "
         "THEN min(next_check_at, ?6 + ?3) ELSE next_check_at END WHERE name = ?1",
-    [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = ?1",
+    [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = ?1 RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > ?1 AND "
                          "(?2 IS NULL OR name LIKE ?2 ESCAPE '\\' OR "
                          "unicode_name LIKE ?2 ESCAPE '\\') ORDER BY name LIMIT ?3",
@@ -192,9 +194,14 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     /* Oldest first through the observed_at index, a bounded batch per statement. */
     [STMT_HISTORY_PRUNE] = "DELETE FROM dns_changes WHERE id IN (SELECT id FROM dns_changes "
                            "WHERE observed_at < ?1 ORDER BY observed_at, id LIMIT ?2)",
-    [STMT_OUTBOX_FETCH] =
-        "SELECT id, routing_key, body, created_at FROM outbox ORDER BY id LIMIT ?1",
-    [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
+    /* One writer: the claim cannot race another claim of this database. RETURNING gives
+     * the rows in no promised order; the caller sorts them. */
+    [STMT_OUTBOX_CLAIM] =
+        "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2 + ?3 WHERE id IN (SELECT id "
+        "FROM outbox WHERE claimed_until IS NULL OR claimed_until <= ?2 OR claimed_by = ?1 "
+        "ORDER BY id LIMIT ?4) RETURNING id, routing_key, body, created_at",
+    [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1 AND claimed_by = ?2",
+    [STMT_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
 };
 
 struct sqlite_conn {
@@ -783,8 +790,54 @@ static int sqlite_ping(struct dm_store *st)
 
 /* ---- domains ---- */
 
+static int outbox_insert_row(struct sqlite_conn *c, const char *routing_key, const char *body,
+                             int64_t now)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_OUTBOX_INSERT, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_text(stmt, 1, routing_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, body, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, now);
+        return stmt_run(c, stmt, "outbox insert");
+}
+
+/* The event of a domain write, in its transaction. */
+static int domain_event(struct sqlite_conn *c, const char *routing_key, const struct dm_domain *d,
+                        int64_t at, dm_domain_event_fn event_fn, void *event_arg)
+{
+        char *body = event_fn(d, at, event_arg);
+        if (!body)
+                return DM_ENOMEM;
+        int ret = outbox_insert_row(c, routing_key, body, at);
+        free(body);
+        return ret;
+}
+
+/* Steps a statement that returns at most one domain row (RETURNING) to completion.
+ * *ret_found tells whether it did. */
+static int stmt_domain_row(struct sqlite_conn *c, sqlite3_stmt *stmt, const char *what,
+                           struct dm_domain *ret_domain, bool *ret_found)
+{
+        bool found = false;
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+                domain_from_row(stmt, ret_domain);
+                found = true;
+                rc = sqlite3_step(stmt);
+        }
+        int ret = rc == SQLITE_DONE ? 0 : sqlite_error(c, rc, what);
+        stmt_reset(stmt);
+        if (ret == 0)
+                *ret_found = found;
+        return ret;
+}
+
+/* The insert itself; *ret_row receives the domain as stored. DM_EEXIST when the name is
+ * taken. */
 static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, int64_t now,
-                             int64_t *ret_id)
+                             struct dm_domain *ret_row)
 {
         char types[SQLITE_TYPES_TEXT_MAX];
         sqlite3_stmt *stmt = NULL;
@@ -803,13 +856,11 @@ static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, i
         sqlite3_bind_text(stmt, 5, types, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 6, now);
         sqlite3_bind_int64(stmt, 7, dm_store_phase(d->name));
-        ret = stmt_run(c, stmt, "domain insert");
-        if (ret < 0)
-                return ret;
-        if (sqlite3_changes(c->db) == 0)
-                return DM_EEXIST;
-        *ret_id = sqlite3_last_insert_rowid(c->db);
-        return 0;
+        bool inserted = false;
+        ret = stmt_domain_row(c, stmt, "domain insert", ret_row, &inserted);
+        if (ret == 0 && !inserted)
+                ret = DM_EEXIST;
+        return ret;
 }
 
 static void domain_inserted(struct dm_domain *d, int64_t id, int64_t now)
@@ -820,29 +871,45 @@ static void domain_inserted(struct dm_domain *d, int64_t id, int64_t now)
         d->next_check_at = now;
 }
 
-static int sqlite_domain_insert(struct dm_store *st, struct dm_domain *d)
+static int sqlite_domain_insert(struct dm_store *st, struct dm_domain *d,
+                                dm_domain_event_fn event_fn, void *event_arg)
 {
         struct sqlite_store *s = sqlite_of(st);
         int64_t now = dm_now_ms();
-        int64_t id;
+        struct dm_domain *row = malloc(sizeof(*row));
+        if (!row)
+                return DM_ENOMEM;
         struct sqlite_conn *c = write_begin(s);
-        int ret = domain_insert_row(c, d, now, &id);
+        /* Without an event the insert is one statement: a transaction of its own. */
+        int ret = event_fn ? tx_begin(c) : 0;
+        if (ret < 0)
+                goto out_unlock;
+        ret = domain_insert_row(c, d, now, row);
+        if (ret == 0 && event_fn)
+                ret = domain_event(c, DM_EVENT_DOMAIN_ADDED, row, now, event_fn, event_arg);
+        if (ret == 0 && event_fn)
+                ret = tx_commit(c);
+        if (ret < 0 && event_fn)
+                tx_rollback(c);
+out_unlock:
         write_end(s);
         if (ret == 0)
-                domain_inserted(d, id, now);
+                domain_inserted(d, row->id, now);
+        free(row);
         return ret;
 }
 
 static int sqlite_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
-                                     int *ret_results)
+                                     dm_domain_event_fn event_fn, void *event_arg, int *ret_results)
 {
         struct sqlite_store *s = sqlite_of(st);
         int64_t now = dm_now_ms();
         struct sqlite_conn *c;
         int64_t *ids = calloc(n, sizeof(*ids));
         int *results = calloc(n, sizeof(*results));
+        struct dm_domain *row = malloc(sizeof(*row));
         int ret = DM_ENOMEM;
-        if (!ids || !results)
+        if (!ids || !results || !row)
                 goto out_free;
 
         c = write_begin(s);
@@ -851,12 +918,18 @@ static int sqlite_domain_insert_many(struct dm_store *st, struct dm_domain *ds, 
                 goto out_unlock;
         for (size_t i = 0; i < n; i++) {
                 /* A name earlier in the batch is already a row here: same answer. */
-                int r = domain_insert_row(c, &ds[i], now, &ids[i]);
+                int r = domain_insert_row(c, &ds[i], now, row);
+                if (r == 0 && event_fn) {
+                        ret = domain_event(c, DM_EVENT_DOMAIN_ADDED, row, now, event_fn, event_arg);
+                        if (ret < 0)
+                                goto out_rollback;
+                }
                 if (r < 0 && r != DM_EEXIST) {
                         ret = r;
                         goto out_rollback;
                 }
                 results[i] = r;
+                ids[i] = r == 0 ? row->id : 0;
         }
         ret = tx_commit(c);
         if (ret < 0)
@@ -876,6 +949,7 @@ out_rollback:
 out_unlock:
         write_end(s);
 out_free:
+        free(row);
         free(results);
         free(ids);
         return ret;
@@ -938,17 +1012,37 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, 
         return ret;
 }
 
-static int sqlite_domain_delete(struct dm_store *st, const char *name)
+static int sqlite_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
+                                void *event_arg)
 {
         struct sqlite_store *s = sqlite_of(st);
         sqlite3_stmt *stmt = NULL;
+        int64_t now = dm_now_ms();
+        bool found = false;
+        struct dm_domain *row = malloc(sizeof(*row));
+        if (!row)
+                return DM_ENOMEM;
         struct sqlite_conn *c = write_begin(s);
-        int ret = stmt_get(c, STMT_DOMAIN_DELETE, &stmt);
+        /* Without an event the delete (and its cascade) is one statement. */
+        int ret = event_fn ? tx_begin(c) : 0;
+        if (ret < 0)
+                goto out_unlock;
+        ret = stmt_get(c, STMT_DOMAIN_DELETE, &stmt);
         if (ret == 0) {
                 sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-                ret = run_by_name(c, stmt, "domain delete");
+                ret = stmt_domain_row(c, stmt, "domain delete", row, &found);
         }
+        if (ret == 0 && !found)
+                ret = DM_ENOENT;
+        if (ret == 0 && event_fn)
+                ret = domain_event(c, DM_EVENT_DOMAIN_REMOVED, row, now, event_fn, event_arg);
+        if (ret == 0 && event_fn)
+                ret = tx_commit(c);
+        if (ret < 0 && event_fn)
+                tx_rollback(c);
+out_unlock:
         write_end(s);
+        free(row);
         return ret;
 }
 
@@ -1427,19 +1521,6 @@ static int commit_rows(struct sqlite_conn *c, const struct dm_dns_commit *it, in
         return 0;
 }
 
-static int commit_outbox(struct sqlite_conn *c, const char *routing_key, const char *body,
-                         int64_t now)
-{
-        sqlite3_stmt *stmt = NULL;
-        int ret = stmt_get(c, STMT_OUTBOX_INSERT, &stmt);
-        if (ret < 0)
-                return ret;
-        sqlite3_bind_text(stmt, 1, routing_key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, body, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, now);
-        return stmt_run(c, stmt, "outbox insert");
-}
-
 static int commit_changes(struct sqlite_conn *c, struct dm_dns_commit *it, const char *name,
                           int64_t checked_at, int64_t now, dm_change_event_fn event_fn,
                           void *event_arg)
@@ -1474,7 +1555,7 @@ static int commit_changes(struct sqlite_conn *c, struct dm_dns_commit *it, const
                 char *body = event_fn(ch, event_arg);
                 if (!body)
                         return DM_ENOMEM;
-                ret = commit_outbox(c, dm_store_routing_key(ch->type, key), body, now);
+                ret = outbox_insert_row(c, dm_store_routing_key(ch->type, key), body, now);
                 free(body);
                 if (ret < 0)
                         return ret;
@@ -1643,28 +1724,41 @@ static int sqlite_outbox_add(struct dm_store *st, const char *routing_key, const
         struct sqlite_store *s = sqlite_of(st);
         int64_t now = dm_now_ms();
         struct sqlite_conn *c = write_begin(s);
-        int ret = commit_outbox(c, routing_key, body, now);
+        int ret = outbox_insert_row(c, routing_key, body, now);
         write_end(s);
         return ret;
 }
 
-static int sqlite_outbox_fetch(struct dm_store *st, size_t limit,
-                               struct dm_outbox_event **ret_events, size_t *ret_n)
+static int outbox_event_cmp(const void *a, const void *b)
+{
+        const struct dm_outbox_event *x = a, *y = b;
+        return (x->id > y->id) - (x->id < y->id);
+}
+
+static int sqlite_outbox_claim(struct dm_store *st, int64_t owner, int64_t lease_ms, size_t limit,
+                               int64_t now, struct dm_outbox_event **ret_events, size_t *ret_n)
 {
         struct sqlite_store *s = sqlite_of(st);
         struct dm_outbox_event *events = NULL;
         size_t n = 0, cap = 0;
-        struct sqlite_conn *c = read_begin(s);
+        struct sqlite_conn *c = write_begin(s);
         sqlite3_stmt *stmt = NULL;
-        int ret = stmt_get(c, STMT_OUTBOX_FETCH, &stmt);
+        int ret = stmt_get(c, STMT_OUTBOX_CLAIM, &stmt);
         if (ret < 0)
-                goto out_release;
-        sqlite3_bind_int64(stmt, 1, clamp_limit(limit));
+                goto out_unlock;
+        sqlite3_bind_int64(stmt, 1, owner);
+        sqlite3_bind_int64(stmt, 2, now);
+        sqlite3_bind_int64(stmt, 3, lease_ms);
+        sqlite3_bind_int64(stmt, 4, clamp_limit(limit));
         int rc;
+        /* Stepping to SQLITE_DONE is what commits; rows past a failed copy are still
+         * claimed, and this owner takes them back on its next claim. */
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                if (ret < 0)
+                        continue;
                 ret = array_reserve((void **)&events, &cap, n, sizeof(*events));
                 if (ret < 0)
-                        break;
+                        continue;
                 struct dm_outbox_event *e = &events[n++];
                 memset(e, 0, sizeof(*e));
                 e->id = sqlite3_column_int64(stmt, 0);
@@ -1672,28 +1766,30 @@ static int sqlite_outbox_fetch(struct dm_store *st, size_t limit,
                 ret = col_strdup(stmt, 1, &e->routing_key);
                 if (ret == 0)
                         ret = col_strdup(stmt, 2, &e->body);
-                if (ret < 0)
-                        break;
         }
         if (ret == 0 && rc != SQLITE_DONE)
-                ret = sqlite_error(c, rc, "outbox fetch");
+                ret = sqlite_error(c, rc, "outbox claim");
         stmt_reset(stmt);
 
-out_release:
-        read_end(s, c);
+out_unlock:
+        write_end(s);
         if (ret < 0) {
                 dm_outbox_events_free(events, n);
                 return ret;
         }
+        if (n > 1)
+                qsort(events, n, sizeof(*events), outbox_event_cmp);
         *ret_events = events;
         *ret_n = n;
         return 0;
 }
 
-static int sqlite_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n)
+static int sqlite_outbox_delete(struct dm_store *st, int64_t owner, const int64_t *ids, size_t n,
+                                size_t *ret_n)
 {
         struct sqlite_store *s = sqlite_of(st);
         sqlite3_stmt *stmt = NULL;
+        size_t deleted = 0;
         struct sqlite_conn *c = write_begin(s);
         int ret = tx_begin(c);
         if (ret < 0)
@@ -1703,20 +1799,35 @@ static int sqlite_outbox_delete(struct dm_store *st, const int64_t *ids, size_t 
                 goto out_rollback;
         for (size_t i = 0; i < n; i++) {
                 sqlite3_bind_int64(stmt, 1, ids[i]);
+                sqlite3_bind_int64(stmt, 2, owner);
                 ret = stmt_run(c, stmt, "outbox delete");
                 if (ret < 0)
                         goto out_rollback;
+                deleted += (size_t)sqlite3_changes(c->db);
         }
         ret = tx_commit(c);
         if (ret < 0)
                 goto out_rollback;
         write_end(s);
+        *ret_n = deleted;
         return 0;
 
 out_rollback:
         tx_rollback(c);
 out_unlock:
         write_end(s);
+        return ret;
+}
+
+static int sqlite_outbox_count(struct dm_store *st, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_OUTBOX_COUNT, &stmt);
+        if (ret == 0)
+                ret = stmt_count(c, stmt, "outbox count", ret_n);
+        read_end(s, c);
         return ret;
 }
 
@@ -1762,7 +1873,8 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .change_list = sqlite_change_list,
     .history_prune = sqlite_history_prune,
     .outbox_add = sqlite_outbox_add,
-    .outbox_fetch = sqlite_outbox_fetch,
+    .outbox_claim = sqlite_outbox_claim,
     .outbox_delete = sqlite_outbox_delete,
+    .outbox_count = sqlite_outbox_count,
     .wipe = sqlite_wipe,
 };

@@ -105,15 +105,16 @@ static bool store_domain_valid(const struct dm_domain *d)
                d->interval_ms >= 0;
 }
 
-int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d)
+int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_event_fn event_fn,
+                           void *event_arg)
 {
         if (!st || !store_domain_valid(d))
                 return DM_EINVAL;
-        return st->ops->domain_insert(st, d);
+        return st->ops->domain_insert(st, d, event_fn, event_arg);
 }
 
 int dm_store_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_t n,
-                                int *ret_results)
+                                dm_domain_event_fn event_fn, void *event_arg, int *ret_results)
 {
         if (!st || (n > 0 && (!ds || !ret_results)))
                 return DM_EINVAL;
@@ -123,7 +124,7 @@ int dm_store_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size_
         }
         if (n == 0)
                 return 0;
-        return st->ops->domain_insert_many(st, ds, n, ret_results);
+        return st->ops->domain_insert_many(st, ds, n, event_fn, event_arg, ret_results);
 }
 
 int dm_store_domain_get(struct dm_store *st, const char *name, struct dm_domain *ret_domain)
@@ -141,11 +142,12 @@ int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d, unsig
         return st->ops->domain_update(st, d, fields);
 }
 
-int dm_store_domain_delete(struct dm_store *st, const char *name)
+int dm_store_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
+                           void *event_arg)
 {
         if (!st || !name)
                 return DM_EINVAL;
-        return st->ops->domain_delete(st, name);
+        return st->ops->domain_delete(st, name, event_fn, event_arg);
 }
 
 int dm_store_domain_list(struct dm_store *st, const struct dm_domain_query *q,
@@ -383,21 +385,33 @@ int dm_store_outbox_add(struct dm_store *st, const char *routing_key, const char
         return st->ops->outbox_add(st, routing_key, body);
 }
 
-int dm_store_outbox_fetch(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
-                          size_t *ret_n)
+int dm_store_outbox_claim(struct dm_store *st, int64_t owner, int64_t lease_ms, size_t limit,
+                          int64_t now, struct dm_outbox_event **ret_events, size_t *ret_n)
 {
-        if (!st || limit == 0 || !ret_events || !ret_n)
+        /* Owner 0 would match events nobody holds in the delete. */
+        if (!st || owner == 0 || lease_ms <= 0 || limit == 0 || !ret_events || !ret_n ||
+            now > INT64_MAX - lease_ms)
                 return DM_EINVAL;
-        return st->ops->outbox_fetch(st, limit, ret_events, ret_n);
+        return st->ops->outbox_claim(st, owner, lease_ms, limit, now, ret_events, ret_n);
 }
 
-int dm_store_outbox_delete(struct dm_store *st, const int64_t *ids, size_t n)
+int dm_store_outbox_delete(struct dm_store *st, int64_t owner, const int64_t *ids, size_t n,
+                           size_t *ret_n)
 {
-        if (!st || (n > 0 && !ids))
+        if (!st || owner == 0 || (n > 0 && !ids))
                 return DM_EINVAL;
-        if (n == 0)
-                return 0;
-        return st->ops->outbox_delete(st, ids, n);
+        size_t deleted = 0;
+        int ret = n > 0 ? st->ops->outbox_delete(st, owner, ids, n, &deleted) : 0;
+        if (ret == 0 && ret_n)
+                *ret_n = deleted;
+        return ret;
+}
+
+int dm_store_outbox_count(struct dm_store *st, size_t *ret_n)
+{
+        if (!st || !ret_n)
+                return DM_EINVAL;
+        return st->ops->outbox_count(st, ret_n);
 }
 
 int dm_store_wipe(struct dm_store *st)

@@ -34,12 +34,15 @@ struct dm_store_ops {
         int (*migrate)(struct dm_store *st, int *ret_applied);
         int (*ping)(struct dm_store *st);
 
-        int (*domain_insert)(struct dm_store *st, struct dm_domain *d);
+        /* event_fn may be NULL: no event. */
+        int (*domain_insert)(struct dm_store *st, struct dm_domain *d, dm_domain_event_fn event_fn,
+                             void *event_arg);
         int (*domain_insert_many)(struct dm_store *st, struct dm_domain *ds, size_t n,
-                                  int *ret_results);
+                                  dm_domain_event_fn event_fn, void *event_arg, int *ret_results);
         int (*domain_get)(struct dm_store *st, const char *name, struct dm_domain *ret_domain);
         int (*domain_update)(struct dm_store *st, const struct dm_domain *d, unsigned fields);
-        int (*domain_delete)(struct dm_store *st, const char *name);
+        int (*domain_delete)(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
+                             void *event_arg);
         int (*domain_list)(struct dm_store *st, const struct dm_domain_query *q,
                            struct dm_domain *ret_domains, size_t *ret_n);
         int (*domain_request_scan)(struct dm_store *st, const char *name, int64_t now);
@@ -69,9 +72,13 @@ struct dm_store_ops {
         int (*history_prune)(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
         int (*outbox_add)(struct dm_store *st, const char *routing_key, const char *body);
-        int (*outbox_fetch)(struct dm_store *st, size_t limit, struct dm_outbox_event **ret_events,
-                            size_t *ret_n);
-        int (*outbox_delete)(struct dm_store *st, const int64_t *ids, size_t n);
+        /* owner != 0, lease_ms >= 1, limit >= 1. Events oldest first. */
+        int (*outbox_claim)(struct dm_store *st, int64_t owner, int64_t lease_ms, size_t limit,
+                            int64_t now, struct dm_outbox_event **ret_events, size_t *ret_n);
+        /* n >= 1; ret_n is never NULL here. */
+        int (*outbox_delete)(struct dm_store *st, int64_t owner, const int64_t *ids, size_t n,
+                             size_t *ret_n);
+        int (*outbox_count)(struct dm_store *st, size_t *ret_n);
 
         /* Deletes every row of every table, keeping the schema. Only the contract tests
          * call it (through dm_store_wipe), so that a server database shared between test

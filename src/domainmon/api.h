@@ -24,6 +24,8 @@
 
 /* /healthz, /readyz, /openapi.json: no key needed. */
 extern const struct dm_http_route dm_api_meta_routes[];
+/* /healthz and /readyz alone: what a service without the API serves (dm_probe_service). */
+extern const struct dm_http_route dm_api_probe_routes[];
 /* /api/v1/domains... */
 extern const struct dm_http_route dm_api_domain_routes[];
 /* /api/v1/domains/{name}/records|history|scan, /api/v1/changes */

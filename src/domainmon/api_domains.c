@@ -285,6 +285,34 @@ static void read_settings(const json_t *obj, const struct dm_conf *conf, struct 
                 d->enabled = json_is_true(v);
 }
 
+/* ---- events (written by the store in the transaction of the write) ---- */
+
+/* domain.added: {"id": ..., then the domain as GET /api/v1/domains/{name} shows it}. */
+static char *domain_added_body(const struct dm_domain *d, int64_t at, void *arg)
+{
+        const struct dm_conf *conf = arg;
+        (void)at;
+        json_t *body = json_pack("{s:I}", "id", (json_int_t)d->id);
+        json_t *dom = dm_api_domain_json(d, conf);
+        char *s = NULL;
+        if (body && dom && json_object_update(body, dom) == 0)
+                s = dm_json_dump(body, NULL);
+        json_decref(dom);
+        json_decref(body);
+        return s;
+}
+
+/* domain.removed: {"id", "domain", "removed_at"}. */
+static char *domain_removed_body(const struct dm_domain *d, int64_t at, void *arg)
+{
+        (void)arg;
+        json_t *body = json_pack("{s:I, s:s, s:o}", "id", (json_int_t)d->id, "domain", d->name,
+                                 "removed_at", dm_api_time_json(at));
+        char *s = body ? dm_json_dump(body, NULL) : NULL;
+        json_decref(body);
+        return s;
+}
+
 /* ---- handlers ---- */
 
 /* Routes that take no query parameters refuse any, as bodies refuse unknown fields. */
@@ -335,7 +363,7 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
         if (field_errors_respond(&fe, res))
                 goto out;
 
-        ret = dm_store_domain_insert(app->store, d);
+        ret = dm_store_domain_insert(app->store, d, domain_added_body, &app->conf);
         if (ret == DM_EEXIST) {
                 dm_http_problem(res, 409, &dm_problem_domain_exists, "%s is already monitored",
                                 d->name);
@@ -345,6 +373,7 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
                 dm_api_store_error(res, ret, "insert domain");
                 goto out;
         }
+        dm_outbox_relay_kick(app->relay);
         dm_log_info("api", "msg=\"domain added\" domain=%s key=%lld", d->name,
                     (long long)req->principal.key_id);
         respond_domain(res, 201, d, &app->conf);
@@ -447,11 +476,13 @@ static void domain_import(struct dm_http_request *req, struct dm_http_response *
                 slot[i] = (int)nvalid++;
         }
         if (nvalid > 0) {
-                ret = dm_store_domain_insert_many(app->store, ds, nvalid, results);
+                ret = dm_store_domain_insert_many(app->store, ds, nvalid, domain_added_body,
+                                                  &app->conf, results);
                 if (ret < 0) {
                         dm_api_store_error(res, ret, "import domains");
                         goto out;
                 }
+                dm_outbox_relay_kick(app->relay);
         }
 
         out_list = json_array();
@@ -693,7 +724,7 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
         const char *raw = dm_http_param(req, "name");
         if (!raw || parse_name(res, "name", raw, strlen(raw), &name) < 0)
                 return;
-        int ret = dm_store_domain_delete(app->store, name.ascii);
+        int ret = dm_store_domain_delete(app->store, name.ascii, domain_removed_body, NULL);
         if (ret == DM_ENOENT) {
                 dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", name.ascii);
                 return;
@@ -702,6 +733,7 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
                 dm_api_store_error(res, ret, "delete domain");
                 return;
         }
+        dm_outbox_relay_kick(app->relay);
         dm_log_info("api", "msg=\"domain deleted\" domain=%s key=%lld", name.ascii,
                     (long long)req->principal.key_id);
         dm_http_respond_empty(res, 204);

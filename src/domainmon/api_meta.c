@@ -1,5 +1,9 @@
 /* Routes for probes and tooling, answered without a key: liveness, readiness (the store
- * answers) and the OpenAPI document compiled into the binary. */
+ * and the bus answer) and the OpenAPI document compiled into the binary. */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "api.h"
 #include "dm/embed.h"
 #include "dm/error.h"
@@ -10,18 +14,56 @@ static void healthz(struct dm_http_request *req, struct dm_http_response *res)
         dm_http_respond_json(res, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* Set while the last probe found something down: the outage is logged once when a probe
+ * first sees it and once when one finds everything back, not on every poll. */
+static atomic_bool readyz_down;
+
+/* 503 names what is down: "down" lists "database" and/or "bus", and the detail says why. A
+ * bus whose broker connection is being re-established counts as down. */
 static void readyz(struct dm_http_request *req, struct dm_http_response *res)
 {
         struct dm_app *app = req->app;
-        int ret = dm_store_ping(app->store);
+        int store = dm_store_ping(app->store);
+        int bus = app->bus ? dm_bus_ping(app->bus) : 0;
 
-        if (ret < 0) {
-                dm_log_warn("api", "msg=\"not ready\" err=\"%s\"", dm_strerror(ret));
-                dm_http_problem(res, 503, &dm_problem_unavailable,
-                                "the database does not answer: %s", dm_strerror(ret));
+        if (store == 0 && bus == 0) {
+                if (atomic_exchange(&readyz_down, false))
+                        dm_log_info("api", "msg=\"ready again\"");
+                dm_http_respond_json(res, 200, json_pack("{s:s}", "status", "ready"));
                 return;
         }
-        dm_http_respond_json(res, 200, json_pack("{s:s}", "status", "ready"));
+        char detail[256];
+        if (store < 0 && bus < 0)
+                snprintf(detail, sizeof(detail),
+                         "not ready: the database does not answer (%s) and the message bus is "
+                         "not connected",
+                         dm_strerror(store));
+        else if (store < 0)
+                snprintf(detail, sizeof(detail), "not ready: the database does not answer (%s)",
+                         dm_strerror(store));
+        else
+                snprintf(detail, sizeof(detail),
+                         "not ready: the message bus is not connected (reconnecting)");
+        if (!atomic_exchange(&readyz_down, true))
+                dm_log_warn("api", "msg=\"not ready\" database=\"%s\" bus=\"%s\"",
+                            store < 0 ? dm_strerror(store) : "ok",
+                            bus < 0 ? dm_strerror(bus) : "ok");
+        json_t *problem = dm_http_problem_new(503, &dm_problem_unavailable, detail);
+        json_t *down = json_array();
+        bool ok = problem && down &&
+                  (store == 0 || json_array_append_new(down, json_string("database")) == 0) &&
+                  (bus == 0 || json_array_append_new(down, json_string("bus")) == 0);
+        if (ok) {
+                ok = json_object_set_new(problem, "down", down) == 0; /* takes `down` */
+                down = NULL;
+        }
+        if (ok) {
+                dm_http_respond_problem_json(res, problem);
+                return;
+        }
+        json_decref(down);
+        json_decref(problem);
+        dm_http_problem(res, 503, &dm_problem_unavailable, "%s", detail);
 }
 
 static void openapi(struct dm_http_request *req, struct dm_http_response *res)
@@ -40,5 +82,11 @@ const struct dm_http_route dm_api_meta_routes[] = {
     {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, 0},
     {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, 0},
     {DM_HTTP_GET, "/openapi.json", openapi, DM_SCOPE_NONE, 0},
+    {0},
+};
+
+const struct dm_http_route dm_api_probe_routes[] = {
+    {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, 0},
     {0},
 };

@@ -5,6 +5,7 @@
 #include "dm/bus.h"
 #include "dm/conf.h"
 #include "dm/events.h"
+#include "dm/outbox.h"
 #include "dm/store.h"
 
 struct dm_app {
@@ -16,7 +17,23 @@ struct dm_app {
         /* The live event stream's hub while the domain service runs, else NULL;
          * thread-safe. */
         struct dm_event_hub *events;
+        /* The process's one outbox relay, shared by every service that writes events (kick
+         * it after a write: dm_outbox_relay_kick, NULL-safe); NULL while none holds it. */
+        struct dm_outbox_relay *relay;
+        unsigned relay_holders; /* main thread only */
 };
+
+/* A service that writes events holds the relay while it runs: the first hold starts it,
+ * the last release publishes what is left and stops it, so `all` runs one relay for all
+ * its services. Main thread only (services start and stop there). */
+int dm_app_relay_hold(struct dm_app *app);
+void dm_app_relay_release(struct dm_app *app);
+
+/* `dns-service` alone has no API: its /healthz and /readyz are served on conf.listen by a
+ * server of their own. start returns once the socket listens; stop frees. */
+struct dm_probe_service;
+int dm_probe_service_start(struct dm_app *app, struct dm_probe_service **ret_service);
+void dm_probe_service_stop(struct dm_probe_service *s);
 
 /* REST API and live event stream (and later the UI) on conf.listen. start returns once the
  * socket listens and the service receives events; stop ends the event streams, stops

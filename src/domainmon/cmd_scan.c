@@ -33,7 +33,7 @@ static int dns_feed_all(struct dm_dns_service *svc)
                                 continue;
                         pthread_mutex_lock(&svc->mu);
                         while (svc->outstanding >= (int64_t)svc->max_outstanding)
-                                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_OUTBOX_MS);
+                                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_ROOM_WAIT_MS);
                         svc->outstanding++;
                         pthread_mutex_unlock(&svc->mu);
                         struct dm_dns_scan *d =
@@ -103,7 +103,7 @@ int dm_cmd_scan(struct dm_app *app, int argc, char **argv)
         }
         pthread_mutex_lock(&svc->mu);
         while (!svc->sched_done || svc->outstanding > 0)
-                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_OUTBOX_MS);
+                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_ROOM_WAIT_MS);
         pthread_mutex_unlock(&svc->mu);
         int64_t t2 = dm_mono_ms();
 

@@ -175,7 +175,7 @@ static int dns_commit_once(struct dm_dns_service *svc, struct dm_dns_scan **ds, 
         }
         if (changes > 0) {
                 atomic_fetch_add_explicit(&svc->changes, changes, memory_order_relaxed);
-                dm_dns_kick_outbox(svc);
+                dm_outbox_relay_kick(svc->app->relay);
         }
 
 free_items:

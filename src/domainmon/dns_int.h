@@ -1,18 +1,18 @@
 /* The DNS service's parts, one file per job, and what they share. Only src/domainmon/dns_*.c
  * and cmd_scan.c include this header; docs/internals/dns-service.md tells the whole story.
  *
- *   dns_service.c    start and stop in dependency order, shared helpers (wiring only)
+ *   dns_service.c    start and stop in dependency order, shared helpers, the stats line
  *   dns_scheduler.c  claims due domains, publishes task messages; hands back what was
  *                    published and never consumed when the service stops
  *   dns_scanner.c    task handler (parse, validate, hand to a loop) and the resolver loops
  *   dns_commit.c     finished scans -> lib/dns/change.c -> one dns_commit per batch ->
  *                    settle the task messages; backs off while the store fails
- *   dns_outbox.c     outbox events to the bus, and the periodic stats line
  *   dns_retention.c  deletes history older than DM_HISTORY_RETENTION, in small batches
  *   cmd_scan.c       `domainmon scan`: one pass through the same parts
  *
  * Threads: dns-sched, the bus's delivery thread (handler), dns-loop-N, dns-commit,
- * dns-outbox, dns-retain. Each struct field says which lock or thread guards it. */
+ * dns-retain. Change events leave through the process's outbox relay (app->relay, held
+ * while the service runs). Each struct field says which lock or thread guards it. */
 #ifndef DM_DNS_INT_H
 #define DM_DNS_INT_H
 
@@ -34,8 +34,14 @@
  * hands its tasks to (or takes them from) dns-service processes sharing the broker. */
 #define DM_DNS_TASK_QUEUE "dns.scan"
 #define DM_DNS_TASK_KEY "task.dns"
+#define DM_DNS_TASK_DEAD "dns.scan.dead"
 #define DM_DNS_CLI_QUEUE "dns.scan.cli"
 #define DM_DNS_CLI_KEY "task.dns.cli"
+#define DM_DNS_CLI_DEAD "dns.scan.cli.dead"
+/* Task queues are work queues: a task put back this many times (nacked at a stop, or held
+ * by scanners that crashed or lost the broker) goes to the dead-letter queue instead of
+ * being delivered again, and so does a malformed one, at once. */
+#define DM_DNS_DELIVERY_LIMIT 5
 
 #define DM_DNS_TASKS_PER_MSG 64 /* domains per task message we publish */
 /* Bytes of one change event: four sets of at most DM_RRSET_JSON_MAX and the rest. */
@@ -47,8 +53,7 @@
 #define DM_DNS_BACKOFF_MAX_MS 30000 /* the pause doubles up to this */
 #define DM_DNS_COMMIT_MAX 2000      /* results per dns_commit */
 #define DM_DNS_COMMIT_MS 100        /* longest a finished result waits for its batch */
-#define DM_DNS_OUTBOX_BATCH 1000    /* events per outbox round */
-#define DM_DNS_OUTBOX_MS 1000       /* outbox poll when nothing kicks it */
+#define DM_DNS_ROOM_WAIT_MS 1000    /* scheduler's look while it may not claim */
 #define DM_DNS_STATS_MS 60000       /* stats log line */
 #define DM_DNS_DRAIN_MS 2000        /* how long stop waits for lookups in flight */
 #define DM_DNS_POLL_BUSY_MS 10      /* loop wake-up while lookups are in flight */
@@ -131,7 +136,7 @@ struct dm_dns_service {
         struct dm_store *store;
         struct dm_bus *bus;
         enum dm_dns_mode mode;
-        const char *queue, *task_key;
+        const char *queue, *task_key, *dead_queue;
         int64_t scan_now; /* DM_DNS_MODE_SCAN: claims as of this instant only */
 
         struct dm_resolver_opts ropts;
@@ -173,19 +178,15 @@ struct dm_dns_service {
         pthread_t committer;
         bool committer_started;
 
-        pthread_mutex_t outbox_mu;
-        pthread_cond_t outbox_cond;
-        bool outbox_kick, outbox_stop;
-        pthread_t outbox;
-        bool outbox_started;
+        bool relay_held; /* app->relay held for the change events */
 
         pthread_t retention;
         bool retention_started;
 
         atomic_uint_fast64_t domains, changes, conflicts, rejected;
         /* Report a failing dependency once, and its recovery once. */
-        atomic_bool store_down, bus_down, outbox_down;
-        int64_t stats_at;
+        atomic_bool store_down, bus_down;
+        int64_t stats_at; /* the stats line: scheduler thread, or the stopping one after it */
         struct dm_dns_stats_mark {
                 uint64_t domains, lookups, failures, changes, sent, retransmits;
         } stats; /* totals at the last stats line */
@@ -220,6 +221,8 @@ void dm_dns_sum_loops(const struct dm_dns_service *svc, struct dm_dns_totals *t)
 /* A store call failed / worked: the outage and its end are logged once each. */
 void dm_dns_store_failed(struct dm_dns_service *svc, const char *what, int err);
 void dm_dns_store_ok(struct dm_dns_service *svc);
+/* The periodic stats line (at most every DM_DNS_STATS_MS unless `final`). */
+void dm_dns_stats_log(struct dm_dns_service *svc, bool final);
 
 /* ---- dns_scheduler.c ---- */
 
@@ -252,12 +255,6 @@ void dm_dns_hand_off(struct dm_dns_service *svc, struct dm_dns_scan *d);
  * the task must run again. Committer thread, or the stopping thread once it is gone. */
 void dm_dns_dispose(struct dm_dns_service *svc, struct dm_dns_scan *d, bool requeue);
 void *dm_dns_commit_main(void *arg);
-
-/* ---- dns_outbox.c ---- */
-
-void dm_dns_kick_outbox(struct dm_dns_service *svc);
-void dm_dns_stats_log(struct dm_dns_service *svc, bool final);
-void *dm_dns_outbox_main(void *arg);
 
 /* ---- dns_retention.c ---- */
 

@@ -47,8 +47,15 @@ static size_t dns_claim_room(struct dm_dns_service *svc)
         pthread_mutex_lock(&svc->mu);
         while (!atomic_load(&svc->stopping) &&
                (svc->outstanding >= (int64_t)svc->max_outstanding ||
-                svc->outstanding_msgs >= (int64_t)svc->prefetch || atomic_load(&svc->paused)))
-                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_OUTBOX_MS);
+                svc->outstanding_msgs >= (int64_t)svc->prefetch || atomic_load(&svc->paused))) {
+                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_ROOM_WAIT_MS);
+                /* A long wait (a store outage, a full pipeline) still reports. */
+                if (svc->mode == DM_DNS_MODE_SERVICE) {
+                        pthread_mutex_unlock(&svc->mu);
+                        dm_dns_stats_log(svc, false);
+                        pthread_mutex_lock(&svc->mu);
+                }
+        }
         int64_t room = (int64_t)svc->max_outstanding - svc->outstanding;
         /* Each message holds up to DM_DNS_TASKS_PER_MSG: this many cannot make more messages
          * than the prefetch has room for. */
@@ -74,6 +81,8 @@ void *dm_dns_scheduler_main(void *arg)
         }
 
         while (!atomic_load(&svc->stopping)) {
+                if (svc->mode == DM_DNS_MODE_SERVICE)
+                        dm_dns_stats_log(svc, false);
                 size_t limit = dns_claim_room(svc);
                 if (limit == 0)
                         continue; /* stopping, or woken with no room yet */

@@ -1,7 +1,8 @@
-/* The DNS service: scheduler, scanners, committer, outbox publisher and history retention,
- * wired through the bus so that one process (`domainmon all`) and many (`dns-service`
- * behind RabbitMQ) run the same code. This file starts and stops the parts (dns_int.h lists
- * them); docs/internals/dns-service.md tells the whole story. The short version:
+/* The DNS service: scheduler, scanners, committer and history retention, wired through the
+ * bus so that one process (`domainmon all`) and many (`dns-service` behind RabbitMQ) run
+ * the same code; its change events leave through the process's outbox relay. This file
+ * starts and stops the parts (dns_int.h lists them); docs/internals/dns-service.md tells
+ * the whole story. The short version:
  *
  *   scheduler --claim_due--> "task.dns" messages --bus--> handler --> loop intake
  *   loop (one resolver each) --complete domain + fingerprint--> committer
@@ -106,6 +107,37 @@ void dm_dns_store_ok(struct dm_dns_service *svc)
                 dm_log_info(DM_DNS_SVC, "msg=\"store reachable again\"");
 }
 
+void dm_dns_stats_log(struct dm_dns_service *svc, bool final)
+{
+        int64_t now = dm_mono_ms();
+        if (!final && now - svc->stats_at < DM_DNS_STATS_MS)
+                return;
+        struct dm_dns_totals t;
+        dm_dns_sum_loops(svc, &t);
+        uint64_t domains = atomic_load(&svc->domains), changes = atomic_load(&svc->changes);
+        pthread_mutex_lock(&svc->mu);
+        int64_t outstanding = svc->outstanding;
+        pthread_mutex_unlock(&svc->mu);
+        dm_log_info(DM_DNS_SVC,
+                    "msg=\"%s\" domains=%" PRIu64 " lookups=%" PRIu64 " failures=%" PRIu64
+                    " changes=%" PRIu64 " sent=%" PRIu64 " retransmits=%" PRIu64
+                    " window=%d outstanding=%" PRId64 " seconds=%.1f",
+                    final ? "scan stats (final)" : "scan stats", domains - svc->stats.domains,
+                    t.lookups - svc->stats.lookups, t.failures - svc->stats.failures,
+                    changes - svc->stats.changes, t.sent - svc->stats.sent,
+                    t.retransmits - svc->stats.retransmits, t.window, outstanding,
+                    (double)(now - svc->stats_at) / 1000.0);
+        svc->stats_at = now;
+        svc->stats = (struct dm_dns_stats_mark){
+            .domains = domains,
+            .lookups = t.lookups,
+            .failures = t.failures,
+            .changes = changes,
+            .sent = t.sent,
+            .retransmits = t.retransmits,
+        };
+}
+
 /* ---- start and stop ---- */
 
 static int dns_resolver_opts(const struct dm_conf *conf, size_t nloops, struct dm_resolver_opts *o,
@@ -160,8 +192,6 @@ void dm_dns_free(struct dm_dns_service *svc)
         pthread_cond_destroy(&svc->cond);
         pthread_mutex_destroy(&svc->commit_mu);
         pthread_cond_destroy(&svc->commit_cond);
-        pthread_mutex_destroy(&svc->outbox_mu);
-        pthread_cond_destroy(&svc->outbox_cond);
         free(svc);
 }
 
@@ -240,12 +270,11 @@ void dm_dns_stop(struct dm_dns_service *svc)
                                     n);
         }
 
-        pthread_mutex_lock(&svc->outbox_mu);
-        svc->outbox_stop = true;
-        pthread_cond_signal(&svc->outbox_cond);
-        pthread_mutex_unlock(&svc->outbox_mu);
-        if (svc->outbox_started)
-                pthread_join(svc->outbox, NULL);
+        /* The last holder's release publishes what the commits left in the outbox. */
+        if (svc->relay_held) {
+                dm_app_relay_release(svc->app);
+                svc->relay_held = false;
+        }
 }
 
 static int dns_start_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
@@ -305,6 +334,28 @@ static int dns_loops_new(struct dm_dns_service *svc)
         return 0;
 }
 
+/* The task queue is a work queue: a malformed task (rejected by the handler) and one put
+ * back DM_DNS_DELIVERY_LIMIT times go to the dead-letter queue, where an operator can look
+ * at them, instead of going round for ever. */
+static int dns_declare_tasks(struct dm_dns_service *svc)
+{
+        const struct dm_bus_queue_opts work = {
+            .delivery_limit = DM_DNS_DELIVERY_LIMIT,
+            .dead_letter_queue = svc->dead_queue,
+        };
+        int r = dm_bus_declare_opts(svc->bus, svc->queue, svc->task_key, &work);
+        if (r == DM_EEXIST)
+                dm_log_error(DM_DNS_SVC,
+                             "msg=\"the task queue exists on the broker as another kind of "
+                             "queue (made by an older version?); delete it there, e.g. "
+                             "rabbitmqctl delete_queue %s, and start again\" queue=%s",
+                             svc->queue, svc->queue);
+        else if (r < 0)
+                dm_log_error(DM_DNS_SVC, "msg=\"cannot declare the task queue\" err=\"%s\"",
+                             dm_strerror(r));
+        return r;
+}
+
 int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_service **ret_service)
 {
         const struct dm_conf *conf = &app->conf;
@@ -320,14 +371,13 @@ int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_servic
         svc->mode = mode;
         svc->queue = mode == DM_DNS_MODE_SERVICE ? DM_DNS_TASK_QUEUE : DM_DNS_CLI_QUEUE;
         svc->task_key = mode == DM_DNS_MODE_SERVICE ? DM_DNS_TASK_KEY : DM_DNS_CLI_KEY;
+        svc->dead_queue = mode == DM_DNS_MODE_SERVICE ? DM_DNS_TASK_DEAD : DM_DNS_CLI_DEAD;
         svc->started_mono = dm_mono_ms();
         svc->stats_at = svc->started_mono;
         pthread_mutex_init(&svc->mu, NULL);
         dm_dns_cond_init(&svc->cond);
         pthread_mutex_init(&svc->commit_mu, NULL);
         dm_dns_cond_init(&svc->commit_cond);
-        pthread_mutex_init(&svc->outbox_mu, NULL);
-        dm_dns_cond_init(&svc->outbox_cond);
         dns_size(svc, conf);
 
         r = dns_resolver_opts(conf, svc->nloops, &svc->ropts, servers, sizeof(servers));
@@ -338,20 +388,17 @@ int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_servic
                 goto fail;
 
         if (mode != DM_DNS_MODE_RESOLVE) {
-                r = dm_bus_declare(svc->bus, svc->queue, svc->task_key);
-                if (r < 0) {
-                        dm_log_error(DM_DNS_SVC, "msg=\"cannot declare the task queue\" err=\"%s\"",
-                                     dm_strerror(r));
+                r = dns_declare_tasks(svc);
+                if (r < 0)
                         goto fail;
-                }
+                r = dm_app_relay_hold(app);
+                if (r < 0)
+                        goto fail;
+                svc->relay_held = true;
                 r = dns_start_thread(&svc->committer, dm_dns_commit_main, svc, "dns-commit");
                 if (r < 0)
                         goto fail_stop;
                 svc->committer_started = true;
-                r = dns_start_thread(&svc->outbox, dm_dns_outbox_main, svc, "dns-outbox");
-                if (r < 0)
-                        goto fail_stop;
-                svc->outbox_started = true;
         }
         for (size_t i = 0; i < svc->nloops; i++) {
                 char tname[16];

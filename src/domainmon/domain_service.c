@@ -82,6 +82,10 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         if (!s)
                 return DM_ENOMEM;
         s->app = app;
+        /* Domain events go out through the outbox: the relay runs while the API does. */
+        ret = dm_app_relay_hold(app);
+        if (ret < 0)
+                goto fail_free;
         struct dm_event_hub_opts hub_opts = {
             .max_events = (size_t)app->conf.events_replay,
             .max_bytes = (size_t)app->conf.events_replay_bytes,
@@ -137,6 +141,8 @@ fail:
         dm_event_feed_stop(s->feed);
         dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
+        dm_app_relay_release(app);
+fail_free:
         free(s);
         return ret;
 }
@@ -153,6 +159,8 @@ void dm_domain_service_stop(struct dm_domain_service *s)
         s->app->events = NULL;
         dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
+        /* After the last request: the events of every write it answered are published. */
+        dm_app_relay_release(s->app);
         dm_log_info("domain", "msg=\"stopped\"");
         free(s);
 }

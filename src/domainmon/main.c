@@ -49,7 +49,7 @@ static const struct dm_command commands[] = {
      .needs_store = true,
      .needs_bus = true},
     {.name = "dns-service",
-     .summary = "scheduler and DNS scanners",
+     .summary = "scheduler and DNS scanners (and /healthz, /readyz on DM_LISTEN)",
      .run = cmd_serve,
      .roles = DM_ROLE_DNS,
      .needs_store = true,
@@ -144,6 +144,7 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
 {
         struct dm_domain_service *domain = NULL;
         struct dm_dns_service *dns = NULL;
+        struct dm_probe_service *probe = NULL;
         const struct dm_command *self = find_command(app->command);
         int r, sig = 0, rc = 1;
 
@@ -178,6 +179,12 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                         goto out_domain;
                 }
         }
+        /* Without the API, /healthz and /readyz get a listener of their own. */
+        if (!(self->roles & DM_ROLE_DOMAIN)) {
+                r = dm_probe_service_start(app, &probe);
+                if (r < 0)
+                        goto out_dns;
+        }
         dm_log_info("main", "msg=\"started\" services=%s store=%s bus=%s", self->name,
                     dm_store_backend(app->store), dm_bus_backend(app->bus));
 
@@ -186,6 +193,8 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         dm_log_info("main", "msg=\"stopping\" signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
         rc = 0;
 
+        dm_probe_service_stop(probe);
+out_dns:
         dm_dns_service_stop(dns);
 out_domain:
         dm_domain_service_stop(domain);

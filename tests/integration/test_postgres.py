@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-from conftest import PG_URL, REPO, DomainMon, pg_create_database, pg_drop_database, psql
+from conftest import (PG_URL, REPO, DomainMon, pg_create_database, pg_db_name, pg_drop_database,
+                      psql)
 from dnsfixtures import knot, wait_for  # noqa: F401 - fixtures are used by name
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="DM_TEST_PG_URL is not set")
@@ -109,3 +110,23 @@ def test_scans_write_history_to_postgres(knot, domainmon_factory):
     # Events went through the outbox and it drained.
     wait_for(lambda: psql("SELECT count(*) FROM outbox", m.database_url) == "0", timeout=10,
              interval=0.2, what="an empty outbox")
+
+
+def test_readyz_names_the_database_while_it_refuses(domainmon_factory):
+    """/readyz answers 503 with "down": ["database"] while the database takes no
+    connection, and 200 again once it does."""
+    m = domainmon_factory(database="postgres")
+    assert m.request("GET", "/readyz", key=None).status_code == 200
+    db = pg_db_name(m.database_url)
+    psql(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false")
+    try:
+        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")
+        r = wait_for(lambda: (lambda r: r if r.status_code == 503 else None)(
+            m.request("GET", "/readyz", key=None)), timeout=20, what="a 503")
+        assert r.headers.get("Content-Type", "").startswith("application/problem+json"), r
+        assert r.json()["down"] == ["database"], r
+        assert "database" in r.json()["detail"], r
+    finally:
+        psql(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+    wait_for(lambda: m.request("GET", "/readyz", key=None).status_code == 200, timeout=20,
+             what="ready again")

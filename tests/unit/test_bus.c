@@ -449,6 +449,8 @@ static void test_bad_arguments(void **state)
         rec_init(&r, bus, REC_ACK);
         qname(c, q, sizeof(q), "q");
         qname(c, missing, sizeof(missing), "missing");
+        assert_int_equal(dm_bus_ping(NULL), DM_EINVAL);
+        assert_int_equal(dm_bus_ping(bus), 0);
         assert_int_equal(dm_bus_declare(bus, "", "a"), DM_EINVAL);
         assert_int_equal(dm_bus_declare(bus, q, NULL), DM_EINVAL);
         assert_int_equal(dm_bus_declare(bus, "bad name", "a"), DM_EINVAL);
@@ -1126,6 +1128,24 @@ struct restart_pub {
         atomic_bool gave_up;
 };
 
+/* Samples dm_bus_ping while the broker restarts. */
+struct restart_watch {
+        struct dm_bus *bus;
+        atomic_bool stop;
+        atomic_uint down; /* samples that found the bus down */
+};
+
+static void *restart_watch_main(void *arg)
+{
+        struct restart_watch *w = arg;
+        while (!atomic_load(&w->stop)) {
+                if (dm_bus_ping(w->bus) == DM_EBUS)
+                        atomic_fetch_add(&w->down, 1);
+                sleep_ms(10);
+        }
+        return NULL;
+}
+
 static void *restart_produce(void *arg)
 {
         struct restart_pub *p = arg;
@@ -1202,13 +1222,23 @@ static void test_broker_restart(void **state)
         assert_int_equal(dm_bus_consume(bus, q, 8, restart_handler, sink), 0);
 
         struct restart_pub pub = {.bus = bus, .n = 400};
-        pthread_t th;
+        struct restart_watch watch = {.bus = bus};
+        pthread_t th, wth;
+        assert_int_equal(dm_bus_ping(bus), 0);
+        assert_int_equal(pthread_create(&wth, NULL, restart_watch_main, &watch), 0);
         assert_int_equal(pthread_create(&th, NULL, restart_produce, &pub), 0);
         while (atomic_load(&pub.published) < 100)
                 sleep_ms(10);
         print_message("restarting the broker: %s\n", cmd);
         int rc = system(cmd);
         pthread_join(th, NULL);
+        /* Every link is back (publisher and both consumers): the bus says so. */
+        for (int waited = 0; waited < 30000 && dm_bus_ping(bus) != 0; waited += 50)
+                sleep_ms(50);
+        atomic_store(&watch.stop, true);
+        pthread_join(wth, NULL);
+        assert_true(atomic_load(&watch.down) > 0);
+        assert_int_equal(dm_bus_ping(bus), 0);
 
         for (int waited = 0; waited < 60000; waited += 50) {
                 if (atomic_load(&sink->distinct) == pub.n)

@@ -103,7 +103,7 @@ static struct dm_domain make_domain(const char *name, int64_t interval_ms)
 static int64_t add_domain(struct dm_store *st, const char *name, int64_t interval_ms)
 {
         struct dm_domain d = make_domain(name, interval_ms);
-        assert_int_equal(dm_store_domain_insert(st, &d), 0);
+        assert_int_equal(dm_store_domain_insert(st, &d, NULL, NULL), 0);
         assert_true(d.id > 0);
         return d.id;
 }
@@ -184,13 +184,33 @@ static size_t count_changes(struct dm_store *st, int64_t domain_id)
         return n;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return (x > y) - (x < y);
+}
+
 static size_t count_outbox(struct dm_store *st)
 {
-        struct dm_outbox_event *ev = NULL;
         size_t n = 0;
-        assert_int_equal(dm_store_outbox_fetch(st, 100000, &ev, &n), 0);
-        dm_outbox_events_free(ev, n);
+        assert_int_equal(dm_store_outbox_count(st, &n), 0);
         return n;
+}
+
+/* Relays' owner tokens in the outbox tests. */
+#define OWNER_A 101
+#define OWNER_B 202
+#define OWNER_C 303
+#define LEASE_MS 60000
+
+/* Claims up to `limit` events for `owner` now, with a lease that outlasts the test. */
+static struct dm_outbox_event *claim(struct dm_store *st, int64_t owner, size_t limit,
+                                     size_t *ret_n)
+{
+        struct dm_outbox_event *ev = NULL;
+        assert_int_equal(dm_store_outbox_claim(st, owner, LEASE_MS, limit, dm_now_ms(), &ev, ret_n),
+                         0);
+        return ev;
 }
 
 static size_t count_current(struct dm_store *st, int64_t domain_id)
@@ -254,7 +274,7 @@ static void test_domain_crud(void **state)
         d.record_types[0] = DM_RR_A;
         d.record_types[1] = DM_RR_MX;
         d.nrecord_types = 2;
-        assert_int_equal(dm_store_domain_insert(f->st, &d), 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &d, NULL, NULL), 0);
         assert_true(d.id > 0);
         assert_in_range(d.created_at, before, dm_now_ms());
         assert_int_equal(d.updated_at, d.created_at);
@@ -278,7 +298,7 @@ static void test_domain_crud(void **state)
         assert_memory_equal(g.dns_fp, zero, DM_FP_LEN);
 
         struct dm_domain dup = make_domain("example.com", 0);
-        assert_int_equal(dm_store_domain_insert(f->st, &dup), DM_EEXIST);
+        assert_int_equal(dm_store_domain_insert(f->st, &dup, NULL, NULL), DM_EEXIST);
         assert_int_equal(dup.id, 0);
 
         struct dm_domain u = g;
@@ -321,7 +341,7 @@ static void test_domain_crud(void **state)
         struct dm_domain missing = make_domain("missing.example", 0);
         assert_int_equal(dm_store_domain_update(f->st, &missing, DM_DOMAIN_SETTINGS), DM_ENOENT);
         assert_int_equal(dm_store_domain_get(f->st, "missing.example", &g), DM_ENOENT);
-        assert_int_equal(dm_store_domain_delete(f->st, "missing.example"), DM_ENOENT);
+        assert_int_equal(dm_store_domain_delete(f->st, "missing.example", NULL, NULL), DM_ENOENT);
 
         size_t n = 99;
         assert_int_equal(dm_store_domain_count(f->st, &n), 0);
@@ -339,14 +359,14 @@ static void test_domain_delete_cascade(void **state)
         assert_int_equal(count_current(f->st, id), 2);
         assert_int_equal(count_changes(f->st, id), 2);
 
-        assert_int_equal(dm_store_domain_delete(f->st, "gone.example"), 0);
+        assert_int_equal(dm_store_domain_delete(f->st, "gone.example", NULL, NULL), 0);
         struct dm_domain g;
         assert_int_equal(dm_store_domain_get(f->st, "gone.example", &g), DM_ENOENT);
         assert_int_equal(count_current(f->st, id), 0);
         assert_int_equal(count_changes(f->st, id), 0);
         assert_int_equal(count_changes(f->st, 0), 2);
         assert_int_equal(count_current(f->st, keep), 2);
-        assert_int_equal(dm_store_domain_delete(f->st, "gone.example"), DM_ENOENT);
+        assert_int_equal(dm_store_domain_delete(f->st, "gone.example", NULL, NULL), DM_ENOENT);
 
         /* A name added again is a new domain, with a new id. */
         int64_t again = add_domain(f->st, "gone.example", 0);
@@ -368,7 +388,7 @@ static void test_domain_list(void **state)
                 snprintf(name, sizeof(name), "d%03zu.example", (i * 7) % N);
                 ds[i] = make_domain(name, 0);
         }
-        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, res), 0);
+        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, NULL, NULL, res), 0);
         for (size_t i = 0; i < N; i++)
                 assert_int_equal(res[i], 0);
 
@@ -427,7 +447,7 @@ static void test_domain_list(void **state)
         snprintf(b.unicode_name, sizeof(b.unicode_name),
                  "b\xc3\xbc"
                  "cher.example");
-        assert_int_equal(dm_store_domain_insert(f->st, &b), 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &b, NULL, NULL), 0);
         q.q = "b\xc3\xbc"
               "cher";
         assert_int_equal(dm_store_domain_list(f->st, &q, page, &n), 0);
@@ -456,7 +476,7 @@ static void test_domain_insert_many(void **state)
                                   make_domain("a.example", 0), make_domain("c.example", 0),
                                   make_domain("c.example", 0)};
         int res[5] = {7, 7, 7, 7, 7};
-        assert_int_equal(dm_store_domain_insert_many(f->st, ds, 5, res), 0);
+        assert_int_equal(dm_store_domain_insert_many(f->st, ds, 5, NULL, NULL, res), 0);
         assert_int_equal(res[0], 0);
         assert_int_equal(res[1], DM_EEXIST);
         assert_int_equal(res[2], DM_EEXIST);
@@ -472,7 +492,7 @@ static void test_domain_insert_many(void **state)
         size_t n = 0;
         assert_int_equal(dm_store_domain_count(f->st, &n), 0);
         assert_int_equal(n, 3);
-        assert_int_equal(dm_store_domain_insert_many(f->st, NULL, 0, NULL), 0);
+        assert_int_equal(dm_store_domain_insert_many(f->st, NULL, 0, NULL, NULL, NULL), 0);
 }
 
 /* ---- keys ---- */
@@ -633,12 +653,12 @@ static void test_claim_due(void **state)
         dflt.record_types[0] = DM_RR_AAAA;
         dflt.record_types[1] = DM_RR_CAA;
         dflt.nrecord_types = 2;
-        assert_int_equal(dm_store_domain_insert(f->st, &dflt), 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &dflt, NULL, NULL), 0);
         add_domain(f->st, "two-min.example", 2 * MIN_MS);
         add_domain(f->st, "too-short.example", 1000);
         struct dm_domain off = make_domain("disabled.example", 0);
         off.enabled = false;
-        assert_int_equal(dm_store_domain_insert(f->st, &off), 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &off, NULL, NULL), 0);
 
         int64_t now = dm_now_ms() + 1000;
         struct dm_claim_opts opts = {
@@ -718,7 +738,7 @@ static void test_claim_spread(void **state)
                 snprintf(name, sizeof(name), "host%zu.example.net", i);
                 ds[i] = make_domain(name, TEN_MIN_MS);
         }
-        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, res), 0);
+        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, NULL, NULL, res), 0);
 
         int64_t now = dm_now_ms() + 1000;
         struct dm_claim_opts opts = {
@@ -774,7 +794,7 @@ static void test_request_scan(void **state)
         add_domain(f->st, "early.example", 0); /* due since its insert */
         struct dm_domain off = make_domain("off.example", 0);
         off.enabled = false;
-        assert_int_equal(dm_store_domain_insert(f->st, &off), 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &off, NULL, NULL), 0);
         int64_t early = get_domain(f->st, "early.example").next_check_at;
         n = 0;
         assert_int_equal(dm_store_domain_request_scan_all(f->st, now + 100, &n), 0);
@@ -821,8 +841,7 @@ static void test_dns_commit_first_and_unchanged(void **state)
         assert_int_equal(rows[1].type, DM_RR_MX);
         dm_rrset_rows_free(rows, n);
 
-        struct dm_outbox_event *ev = NULL;
-        assert_int_equal(dm_store_outbox_fetch(f->st, 10, &ev, &n), 0);
+        struct dm_outbox_event *ev = claim(f->st, OWNER_A, 10, &n);
         assert_int_equal(n, 2);
         assert_string_equal(ev[0].routing_key, "change.dns.A");
         assert_string_equal(ev[1].routing_key, "change.dns.MX");
@@ -1097,8 +1116,7 @@ static void test_values_round_trip(void **state)
 
         const char *body = "{\"k\":\"\xe2\x9c\x93\",\"n\":[1, 2 ,3]}";
         assert_int_equal(dm_store_outbox_add(f->st, "domain.added", body), 0);
-        struct dm_outbox_event *ev = NULL;
-        assert_int_equal(dm_store_outbox_fetch(f->st, 10, &ev, &n), 0);
+        struct dm_outbox_event *ev = claim(f->st, OWNER_A, 10, &n);
         assert_int_equal(n, 1);
         assert_string_equal(ev[0].body, body);
         dm_outbox_events_free(ev, n);
@@ -1109,28 +1127,299 @@ static void test_outbox(void **state)
         struct fixture *f = *state;
         assert_int_equal(dm_store_outbox_add(f->st, "domain.added", "{\"n\":1}"), 0);
         assert_int_equal(dm_store_outbox_add(f->st, "domain.added", "{\"n\":2}"), 0);
-        assert_int_equal(dm_store_outbox_add(f->st, "domain.deleted", "{\"n\":3}"), 0);
+        assert_int_equal(dm_store_outbox_add(f->st, "domain.removed", "{\"n\":3}"), 0);
+        assert_int_equal(count_outbox(f->st), 3);
 
-        struct dm_outbox_event *ev = NULL;
-        size_t n = 0;
-        assert_int_equal(dm_store_outbox_fetch(f->st, 2, &ev, &n), 0);
+        size_t n = 0, deleted = 99;
+        struct dm_outbox_event *ev = claim(f->st, OWNER_A, 2, &n);
         assert_int_equal(n, 2);
         assert_string_equal(ev[0].body, "{\"n\":1}");
         assert_string_equal(ev[1].body, "{\"n\":2}");
+        assert_true(ev[0].id < ev[1].id);
         int64_t ids[2] = {ev[0].id, ev[1].id};
         dm_outbox_events_free(ev, n);
-        assert_int_equal(dm_store_outbox_delete(f->st, ids, 2), 0);
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_A, ids, 2, &deleted), 0);
+        assert_int_equal(deleted, 2);
 
-        assert_int_equal(dm_store_outbox_fetch(f->st, 10, &ev, &n), 0);
+        ev = claim(f->st, OWNER_A, 10, &n);
         assert_int_equal(n, 1);
-        assert_string_equal(ev[0].routing_key, "domain.deleted");
+        assert_string_equal(ev[0].routing_key, "domain.removed");
         assert_string_equal(ev[0].body, "{\"n\":3}");
         ids[0] = ev[0].id;
         dm_outbox_events_free(ev, n);
-        /* Deleting what is already gone is fine: publishers may race. */
-        assert_int_equal(dm_store_outbox_delete(f->st, ids, 1), 0);
-        assert_int_equal(dm_store_outbox_delete(f->st, ids, 1), 0);
+        /* Deleting what is already gone is fine: relays whose leases ran out may race. */
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_A, ids, 1, NULL), 0);
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_A, ids, 1, &deleted), 0);
+        assert_int_equal(deleted, 0);
         assert_int_equal(count_outbox(f->st), 0);
+        ev = claim(f->st, OWNER_A, 10, &n);
+        assert_int_equal(n, 0);
+        dm_outbox_events_free(ev, n);
+
+        assert_int_equal(dm_store_outbox_claim(f->st, 0, LEASE_MS, 1, 1, &ev, &n), DM_EINVAL);
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_A, 0, 1, 1, &ev, &n), DM_EINVAL);
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_A, LEASE_MS, 0, 1, &ev, &n), DM_EINVAL);
+        assert_int_equal(dm_store_outbox_delete(f->st, 0, ids, 1, NULL), DM_EINVAL);
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_A, NULL, 0, &deleted), 0);
+        assert_int_equal(deleted, 0);
+}
+
+/* A claim holds an event for its owner until the lease ends: other owners skip it, the
+ * owner itself takes it back at once, anyone takes it once the lease is over, and a delete
+ * removes only what the deleting owner holds. */
+static void test_outbox_claim_lease(void **state)
+{
+        struct fixture *f = *state;
+        const int64_t t = 1700000000000;
+        struct dm_outbox_event *ev = NULL;
+        size_t n = 0, deleted = 0;
+        for (int i = 1; i <= 3; i++) {
+                char body[32];
+                snprintf(body, sizeof(body), "{\"n\":%d}", i);
+                assert_int_equal(dm_store_outbox_add(f->st, "domain.added", body), 0);
+        }
+
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_A, 1000, 2, t, &ev, &n), 0);
+        assert_int_equal(n, 2);
+        int64_t e1 = ev[0].id, e2 = ev[1].id;
+        dm_outbox_events_free(ev, n);
+
+        /* B gets only what A does not hold, until A's lease ends. */
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_B, 5000, 10, t + 999, &ev, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ev[0].body, "{\"n\":3}");
+        int64_t e3 = ev[0].id;
+        assert_true(e3 > e2);
+        dm_outbox_events_free(ev, n);
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_C, 1000, 10, t + 999, &ev, &n), 0);
+        assert_int_equal(n, 0);
+        dm_outbox_events_free(ev, n);
+
+        /* An owner takes back what it holds (a relay that could not publish tries again). */
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_A, 1000, 10, t + 500, &ev, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(ev[0].id, e1);
+        assert_int_equal(ev[1].id, e2);
+        dm_outbox_events_free(ev, n);
+
+        /* A's second claim runs to t + 1500; at that instant the lease is over and C takes
+         * both, oldest first; B's lease (to t + 5999) still holds e3. */
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_C, 1000, 10, t + 1499, &ev, &n), 0);
+        assert_int_equal(n, 0);
+        dm_outbox_events_free(ev, n);
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_C, 1000, 10, t + 1500, &ev, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(ev[0].id, e1);
+        assert_int_equal(ev[1].id, e2);
+        dm_outbox_events_free(ev, n);
+
+        /* A lost them: its delete (after a late publish) leaves them to C. */
+        int64_t ids[3] = {e1, e2, e3};
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_A, ids, 3, &deleted), 0);
+        assert_int_equal(deleted, 0);
+        assert_int_equal(count_outbox(f->st), 3);
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_C, ids, 3, &deleted), 0);
+        assert_int_equal(deleted, 2); /* e3 is B's */
+        assert_int_equal(count_outbox(f->st), 1);
+
+        /* An event nobody claimed is not deleted either. */
+        assert_int_equal(dm_store_outbox_add(f->st, "domain.added", "{\"n\":4}"), 0);
+        assert_int_equal(dm_store_outbox_claim(f->st, OWNER_C, 1000, 10, t + 2000, &ev, &n), 0);
+        assert_int_equal(n, 1);
+        int64_t e4 = ev[0].id;
+        dm_outbox_events_free(ev, n);
+        int64_t mine[1] = {e4};
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_B, mine, 1, &deleted), 0);
+        assert_int_equal(deleted, 0);
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_B, &e3, 1, &deleted), 0);
+        assert_int_equal(deleted, 1);
+        assert_int_equal(dm_store_outbox_delete(f->st, OWNER_C, mine, 1, &deleted), 0);
+        assert_int_equal(deleted, 1);
+        assert_int_equal(count_outbox(f->st), 0);
+}
+
+/* The domain writes add their events in their own transactions. */
+static char *domain_event_body(const struct dm_domain *d, int64_t at, void *arg)
+{
+        int *calls = arg;
+        char *body = malloc(512);
+        if (!body)
+                return NULL;
+        (*calls)++;
+        snprintf(body, 512,
+                 "{\"id\":%lld,\"name\":\"%s\",\"at\":%lld,\"created\":%lld,"
+                 "\"interval\":%lld,\"types\":%zu}",
+                 (long long)d->id, d->name, (long long)at, (long long)d->created_at,
+                 (long long)d->interval_ms, d->nrecord_types);
+        return body;
+}
+
+static char *domain_event_nomem(const struct dm_domain *d, int64_t at, void *arg)
+{
+        (void)d;
+        (void)at;
+        (void)arg;
+        return NULL;
+}
+
+static void test_domain_events(void **state)
+{
+        struct fixture *f = *state;
+        struct dm_outbox_event *ev = NULL;
+        size_t n = 0;
+        int calls = 0;
+        char want[256];
+
+        struct dm_domain d = make_domain("ev.example", 120000);
+        d.record_types[0] = DM_RR_A;
+        d.nrecord_types = 1;
+        assert_int_equal(dm_store_domain_insert(f->st, &d, domain_event_body, &calls), 0);
+        assert_int_equal(calls, 1);
+        ev = claim(f->st, OWNER_A, 10, &n);
+        assert_int_equal(n, 1);
+        assert_string_equal(ev[0].routing_key, DM_EVENT_DOMAIN_ADDED);
+        snprintf(want, sizeof(want),
+                 "{\"id\":%lld,\"name\":\"ev.example\",\"at\":%lld,\"created\":%lld,"
+                 "\"interval\":120000,\"types\":1}",
+                 (long long)d.id, (long long)d.created_at, (long long)d.created_at);
+        assert_string_equal(ev[0].body, want); /* the domain as stored, with its id */
+        int64_t first = ev[0].id;
+        dm_outbox_events_free(ev, n);
+
+        /* A name that is taken writes no event; a builder that fails writes nothing. */
+        struct dm_domain dup = make_domain("ev.example", 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &dup, domain_event_body, &calls), DM_EEXIST);
+        struct dm_domain lost = make_domain("lost.example", 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &lost, domain_event_nomem, NULL), DM_ENOMEM);
+        assert_int_equal(dm_store_domain_get(f->st, "lost.example", &lost), DM_ENOENT);
+        assert_int_equal(count_outbox(f->st), 1);
+
+        /* An import: one event per added name, in batch order, none for the others. */
+        struct dm_domain ds[4] = {make_domain("z.example", 0), make_domain("ev.example", 0),
+                                  make_domain("a.example", 0), make_domain("z.example", 0)};
+        int res[4];
+        calls = 0;
+        assert_int_equal(dm_store_domain_insert_many(f->st, ds, 4, domain_event_body, &calls, res),
+                         0);
+        assert_int_equal(res[0], 0);
+        assert_int_equal(res[1], DM_EEXIST);
+        assert_int_equal(res[2], 0);
+        assert_int_equal(res[3], DM_EEXIST);
+        assert_int_equal(calls, 2);
+        ev = claim(f->st, OWNER_B, 10, &n);
+        assert_int_equal(n, 2);
+        assert_true(ev[0].id > first);
+        snprintf(want, sizeof(want), "{\"id\":%lld,\"name\":\"z.example\",", (long long)ds[0].id);
+        assert_true(strncmp(ev[0].body, want, strlen(want)) == 0);
+        snprintf(want, sizeof(want), "{\"id\":%lld,\"name\":\"a.example\",", (long long)ds[2].id);
+        assert_true(strncmp(ev[1].body, want, strlen(want)) == 0);
+        assert_string_equal(ev[1].routing_key, DM_EVENT_DOMAIN_ADDED);
+        dm_outbox_events_free(ev, n);
+        struct dm_domain more[2] = {make_domain("m1.example", 0), make_domain("m2.example", 0)};
+        assert_int_equal(dm_store_domain_insert_many(f->st, more, 2, domain_event_nomem, NULL, res),
+                         DM_ENOMEM);
+        assert_int_equal(dm_store_domain_get(f->st, "m1.example", &lost), DM_ENOENT);
+        assert_int_equal(count_outbox(f->st), 3);
+
+        /* A delete: the domain as it was and when it went. */
+        int64_t before = dm_now_ms();
+        calls = 0;
+        assert_int_equal(dm_store_domain_delete(f->st, "ev.example", domain_event_body, &calls), 0);
+        assert_int_equal(calls, 1);
+        assert_int_equal(dm_store_domain_delete(f->st, "ev.example", domain_event_body, &calls),
+                         DM_ENOENT);
+        assert_int_equal(calls, 1);
+        ev = claim(f->st, OWNER_C, 10, &n);
+        assert_int_equal(n, 1);
+        assert_string_equal(ev[0].routing_key, DM_EVENT_DOMAIN_REMOVED);
+        snprintf(want, sizeof(want),
+                 "{\"id\":%lld,\"name\":\"ev.example\",\"at\":", (long long)d.id);
+        assert_true(strncmp(ev[0].body, want, strlen(want)) == 0);
+        long long at = strtoll(ev[0].body + strlen(want), NULL, 10);
+        assert_true(at >= before && at <= dm_now_ms());
+        dm_outbox_events_free(ev, n);
+        assert_int_equal(dm_store_domain_delete(f->st, "a.example", domain_event_nomem, NULL),
+                         DM_ENOMEM);
+        assert_int_equal(dm_store_domain_get(f->st, "a.example", &lost), 0); /* still there */
+        assert_int_equal(count_outbox(f->st), 4);
+}
+
+/* Relays claiming at once, each deleting what it claimed: every event goes to exactly one
+ * of them. */
+struct relay_worker {
+        pthread_t thread;
+        struct dm_store *st;
+        int64_t owner;
+        int64_t ids[600];
+        size_t n;
+        int err;
+};
+
+static void *relay_worker_main(void *arg)
+{
+        struct relay_worker *w = arg;
+        for (;;) {
+                struct dm_outbox_event *ev = NULL;
+                size_t n = 0, deleted = 0;
+                int r = dm_store_outbox_claim(w->st, w->owner, LEASE_MS, 7, dm_now_ms(), &ev, &n);
+                if (r < 0) {
+                        w->err = r;
+                        return NULL;
+                }
+                int64_t ids[7];
+                for (size_t i = 0; i < n; i++) {
+                        ids[i] = ev[i].id;
+                        if (w->n < 600)
+                                w->ids[w->n++] = ev[i].id;
+                }
+                dm_outbox_events_free(ev, n);
+                if (n == 0)
+                        return NULL;
+                r = dm_store_outbox_delete(w->st, w->owner, ids, n, &deleted);
+                if (r == 0 && deleted != n)
+                        r = DM_ECONFLICT;
+                if (r < 0) {
+                        w->err = r;
+                        return NULL;
+                }
+        }
+}
+
+static void test_outbox_claim_concurrent(void **state)
+{
+        struct fixture *f = *state;
+        enum { N = 500, RELAYS = 4 };
+        struct dm_store *stores[2] = {f->st, NULL};
+        char err[256];
+        assert_int_equal(dm_store_open(f->url, err, sizeof(err), &stores[1]), 0);
+        for (int i = 0; i < N; i++)
+                assert_int_equal(dm_store_outbox_add(f->st, "domain.added", "{}"), 0);
+
+        struct relay_worker *w = calloc(RELAYS, sizeof(*w));
+        int64_t *all = calloc(N * RELAYS, sizeof(*all));
+        assert_non_null(w);
+        assert_non_null(all);
+        for (int i = 0; i < RELAYS; i++) {
+                w[i].st = stores[i % 2]; /* two processes' worth of handles */
+                w[i].owner = 1000 + i;
+                assert_int_equal(pthread_create(&w[i].thread, NULL, relay_worker_main, &w[i]), 0);
+        }
+        size_t total = 0;
+        for (int i = 0; i < RELAYS; i++)
+                pthread_join(w[i].thread, NULL);
+        for (int i = 0; i < RELAYS; i++) {
+                assert_int_equal(w[i].err, 0);
+                memcpy(all + total, w[i].ids, w[i].n * sizeof(*all));
+                total += w[i].n;
+        }
+        assert_int_equal(total, N);
+        qsort(all, total, sizeof(*all), cmp_id);
+        for (size_t i = 1; i < total; i++)
+                assert_true(all[i] != all[i - 1]);
+        assert_int_equal(count_outbox(f->st), 0);
+        free(all);
+        free(w);
+        dm_store_free(stores[1]);
 }
 
 static void test_change_list_filters(void **state)
@@ -1575,7 +1864,7 @@ static void worker_write(struct worker *w)
                 char name[64];
                 snprintf(name, sizeof(name), "new%d.example", i);
                 struct dm_domain d = make_domain(name, 1000);
-                int r = dm_store_domain_insert(w->st, &d);
+                int r = dm_store_domain_insert(w->st, &d, NULL, NULL);
                 if (r < 0) {
                         worker_fail(w, "insert", r);
                         return;
@@ -1588,16 +1877,16 @@ static void worker_write(struct worker *w)
                 }
                 struct dm_outbox_event *ev = NULL;
                 size_t n = 0;
-                r = dm_store_outbox_fetch(w->st, 10, &ev, &n);
+                r = dm_store_outbox_claim(w->st, OWNER_A, LEASE_MS, 10, dm_now_ms(), &ev, &n);
                 if (r < 0) {
-                        worker_fail(w, "outbox fetch", r);
+                        worker_fail(w, "outbox claim", r);
                         return;
                 }
                 int64_t ids[10];
                 for (size_t j = 0; j < n; j++)
                         ids[j] = ev[j].id;
                 dm_outbox_events_free(ev, n);
-                r = dm_store_outbox_delete(w->st, ids, n);
+                r = dm_store_outbox_delete(w->st, OWNER_A, ids, n, NULL);
                 if (r < 0) {
                         worker_fail(w, "outbox delete", r);
                         return;
@@ -1630,7 +1919,7 @@ static void test_concurrency(void **state)
                 snprintf(name, sizeof(name), "c%03zu.example", i);
                 ds[i] = make_domain(name, 1000);
         }
-        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, res), 0);
+        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, NULL, NULL, res), 0);
 
         int64_t base = dm_now_ms() + 1000;
         struct worker w[WORKERS];
@@ -1692,12 +1981,6 @@ static void *claimer_main(void *arg)
         }
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-        return (x > y) - (x < y);
-}
-
 /* Claims the N domains named s000.example... with CLAIMERS threads on the given store
  * handles (claimer i uses stores[i % nstores]) and checks each was claimed exactly once. */
 static void claim_race(struct dm_store *st, struct dm_store **stores, size_t nstores)
@@ -1716,7 +1999,7 @@ static void claim_race(struct dm_store *st, struct dm_store **stores, size_t nst
                 snprintf(name, sizeof(name), "s%03zu.example", i);
                 ds[i] = make_domain(name, 0);
         }
-        assert_int_equal(dm_store_domain_insert_many(st, ds, N, res), 0);
+        assert_int_equal(dm_store_domain_insert_many(st, ds, N, NULL, NULL, res), 0);
 
         int64_t now = dm_now_ms() + 1000;
         for (int i = 0; i < CLAIMERS; i++) {
@@ -1884,7 +2167,7 @@ static void test_request_scan_all_fallback(void **state)
                 ds[i] = make_domain(name, 0);
                 ds[i].enabled = i % 3 != 0;
         }
-        assert_int_equal(dm_store_domain_insert_many(st, ds, N, res), 0);
+        assert_int_equal(dm_store_domain_insert_many(st, ds, N, NULL, NULL, res), 0);
         int64_t now = dm_now_ms() + 1000;
         struct dm_claim_opts opts = {
             .now = now, .limit = N, .default_interval_ms = TEN_MIN_MS, .min_interval_ms = MIN_MS};
@@ -1978,10 +2261,10 @@ static void test_bad_arguments(void **state)
         opts.limit = 0;
         assert_int_equal(dm_store_claim_due(st, &opts, t, &n), DM_EINVAL);
         struct dm_domain d = make_domain("", 0);
-        assert_int_equal(dm_store_domain_insert(st, &d), DM_EINVAL);
+        assert_int_equal(dm_store_domain_insert(st, &d, NULL, NULL), DM_EINVAL);
         d = make_domain("ok.example", 0);
         d.nrecord_types = DM_RRTYPE_MAX_PER_DOMAIN + 1;
-        assert_int_equal(dm_store_domain_insert(st, &d), DM_EINVAL);
+        assert_int_equal(dm_store_domain_insert(st, &d, NULL, NULL), DM_EINVAL);
         struct dm_domain_query q = {.limit = 0};
         assert_int_equal(dm_store_domain_list(st, &q, &d, &n), DM_EINVAL);
         /* A filter longer than any name finds nothing, without troubling the database. */
@@ -2020,6 +2303,9 @@ int main(void)
             CONTRACT(test_dns_commit_removed_types),
             CONTRACT(test_values_round_trip),
             CONTRACT(test_outbox),
+            CONTRACT(test_outbox_claim_lease),
+            CONTRACT(test_outbox_claim_concurrent),
+            CONTRACT(test_domain_events),
             CONTRACT(test_change_list_filters),
             CONTRACT(test_claim_concurrent),
             CONTRACT(test_claim_two_stores),

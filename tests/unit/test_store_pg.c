@@ -173,7 +173,7 @@ static void test_migrate_race(void **state)
         assert_int_equal(dm_store_migrate(st, &again), 0);
         assert_int_equal(again, 0);
         struct dm_domain d = make_domain("fresh.example");
-        assert_int_equal(dm_store_domain_insert(st, &d), 0);
+        assert_int_equal(dm_store_domain_insert(st, &d, NULL, NULL), 0);
         dm_store_free(st);
         PGconn *fresh = PQconnectdb(url);
         assert_int_equal(PQstatus(fresh), CONNECTION_OK);
@@ -242,7 +242,7 @@ static void test_reconnect_after_terminate(void **state)
         struct dm_store *st = open_store(url);
         assert_int_equal(dm_store_wipe(st), 0);
         struct dm_domain d = make_domain("kept.example");
-        assert_int_equal(dm_store_domain_insert(st, &d), 0);
+        assert_int_equal(dm_store_domain_insert(st, &d, NULL, NULL), 0);
 
         /* Every pooled connection in use once, so that all of them are dropped. */
         struct hammer h[THREADS];
@@ -272,9 +272,9 @@ static void test_reconnect_after_terminate(void **state)
         /* The same data through new connections; a write works too. */
         assert_int_equal(count_until_ok(st, 4), 1);
         struct dm_domain d2 = make_domain("after.example");
-        int r = dm_store_domain_insert(st, &d2);
+        int r = dm_store_domain_insert(st, &d2, NULL, NULL);
         if (r == DM_ESTORE)
-                r = dm_store_domain_insert(st, &d2);
+                r = dm_store_domain_insert(st, &d2, NULL, NULL);
         assert_int_equal(r, 0);
         assert_int_equal(count_until_ok(st, 4), 2);
         assert_true(admin_count(admin, sql) >= 1);
@@ -294,7 +294,7 @@ static void test_server_restart(void **state)
         struct dm_store *st = open_store(pg_url);
         assert_int_equal(dm_store_wipe(st), 0);
         struct dm_domain d = make_domain("restart.example");
-        assert_int_equal(dm_store_domain_insert(st, &d), 0);
+        assert_int_equal(dm_store_domain_insert(st, &d, NULL, NULL), 0);
 
         struct hammer h;
         memset(&h, 0, sizeof(h));
@@ -375,8 +375,8 @@ static void test_claim_skips_locked(void **state)
         struct dm_store *st = open_store(pg_url);
         assert_int_equal(dm_store_wipe(st), 0);
         struct dm_domain a = make_domain("held.example"), b = make_domain("free.example");
-        assert_int_equal(dm_store_domain_insert(st, &a), 0);
-        assert_int_equal(dm_store_domain_insert(st, &b), 0);
+        assert_int_equal(dm_store_domain_insert(st, &a, NULL, NULL), 0);
+        assert_int_equal(dm_store_domain_insert(st, &b, NULL, NULL), 0);
 
         /* Another scheduler's claim in flight, as far as the rows are concerned. */
         PGconn *admin = admin_connect();

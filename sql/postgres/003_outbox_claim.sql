@@ -1,0 +1,9 @@
+-- Outbox events are claimed by a relay before it publishes them (FOR UPDATE SKIP LOCKED), so
+-- that relays in several processes never publish the same event while a claim holds:
+-- claimed_by is the relay's owner token, claimed_until the end of its lease (unix ms). NULL:
+-- nobody holds it. A relay that dies leaves its claims to expire; another one takes them
+-- then.
+ALTER TABLE outbox ADD COLUMN claimed_by bigint, ADD COLUMN claimed_until bigint;
+-- Every event is now written, claimed (an update of columns no index holds) and deleted:
+-- room on the page keeps the claim a HOT update, without a new index entry.
+ALTER TABLE outbox SET (fillfactor = 80);
