@@ -21,8 +21,8 @@ end of a fault to the first scan of each domain after it is printed (`pytest -s`
 import concurrent.futures
 import datetime
 import glob
-import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -73,22 +73,108 @@ def now_utc():
 
 
 # ---------------------------------------------------------------------------------------
+# a forwarder that holds every query a moment: scans are in flight most of the time
+
+
+class SlowForwarder:
+    """UDP on 127.0.0.1: forwards each query to `upstream` (host, port) after `delay`
+    seconds and relays the answer. `pending` holds the client ports of queries not yet
+    answered, so a test can tell which process has a lookup in flight."""
+
+    def __init__(self, upstream, delay):
+        self.upstream = upstream
+        self.delay = delay
+        self.pending = {}  # client port -> count
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def server(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                wire, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.pending[addr[1]] = self.pending.get(addr[1], 0) + 1
+            threading.Thread(target=self._forward, args=(wire, addr), daemon=True).start()
+
+    def _forward(self, wire, addr):
+        try:
+            time.sleep(self.delay)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+                up.settimeout(2)
+                up.sendto(wire, self.upstream)
+                answer, _ = up.recvfrom(65535)
+            if not self._stop.is_set():
+                self.sock.sendto(answer, addr)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                n = self.pending.get(addr[1], 0) - 1
+                if n > 0:
+                    self.pending[addr[1]] = n
+                else:
+                    self.pending.pop(addr[1], None)
+
+    def in_flight_ports(self):
+        with self.lock:
+            return set(self.pending)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+def udp_ports_of(pid):
+    """The local ports of the UDP sockets process `pid` holds (IPv4)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports = set()
+    with open(f"/proc/{pid}/net/udp", encoding="ascii") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+# ---------------------------------------------------------------------------------------
 # the set-up of one test
 
 
 class Cluster:
     """The processes of one test on its own database and its own exchange."""
 
-    def __init__(self, knot, db, tag):
+    def __init__(self, knot, db, tag, dns_server=None, dns_timeout="500ms"):
         from test_amqp import bus_url
 
         self.knot = knot
         self.db = db
         self.env = {
-            "DM_DNS_SERVERS": knot.server(),
+            "DM_DNS_SERVERS": dns_server or knot.server(),
             "DM_SCAN_INTERVAL": str(INTERVAL),
             "DM_MIN_INTERVAL": str(INTERVAL),
-            "DM_DNS_TIMEOUT": "500ms",
+            "DM_DNS_TIMEOUT": dns_timeout,
             "DM_DNS_RETRIES": "1",
             "RABBITMQ_URL": bus_url(tag),
         }
@@ -209,8 +295,8 @@ def fault_setup(request):
     db = pg_create_database()
     clusters = []
 
-    def make(tag):
-        c = Cluster(knot, db, tag)
+    def make(tag, **kw):
+        c = Cluster(knot, db, tag, **kw)
         clusters.append(c)
         return c
 
@@ -320,11 +406,18 @@ def start_cluster(c, scanners=2):
 # 1. a scanner killed in the middle of a scan cycle
 
 
-def test_scanner_killed_mid_scan(fault_setup):
-    c = fault_setup("kill")
+def test_scanner_killed_mid_scan(fault_setup, request):
+    """Lookups go through a forwarder that holds each query 0.2 s, so a scanner has
+    lookups in flight most of the time; it is killed while one of its queries is pending."""
+    c = fault_setup("kill", dns_timeout="2s")
+    fwd = SlowForwarder(("127.0.0.1", c.knot.port), 0.2)
+    request.addfinalizer(fwd.stop)
+    c.env["DM_DNS_SERVERS"] = fwd.server()
     d, api = start_cluster(c)
     victim, survivor = [m for m in c.mons if m.args == ["dns-service"]]
     c.scanning(api)
+    wait_for(lambda: udp_ports_of(victim.proc.pid) & fwd.in_flight_ports(), timeout=WAIT,
+             interval=0.01, what="a lookup of the victim in flight")
     victim.kill()  # SIGKILL: no stop, no nack, no outbox flush
     t0 = now_utc()
     seen = c.wait_all_checked(api, after=t0)
