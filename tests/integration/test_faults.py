@@ -31,7 +31,7 @@ import pytest
 
 from conftest import (PG_URL, REPO, DomainMon, pg_create_database, pg_drop_database, psql)
 from dnsfixtures import Knot, wait_for
-from test_dns import Api, parse_time
+from test_dns import Api
 from test_events import EventStream
 
 AMQP_URL = os.environ.get("DM_TEST_AMQP_URL")
