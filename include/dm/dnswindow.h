@@ -103,8 +103,8 @@ int64_t dm_dns_window_rto(const struct dm_dns_window *w);
 void dm_dns_window_sent(struct dm_dns_window *w, int64_t now);
 
 /* An answer arrived for a query whose last transmission was at `sent_at`. `rtt`: the RTT
- * to account (us; 0: none, e.g. when the answer may belong to an earlier try); `flags`:
- * DM_DNS_WINDOW_CLEAN or 0. Grows the window. */
+ * to account (us; 0 counts as 1; negative: none); `flags`: DM_DNS_WINDOW_CLEAN or 0. Grows
+ * the window, unless the query was sent before the last cut. */
 void dm_dns_window_answer(struct dm_dns_window *w, int64_t now, int64_t sent_at, int64_t rtt,
                           unsigned flags);
 

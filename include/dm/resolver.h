@@ -87,7 +87,11 @@ int dm_resolver_fd(const struct dm_resolver *r);
  * over TCP; errors: lookups finished with status ERROR (timeouts included). */
 struct dm_resolver_stats {
         uint64_t sent, retransmits, answers, timeouts, tcp_fallbacks, errors;
-        int window; /* current in-flight window (sum over servers) */
+        int window;           /* current in-flight window (sum over servers) */
+        double loss_rate;     /* UDP transmissions taken as lost over the last few seconds,
+                                 0 .. 1 (the server losing most) */
+        int64_t min_rtt_us;   /* smallest RTT of the last 10 s over servers; 0: none yet */
+        uint64_t window_cuts; /* cuts of the window over servers, those taken back included */
 };
 void dm_resolver_get_stats(const struct dm_resolver *r, struct dm_resolver_stats *ret_stats);
 

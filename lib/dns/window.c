@@ -425,8 +425,8 @@ void dm_dns_window_answer(struct dm_dns_window *w, int64_t now, int64_t sent_at,
                           unsigned flags)
 {
         win_update(w, now);
-        if (rtt > 0)
-                win_rtt_sample(w, now, rtt, (flags & DM_DNS_WINDOW_CLEAN) != 0);
+        if (rtt >= 0)
+                win_rtt_sample(w, now, rtt > 0 ? rtt : 1, (flags & DM_DNS_WINDOW_CLEAN) != 0);
         /* Answers to what was sent before a cut say nothing about the smaller window. */
         if (sent_at < w->cut_at)
                 return;

@@ -297,7 +297,7 @@ static void test_late_answer_undoes_cut(void **state)
         assert_true(d->w.cwnd < 300);
         double rate = dm_dns_window_loss_rate(&d->w);
         dm_dns_window_late(&d->w, d->t, sent);
-        dm_dns_window_answer(&d->w, d->t, sent, 0, 0);
+        dm_dns_window_answer(&d->w, d->t, sent, -1, 0);
         assert_true(d->w.cwnd >= 300);
         assert_int_equal(d->w.undos, 1);
         assert_true(dm_dns_window_loss_rate(&d->w) < rate);
@@ -469,7 +469,7 @@ static void sim_run(struct sim *s, int64_t until)
                                 continue;
                         if (x->state == TX_LOST) {
                                 dm_dns_window_late(w, s->now, x->sent_at);
-                                dm_dns_window_answer(w, s->now, x->sent_at, 0, 0);
+                                dm_dns_window_answer(w, s->now, x->sent_at, -1, 0);
                         } else {
                                 s->inflight[x->client]--;
                                 dm_dns_window_answer(w, s->now, x->sent_at, s->now - x->sent_at,
