@@ -13,6 +13,7 @@
 #define WIN_SS_ROUND_MIN 8           /* samples per slow-start round, at least */
 #define WIN_SS_DELAY_MIN_US 250      /* bounds of the RTT rise that ends slow start */
 #define WIN_SS_DELAY_MAX_US 16000
+#define WIN_QUEUE_MIN_US 250     /* ... and of the rise that shows a standing queue */
 #define WIN_DECAY_STEP_US 100000 /* loss statistics decay in steps of this ... */
 #define WIN_HALF_LIFE_US 2000000 /* ... with this half-life */
 #define WIN_RUN_SPAN 16          /* a run of sends lasts at most an RTO / 16 ... */
@@ -27,6 +28,7 @@
 #define WIN_LOSSY 0.25           /* a loss rate random loss is not expected to reach */
 #define WIN_PROBE_WAIT 8         /* RTOs after a probe taken back before the next, doubling */
 #define WIN_PROBE_WAIT_MAX 256
+#define WIN_QUEUE_CUT 0.5 /* a loss behind a standing queue halves the window */
 
 static int win_band(double cwnd)
 {
@@ -110,6 +112,26 @@ static struct win_counts win_sum(const struct dm_dns_window *w, int from, int to
 static double win_rate(struct win_counts c)
 {
         return c.sent > c.lost ? c.lost / c.sent : c.lost > 0 ? 1.0 : 0.0;
+}
+
+/* The RTT rise that tells a queue from noise: half the base RTT, within [lo, 16 ms]. */
+static int64_t win_queue_delay(int64_t base, int64_t lo)
+{
+        int64_t eta = base / 2;
+        if (eta < lo)
+                eta = lo;
+        if (eta > WIN_SS_DELAY_MAX_US)
+                eta = WIN_SS_DELAY_MAX_US;
+        return eta;
+}
+
+/* Whether a queue stands in front of the server: the smallest RTT of the last round is
+ * clearly above the smallest of the last 10 s. Only a queue raises a minimum; slow answers
+ * (a resolver's cache misses) and a loaded host raise the mean. */
+static bool win_queue(const struct dm_dns_window *w)
+{
+        return w->min_rtt > 0 && w->last_round_min > 0 &&
+               w->last_round_min >= w->min_rtt + win_queue_delay(w->min_rtt, WIN_QUEUE_MIN_US);
 }
 
 /* Whether `hi` lost a clearly larger fraction than `lo`: by at least three losses, by more
@@ -319,15 +341,10 @@ static void win_slow_start_check(struct dm_dns_window *w, int64_t sample)
                 w->round_min = sample;
         if (w->round_left > 0 && --w->round_left > 0)
                 return;
-        if (w->cwnd < w->ssthresh && w->last_round_min > 0) {
-                int64_t eta = w->last_round_min / 2;
-                if (eta < WIN_SS_DELAY_MIN_US)
-                        eta = WIN_SS_DELAY_MIN_US;
-                if (eta > WIN_SS_DELAY_MAX_US)
-                        eta = WIN_SS_DELAY_MAX_US;
-                if (w->round_min >= w->last_round_min + eta)
-                        w->ssthresh = w->cwnd;
-        }
+        if (w->cwnd < w->ssthresh && w->last_round_min > 0 &&
+            w->round_min >=
+                w->last_round_min + win_queue_delay(w->last_round_min, WIN_SS_DELAY_MIN_US))
+                w->ssthresh = w->cwnd;
         w->last_round_min = w->round_min;
         w->round_min = 0;
         w->round_left = w->cwnd > WIN_SS_ROUND_MIN ? (uint32_t)w->cwnd : WIN_SS_ROUND_MIN;
@@ -442,12 +459,18 @@ void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at)
 {
         win_update(w, now);
         struct dm_dns_window_run *run = win_run_at(w, sent_at);
+        int b = run ? run->band : win_band_at(w, sent_at);
+        if (sent_at >= w->cut_at && win_queue(w) && w->cwnd > w->floor) {
+                /* Lost behind a standing queue: the server's buffer overflowed. No need to
+                 * wait for the loss rates; this is what TCP does with every loss. */
+                double sent_with = win_band_low(b);
+                win_cut(w, now, (w->cwnd < sent_with ? w->cwnd : sent_with) * WIN_QUEUE_CUT, -1);
+        }
         if (run) {
                 run->lost += 1.0f;
                 return;
         }
         /* Seen after its run was counted (a retransmission waits longer than an RTO). */
-        int b = win_band_at(w, sent_at);
         w->lost[b] += 1.0f;
         if (sent_at < w->cut_at)
                 return;

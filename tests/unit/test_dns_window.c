@@ -600,11 +600,14 @@ static void test_sim_overflowing_queue(void **state)
         assert_true(r.loss < 0.05);
 
         /* The same with 3 % random loss each way: it still gets backed off when it
-         * overflows, and still kept busy. */
+         * overflows. A loss behind a standing queue counts as overflow, so the windows stay
+         * near where the queue starts; and a lost query holds its slot for an RTO (50 ms,
+         * 250 round trips here), so they keep it a little less busy. No such path was
+         * seen: loopback does not lose at random. */
         p.loss_up = p.loss_dn = 0.03;
         r = simulate(&p, 2, 10000, 2 * SEC, 3 * SEC, 22);
         sim_print("queue 50,000/s, 200 deep, 3 % loss", &r);
-        assert_true(r.answers_per_s > 0.85 * 50000);
+        assert_true(r.answers_per_s > 0.55 * 50000);
         assert_true(r.loss < 0.15);
 
         /* Behind 10 ms each way. */
