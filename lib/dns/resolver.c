@@ -709,16 +709,19 @@ static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt
         struct res_server *s = &r->servers[si];
         if (q->state == RQ_LOST)
                 dm_dns_window_late(&r->servers[q->server].win, r->now, q->sent_at);
-        /* RTT: from the only send; after retransmissions, from the first send (the answer
-         * may be to any try), which overestimates and so only ever lengthens the RTO for
-         * servers that are slow to answer rather than lossy. */
+        /* RTT: from the only send; after retransmissions, from the last one. Under random
+         * loss the answer is mostly to the last try, and this is its RTT; measured from the
+         * first send it would count the retry timeouts in, and the RTO would climb to its
+         * ceiling at 10 % loss. A slow server (a resolver working on a cache miss) answers
+         * an earlier try after the retransmission: still longer than its usual RTT, so the
+         * RTO still grows for it. */
         int64_t rtt = -1; /* none */
         unsigned rtt_flags = 0;
         if (q->tries == 1 && (size_t)si == q->server) {
                 rtt = r->now - q->sent_at;
                 rtt_flags = q->state == RQ_UDP ? DM_DNS_WINDOW_CLEAN : 0;
         } else if (q->tries > 1) {
-                rtt = r->now - (q->deadline - r->timeout_us);
+                rtt = r->now - q->sent_at;
         }
         dm_dns_window_answer(&s->win, r->now, q->sent_at, rtt, rtt_flags);
         if (m.flags & DM_DNS_FLAG_TC) {
