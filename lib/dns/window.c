@@ -20,9 +20,9 @@
 #define WIN_RUN_GRACE 4          /* ... and is counted an RTO + RTO / 4 after its last send */
 #define WIN_BASELINE_MIN 32.0    /* sends at smaller windows before they are a baseline */
 #define WIN_CHECK_MIN 128.0      /* ... and before a cut is checked against them */
-#define WIN_CUT_MARGIN 0.9       /* a cut aims this far below the window the rates allow */
+#define WIN_CUT_MARGIN 0.8       /* a cut aims this far below the window the rates allow */
 #define WIN_CUT_MIN 0.125        /* a cut keeps at least this much of the window ... */
-#define WIN_CUT_MAX 0.85         /* ... and at most this much */
+#define WIN_CUT_MAX 0.75         /* ... and at most this much */
 #define WIN_PROBE_MAX 0.7        /* ... a probe for a baseline at most this much */
 #define WIN_CHECK_GIVE_UP 8      /* RTOs after a cut without a baseline: it stays */
 #define WIN_LOSSY 0.25           /* a loss rate random loss is not expected to reach */
