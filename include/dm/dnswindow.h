@@ -64,6 +64,7 @@ struct dm_dns_window {
         int64_t decay_at;
         struct dm_dns_window_run runs[DM_DNS_WINDOW_RUNS]; /* oldest first, from runs_first */
         uint32_t runs_first, runs_len;
+        int64_t runs_due; /* no run is due before this */
 
         /* The band of the sends of each instant, from the last changes: places a loss seen
          * after its run was counted (a retransmission's longer timer) in its band. */

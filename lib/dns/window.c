@@ -52,12 +52,12 @@ static double win_band_low(int b)
  * for the band of the window at the first of them. */
 static uint8_t win_hist_note(struct dm_dns_window *w, int64_t now)
 {
+        uint32_t last = (w->hist_next + DM_DNS_WINDOW_HISTORY - 1) % DM_DNS_WINDOW_HISTORY;
+        if (w->hist_len > 0 && w->hist_at[last] == now)
+                return w->hist_band[last];
         uint8_t b = (uint8_t)win_band(w->cwnd);
-        if (w->hist_len > 0) {
-                uint32_t last = (w->hist_next + DM_DNS_WINDOW_HISTORY - 1) % DM_DNS_WINDOW_HISTORY;
-                if (w->hist_at[last] == now || w->hist_band[last] == b)
-                        return w->hist_band[last];
-        }
+        if (w->hist_len > 0 && w->hist_band[last] == b)
+                return b;
         w->hist_at[w->hist_next] = now;
         w->hist_band[w->hist_next] = b;
         w->hist_next = (w->hist_next + 1) % DM_DNS_WINDOW_HISTORY;
@@ -314,16 +314,22 @@ static void win_count_run(struct dm_dns_window *w, int64_t now, const struct dm_
 static void win_update(struct dm_dns_window *w, int64_t now)
 {
         win_decay(w, now);
-        uint32_t kept = 0, len = w->runs_len;
-        for (uint32_t k = 0; k < len; k++) {
-                struct dm_dns_window_run run = w->runs[(w->runs_first + k) % DM_DNS_WINDOW_RUNS];
-                if (now >= run.due) {
-                        win_count_run(w, now, &run);
-                        continue;
+        if (w->runs_len > 0 && now >= w->runs_due) {
+                uint32_t kept = 0, len = w->runs_len;
+                w->runs_due = INT64_MAX;
+                for (uint32_t k = 0; k < len; k++) {
+                        struct dm_dns_window_run run =
+                            w->runs[(w->runs_first + k) % DM_DNS_WINDOW_RUNS];
+                        if (now >= run.due) {
+                                win_count_run(w, now, &run);
+                                continue;
+                        }
+                        if (run.due < w->runs_due)
+                                w->runs_due = run.due;
+                        w->runs[(w->runs_first + kept++) % DM_DNS_WINDOW_RUNS] = run;
                 }
-                w->runs[(w->runs_first + kept++) % DM_DNS_WINDOW_RUNS] = run;
+                w->runs_len = kept;
         }
-        w->runs_len = kept;
         if (w->check_band && now >= w->cut_at + WIN_CHECK_GIVE_UP * dm_dns_window_rto(w))
                 win_check(w, now);
 }
@@ -415,6 +421,7 @@ void dm_dns_window_sent(struct dm_dns_window *w, int64_t now)
                 if (last->band == b && now - last->first < rto / WIN_RUN_SPAN) {
                         last->sent += 1.0f;
                         last->last = now;
+                        /* Later: runs_due may now be early, which costs one look. */
                         if (last->due < now + rto + rto / WIN_RUN_GRACE)
                                 last->due = now + rto + rto / WIN_RUN_GRACE;
                         return;
@@ -436,6 +443,8 @@ void dm_dns_window_sent(struct dm_dns_window *w, int64_t now)
             .sent = 1.0f,
             .band = b,
         };
+        if (w->runs_len == 1 || run->due < w->runs_due)
+                w->runs_due = run->due;
 }
 
 void dm_dns_window_answer(struct dm_dns_window *w, int64_t now, int64_t sent_at, int64_t rtt,
