@@ -54,6 +54,12 @@ struct dm_dns_window {
         int64_t round_min, last_round_min; /* smallest clean sample of this and the last round */
         uint32_t round_left;               /* clean samples left in this round */
 
+        /* Delivery rate: answers counted since rate_at, and the highest rate of the recent
+         * round trips (answers per us). */
+        int64_t rate_at;
+        uint32_t rate_answers;
+        double max_rate;
+
         /* Transmissions by the band of the window they were sent with, and how many of
          * them were taken as lost, decayed with a half-life of 2 s. A run of sends enters
          * them only once its timers have all fired, with its losses: answers come after an
@@ -62,6 +68,11 @@ struct dm_dns_window {
         float sent[DM_DNS_WINDOW_BANDS];
         float lost[DM_DNS_WINDOW_BANDS];
         int64_t decay_at;
+        /* Transmissions at the smallest windows used (base_band - 1, the lowest band a run
+         * was counted in, and the next ones), decayed with a half-life of 10 s: the loss
+         * that is not the window's doing, remembered longer than the bands are. */
+        double base_sent, base_lost;
+        int base_band;
         struct dm_dns_window_run runs[DM_DNS_WINDOW_RUNS]; /* oldest first, from runs_first */
         uint32_t runs_first, runs_len;
         int64_t runs_due; /* no run is due before this */

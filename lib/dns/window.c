@@ -13,22 +13,27 @@
 #define WIN_SS_ROUND_MIN 8           /* samples per slow-start round, at least */
 #define WIN_SS_DELAY_MIN_US 250      /* bounds of the RTT rise that ends slow start */
 #define WIN_SS_DELAY_MAX_US 16000
-#define WIN_QUEUE_MIN_US 250     /* ... and of the rise that shows a standing queue */
-#define WIN_DECAY_STEP_US 100000 /* loss statistics decay in steps of this ... */
-#define WIN_HALF_LIFE_US 2000000 /* ... with this half-life */
-#define WIN_RUN_SPAN 16          /* a run of sends lasts at most an RTO / 16 ... */
-#define WIN_RUN_GRACE 4          /* ... and is counted an RTO + RTO / 4 after its last send */
-#define WIN_BASELINE_MIN 32.0    /* sends at smaller windows before they are a baseline */
-#define WIN_CHECK_MIN 128.0      /* ... and before a cut is checked against them */
-#define WIN_CUT_MARGIN 0.8       /* a cut aims this far below the window the rates allow */
-#define WIN_CUT_MIN 0.125        /* a cut keeps at least this much of the window ... */
-#define WIN_CUT_MAX 0.75         /* ... and at most this much */
-#define WIN_PROBE_MAX 0.7        /* ... a probe for a baseline at most this much */
-#define WIN_CHECK_GIVE_UP 8      /* RTOs after a cut without a baseline: it stays */
-#define WIN_LOSSY 0.25           /* a loss rate random loss is not expected to reach */
-#define WIN_PROBE_WAIT 8         /* RTOs after a probe taken back before the next, doubling */
+#define WIN_QUEUE_MIN_US 250           /* ... and of the rise that shows a standing queue */
+#define WIN_DECAY_STEP_US 100000       /* loss statistics decay in steps of this ... */
+#define WIN_HALF_LIFE_US 2000000       /* ... with this half-life */
+#define WIN_BASE_HALF_LIFE_US 10000000 /* the loss rate at the smallest windows: 10 s */
+#define WIN_BASE_BANDS 2               /* bands above the smallest one used that count for it */
+#define WIN_RUN_SPAN 16                /* a run of sends lasts at most an RTO / 16 ... */
+#define WIN_RUN_GRACE 4                /* ... and is counted an RTO + RTO / 4 after its last send */
+#define WIN_BASELINE_MIN 32.0          /* sends at smaller windows before they are a baseline */
+#define WIN_CHECK_MIN 128.0            /* ... and before a cut is checked against them */
+#define WIN_CUT_MARGIN 0.8             /* a cut aims this far below the window the rates allow */
+#define WIN_CUT_MIN 0.125              /* a cut keeps at least this much of the window ... */
+#define WIN_CUT_MAX 0.75               /* ... and at most this much */
+#define WIN_CUT_SHARE_MAX 0.95         /* ... and grows back fast to at most this much */
+#define WIN_PROBE_MAX 0.7              /* ... a probe for a baseline at most this much */
+#define WIN_CHECK_GIVE_UP 8            /* RTOs after a cut without a baseline: it stays */
+#define WIN_LOSSY 0.25                 /* a loss rate random loss is not expected to reach */
+#define WIN_PROBE_WAIT 8               /* RTOs after a probe taken back before the next, doubling */
 #define WIN_PROBE_WAIT_MAX 256
-#define WIN_QUEUE_CUT 0.5 /* a loss behind a standing queue halves the window */
+#define WIN_QUEUE_CUT 0.5  /* a loss behind a standing queue halves the window */
+#define WIN_PIPE_GAIN 0.85 /* a cut keeps at least this much of what a round trip held */
+#define WIN_RATE_DECAY 0.9 /* the highest delivery rate fades by this per round trip */
 
 static int win_band(double cwnd)
 {
@@ -134,6 +139,26 @@ static bool win_queue(const struct dm_dns_window *w)
                w->last_round_min >= w->min_rtt + win_queue_delay(w->min_rtt, WIN_QUEUE_MIN_US);
 }
 
+/* What the path held in one round trip: the highest delivery rate of the last round trips
+ * times the smallest RTT (BBR's estimate of the pipe). A server that drops what exceeds a
+ * rate still delivers that rate, and one overrun by a burst still delivers what it can
+ * serve: cutting below this would leave it idle. 0 until measured. */
+static double win_pipe(const struct dm_dns_window *w)
+{
+        return w->max_rate * (double)w->min_rtt;
+}
+
+/* A cut to `target` of a window that lost at `sent_with`, no deeper than what the path
+ * held (unless that is not below `sent_with` * `most` either). */
+static double win_floor_pipe(const struct dm_dns_window *w, double target, double sent_with,
+                             double most)
+{
+        double pipe = win_pipe(w) * WIN_PIPE_GAIN;
+        if (pipe > sent_with * most)
+                pipe = sent_with * most;
+        return target > pipe ? target : pipe;
+}
+
 /* Whether `hi` lost a clearly larger fraction than `lo`: by at least three losses, by more
  * than 3.5 standard errors of the difference, and by enough to matter: a point, and half
  * again the rate of `lo` or a tenth of what `lo` delivered. Every counted run is a new look
@@ -184,22 +209,28 @@ static void win_undo(struct dm_dns_window *w, int64_t now)
         w->probe_after = now + w->probe_wait * dm_dns_window_rto(w);
 }
 
-/* Cuts the window to `target`. A probe (`band` >= 0: the band it was made for) is checked
- * later; a cut for excess loss is not, the evidence for it was already significant. */
-static void win_cut(struct dm_dns_window *w, int64_t now, double target, int band)
+/* Cuts the window to `target`, from where it grows back as in slow start up to `thresh`
+ * (at least `target`), then by one per round trip. A probe (`band` >= 0: the band it was
+ * made for) is checked later; a cut for excess loss is not, the evidence for it was
+ * already significant. */
+static void win_cut(struct dm_dns_window *w, int64_t now, double target, double thresh, int band)
 {
         if (target < w->floor)
                 target = w->floor;
+        if (thresh < target)
+                thresh = target;
         if (target >= w->cwnd) {
                 /* Already below: only leave slow start. */
                 if (w->ssthresh > w->cwnd)
                         w->ssthresh = w->cwnd;
                 return;
         }
+        if (thresh > w->cwnd)
+                thresh = w->cwnd;
         w->undo_cwnd = w->cwnd;
         w->undo_ssthresh = w->ssthresh;
         w->cwnd = target;
-        w->ssthresh = target;
+        w->ssthresh = thresh;
         w->cut_at = now;
         w->check_band = band >= 0 ? band + 1 : 0;
         w->check_sent = 0;
@@ -243,17 +274,25 @@ static void win_judge(struct dm_dns_window *w, int64_t now, int b)
                 return;
         struct win_counts hi, lo;
         win_split(w, b, &hi, &lo);
+        /* When the smaller windows lose more than the smallest ones did over the last
+         * seconds, they were overrun too (two loops sharing a server, each seeing at its
+         * smaller windows the overflow the other one causes): compare with the smallest. */
+        struct win_counts base = {w->base_sent, w->base_lost};
+        if (b >= w->base_band + WIN_BASE_BANDS && base.sent >= WIN_CHECK_MIN &&
+            (lo.sent < WIN_BASELINE_MIN || win_rate(base) < win_rate(lo)))
+                lo = base;
         /* A server that takes only so much (a rate cap, a buffer) answers about as many
          * queries whatever the window: what it delivered at this window, over what it
          * delivers at smaller ones (the random loss no window avoids), is about the share
          * of the window it has room for. */
-        double keep, most = WIN_CUT_MAX;
+        double keep, share, most = WIN_CUT_MAX;
         int probe = -1;
         if (lo.sent >= WIN_BASELINE_MIN && win_excess(hi, lo)) {
                 /* A baseline that loses heavily is overrun itself (two loops sharing a
                  * server, a cap below the first window): do not count on it. */
-                double base = win_rate(lo) < WIN_LOSSY ? win_rate(lo) : 0.0;
-                keep = (1.0 - win_rate(hi)) / (1.0 - base) * WIN_CUT_MARGIN;
+                double random = win_rate(lo) < WIN_LOSSY ? win_rate(lo) : 0.0;
+                share = (1.0 - win_rate(hi)) / (1.0 - random);
+                keep = share * WIN_CUT_MARGIN;
         } else {
                 /* Nothing smaller to compare with, or smaller windows lost heavily too (a
                  * server overrun from the first window on): try a smaller window to learn
@@ -266,6 +305,7 @@ static void win_judge(struct dm_dns_window *w, int64_t now, int b)
                 if (w->check_band || hi.lost < 3.0 || b < win_band(w->cwnd) - 2 ||
                     now < w->probe_after)
                         return;
+                share = 0;
                 keep = (1.0 - win_rate(hi)) * WIN_CUT_MARGIN;
                 most = WIN_PROBE_MAX;
                 probe = b;
@@ -275,8 +315,25 @@ static void win_judge(struct dm_dns_window *w, int64_t now, int b)
         if (keep > most)
                 keep = most;
         double sent_with = win_band_low(b);
-        double target = (w->cwnd < sent_with ? w->cwnd : sent_with) * keep;
-        win_cut(w, now, target, probe);
+        if (sent_with > w->cwnd)
+                sent_with = w->cwnd;
+        double target = sent_with * keep;
+        if (probe < 0)
+                target = win_floor_pipe(w, target, sent_with, most);
+        /* The first cut ends slow start, whose doubling overruns small buffers in bursts:
+         * its losses say less about the server's rate than later ones. Back quickly to the
+         * share it answered, or to what the path held in a round trip, then by one per
+         * round trip. After later cuts, by one per round trip from the start: near a rate
+         * cap, time spent near it is loss. */
+        if (share > WIN_CUT_SHARE_MAX)
+                share = WIN_CUT_SHARE_MAX;
+        double back = 0;
+        if (w->cuts == 0) {
+                back = sent_with * share;
+                if (win_pipe(w) * WIN_PIPE_GAIN > back)
+                        back = win_pipe(w) * WIN_PIPE_GAIN;
+        }
+        win_cut(w, now, target, back, probe);
 }
 
 /* ---- keeping the statistics current ---- */
@@ -290,6 +347,9 @@ static void win_decay(struct dm_dns_window *w, int64_t now)
                 w->sent[i] *= f;
                 w->lost[i] *= f;
         }
+        double g = exp2(-(double)(now - w->decay_at) / WIN_BASE_HALF_LIFE_US);
+        w->base_sent *= g;
+        w->base_lost *= g;
         w->decay_at = now;
 }
 
@@ -298,6 +358,12 @@ static void win_count_run(struct dm_dns_window *w, int64_t now, const struct dm_
 {
         w->sent[run->band] += run->sent;
         w->lost[run->band] += run->lost;
+        if (w->base_band == 0 || run->band + 1 < w->base_band)
+                w->base_band = run->band + 1;
+        if (run->band < w->base_band + WIN_BASE_BANDS) {
+                w->base_sent += run->sent;
+                w->base_lost += run->lost;
+        }
         if (w->check_band && run->first >= w->cut_at && run->band < w->check_band - 2) {
                 w->check_sent += run->sent;
                 w->check_lost += run->lost;
@@ -374,6 +440,26 @@ static void win_rtt_sample(struct dm_dns_window *w, int64_t now, int64_t sample,
         int64_t dev = sample > w->srtt ? sample - w->srtt : w->srtt - sample;
         w->rttvar = (3 * w->rttvar + dev) / 4;
         w->srtt = (7 * w->srtt + sample) / 8;
+}
+
+/* Answers per microsecond over a round trip at least; the highest of the recent round trips
+ * is kept, fading slowly. */
+static void win_rate_sample(struct dm_dns_window *w, int64_t now)
+{
+        w->rate_answers++;
+        if (w->rate_at == 0) {
+                w->rate_at = now;
+                return;
+        }
+        int64_t span = now - w->rate_at;
+        if (w->srtt == 0 || span < w->srtt)
+                return;
+        double rate = (double)w->rate_answers / (double)span;
+        w->max_rate *= WIN_RATE_DECAY;
+        if (rate > w->max_rate)
+                w->max_rate = rate;
+        w->rate_at = now;
+        w->rate_answers = 0;
 }
 
 /* ---- the interface ---- */
@@ -453,6 +539,7 @@ void dm_dns_window_answer(struct dm_dns_window *w, int64_t now, int64_t sent_at,
         win_update(w, now);
         if (rtt >= 0)
                 win_rtt_sample(w, now, rtt > 0 ? rtt : 1, (flags & DM_DNS_WINDOW_CLEAN) != 0);
+        win_rate_sample(w, now);
         /* Answers to what was sent before a cut say nothing about the smaller window. */
         if (sent_at < w->cut_at)
                 return;
@@ -473,7 +560,11 @@ void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at)
                 /* Lost behind a standing queue: the server's buffer overflowed. No need to
                  * wait for the loss rates; this is what TCP does with every loss. */
                 double sent_with = win_band_low(b);
-                win_cut(w, now, (w->cwnd < sent_with ? w->cwnd : sent_with) * WIN_QUEUE_CUT, -1);
+                if (sent_with > w->cwnd)
+                        sent_with = w->cwnd;
+                win_cut(w, now,
+                        win_floor_pipe(w, sent_with * WIN_QUEUE_CUT, sent_with, WIN_CUT_MAX), 0,
+                        -1);
         }
         if (run) {
                 run->lost += 1.0f;

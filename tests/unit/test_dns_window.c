@@ -304,6 +304,67 @@ static void test_late_answer_undoes_cut(void **state)
         free(d);
 }
 
+/* A cut never goes much below what the path held in a round trip (the highest delivery rate
+ * times the smallest RTT): a burst that overran a buffer does not say the server serves
+ * less. */
+static void test_cut_keeps_what_the_path_held(void **state)
+{
+        struct drive *d = drive_new(1000, 20 * MS);
+        drive(d, 100, 40, 0.0, 300); /* 40,000 answers a second over 20 ms: 800 */
+        drive(d, 400, 40, 0.9, 30);
+        drive(d, 0, 1, 0.0, 130);
+        assert_int_equal(d->w.cuts, 1);
+        /* The rates alone would keep an eighth of 395; the pipe, most of it. */
+        assert_true(d->w.cwnd >= 395 * 0.75 - 1);
+        assert_true(d->w.cwnd < 400);
+        free(d);
+}
+
+/* The first cut ends slow start: the window grows back as in slow start to the share that
+ * was answered, then by one per round trip. Later cuts grow back by one per round trip. */
+static void test_first_cut_grows_back_fast(void **state)
+{
+        struct drive *d = drive_new(100000, 20 * MS);
+        drive(d, 100, 5, 0.0, 300);
+        drive(d, 400, 20, 0.3, 30);
+        drive(d, 0, 1, 0.0, 130);
+        assert_int_equal(d->w.cuts, 1);
+        assert_true(d->w.ssthresh > d->w.cwnd + 10);
+        double before = d->w.cwnd;
+        answers(&d->w, d->t, 10, 20 * MS, 10);
+        assert_true(d->w.cwnd >= before + 9.9);
+
+        drive(d, 400, 20, 0.3, 30);
+        drive(d, 0, 1, 0.0, 130);
+        assert_int_equal(d->w.cuts, 2);
+        assert_true(d->w.ssthresh <= d->w.cwnd + 1);
+        free(d);
+}
+
+/* Smaller windows that lose as much as this one do not hide an overload when the smallest
+ * windows used lost nothing: two loops sharing a server each see the other's overflow at
+ * their smaller windows. With the same loss at the smallest windows, it is random: no cut. */
+static void test_baseline_of_the_smallest_windows(void **state)
+{
+        struct drive *d = drive_new(1000, 20 * MS);
+        drive(d, 40, 4, 0.0, 1000);
+        drive(d, 70, 5, 0.2, 4000); /* the band below 100 loses 20 % */
+        drive(d, 40, 1, 0.0, 300);  /* its last runs are counted */
+        uint64_t cuts = d->w.cuts;
+        drive(d, 100, 5, 0.22, 300);
+        drive(d, 0, 1, 0.0, 130);
+        assert_true(d->w.cuts > cuts);
+        free(d);
+
+        d = drive_new(1000, 20 * MS);
+        drive(d, 40, 4, 0.2, 1000);
+        uint64_t probes = d->w.cuts;
+        drive(d, 100, 5, 0.2, 200);
+        drive(d, 0, 1, 0.0, 130);
+        assert_int_equal(d->w.cuts, probes);
+        free(d);
+}
+
 /* Nothing takes the window below the floor. */
 static void test_floor(void **state)
 {
@@ -631,6 +692,9 @@ int main(void)
             cmocka_unit_test(test_probe_taken_back),
             cmocka_unit_test(test_probe_kept_when_smaller_is_clean),
             cmocka_unit_test(test_late_answer_undoes_cut),
+            cmocka_unit_test(test_cut_keeps_what_the_path_held),
+            cmocka_unit_test(test_first_cut_grows_back_fast),
+            cmocka_unit_test(test_baseline_of_the_smallest_windows),
             cmocka_unit_test(test_floor),
             cmocka_unit_test(test_sim_random_loss),
             cmocka_unit_test(test_sim_rate_cap),
