@@ -9,12 +9,13 @@
  *
  * What it does, in short (docs/internals/dns-resolver.md has the figures behind each rule):
  * the window grows like TCP's (doubling per round trip in slow start, one per round trip
- * after); slow start ends when the smallest RTT of a round rises (a queue is filling); a
+ * after); slow start ends when the smallest RTT of a round rises (a queue is filling). A
  * loss is held against the window only when the loss rate at the window the query was sent
- * with is clearly above the loss rate seen at smaller windows. Random loss, which does not
- * grow with the window, then costs retransmissions but no throughput; a server that
- * overflows, or that drops what exceeds a rate cap, loses more as the window grows and is
- * backed off, to about the window at which its loss rate was still the baseline's. */
+ * with is clearly above the loss rate seen at smaller windows, or when it happens behind a
+ * standing queue. Random loss, which does not grow with the window, then costs
+ * retransmissions but no throughput; a server that overflows, or that drops what exceeds a
+ * rate cap, loses more as the window grows and is backed off, to about the share of the
+ * window it answered, never much below what the path delivered in a round trip. */
 #ifndef DM_DNSWINDOW_H
 #define DM_DNSWINDOW_H
 

@@ -6,15 +6,21 @@
 #include <math.h>
 #include <string.h>
 
+/* Retry timeout */
 #define WIN_RTO_INITIAL_US 200000 /* before the first RTT sample */
 #define WIN_RTO_MIN_US 50000
 #define WIN_RTO_MAX_US 1000000
+
+/* RTT and queues */
 #define WIN_MIN_RTT_SPAN_US 10000000 /* the minimum RTT is that of the last 10 s */
 #define WIN_SS_ROUND_MIN 8           /* samples per slow-start round, at least */
 #define WIN_SS_DELAY_MIN_US 250      /* bounds of the RTT rise that ends slow start */
 #define WIN_SS_DELAY_MAX_US 16000
-#define WIN_QUEUE_MIN_US 250           /* ... and of the rise that shows a standing queue */
-#define WIN_DECAY_STEP_US 100000       /* loss statistics decay in steps of this ... */
+#define WIN_QUEUE_MIN_US 250 /* ... and of the rise that shows a standing queue */
+#define WIN_QUEUE_CUT 0.5    /* a loss behind a standing queue halves the window */
+
+/* Loss statistics */
+#define WIN_DECAY_STEP_US 100000       /* they decay in steps of this ... */
 #define WIN_HALF_LIFE_US 2000000       /* ... with this half-life */
 #define WIN_BASE_HALF_LIFE_US 10000000 /* the loss rate at the smallest windows: 10 s */
 #define WIN_BASE_BANDS 2               /* bands above the smallest one used that count for it */
@@ -22,18 +28,19 @@
 #define WIN_RUN_GRACE 4                /* ... and is counted an RTO + RTO / 4 after its last send */
 #define WIN_BASELINE_MIN 32.0          /* sends at smaller windows before they are a baseline */
 #define WIN_CHECK_MIN 128.0            /* ... and before a cut is checked against them */
-#define WIN_CUT_MARGIN 0.8             /* a cut aims this far below the window the rates allow */
-#define WIN_CUT_MIN 0.125              /* a cut keeps at least this much of the window ... */
-#define WIN_CUT_MAX 0.75               /* ... and at most this much */
-#define WIN_CUT_SHARE_MAX 0.95         /* ... and grows back fast to at most this much */
-#define WIN_PROBE_MAX 0.7              /* ... a probe for a baseline at most this much */
-#define WIN_CHECK_GIVE_UP 8            /* RTOs after a cut without a baseline: it stays */
 #define WIN_LOSSY 0.25                 /* a loss rate random loss is not expected to reach */
-#define WIN_PROBE_WAIT 8               /* RTOs after a probe taken back before the next, doubling */
+
+/* Cuts */
+#define WIN_CUT_MARGIN 0.8     /* a cut aims this far below the share that was answered */
+#define WIN_CUT_MIN 0.125      /* a cut keeps at least this much of the window ... */
+#define WIN_CUT_MAX 0.75       /* ... and at most this much ... */
+#define WIN_CUT_SHARE_MAX 0.95 /* ... and after the first, grows back fast to at most this */
+#define WIN_PIPE_GAIN 0.85     /* a cut keeps at least this much of what a round trip held */
+#define WIN_RATE_DECAY 0.9     /* the highest delivery rate fades by this per round trip */
+#define WIN_PROBE_MAX 0.7      /* a probe for a baseline keeps at most this much */
+#define WIN_CHECK_GIVE_UP 8    /* RTOs after a probe without a baseline: it stays */
+#define WIN_PROBE_WAIT 8       /* RTOs after a probe taken back before the next, doubling */
 #define WIN_PROBE_WAIT_MAX 256
-#define WIN_QUEUE_CUT 0.5  /* a loss behind a standing queue halves the window */
-#define WIN_PIPE_GAIN 0.85 /* a cut keeps at least this much of what a round trip held */
-#define WIN_RATE_DECAY 0.9 /* the highest delivery rate fades by this per round trip */
 
 static int win_band(double cwnd)
 {
