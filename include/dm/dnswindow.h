@@ -34,6 +34,11 @@
 /* The answer was to a query sent only once, to this server, and not taken as lost: its RTT
  * is a clean sample of the path (slow start watches these). */
 #define DM_DNS_WINDOW_CLEAN 1u
+/* The transmission is a retransmission. Its timer is backed off, so its loss is seen later
+ * than an RTO after it: it is left out of the loss statistics, which would otherwise count
+ * it as answered for a while (right after a cut, the smaller window carries mostly
+ * retransmissions and would look better than it is). */
+#define DM_DNS_WINDOW_RETRY 2u
 
 /* Sends in one band, close in time, whose losses are not all known yet. */
 struct dm_dns_window_run {
@@ -112,8 +117,8 @@ uint32_t dm_dns_window_size(const struct dm_dns_window *w);
  * Callers back off from it for retransmissions. */
 int64_t dm_dns_window_rto(const struct dm_dns_window *w);
 
-/* A transmission (first or retransmission) is being sent. */
-void dm_dns_window_sent(struct dm_dns_window *w, int64_t now);
+/* A transmission is being sent; `flags`: DM_DNS_WINDOW_RETRY or 0. */
+void dm_dns_window_sent(struct dm_dns_window *w, int64_t now, unsigned flags);
 
 /* An answer arrived for a query whose last transmission was at `sent_at`. `rtt`: the RTT
  * to account (us; 0 counts as 1; negative: none); `flags`: DM_DNS_WINDOW_CLEAN or 0. Grows
@@ -122,15 +127,15 @@ void dm_dns_window_answer(struct dm_dns_window *w, int64_t now, int64_t sent_at,
                           unsigned flags);
 
 /* The retry timer of the transmission made at `sent_at` fired: it is taken as lost. May
- * cut the window. */
-void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at);
+ * cut the window. `flags`: DM_DNS_WINDOW_RETRY if it was a retransmission, or 0. */
+void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at, unsigned flags);
 
 /* An answer arrived after all for the transmission made at `sent_at`, taken as lost
  * earlier: the server was slow, not overflowing (an overflowing server drops, it does not
- * answer late). The loss is struck from the statistics and a cut it may have caused is
- * taken back. Call dm_dns_window_answer for the answer as well (on whichever window it
- * counts for). */
-void dm_dns_window_late(struct dm_dns_window *w, int64_t now, int64_t sent_at);
+ * answer late). The loss is struck from the statistics and the last cut taken back. Call
+ * dm_dns_window_answer for the answer as well (on whichever window it counts for).
+ * `flags`: DM_DNS_WINDOW_RETRY if that transmission was a retransmission, or 0. */
+void dm_dns_window_late(struct dm_dns_window *w, int64_t now, int64_t sent_at, unsigned flags);
 
 /* The fraction of transmissions taken as lost, over the last few seconds (0 .. 1). */
 double dm_dns_window_loss_rate(const struct dm_dns_window *w);

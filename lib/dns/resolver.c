@@ -329,7 +329,7 @@ static void res_udp_send(struct dm_resolver *r, struct rq *q)
         b->msgs[b->n].msg_hdr.msg_namelen = s->addrlen;
         if (++b->n == RES_BATCH)
                 res_batch_flush(r);
-        dm_dns_window_sent(&s->win, r->now);
+        dm_dns_window_sent(&s->win, r->now, q->tries > 0 ? DM_DNS_WINDOW_RETRY : 0);
         q->sent_at = r->now;
         q->tries++;
         q->tried |= (uint8_t)(1u << q->server);
@@ -708,7 +708,8 @@ static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt
         r->stats.answers++;
         struct res_server *s = &r->servers[si];
         if (q->state == RQ_LOST)
-                dm_dns_window_late(&r->servers[q->server].win, r->now, q->sent_at);
+                dm_dns_window_late(&r->servers[q->server].win, r->now, q->sent_at,
+                                   q->tries > 1 ? DM_DNS_WINDOW_RETRY : 0);
         /* RTT: from the only send; after retransmissions, from the last one. Under random
          * loss the answer is mostly to the last try, and this is its RTT; measured from the
          * first send it would count the retry timeouts in, and the RTO would climb to its
@@ -776,7 +777,8 @@ static int64_t res_retry_at(const struct dm_resolver *r, const struct rq *q)
  * paced by the window like everything else, never sent as one burst into an overload. */
 static void res_udp_timeout(struct dm_resolver *r, struct rq *q)
 {
-        dm_dns_window_loss(&r->servers[q->server].win, r->now, q->sent_at);
+        dm_dns_window_loss(&r->servers[q->server].win, r->now, q->sent_at,
+                           q->tries > 1 ? DM_DNS_WINDOW_RETRY : 0);
         if (r->now >= q->deadline || q->tries > r->retries) {
                 res_fail(r, q, q->junk ? DM_EFORMERR : DM_ETIMEDOUT);
                 return;

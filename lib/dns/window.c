@@ -29,6 +29,7 @@
 #define WIN_BASELINE_MIN 32.0          /* sends at smaller windows before they are a baseline */
 #define WIN_CHECK_MIN 128.0            /* ... and before a cut is checked against them */
 #define WIN_LOSSY 0.25                 /* a loss rate random loss is not expected to reach */
+#define WIN_PROBE_LOSS 0.1 /* a window losing this much is probed when nothing explains it */
 
 /* Cuts */
 #define WIN_CUT_MARGIN 0.8     /* a cut aims this far below the share that was answered */
@@ -301,13 +302,15 @@ static void win_judge(struct dm_dns_window *w, int64_t now, int b)
                 share = (1.0 - win_rate(hi)) / (1.0 - random);
                 keep = share * WIN_CUT_MARGIN;
         } else {
-                /* Nothing smaller to compare with, or smaller windows lost heavily too (a
-                 * server overrun from the first window on): try a smaller window to learn
-                 * its loss rate. If it loses as much, the cut is taken back (win_check), and
-                 * the next probe waits twice as long. Only for losses at about the current
-                 * window: a band far below it is one probed before, or one slow start passed
-                 * through while the baselines built up. */
-                if (lo.sent >= WIN_BASELINE_MIN && win_rate(hi) < WIN_LOSSY)
+                /* Nothing smaller to compare with, or a window losing much that smaller
+                 * ones lost as much at (a server overrun from the first window on, or two
+                 * loops sharing a cap, each finding its smaller windows as lossy as its
+                 * current one): try a smaller window to learn its loss rate. If it loses
+                 * about as much, the cut is taken back (win_check), and the next probe waits
+                 * twice as long. Only for losses at about the current window: a band far
+                 * below it is one probed before, or one slow start passed through while the
+                 * baselines built up. */
+                if (lo.sent >= WIN_BASELINE_MIN && win_rate(hi) < WIN_PROBE_LOSS)
                         return;
                 if (w->check_band || hi.lost < 3.0 || b < win_band(w->cwnd) - 2 ||
                     now < w->probe_after)
@@ -503,10 +506,12 @@ int64_t dm_dns_window_rto(const struct dm_dns_window *w)
         return rto;
 }
 
-void dm_dns_window_sent(struct dm_dns_window *w, int64_t now)
+void dm_dns_window_sent(struct dm_dns_window *w, int64_t now, unsigned flags)
 {
         win_update(w, now);
         uint8_t b = win_hist_note(w, now);
+        if (flags & DM_DNS_WINDOW_RETRY)
+                return;
         int64_t rto = dm_dns_window_rto(w);
         if (w->runs_len > 0) {
                 struct dm_dns_window_run *last =
@@ -558,10 +563,11 @@ void dm_dns_window_answer(struct dm_dns_window *w, int64_t now, int64_t sent_at,
                 w->cwnd = w->max;
 }
 
-void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at)
+void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at, unsigned flags)
 {
         win_update(w, now);
-        struct dm_dns_window_run *run = win_run_at(w, sent_at);
+        bool retry = (flags & DM_DNS_WINDOW_RETRY) != 0;
+        struct dm_dns_window_run *run = retry ? NULL : win_run_at(w, sent_at);
         int b = run ? run->band : win_band_at(w, sent_at);
         if (sent_at >= w->cut_at && win_queue(w) && w->cwnd > w->floor) {
                 /* Lost behind a standing queue: the server's buffer overflowed. No need to
@@ -573,11 +579,13 @@ void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at)
                         win_floor_pipe(w, sent_with * WIN_QUEUE_CUT, sent_with, WIN_CUT_MAX), 0,
                         -1);
         }
+        if (retry)
+                return;
         if (run) {
                 run->lost += 1.0f;
                 return;
         }
-        /* Seen after its run was counted (a retransmission waits longer than an RTO). */
+        /* Seen after its run was counted (the RTO shrank since, or the loop was late). */
         w->lost[b] += 1.0f;
         if (sent_at < w->cut_at)
                 return;
@@ -586,12 +594,14 @@ void dm_dns_window_loss(struct dm_dns_window *w, int64_t now, int64_t sent_at)
         win_judge(w, now, b);
 }
 
-void dm_dns_window_late(struct dm_dns_window *w, int64_t now, int64_t sent_at)
+void dm_dns_window_late(struct dm_dns_window *w, int64_t now, int64_t sent_at, unsigned flags)
 {
         win_update(w, now);
-        struct dm_dns_window_run *run = win_run_at(w, sent_at);
-        float *lost = run ? &run->lost : &w->lost[win_band_at(w, sent_at)];
-        *lost = *lost > 1.0f ? *lost - 1.0f : 0.0f;
+        if (!(flags & DM_DNS_WINDOW_RETRY)) {
+                struct dm_dns_window_run *run = win_run_at(w, sent_at);
+                float *lost = run ? &run->lost : &w->lost[win_band_at(w, sent_at)];
+                *lost = *lost > 1.0f ? *lost - 1.0f : 0.0f;
+        }
         win_undo(w, now);
 }
 
