@@ -117,6 +117,10 @@ struct dm_resolver_stats {
         uint64_t case_mismatches;   /* replies dropped for not echoing the name's case */
         uint64_t nxdomain_rechecks; /* NXDOMAIN to a mixed-case name, asked in lower case */
         uint64_t sockets_renewed;   /* UDP sockets replaced by one on a new port */
+        double loss_rate;           /* UDP transmissions taken as lost over the last few seconds,
+                                       0 .. 1 (the server losing most) */
+        int64_t min_rtt_us;         /* smallest RTT of the last 10 s over servers; 0: none yet */
+        uint64_t window_cuts;       /* cuts of the window over servers, those taken back included */
 };
 void dm_resolver_get_stats(const struct dm_resolver *r, struct dm_resolver_stats *ret_stats);
 

@@ -6,11 +6,13 @@
  * are not answers. */
 #include "dm/resolver.h"
 
+#include "dm/dnswindow.h"
 #include "dm/dnswire.h"
 #include "dm/error.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,14 +33,6 @@
 #define RES_SOCK_RETRY_US 1000000       /* no slot or socket for a successor: try again then */
 #define RES_IDS_PER_SOCKET 16384        /* in flight per socket, a quarter of the id space */
 #define RES_MAX_RETRIES 20
-#define RES_WINDOW_START 64
-#define RES_WINDOW_FLOOR 8
-#define RES_RTO_INITIAL_US 200000 /* before the first RTT sample */
-#define RES_RTO_MIN_US 50000
-#define RES_RTO_MAX_US 1000000
-#define RES_SS_ROUND_MIN 8      /* samples per slow-start round, at least */
-#define RES_SS_DELAY_MIN_US 250 /* bounds of the RTT rise that ends slow start */
-#define RES_SS_DELAY_MAX_US 16000
 #define RES_TCP_MAX 64                /* TCP connections open at once */
 #define RES_TCP_MIN_BUDGET_US 1000000 /* a TCP re-ask gets at least this much time */
 #define RES_BATCH 64                  /* datagrams per sendmmsg/recvmmsg */
@@ -134,15 +128,8 @@ struct res_server {
         uint32_t case_mismatches; /* replies in the wrong case since one in the right case */
         int64_t case_trial_at;    /* us; when off, the next query in mixed case */
         enum res_family family;
-        double window;   /* queries allowed in flight */
-        double ssthresh; /* below it the window grows by one per answer, above by 1/window */
+        struct dm_dns_window win; /* congestion control: window, RTT, retry timeout */
         uint32_t inflight;
-        int64_t srtt;                      /* us; 0 until the first sample */
-        int64_t rttvar;                    /* us; mean deviation of the samples */
-        int64_t next_cut;                  /* us; the window is halved at most once per RTO */
-        double undo_window, undo_ssthresh; /* before the last cut; 0: nothing to undo */
-        int64_t round_min, last_round_min; /* us; smallest RTT of this and the last round */
-        uint32_t round_left;               /* samples left in this round */
 };
 
 struct res_tcp {
@@ -410,100 +397,7 @@ static void res_heap_fix(struct dm_resolver *r, struct rq *q)
 
 static int64_t res_rto(const struct res_server *s)
 {
-        if (s->srtt == 0)
-                return RES_RTO_INITIAL_US;
-        /* Four round trips, or more when the samples scatter (a loaded host, a resolver
-         * mixing cache hits and misses): a late answer is not a lost one. */
-        int64_t rto = s->srtt * 4;
-        if (s->srtt + 4 * s->rttvar > rto)
-                rto = s->srtt + 4 * s->rttvar;
-        if (rto < RES_RTO_MIN_US)
-                rto = RES_RTO_MIN_US;
-        if (rto > RES_RTO_MAX_US)
-                rto = RES_RTO_MAX_US;
-        return rto;
-}
-
-/* Slow start ends when the smallest RTT of a round (about a window's worth of answers)
- * rises clearly above the last round's, by half (as in RFC 9406, which takes an eighth but
- * at least 4 ms: too coarse for a server on the same host, whose queue overflows within a
- * millisecond or two): the server's queue is filling, before it overflows. The minimum is
- * blind to slow answers (a resolver's cache misses); only a queue raises it. */
-static void res_slow_start_check(struct res_server *s, int64_t sample)
-{
-        if (s->round_min == 0 || sample < s->round_min)
-                s->round_min = sample;
-        if (s->round_left > 0 && --s->round_left > 0)
-                return;
-        if (s->window < s->ssthresh && s->last_round_min > 0) {
-                int64_t eta = s->last_round_min / 2;
-                if (eta < RES_SS_DELAY_MIN_US)
-                        eta = RES_SS_DELAY_MIN_US;
-                if (eta > RES_SS_DELAY_MAX_US)
-                        eta = RES_SS_DELAY_MAX_US;
-                if (s->round_min >= s->last_round_min + eta)
-                        s->ssthresh = s->window;
-        }
-        s->last_round_min = s->round_min;
-        s->round_min = 0;
-        s->round_left = s->window > RES_SS_ROUND_MIN ? (uint32_t)s->window : RES_SS_ROUND_MIN;
-}
-
-static void res_rtt_sample(struct res_server *s, int64_t sample, bool clean)
-{
-        if (sample <= 0)
-                sample = 1;
-        if (clean)
-                res_slow_start_check(s, sample);
-        if (s->srtt == 0) {
-                s->srtt = sample;
-                s->rttvar = sample / 2;
-                return;
-        }
-        int64_t dev = sample > s->srtt ? sample - s->srtt : s->srtt - sample;
-        s->rttvar = (3 * s->rttvar + dev) / 4;
-        s->srtt = (7 * s->srtt + sample) / 8;
-}
-
-static void res_window_grow(const struct dm_resolver *r, struct res_server *s)
-{
-        if (s->window < s->ssthresh)
-                s->window += 1.0;
-        else
-                s->window += 1.0 / s->window;
-        if (s->window > (double)r->concurrency)
-                s->window = (double)r->concurrency;
-}
-
-/* A lost query halves the window; a burst of losses from one overflow counts once. */
-static void res_window_cut(const struct dm_resolver *r, struct res_server *s)
-{
-        if (r->now < s->next_cut)
-                return;
-        double floor =
-            RES_WINDOW_FLOOR < r->concurrency ? RES_WINDOW_FLOOR : (double)r->concurrency;
-        double w = s->window / 2;
-        if (w < floor)
-                w = floor;
-        s->undo_window = s->window;
-        s->undo_ssthresh = s->ssthresh;
-        s->window = w;
-        s->ssthresh = w;
-        s->next_cut = r->now + res_rto(s);
-}
-
-/* An answer came for a query whose timer had fired: the server was slow, not overflowing
- * (an overflowing server drops, it does not answer late). Take the last cut back. */
-static void res_window_undo(struct res_server *s)
-{
-        if (s->undo_window <= 0)
-                return;
-        if (s->undo_window > s->window)
-                s->window = s->undo_window;
-        if (s->undo_ssthresh > s->ssthresh)
-                s->ssthresh = s->undo_ssthresh;
-        s->undo_window = 0;
-        s->next_cut = 0;
+        return dm_dns_window_rto(&s->win);
 }
 
 static void res_tokens_refill(struct dm_resolver *r)
@@ -689,6 +583,7 @@ static void res_udp_send(struct dm_resolver *r, struct rq *q)
         b->msgs[b->n].msg_hdr.msg_namelen = s->addrlen;
         if (++b->n == RES_BATCH)
                 res_batch_flush(r);
+        dm_dns_window_sent(&s->win, r->now, q->tries > 1 ? DM_DNS_WINDOW_RETRY : 0);
         q->sent_at = r->now;
         q->tried |= (uint8_t)(1u << q->server);
         r->stats.sent++;
@@ -1313,7 +1208,7 @@ static bool res_next_untried(const struct dm_resolver *r, const struct rq *q, si
                 const struct res_server *s = &r->servers[i];
                 if (s->down || (q->tried & (1u << i)))
                         continue;
-                if ((double)s->inflight < s->window) {
+                if (s->inflight < dm_dns_window_size(&s->win)) {
                         *ret_server = i;
                         return true;
                 }
@@ -1413,15 +1308,23 @@ static void res_udp_reply(struct dm_resolver *r, size_t slot, const uint8_t *pkt
         bool silent = s->silent_timeouts >= RES_EDNS_SILENT_TRIES;
         res_server_alive(r, s);
         if (q->state == RQ_LOST)
-                res_window_undo(&r->servers[q->server]);
-        res_window_grow(r, s);
-        /* RTT: from the only send; after retransmissions, from the first send (the answer
-         * may be to any try), which overestimates and so only ever lengthens the RTO for
-         * servers that are slow to answer rather than lossy. */
-        if (q->tries == 1 && (size_t)si == q->server)
-                res_rtt_sample(s, r->now - q->sent_at, q->state == RQ_UDP);
-        else if (q->tries > 1)
-                res_rtt_sample(s, r->now - (q->deadline - r->timeout_us), false);
+                dm_dns_window_late(&r->servers[q->server].win, r->now, q->sent_at,
+                                   q->tries > 1 ? DM_DNS_WINDOW_RETRY : 0);
+        /* RTT: from the only send; after retransmissions, from the last one. Under random
+         * loss the answer is mostly to the last try, and this is its RTT; measured from the
+         * first send it would count the retry timeouts in, and the RTO would climb to its
+         * ceiling at 10 % loss. A slow server (a resolver working on a cache miss) answers
+         * an earlier try after the retransmission: still longer than its usual RTT, so the
+         * RTO still grows for it. */
+        int64_t rtt = -1; /* none */
+        unsigned rtt_flags = 0;
+        if (q->tries == 1 && (size_t)si == q->server) {
+                rtt = r->now - q->sent_at;
+                rtt_flags = q->state == RQ_UDP ? DM_DNS_WINDOW_CLEAN : 0;
+        } else if (q->tries > 1) {
+                rtt = r->now - q->sent_at;
+        }
+        dm_dns_window_answer(&s->win, r->now, q->sent_at, rtt, rtt_flags);
         if (cut || (m.flags & DM_DNS_FLAG_TC)) {
                 res_tcp_start(r, q, (size_t)si);
                 return;
@@ -1504,7 +1407,8 @@ static void res_try_lost(struct dm_resolver *r, struct rq *q)
  * paced by the window like everything else, never sent as one burst into an overload. */
 static void res_udp_timeout(struct dm_resolver *r, struct rq *q)
 {
-        res_window_cut(r, &r->servers[q->server]);
+        dm_dns_window_loss(&r->servers[q->server].win, r->now, q->sent_at,
+                           q->tries > 1 ? DM_DNS_WINDOW_RETRY : 0);
         res_try_lost(r, q);
         if (r->now >= q->deadline || q->tries > r->retries) {
                 res_fail(r, q, res_fail_err(q));
@@ -1538,7 +1442,8 @@ static bool res_server_room(const struct dm_resolver *r, size_t first, size_t *r
 {
         for (size_t k = 0; k < r->nservers; k++) {
                 size_t i = (first + k) % r->nservers;
-                if (!r->servers[i].down && (double)r->servers[i].inflight < r->servers[i].window) {
+                if (!r->servers[i].down &&
+                    r->servers[i].inflight < dm_dns_window_size(&r->servers[i].win)) {
                         *ret_server = i;
                         return true;
                 }
@@ -1795,10 +1700,18 @@ int dm_resolver_fd(const struct dm_resolver *r)
 void dm_resolver_get_stats(const struct dm_resolver *r, struct dm_resolver_stats *ret_stats)
 {
         struct dm_resolver_stats st = r->stats;
-        double w = 0;
-        for (size_t i = 0; i < r->nservers; i++)
-                w += r->servers[i].window;
-        st.window = (int)w;
+        uint64_t w = 0;
+        for (size_t i = 0; i < r->nservers; i++) {
+                const struct dm_dns_window *win = &r->servers[i].win;
+                w += dm_dns_window_size(win);
+                double loss = dm_dns_window_loss_rate(win);
+                if (loss > st.loss_rate)
+                        st.loss_rate = loss;
+                if (win->min_rtt > 0 && (st.min_rtt_us == 0 || win->min_rtt < st.min_rtt_us))
+                        st.min_rtt_us = win->min_rtt;
+                st.window_cuts += win->cuts;
+        }
+        st.window = w > INT_MAX ? INT_MAX : (int)w;
         st.sockets = (int)(r->fam_count[RES_V4] + r->fam_count[RES_V6]);
         for (size_t i = 0; i < r->nservers; i++) {
                 const struct res_server *s = &r->servers[i];
@@ -1878,15 +1791,12 @@ int dm_resolver_new(const struct dm_resolver_opts *opts, struct dm_resolver **re
         r->tokens = r->burst;
         r->now = res_clock();
         r->tokens_at = r->now;
-        double start =
-            RES_WINDOW_START < r->concurrency ? RES_WINDOW_START : (double)r->concurrency;
         for (size_t i = 0; i < r->nservers; i++) {
                 struct res_server *s = &r->servers[i];
                 memcpy(&s->addr, &opts->servers[i], sizeof(s->addr));
                 s->addrlen = opts->server_lens[i];
                 s->family = s->addr.ss_family == AF_INET ? RES_V4 : RES_V6;
-                s->window = start;
-                s->ssthresh = (double)r->concurrency;
+                dm_dns_window_init(&s->win, (uint32_t)r->concurrency, r->now);
                 used[s->family] = true;
         }
 

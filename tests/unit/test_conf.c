@@ -116,7 +116,7 @@ static void test_defaults(void **state)
         assert_int_equal(c.http_threads, 4);
         assert_int_equal(c.max_body, 1048576);
         assert_int_equal(c.dns_timeout_ms, 2000);
-        assert_int_equal(c.dns_retries, 3);
+        assert_int_equal(c.dns_retries, 5);
         assert_int_equal(c.dns_concurrency, 1000);
         assert_int_equal(c.dns_qps, 0);
         assert_int_equal(c.dns_loops, 0);
