@@ -135,7 +135,8 @@ struct dm_dns_commit {
         struct dm_change *changes; /* ids are written back */
         size_t nchanges;
         int result; /* out: 0 written; DM_ECONFLICT when the stored fingerprint was no
-                       longer old_fp (nothing of this item was written); DM_ENOENT when the
+                       longer old_fp, changed item or not (nothing of this item was
+                       written); DM_ENOENT when the
                        domain is gone; DM_E2BIG when a row's values or a change's sets pass
                        DM_RRSET_JSON_MAX (nothing of this item was written) */
 };
@@ -233,11 +234,15 @@ int dm_store_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
 /* DNS state. Current rows of a domain, in type order; free with dm_rrset_rows_free. */
 int dm_store_dns_current(struct dm_store *st, int64_t domain_id, struct dm_rrset_row **ret_rows,
                          size_t *ret_n);
-/* Writes a batch of scan results in one transaction: for each item whose fingerprint
- * changed, compare-and-swap the domain's fingerprint from old_fp to new_fp, replace its
- * current rows, insert its changes (assigning ids) and, for each change, an outbox event
- * with routing key "change.dns.<TYPE>" and body event_fn(change). Every item updates
- * last_checked_at and status; last_changed_at moves when there are changes.
+/* Writes a batch of scan results in one transaction, each item as if written after the
+ * ones before it. Every item is a compare-and-swap: it is written only when the domain's
+ * stored fingerprint is still old_fp (all zero: no state yet), else its result is
+ * DM_ECONFLICT and nothing of it is written, whether or not the fingerprint changed. An
+ * item written sets status and status_error and moves last_checked_at to checked_at, never
+ * back (an older checked_at leaves it). An item whose fingerprint changed also sets the
+ * fingerprint to new_fp, replaces the current rows, inserts its changes (assigning ids)
+ * and, for each change, an outbox event with routing key "change.dns.<TYPE>" and body
+ * event_fn(change); last_changed_at moves when there are changes.
  * Per-item outcome in items[i].result. Returns 0 unless the transaction itself failed. */
 int dm_store_dns_commit(struct dm_store *st, struct dm_dns_commit *items, size_t n,
                         dm_change_event_fn event_fn, void *event_arg);

@@ -200,16 +200,19 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
      * true until the commit. */
     [STMT_COMMIT_LOCK] = "SELECT id, name, dns_fp FROM domains WHERE id = ANY($1::bigint[]) "
                          "ORDER BY id FOR UPDATE",
-    /* The compare-and-swap stays in the statement although the rows are locked and the
-     * caller has compared already: the count of rows written must match. */
+    /* The compare-and-swap, for changed and unchanged items alike, stays in the statement
+     * although the rows are locked and the caller has compared already: the count of rows
+     * written must match. An older check time never moves last_checked_at back (GREATEST
+     * ignores a NULL). */
     [STMT_COMMIT_DOMAINS] =
-        "UPDATE domains AS d SET last_checked_at = u.checked_at, status = u.status, "
+        "UPDATE domains AS d SET last_checked_at = GREATEST(d.last_checked_at, u.checked_at), "
+        "status = u.status, "
         "status_error = u.err, dns_fp = CASE WHEN u.swap THEN u.new_fp ELSE d.dns_fp END, "
         "last_changed_at = CASE WHEN u.changed THEN u.checked_at ELSE d.last_changed_at END "
         "FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[], $5::boolean[], "
         "$6::bytea[], $7::bytea[], $8::boolean[]) "
         "AS u(id, checked_at, status, err, swap, old_fp, new_fp, changed) "
-        "WHERE d.id = u.id AND (NOT u.swap OR d.dns_fp IS NOT DISTINCT FROM u.old_fp)",
+        "WHERE d.id = u.id AND d.dns_fp IS NOT DISTINCT FROM u.old_fp",
     /* Rows of types the new states do not list. */
     [STMT_COMMIT_PRUNE] = "DELETE FROM dns_current AS c WHERE c.domain_id = ANY($1::bigint[]) "
                           "AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[], $3::integer[]) "
@@ -1896,18 +1899,19 @@ static void commit_decide(struct dm_dns_commit *items, size_t n, struct commit_b
                         continue;
                 }
                 pl->name = d->name;
+                if (!commit_fp_matches(d, it->old_fp)) {
+                        it->result = DM_ECONFLICT;
+                        continue;
+                }
                 if (same) {
                         pl->kind = COMMIT_SEEN;
-                } else if (commit_fp_matches(d, it->old_fp)) {
+                } else {
                         pl->kind = COMMIT_SWAP;
                         memcpy(d->fp, it->new_fp, DM_FP_LEN);
                         d->fp_null = dm_store_fp_is_zero(it->new_fp);
                         d->fp_usable = true;
                         pl->first_id = nids;
                         nids += it->nchanges;
-                } else {
-                        it->result = DM_ECONFLICT;
-                        continue;
                 }
                 pl->round = d->writes++;
                 if (pl->round + 1 > b->nrounds)

@@ -152,9 +152,13 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status "
                      "FROM dns_current WHERE domain_id = ?1 ORDER BY type",
-    [STMT_COMMIT_SEEN] = "UPDATE domains SET last_checked_at = ?2, status = ?3, "
-                         "status_error = ?4 WHERE id = ?1",
-    [STMT_COMMIT_CAS] = "UPDATE domains SET dns_fp = ?2, last_checked_at = ?4, status = ?5, "
+    /* Both carry the compare-and-swap on the fingerprint, so a result that another scan
+     * overtook writes nothing; an older check time never moves last_checked_at back. */
+    [STMT_COMMIT_SEEN] = "UPDATE domains SET last_checked_at = CASE WHEN last_checked_at > ?2 "
+                         "THEN last_checked_at ELSE ?2 END, status = ?3, status_error = ?4 "
+                         "WHERE id = ?1 AND dns_fp IS ?5",
+    [STMT_COMMIT_CAS] = "UPDATE domains SET dns_fp = ?2, last_checked_at = CASE WHEN "
+                        "last_checked_at > ?4 THEN last_checked_at ELSE ?4 END, status = ?5, "
                         "status_error = ?6, last_changed_at = CASE WHEN ?7 THEN ?4 "
                         "ELSE last_changed_at END WHERE id = ?1 AND dns_fp IS ?3 RETURNING name",
     /* A row identical to the stored one is not written again (checked_at is when a row
@@ -1386,9 +1390,11 @@ out_release:
         return 0;
 }
 
-/* Fingerprint unchanged: the scan only moves the domain's check time and status. */
+/* Fingerprint unchanged: the scan only moves the domain's check time and status, if the
+ * stored fingerprint is still old_fp. *ret_written false: it was not (or the domain is gone)
+ * and nothing was written. */
 static int commit_seen(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t checked_at,
-                       const char *status_error)
+                       const char *status_error, bool *ret_written)
 {
         sqlite3_stmt *stmt = NULL;
         int ret = stmt_get(c, STMT_COMMIT_SEEN, &stmt);
@@ -1398,10 +1404,11 @@ static int commit_seen(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t 
         sqlite3_bind_int64(stmt, 2, checked_at);
         sqlite3_bind_int(stmt, 3, (int)it->status);
         bind_text(stmt, 4, status_error);
+        bind_fp(stmt, 5, it->old_fp);
         ret = stmt_run(c, stmt, "dns commit");
         if (ret < 0)
                 return ret;
-        it->result = sqlite3_changes(c->db) ? 0 : DM_ENOENT;
+        *ret_written = sqlite3_changes(c->db) > 0;
         return 0;
 }
 
@@ -1568,16 +1575,16 @@ static int commit_item(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t 
 {
         int64_t checked_at = it->checked_at ? it->checked_at : now;
         const char *status_error = it->status == DM_CHECK_ERROR ? it->status_error : NULL;
-        if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0)
-                return commit_seen(c, it, checked_at, status_error);
-        if (!dm_store_item_fits(it)) {
+        bool same = memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0;
+        if (!same && !dm_store_item_fits(it)) {
                 it->result = DM_E2BIG;
                 return 0;
         }
 
         char name[DM_NAME_MAX + 1];
         bool swapped = false;
-        int ret = commit_cas(c, it, checked_at, status_error, name, sizeof(name), &swapped);
+        int ret = same ? commit_seen(c, it, checked_at, status_error, &swapped)
+                       : commit_cas(c, it, checked_at, status_error, name, sizeof(name), &swapped);
         if (ret < 0)
                 return ret;
         if (!swapped) {
@@ -1586,6 +1593,10 @@ static int commit_item(struct sqlite_conn *c, struct dm_dns_commit *it, int64_t 
                 if (ret < 0)
                         return ret;
                 it->result = exists ? DM_ECONFLICT : DM_ENOENT;
+                return 0;
+        }
+        if (same) {
+                it->result = 0;
                 return 0;
         }
         ret = commit_rows(c, it, checked_at);

@@ -962,6 +962,107 @@ static void test_dns_commit_conflict_and_replay(void **state)
         assert_int_equal(count_outbox(f->st), 3);
 }
 
+/* An unchanged item is a compare-and-swap too: a result another scan overtook writes
+ * nothing, and no result moves the check time back. */
+static void test_dns_commit_unchanged_cas(void **state)
+{
+        struct fixture *f = *state;
+        int64_t id = add_domain(f->st, "seen.example", 0);
+        int64_t t1 = dm_now_ms();
+        commit_first_state(f->st, id, t1, 0x11);
+        uint8_t fp[DM_FP_LEN];
+        fp_set(fp, 0x11);
+
+        /* A stale fingerprint: DM_ECONFLICT, status and check time untouched. */
+        struct dm_dns_commit it = make_commit(id, t1 + 1000, 0x22, 0x22);
+        it.status = DM_CHECK_ERROR;
+        it.status_error = "timeout";
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, DM_ECONFLICT);
+        struct dm_domain g = get_domain(f->st, "seen.example");
+        assert_int_equal(g.status, DM_CHECK_OK);
+        assert_string_equal(g.status_error, "");
+        assert_int_equal(g.last_checked_at, t1);
+        assert_int_equal(g.last_changed_at, t1);
+        assert_memory_equal(g.dns_fp, fp, DM_FP_LEN);
+
+        /* "No state yet" is a fingerprint like any other: stale once a state is stored. */
+        it = make_commit(id, t1 + 1000, 0, 0);
+        it.status = DM_CHECK_ERROR;
+        it.status_error = "timeout";
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, DM_ECONFLICT);
+        g = get_domain(f->st, "seen.example");
+        assert_int_equal(g.status, DM_CHECK_OK);
+        assert_int_equal(g.last_checked_at, t1);
+
+        /* The right fingerprint is written. */
+        int64_t t2 = t1 + 2000;
+        it = make_commit(id, t2, 0x11, 0x11);
+        it.status = DM_CHECK_ERROR;
+        it.status_error = "servfail";
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, 0);
+        g = get_domain(f->st, "seen.example");
+        assert_int_equal(g.status, DM_CHECK_ERROR);
+        assert_string_equal(g.status_error, "servfail");
+        assert_int_equal(g.last_checked_at, t2);
+        assert_int_equal(g.last_changed_at, t1);
+
+        /* An older check time, unchanged or changed, never moves last_checked_at back. */
+        it = make_commit(id, t1 + 500, 0x11, 0x11);
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, 0);
+        g = get_domain(f->st, "seen.example");
+        assert_int_equal(g.last_checked_at, t2);
+        struct dm_rrset_row rows[1] = {make_row(DM_RR_A, "[\"192.0.2.7\"]")};
+        it = make_commit(id, t1 + 600, 0x11, 0x33);
+        it.rows = rows;
+        it.nrows = 1;
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, 0);
+        g = get_domain(f->st, "seen.example");
+        assert_int_equal(g.last_checked_at, t2);
+        fp_set(fp, 0x33);
+        assert_memory_equal(g.dns_fp, fp, DM_FP_LEN);
+
+        /* In one batch an item sees the fingerprint the one before it left. */
+        int64_t t3 = t2 + 1000;
+        struct dm_dns_commit batch[4] = {
+            make_commit(id, t3, 0x33, 0x44), make_commit(id, t3 + 1, 0x33, 0x33),
+            make_commit(id, t3 + 2, 0x44, 0x44), make_commit(id, t3 + 3, 0x44, 0x44)};
+        batch[0].rows = rows;
+        batch[0].nrows = 1;
+        batch[1].status = DM_CHECK_ERROR;
+        batch[1].status_error = "stale";
+        batch[3].status = DM_CHECK_ERROR;
+        batch[3].status_error = "refused";
+        assert_int_equal(dm_store_dns_commit(f->st, batch, 4, test_event, NULL), 0);
+        assert_int_equal(batch[0].result, 0);
+        assert_int_equal(batch[1].result, DM_ECONFLICT);
+        assert_int_equal(batch[2].result, 0);
+        assert_int_equal(batch[3].result, 0);
+        g = get_domain(f->st, "seen.example");
+        assert_int_equal(g.status, DM_CHECK_ERROR);
+        assert_string_equal(g.status_error, "refused");
+        assert_int_equal(g.last_checked_at, t3 + 3);
+
+        /* A domain never scanned takes an unchanged "no state" result. */
+        int64_t id2 = add_domain(f->st, "seen2.example", 0);
+        it = make_commit(id2, t1, 0x11, 0x11);
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, DM_ECONFLICT);
+        it = make_commit(id2, t1, 0, 0);
+        it.status = DM_CHECK_ERROR;
+        it.status_error = "timeout";
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, test_event, NULL), 0);
+        assert_int_equal(it.result, 0);
+        g = get_domain(f->st, "seen2.example");
+        assert_int_equal(g.status, DM_CHECK_ERROR);
+        assert_int_equal(g.last_checked_at, t1);
+        assert_int_equal(count_changes(f->st, id), 2);
+}
+
 static void test_dns_commit_removed_types(void **state)
 {
         struct fixture *f = *state;
@@ -2300,6 +2401,7 @@ int main(void)
             CONTRACT(test_request_scan),
             CONTRACT(test_dns_commit_first_and_unchanged),
             CONTRACT(test_dns_commit_conflict_and_replay),
+            CONTRACT(test_dns_commit_unchanged_cas),
             CONTRACT(test_dns_commit_removed_types),
             CONTRACT(test_values_round_trip),
             CONTRACT(test_outbox),
