@@ -143,6 +143,18 @@ int dm_bus_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler handler
 int dm_bus_ack(struct dm_bus *bus, uint64_t tag);
 int dm_bus_nack(struct dm_bus *bus, uint64_t tag, bool requeue);
 
+/* How many messages `queue` holds ready: waiting for a consumer, not yet delivered. Messages
+ * delivered and not yet settled are not counted (a broker does not report them through
+ * AMQP; each consumer's prefetch bounds those), so this measures what is waiting, the
+ * backlog a producer bounds its publishing by. `ret_consumers` (may be NULL) gets the
+ * number of consumers of the queue. Counted by whoever holds the queue, so it is one
+ * number for every process sharing the queue: exact in process; on a broker one round
+ * trip (a passive queue.declare), a snapshot that may already be off by what was
+ * published or delivered meanwhile. DM_ENOENT: no such queue (on a broker: it does not
+ * exist there). DM_EBUS: the broker is not reachable now. */
+int dm_bus_queue_depth(struct dm_bus *bus, const char *queue, uint64_t *ret_ready,
+                       uint64_t *ret_consumers);
+
 /* Whether the bus works now, for readiness probes: 0, or DM_EBUS while a connection to the
  * broker is down (the publisher's, or that of a consumer not cancelled; each reconnects by
  * itself). Reads state the bus keeps: no round trip, never blocks on the network. The

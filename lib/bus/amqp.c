@@ -112,7 +112,7 @@ struct rmq_link {
 
 /* ---- publisher ------------------------------------------------------------------------ */
 
-enum rmq_req_kind { RMQ_REQ_PUBLISH, RMQ_REQ_DECLARE };
+enum rmq_req_kind { RMQ_REQ_PUBLISH, RMQ_REQ_DECLARE, RMQ_REQ_DEPTH };
 
 struct rmq_out {
         const char *key; /* both point into the request's own allocation */
@@ -134,6 +134,9 @@ struct rmq_req {
         unsigned flags;
         /* RMQ_REQ_DECLARE */
         struct rmq_qdef *def;
+        /* RMQ_REQ_DEPTH: the queue (in the request's own allocation) and the answer */
+        const char *queue;
+        uint64_t ready, consumers;
 };
 
 struct rmq_pub {
@@ -1142,6 +1145,34 @@ out:
         req->result = l->broken ? DM_EBUS : r;
 }
 
+/* A passive queue.declare on the topology channel: the broker answers with the queue's
+ * ready messages and consumers, or closes the channel (404) when there is no such queue. */
+static void pub_depth(struct rmq_pub *p, struct rmq_req *req)
+{
+        struct rmq_link *l = &p->link;
+        int r = 0;
+        if (!p->topo_open) {
+                r = link_channel_open(l, RMQ_CH_TOPO);
+                if (r < 0)
+                        goto out;
+                p->topo_open = true;
+        }
+        amqp_queue_declare_ok_t *ok = amqp_queue_declare(l->conn, RMQ_CH_TOPO, rmq_str(req->queue),
+                                                         1, 0, 0, 0, amqp_empty_table);
+        r = link_reply(l, amqp_get_rpc_reply(l->conn), RMQ_CH_TOPO, "queue.declare passive");
+        if (r == 0 && ok) {
+                req->ready = ok->message_count;
+                req->consumers = ok->consumer_count;
+        } else if (r == 0) {
+                r = DM_EBUS;
+        }
+        if (r < 0 && !l->broken)
+                p->topo_open = false; /* the broker closed the channel over it */
+        amqp_maybe_release_buffers_on_channel(l->conn, RMQ_CH_TOPO);
+out:
+        req->result = l->broken ? DM_EBUS : r;
+}
+
 /* Sends every message of the round, then reads acks until all are settled, the deadline
  * passes or the connection breaks. Messages of a request are sent in order, one request
  * after the other; mandatory is per request, so a round sends each request's own flag. */
@@ -1229,11 +1260,13 @@ static void pub_process(struct rmq_pub *p, struct rmq_req *list)
         struct rmq_req **pubs = calloc(n, sizeof(*pubs));
         size_t npubs = 0;
         for (struct rmq_req *r = list; r; r = r->next) {
-                if (r->kind == RMQ_REQ_DECLARE) {
+                if (r->kind == RMQ_REQ_DECLARE || r->kind == RMQ_REQ_DEPTH) {
                         if (p->link.broken)
                                 r->result = DM_EBUS;
-                        else
+                        else if (r->kind == RMQ_REQ_DECLARE)
                                 pub_declare(p, r);
+                        else
+                                pub_depth(p, r);
                 } else if (pubs) {
                         pubs[npubs++] = r;
                 } else {
@@ -2034,6 +2067,34 @@ static int rmq_declare(struct dm_bus *bus, const char *queue, const char *patter
         return r;
 }
 
+/* Asked on the publisher's connection, so it fails at once with DM_EBUS while that is down. */
+static int rmq_queue_depth(struct dm_bus *bus, const char *queue, uint64_t *ret_ready,
+                           uint64_t *ret_consumers)
+{
+        struct rmq_bus *b = (struct rmq_bus *)bus;
+        size_t qlen = strlen(queue);
+        struct rmq_req *req = calloc(1, sizeof(*req) + qlen + 1);
+        if (!req)
+                return DM_ENOMEM;
+        char *name = (char *)(req + 1);
+        memcpy(name, queue, qlen + 1);
+        req->kind = RMQ_REQ_DEPTH;
+        req->queue = name;
+        int r = pub_submit(b, req);
+        if (r == DM_EBUS || r == DM_ESHUTDOWN) {
+                free(req); /* never queued */
+                return r;
+        }
+        if (r == 0)
+                r = req->result;
+        if (r == 0) {
+                *ret_ready = req->ready;
+                *ret_consumers = req->consumers;
+        }
+        pub_put(b, req);
+        return r;
+}
+
 static int rmq_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags)
 {
         struct rmq_bus *b = (struct rmq_bus *)bus;
@@ -2327,4 +2388,5 @@ const struct dm_bus_ops dm_bus_amqp_ops = {
     .ack = rmq_ack,
     .nack = rmq_nack,
     .ping = rmq_ping,
+    .queue_depth = rmq_queue_depth,
 };

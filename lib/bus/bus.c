@@ -170,6 +170,21 @@ int dm_bus_ping(struct dm_bus *bus)
         return bus->ops->ping(bus);
 }
 
+int dm_bus_queue_depth(struct dm_bus *bus, const char *queue, uint64_t *ret_ready,
+                       uint64_t *ret_consumers)
+{
+        if (!bus || !ret_ready || !dm_bus_name_valid(queue, false))
+                return DM_EINVAL;
+        uint64_t ready = 0, consumers = 0;
+        int r = bus->ops->queue_depth(bus, queue, &ready, &consumers);
+        if (r < 0)
+                return r;
+        *ret_ready = ready;
+        if (ret_consumers)
+                *ret_consumers = consumers;
+        return 0;
+}
+
 int dm_bus_ack(struct dm_bus *bus, uint64_t tag)
 {
         if (!bus)

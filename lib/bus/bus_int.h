@@ -30,6 +30,9 @@ struct dm_bus_ops {
         /* See dm_bus_ping: cheap, no network. */
         int (*ping)(struct dm_bus *bus);
         int (*nack)(struct dm_bus *bus, uint64_t tag, bool requeue);
+        /* See dm_bus_queue_depth: both outputs are non-NULL here. */
+        int (*queue_depth)(struct dm_bus *bus, const char *queue, uint64_t *ret_ready,
+                           uint64_t *ret_consumers);
 };
 
 /* Every backend instance begins with this, so a struct dm_bus * is also a pointer to the

@@ -896,6 +896,33 @@ static void inproc_free(struct dm_bus *bus)
         free(b);
 }
 
+/* Exact: the ready list's length, and the consumers not cancelled. */
+static int inproc_queue_depth(struct dm_bus *bus, const char *queue, uint64_t *ret_ready,
+                              uint64_t *ret_consumers)
+{
+        struct inproc_bus *b = (struct inproc_bus *)bus;
+
+        /* The read lock keeps the consumer array still; a queue mutex is taken under it, as
+         * consume does. */
+        pthread_rwlock_rdlock(&b->lock);
+        struct inproc_queue *q = inproc_find_queue(b, queue);
+        if (!q) {
+                pthread_rwlock_unlock(&b->lock);
+                return DM_ENOENT;
+        }
+        pthread_mutex_lock(&q->mu);
+        uint64_t consumers = 0;
+        for (size_t i = 0; i < b->nconsumers; i++) {
+                if (b->consumers[i]->q == q && !b->consumers[i]->cancelled)
+                        consumers++;
+        }
+        *ret_ready = q->count;
+        *ret_consumers = consumers;
+        pthread_mutex_unlock(&q->mu);
+        pthread_rwlock_unlock(&b->lock);
+        return 0;
+}
+
 /* Nothing to lose touch with. */
 static int inproc_ping(struct dm_bus *bus)
 {
@@ -915,4 +942,5 @@ const struct dm_bus_ops dm_bus_inproc_ops = {
     .ack = inproc_ack,
     .nack = inproc_nack,
     .ping = inproc_ping,
+    .queue_depth = inproc_queue_depth,
 };

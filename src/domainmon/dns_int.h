@@ -54,6 +54,7 @@
 #define DM_DNS_COMMIT_MAX 2000      /* results per dns_commit */
 #define DM_DNS_COMMIT_MS 100        /* longest a finished result waits for its batch */
 #define DM_DNS_ROOM_WAIT_MS 1000    /* scheduler's look while it may not claim */
+#define DM_DNS_DEPTH_POLL_MS 50     /* scheduler's look at a full task queue */
 #define DM_DNS_STATS_MS 60000       /* stats log line */
 #define DM_DNS_DRAIN_MS 2000        /* how long stop waits for lookups in flight */
 #define DM_DNS_POLL_BUSY_MS 10      /* loop wake-up while lookups are in flight */
@@ -143,6 +144,9 @@ struct dm_dns_service {
         size_t nloops;
         struct dm_dns_loop *loops;
         size_t max_outstanding;
+        /* Task messages the queue may hold ready (waiting for a consumer) before the
+         * scheduler stops claiming: max_outstanding domains in full messages. */
+        size_t max_ready_msgs;
         size_t claim_max;
         unsigned prefetch;
         bool consuming;
@@ -159,6 +163,9 @@ struct dm_dns_service {
          * interruptible sleeps and the scan driver. */
         pthread_mutex_t mu;
         pthread_cond_t cond;
+        /* Domains this process published and not finished, and those `domainmon scan`
+         * waits for. With several processes it drifts (one claims, another finishes), so
+         * the scheduler bounds itself by it only while the queue depth cannot be read. */
         int64_t outstanding; /* may dip below 0 when another process published the task */
         /* Task messages published and not settled, kept within the prefetch: a claim of
          * few domains makes a small message. */
@@ -186,6 +193,7 @@ struct dm_dns_service {
         atomic_uint_fast64_t domains, changes, conflicts, rejected;
         /* Report a failing dependency once, and its recovery once. */
         atomic_bool store_down, bus_down;
+        bool depth_down;  /* scheduler thread: the queue depth could not be read */
         int64_t stats_at; /* the stats line: scheduler thread, or the stopping one after it */
         struct dm_dns_stats_mark {
                 uint64_t domains, lookups, failures, changes, sent, retransmits;

@@ -1,7 +1,7 @@
 /* The scheduler: claims due domains and publishes them as task messages, within the
- * backpressure bounds (domains outstanding, messages within the consumer's prefetch), and
- * not at all while the store refuses results. At stop it hands back what it published and
- * nobody consumed. */
+ * backpressure bound (task messages ready in the queue, counted by the bus for every
+ * process; this process's own counts when that cannot be read), and not at all while the
+ * store refuses results. At stop it hands back what it published and nobody consumed. */
 #include "dns_int.h"
 
 #include "dm/buf.h"
@@ -40,32 +40,79 @@ static void dns_publish_tasks(struct dm_dns_service *svc, const struct dm_scan_t
         dm_dns_finish(svc, n, 1);
 }
 
-/* How many domains the next claim may take: 0 once stopping. Waits while the outstanding
- * domains or messages are at their bound, or the store refuses results. */
+/* Room by this process's own counts: domains outstanding, and messages within the
+ * consumer's prefetch (each holds up to DM_DNS_TASKS_PER_MSG, so this many cannot make
+ * more messages than the prefetch has room for). Under mu. */
+static int64_t dns_local_room(const struct dm_dns_service *svc)
+{
+        int64_t room = (int64_t)svc->max_outstanding - svc->outstanding;
+        int64_t msg_room = ((int64_t)svc->prefetch - svc->outstanding_msgs) * DM_DNS_TASKS_PER_MSG;
+        return msg_room < room ? msg_room : room;
+}
+
+/* Room by the task queue's depth, as the bus counts it for every process: messages ready
+ * below max_ready_msgs, in domains. Returns the bus error when the depth cannot be read. */
+static int dns_depth_room(struct dm_dns_service *svc, int64_t *ret_room)
+{
+        uint64_t ready = 0;
+        int r = dm_bus_queue_depth(svc->bus, svc->queue, &ready, NULL);
+        if (r < 0) {
+                if (!svc->depth_down)
+                        dm_log_warn(DM_DNS_SVC,
+                                    "msg=\"cannot read the task queue depth; bounding by this "
+                                    "process's count\" err=\"%s\"",
+                                    dm_strerror(r));
+                svc->depth_down = true;
+                return r;
+        }
+        if (svc->depth_down)
+                dm_log_info(DM_DNS_SVC, "msg=\"bounding by the task queue depth again\"");
+        svc->depth_down = false;
+        if (ready > svc->max_ready_msgs)
+                ready = svc->max_ready_msgs;
+        *ret_room = (int64_t)(svc->max_ready_msgs - ready) * DM_DNS_TASKS_PER_MSG;
+        return 0;
+}
+
+/* How many domains the next claim may take: 0 once stopping. Waits while the store refuses
+ * results, or while the task queue holds max_ready_msgs messages ready; only when its
+ * depth cannot be read, while this process's own counts are at their bound. */
 static size_t dns_claim_room(struct dm_dns_service *svc)
 {
-        pthread_mutex_lock(&svc->mu);
-        while (!atomic_load(&svc->stopping) &&
-               (svc->outstanding >= (int64_t)svc->max_outstanding ||
-                svc->outstanding_msgs >= (int64_t)svc->prefetch || atomic_load(&svc->paused))) {
-                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_ROOM_WAIT_MS);
-                /* A long wait (a store outage, a full pipeline) still reports. */
-                if (svc->mode == DM_DNS_MODE_SERVICE) {
-                        pthread_mutex_unlock(&svc->mu);
-                        dm_dns_stats_log(svc, false);
-                        pthread_mutex_lock(&svc->mu);
+        for (;;) {
+                pthread_mutex_lock(&svc->mu);
+                while (!atomic_load(&svc->stopping) && atomic_load(&svc->paused)) {
+                        dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_ROOM_WAIT_MS);
+                        /* A long wait (a store outage) still reports. */
+                        if (svc->mode == DM_DNS_MODE_SERVICE) {
+                                pthread_mutex_unlock(&svc->mu);
+                                dm_dns_stats_log(svc, false);
+                                pthread_mutex_lock(&svc->mu);
+                        }
                 }
+                int64_t room = dns_local_room(svc);
+                pthread_mutex_unlock(&svc->mu);
+                if (atomic_load(&svc->stopping))
+                        return 0;
+
+                /* One round trip per claim: the queue is shared, so every process sees what
+                 * all of them published and every consumer took. */
+                bool by_depth = dns_depth_room(svc, &room) == 0;
+                if (room > 0)
+                        return room < (int64_t)svc->claim_max ? (size_t)room : svc->claim_max;
+
+                if (by_depth) {
+                        /* Consumers elsewhere make the room: look again shortly. */
+                        dm_dns_pause(svc, DM_DNS_DEPTH_POLL_MS);
+                } else {
+                        pthread_mutex_lock(&svc->mu);
+                        if (!atomic_load(&svc->stopping) && dns_local_room(svc) <= 0)
+                                dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_ROOM_WAIT_MS);
+                        pthread_mutex_unlock(&svc->mu);
+                }
+                if (svc->mode == DM_DNS_MODE_SERVICE)
+                        dm_dns_stats_log(svc, false);
         }
-        int64_t room = (int64_t)svc->max_outstanding - svc->outstanding;
-        /* Each message holds up to DM_DNS_TASKS_PER_MSG: this many cannot make more messages
-         * than the prefetch has room for. */
-        int64_t msg_room = ((int64_t)svc->prefetch - svc->outstanding_msgs) * DM_DNS_TASKS_PER_MSG;
-        if (msg_room < room)
-                room = msg_room;
-        pthread_mutex_unlock(&svc->mu);
-        if (atomic_load(&svc->stopping) || room <= 0)
-                return 0;
-        return room < (int64_t)svc->claim_max ? (size_t)room : svc->claim_max;
 }
 
 void *dm_dns_scheduler_main(void *arg)

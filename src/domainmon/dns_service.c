@@ -305,6 +305,9 @@ static void dns_size(struct dm_dns_service *svc, const struct dm_conf *conf)
         /* Enough messages in hand to fill the loops while earlier ones wait for commit. */
         size_t prefetch = 2 * svc->max_outstanding / DM_DNS_TASKS_PER_MSG;
         svc->prefetch = (unsigned)(prefetch < 4 ? 4 : prefetch > 65535 ? 65535 : prefetch);
+        svc->max_ready_msgs = svc->max_outstanding / DM_DNS_TASKS_PER_MSG;
+        if (svc->max_ready_msgs == 0)
+                svc->max_ready_msgs = 1;
 }
 
 static int dns_loops_new(struct dm_dns_service *svc)

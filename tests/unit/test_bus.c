@@ -650,6 +650,84 @@ static void test_cancel(void **state)
         rec_done(&r2);
 }
 
+/* Polls the depth until it reads `want` ready (a broker's count is a snapshot). */
+static uint64_t depth_wait(struct dm_bus *bus, const char *q, uint64_t want, uint64_t *consumers)
+{
+        uint64_t ready = UINT64_MAX;
+        for (int waited = 0; waited < 5000; waited += 20) {
+                assert_int_equal(dm_bus_queue_depth(bus, q, &ready, consumers), 0);
+                if (ready == want)
+                        break;
+                sleep_ms(20);
+        }
+        return ready;
+}
+
+static void test_queue_depth(void **state)
+{
+        struct ctx *c = *state;
+        struct dm_bus *bus = ctx_open(c);
+        struct recorder r;
+        char q[128], wq[128], dlq[128], missing[128];
+        uint64_t ready = 99, consumers = 99;
+        rec_init(&r, bus, REC_KEEP);
+        qname(c, q, sizeof(q), "depth");
+        qname(c, wq, sizeof(wq), "depth-work");
+        qname(c, dlq, sizeof(dlq), "depth-dead");
+        qname(c, missing, sizeof(missing), "never-declared");
+
+        assert_int_equal(dm_bus_queue_depth(NULL, q, &ready, NULL), DM_EINVAL);
+        assert_int_equal(dm_bus_queue_depth(bus, q, NULL, NULL), DM_EINVAL);
+        assert_int_equal(dm_bus_queue_depth(bus, "", &ready, NULL), DM_EINVAL);
+        assert_int_equal(dm_bus_queue_depth(bus, missing, &ready, NULL), DM_ENOENT);
+
+        assert_int_equal(dm_bus_declare(bus, q, "depth.#"), 0);
+        assert_int_equal(dm_bus_queue_depth(bus, q, &ready, &consumers), 0);
+        assert_int_equal(ready, 0);
+        assert_int_equal(consumers, 0);
+        /* A refused look does not spoil the next one. */
+        assert_int_equal(dm_bus_queue_depth(bus, missing, &ready, NULL), DM_ENOENT);
+        assert_int_equal(dm_bus_queue_depth(bus, q, &ready, NULL), 0);
+
+        for (int i = 0; i < 5; i++)
+                assert_int_equal(dm_bus_publish(bus, "depth.x", "m", 1), 0);
+        assert_int_equal(depth_wait(bus, q, 5, &consumers), 5);
+        assert_int_equal(consumers, 0);
+
+        /* Delivered and unsettled messages are not ready. */
+        assert_int_equal(dm_bus_consume(bus, q, 2, rec_handler, &r), 0);
+        assert_int_equal(rec_wait(&r, 2, 5000), 2);
+        assert_int_equal(depth_wait(bus, q, 3, &consumers), 3);
+        assert_int_equal(consumers, 1);
+        assert_int_equal(dm_bus_ack(bus, r.msgs[0].tag), 0);
+        assert_int_equal(rec_wait(&r, 3, 5000), 3);
+        assert_int_equal(depth_wait(bus, q, 2, NULL), 2);
+        /* A message put back is ready again. */
+        assert_int_equal(dm_bus_nack(bus, r.msgs[1].tag, true), 0);
+        assert_int_equal(rec_wait(&r, 4, 5000), 4);
+        assert_int_equal(depth_wait(bus, q, 2, NULL), 2);
+        assert_int_equal(dm_bus_cancel(bus, q, rec_handler, &r), 0);
+        assert_int_equal(depth_wait(bus, q, 2, &consumers), 2);
+        assert_int_equal(consumers, 0);
+
+        /* A work queue (a quorum queue on a broker) counts alike. */
+        struct dm_bus_queue_opts wo = {.delivery_limit = 3, .dead_letter_queue = dlq};
+        assert_int_equal(dm_bus_declare_opts(bus, wq, "work.#", &wo), 0);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(dm_bus_publish(bus, "work.x", "w", 1), 0);
+        assert_int_equal(depth_wait(bus, wq, 3, NULL), 3);
+        assert_int_equal(depth_wait(bus, dlq, 0, NULL), 0);
+
+        /* On a broker the count is the queue's, whoever asks. */
+        if (c->be->broker) {
+                struct dm_bus *other = ctx_open(c);
+                assert_int_equal(depth_wait(other, wq, 3, NULL), 3);
+                dm_bus_free(other);
+        }
+        dm_bus_free(bus);
+        rec_done(&r);
+}
+
 static void test_fanout_and_unbound(void **state)
 {
         struct ctx *c = *state;
@@ -1286,7 +1364,8 @@ static void test_broker_restart(void **state)
             CONTRACT(test_nack_from_handler, be), CONTRACT(test_cancel, be),                       \
             CONTRACT(test_fanout_and_unbound, be), CONTRACT(test_batch_publish, be),               \
             CONTRACT(test_published_is_kept, be), CONTRACT(test_dead_letter, be),                  \
-            CONTRACT(test_many_threads, be), CONTRACT(test_transient_queue, be)
+            CONTRACT(test_many_threads, be), CONTRACT(test_transient_queue, be),                   \
+            CONTRACT(test_queue_depth, be)
 
 int main(void)
 {
