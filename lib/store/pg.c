@@ -180,14 +180,15 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = $2::bigint WHERE id = $1::bigint AND "
                        "(last_used_at IS NULL OR last_used_at <= $2 - $3::bigint)",
     [STMT_KEY_COUNT_ACTIVE] = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
-    /* The SQLite backend's slot formula: next = now + iv - ((now - phase) mod iv), the mod
-     * taken twice to stay non-negative. The due rows are picked and locked by an InitPlan,
+    /* The SQLite backend's slot formula: the first instant after t = now + iv/2 that is
+     * phase modulo iv, t + iv - ((t - phase) mod iv), the mod taken twice to stay
+     * non-negative. The due rows are picked and locked by an InitPlan,
      * which runs once: rows another scheduler holds are skipped, and a row another one has
      * just moved fails the re-check of next_check_at <= now. `id = ANY (ARRAY(...))` makes
      * the update fetch the claimed rows by primary key; a join with the subquery would be
      * planned, in the generic plan of a prepared statement, as a hash of the whole table. */
-    [STMT_CLAIM] = "UPDATE domains SET next_check_at = (SELECT $1::bigint + iv - "
-                   "((($1 - phase_ms) % iv) + iv) % iv FROM (SELECT greatest(coalesce("
+    [STMT_CLAIM] = "UPDATE domains SET next_check_at = (SELECT $1::bigint + iv / 2 + iv - "
+                   "((($1 + iv / 2 - phase_ms) % iv) + iv) % iv FROM (SELECT greatest(coalesce("
                    "nullif(interval_ms, 0), $2::bigint), $3::bigint)) AS s(iv)) "
                    "WHERE id = ANY (ARRAY(SELECT id FROM domains "
                    "WHERE enabled AND next_check_at <= $1 ORDER BY next_check_at, id "

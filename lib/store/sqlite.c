@@ -139,11 +139,14 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND "
                        "(last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
     [STMT_KEY_COUNT_ACTIVE] = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
-    /* The next slot is now + iv - ((now - phase) mod iv): in (now, now + iv], and the same
-     * instant modulo iv on every round, so a domain keeps its place in the interval. The
-     * mod is taken twice because SQLite's % keeps the sign of a negative left side. */
-    [STMT_CLAIM] = "UPDATE domains SET next_check_at = "
-                   "?1 + due.iv - (((?1 - phase_ms) % due.iv) + due.iv) % due.iv "
+    /* The next slot is the first instant after now + iv/2 that is phase modulo iv:
+     * t + iv - ((t - phase) mod iv) with t = now + iv/2, in (now + iv/2, now + 3iv/2]. A
+     * domain claimed at its slot moves on by exactly one interval and keeps its place; one
+     * claimed off its slot (new, scanned on request, late) is not due again a moment later
+     * because its slot happened to be near. The mod is taken twice because SQLite's % keeps
+     * the sign of a negative left side. */
+    [STMT_CLAIM] = "UPDATE domains SET next_check_at = ?1 + due.iv / 2 + due.iv - "
+                   "(((?1 + due.iv / 2 - phase_ms) % due.iv) + due.iv) % due.iv "
                    "FROM (SELECT id AS due_id, "
                    "max(coalesce(nullif(interval_ms, 0), ?2), ?3) AS iv FROM domains "
                    "WHERE enabled AND next_check_at <= ?1 "
