@@ -52,6 +52,13 @@ count_ctest() { # $1 = output file
   failed=$((failed + failed_n))
 }
 
+# The output of every failed test, which the summary lines above leave out.
+show_failures() { # $1 = ctest output file
+  grep -q 'tests failed out of' "$1" && ! grep -q ' 0 tests failed out of' "$1" || return 0
+  echo "-- output of the failed tests:"
+  awk '/\*\*\*Failed|\*\*\*Exception|\*\*\*Timeout/ {show = 1} /^ *[0-9]+\/[0-9]+ Test/ && !/\*\*\*/ {show = 0} show' "$1" | tail -n 200
+}
+
 echo "== format"
 if ./scripts/format-check.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
@@ -74,11 +81,13 @@ fi
 echo "== unit ($BUILD)"
 (cd "$BUILD" && ctest --output-on-failure -j "$(nproc)") 2>&1 | tee "$log/unit.txt" | grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|Failed|\*\*\*' || true
 count_ctest "$log/unit.txt"
+show_failures "$log/unit.txt"
 
 echo "== unit under ASan+UBSan ($BUILD_ASAN)"
 (cd "$BUILD_ASAN" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure -j "$(nproc)") 2>&1 | tee "$log/asan.txt" | grep -E 'tests passed|Failed|\*\*\*|ERROR' || true
 count_ctest "$log/asan.txt"
+show_failures "$log/asan.txt"
 
 echo "== integration"
 DM_BIN="$PWD/$BUILD/domainmon" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$log/it.txt"
