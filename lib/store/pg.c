@@ -566,28 +566,8 @@ static void col_types(const PGresult *r, int row, int col, int64_t domain_id, ui
                       size_t *ret_n)
 {
         char s[PG_TYPES_TEXT_MAX];
-        size_t n = 0;
         col_copy(r, row, col, s, sizeof(s));
-        if (s[0] && dm_rrtype_parse_list(s, NULL, 0, types, &n) < 0) {
-                /* Only a hand-edited row gets here; scanning the defaults beats not
-                 * scanning the domain at all. */
-                char q[64];
-                dm_log_warn("store",
-                            "msg=\"unreadable record types, using defaults\" id=%lld "
-                            "types=%s",
-                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
-                n = 0;
-        }
-        *ret_n = n;
-}
-
-static int types_to_text(const uint16_t *types, size_t n, char *buf, size_t size)
-{
-        if (n == 0) {
-                buf[0] = '\0';
-                return 0;
-        }
-        return dm_rrtype_format_list(types, n, buf, size) < 0 ? DM_EINVAL : 0;
+        dm_store_types_from_text(s, domain_id, types, ret_n);
 }
 
 /* Rows a statement wrote (INSERT, UPDATE, DELETE). */
@@ -1134,7 +1114,7 @@ static int pg_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_
         struct pg_conn *c;
         PGresult *r = NULL;
         int64_t now = dm_now_ms(), id = 0;
-        int ret = types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
         if (ret < 0)
                 return ret;
         param_text(&p, d->name);
@@ -1281,7 +1261,7 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                 char t[PG_TYPES_TEXT_MAX];
                 if (results[i] < 0)
                         continue;
-                ret = types_to_text(ds[i].record_types, ds[i].nrecord_types, t, sizeof(t));
+                ret = dm_store_types_to_text(ds[i].record_types, ds[i].nrecord_types, t, sizeof(t));
                 if (ret < 0)
                         goto out_free;
                 val_text(&names, ds[i].name);
@@ -1393,7 +1373,7 @@ static int pg_domain_update(struct dm_store *st, const struct dm_domain *d, unsi
         char types[PG_TYPES_TEXT_MAX];
         struct pg_params p = {0};
         struct pg_conn *c;
-        int ret = types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
         if (ret < 0)
                 return ret;
         param_text(&p, d->name);

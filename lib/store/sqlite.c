@@ -437,27 +437,7 @@ static void col_types(sqlite3_stmt *stmt, int col, int64_t domain_id, uint16_t *
                       size_t *ret_n)
 {
         const char *s = (const char *)sqlite3_column_text(stmt, col);
-        size_t n = 0;
-        if (s && *s && dm_rrtype_parse_list(s, NULL, 0, types, &n) < 0) {
-                /* Only a hand-edited row gets here; scanning the defaults beats not
-                 * scanning the domain at all. */
-                char q[64];
-                dm_log_warn("store",
-                            "msg=\"unreadable record types, using defaults\" id=%lld "
-                            "types=%s",
-                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
-                n = 0;
-        }
-        *ret_n = n;
-}
-
-static int types_to_text(const uint16_t *types, size_t n, char *buf, size_t size)
-{
-        if (n == 0) {
-                buf[0] = '\0';
-                return 0;
-        }
-        return dm_rrtype_format_list(types, n, buf, size) < 0 ? DM_EINVAL : 0;
+        dm_store_types_from_text(s, domain_id, types, ret_n);
 }
 
 static void domain_from_row(sqlite3_stmt *stmt, struct dm_domain *d)
@@ -848,7 +828,7 @@ static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, i
 {
         char types[SQLITE_TYPES_TEXT_MAX];
         sqlite3_stmt *stmt = NULL;
-        int ret = types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
         if (ret < 0)
                 return ret;
         ret = stmt_get(c, STMT_DOMAIN_INSERT, &stmt);
@@ -998,7 +978,7 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, 
 {
         struct sqlite_store *s = sqlite_of(st);
         char types[SQLITE_TYPES_TEXT_MAX];
-        int ret = types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
         if (ret < 0)
                 return ret;
         int64_t now = dm_now_ms();

@@ -4,6 +4,8 @@
 #include "store_int.h"
 
 #include "dm/error.h"
+#include "dm/log.h"
+#include "dm/rrtype.h"
 #include "dm/url.h"
 
 #include <stdarg.h>
@@ -564,4 +566,29 @@ const char *dm_check_status_name(enum dm_check_status s)
                 return "error";
         }
         return "unknown";
+}
+
+int dm_store_types_to_text(const uint16_t *types, size_t n, char *buf, size_t size)
+{
+        if (n == 0) {
+                buf[0] = '\0';
+                return 0;
+        }
+        return dm_rrtype_format_list(types, n, buf, size) < 0 ? DM_EINVAL : 0;
+}
+
+void dm_store_types_from_text(const char *s, int64_t domain_id, uint16_t *types, size_t *ret_n)
+{
+        size_t n = 0;
+        if (s && *s && dm_rrtype_parse_list(s, NULL, 0, types, &n) < 0) {
+                /* Only a hand-edited row gets here; scanning the defaults beats not
+                 * scanning the domain at all. */
+                char q[64];
+                dm_log_warn("store",
+                            "msg=\"unreadable record types, using defaults\" id=%lld "
+                            "types=%s",
+                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
+                n = 0;
+        }
+        *ret_n = n;
 }

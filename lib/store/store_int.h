@@ -120,6 +120,13 @@ const char *dm_store_routing_key(uint16_t type, char *buf);
  * gives an item that does not fit the result DM_E2BIG and writes nothing of it. */
 bool dm_store_item_fits(const struct dm_dns_commit *it);
 
+/* The stored text of a domain's record types ("A,MX"; empty: the default set) and back.
+ * Both backends store it the same way. dm_store_types_to_text returns 0 or DM_EINVAL (does
+ * not fit `size`). dm_store_types_from_text never fails: text that does not parse (only a
+ * hand-edited row) is logged once per read and read as the default set. */
+int dm_store_types_to_text(const uint16_t *types, size_t n, char *buf, size_t size);
+void dm_store_types_from_text(const char *s, int64_t domain_id, uint16_t *types, size_t *ret_n);
+
 /* Empties every table. For the contract tests only; see dm_store_ops.wipe. */
 int dm_store_wipe(struct dm_store *st);
 
