@@ -35,7 +35,8 @@ def test_all_migrates_and_serves_the_api(domainmon_factory):
     m = domainmon_factory(database="postgres")
     assert m.on_postgres
     assert m.admin_key and KEY_RE.match(m.admin_key), m.stdout_lines()
-    assert "store=postgres" in m.stderr_text()
+    # /healthz answers before the "started" line is written: wait for the line.
+    wait_for(lambda: "store=postgres" in m.stderr_text(), timeout=30, what="the started line")
 
     r = m.request("POST", "/api/v1/domains", {"name": "example.com", "interval": 300})
     assert r.status_code == 201, r
