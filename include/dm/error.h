@@ -17,6 +17,7 @@
         X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                      \
         X(ENOTSUP, -ENOTSUP, "not supported")                                                      \
         X(EACCES, -EACCES, "permission denied")                                                    \
+        X(EPERM, -EPERM, "operation not permitted")                                                \
         X(E2BIG, -E2BIG, "too large")                                                              \
         X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                       \
         X(ECANCELED, -ECANCELED, "canceled")                                                       \

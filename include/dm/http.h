@@ -77,6 +77,14 @@ struct dm_http_principal {
  * Called on the server's threads. */
 typedef int (*dm_http_auth_fn)(void *arg, const char *authorization, struct dm_http_principal *ret);
 
+/* Checks a request to a route with a scope that carries no Authorization header (a web UI
+ * session's cookie). Returns 0 and fills *ret, DM_EACCES (answered 401 as a missing key),
+ * DM_EPERM (answered 403: a write sent from another site's page), or another error (503).
+ * Called on the server's threads, with the request's headers readable (dm_http_header). */
+struct dm_http_request;
+typedef int (*dm_http_session_auth_fn)(void *arg, const struct dm_http_request *req,
+                                       struct dm_http_principal *ret);
+
 struct dm_http_capture {
         const char *name;  /* from the pattern */
         const char *value; /* percent-decoded, NUL-terminated */
@@ -295,6 +303,8 @@ struct dm_http_server_opts {
         const struct dm_http_router *router; /* borrowed; must outlive the server */
         dm_http_auth_fn auth;                /* needed when any route has a scope */
         void *auth_arg;
+        dm_http_session_auth_fn session_auth; /* NULL: no Authorization is a 401 */
+        void *session_auth_arg;
         void *app; /* handed to handlers as req->app */
 };
 

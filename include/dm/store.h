@@ -224,6 +224,31 @@ int dm_store_key_touch(struct dm_store *st, int64_t id, int64_t now);
 /* Keys not revoked. */
 int dm_store_key_count_active(struct dm_store *st, size_t *ret_n);
 
+/* Browser sessions (lib/session). `id` is the SHA-256 hex of the token the cookie carries. */
+#define DM_SESSION_ID_HEX 64
+struct dm_session {
+        char id[DM_SESSION_ID_HEX + 1];
+        char key_id[32]; /* dm_api_key.key_id of the key that opened it */
+        enum dm_scope scope;
+        int64_t created_at;
+        int64_t expires_at;
+};
+
+/* Stores a new session and, in passing, deletes those expired at s->created_at. Returns 0,
+ * DM_EEXIST (the id is taken; nothing written), DM_EINVAL (empty id or key_id, no scope). */
+int dm_store_session_insert(struct dm_store *st, const struct dm_session *s);
+/* By id, expired or not (the caller compares expires_at). DM_ENOENT if absent. */
+int dm_store_session_get(struct dm_store *st, const char *id, struct dm_session *ret_session);
+/* Ends a session. DM_ENOENT if absent. */
+int dm_store_session_delete(struct dm_store *st, const char *id);
+
+/* Settings made once and kept (the generated session secret): stores `value` under `name`
+ * unless a value is there already, then copies the stored value into ret_value (`size`
+ * bytes, NUL-terminated). Processes racing on one database all read the same winner.
+ * Returns 0, DM_EINVAL (empty name or value), DM_E2BIG (the stored value does not fit). */
+int dm_store_setting_init(struct dm_store *st, const char *name, const char *value, char *ret_value,
+                          size_t size);
+
 /* Scheduling. Claims up to opts->limit enabled domains with next_check_at <= now, oldest
  * due first, and in the same statement moves each one's next_check_at to the next slot of
  * its interval (a per-domain phase spreads domains over the interval). Two schedulers never

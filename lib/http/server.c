@@ -40,6 +40,8 @@ struct dm_http_server {
         const struct dm_http_router *router;
         dm_http_auth_fn auth;
         void *auth_arg;
+        dm_http_session_auth_fn session_auth;
+        void *session_auth_arg;
         void *app;
         size_t max_body;
         char addr[80];
@@ -300,7 +302,16 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
         if (rt->scope != DM_SCOPE_NONE) {
                 const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                                 MHD_HTTP_HEADER_AUTHORIZATION);
-                ret = s->auth ? s->auth(s->auth_arg, authz, &req->principal) : DM_EACCES;
+                if (!authz && s->session_auth)
+                        ret = s->session_auth(s->session_auth_arg, req, &req->principal);
+                else
+                        ret = s->auth ? s->auth(s->auth_arg, authz, &req->principal) : DM_EACCES;
+                if (ret == DM_EPERM) {
+                        dm_http_problem(res, 403, &dm_problem_forbidden,
+                                        "a write made with the session cookie must come from "
+                                        "this service's own pages (Origin)");
+                        return true;
+                }
                 if (ret == DM_EACCES) {
                         dm_http_problem(res, 401, &dm_problem_unauthorized, "%s",
                                         authz ? "the API key is not valid"
@@ -683,6 +694,8 @@ int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size
         s->router = opts->router;
         s->auth = opts->auth;
         s->auth_arg = opts->auth_arg;
+        s->session_auth = opts->session_auth;
+        s->session_auth_arg = opts->session_auth_arg;
         s->app = opts->app;
         s->max_body = opts->max_body;
         atomic_init(&s->stopping, false);

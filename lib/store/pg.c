@@ -79,6 +79,12 @@ enum pg_stmt_id {
         STMT_KEY_REVOKE,
         STMT_KEY_TOUCH,
         STMT_KEY_COUNT_ACTIVE,
+        STMT_SESSION_PRUNE,
+        STMT_SESSION_INSERT,
+        STMT_SESSION_GET,
+        STMT_SESSION_DELETE,
+        STMT_SETTING_INSERT,
+        STMT_SETTING_GET,
         STMT_CLAIM,
         STMT_CURRENT,
         STMT_COMMIT_LOCK,
@@ -180,6 +186,16 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = $2::bigint WHERE id = $1::bigint AND "
                        "(last_used_at IS NULL OR last_used_at <= $2 - $3::bigint)",
     [STMT_KEY_COUNT_ACTIVE] = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+    [STMT_SESSION_PRUNE] = "DELETE FROM sessions WHERE expires_at <= $1::bigint",
+    [STMT_SESSION_INSERT] = "INSERT INTO sessions (id, key_id, scope, created_at, expires_at) "
+                            "VALUES ($1::text, $2::text, $3::text, $4::bigint, $5::bigint) "
+                            "ON CONFLICT (id) DO NOTHING",
+    [STMT_SESSION_GET] =
+        "SELECT id, key_id, scope, created_at, expires_at FROM sessions WHERE id = $1::text",
+    [STMT_SESSION_DELETE] = "DELETE FROM sessions WHERE id = $1::text",
+    [STMT_SETTING_INSERT] = "INSERT INTO settings (name, value, created_at) "
+                            "VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (name) DO NOTHING",
+    [STMT_SETTING_GET] = "SELECT value FROM settings WHERE name = $1::text",
     /* The SQLite backend's slot formula: the first instant after t = now + iv/2 that is
      * phase modulo iv, t + iv - ((t - phase) mod iv), the mod taken twice to stay
      * non-negative. The due rows are picked and locked by an InitPlan,
@@ -1689,6 +1705,118 @@ static int pg_key_count_active(struct dm_store *st, size_t *ret_n)
         return ret;
 }
 
+/* ---- sessions and settings ---- */
+
+static int pg_session_insert(struct dm_store *st, const struct dm_session *sess)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params prune = {0}, p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_i64(&prune, sess->created_at);
+        param_text(&p, sess->id);
+        param_text(&p, sess->key_id);
+        param_text(&p, dm_scope_name(sess->scope));
+        param_i64(&p, sess->created_at);
+        param_i64(&p, sess->expires_at);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_SESSION_PRUNE, &prune, "session prune", NULL);
+        if (ret == 0)
+                ret = pg_run(c, STMT_SESSION_INSERT, &p, "session insert", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        if (pg_affected(r) == 0)
+                ret = DM_EEXIST;
+        PQclear(r);
+        return ret;
+}
+
+static int pg_session_get(struct dm_store *st, const char *id, struct dm_session *ret_session)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        char scope[16];
+        param_text(&p, id);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_SESSION_GET, &p, "session get", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        if (PQntuples(r) > 0) {
+                struct dm_session *x = ret_session;
+                memset(x, 0, sizeof(*x));
+                col_copy(r, 0, 0, x->id, sizeof(x->id));
+                col_copy(r, 0, 1, x->key_id, sizeof(x->key_id));
+                col_copy(r, 0, 2, scope, sizeof(scope));
+                if (dm_scope_parse(scope, &x->scope) < 0)
+                        x->scope = DM_SCOPE_NONE; /* grants nothing */
+                x->created_at = col_int(r, 0, 3);
+                x->expires_at = col_int(r, 0, 4);
+        } else {
+                ret = DM_ENOENT;
+        }
+        PQclear(r);
+        return ret;
+}
+
+static int pg_session_delete(struct dm_store *st, const char *id)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        param_text(&p, id);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = run_by_name(c, STMT_SESSION_DELETE, &p, "session delete");
+        pool_put(s, c);
+        return ret;
+}
+
+/* Two statements, not one: INSERT ... ON CONFLICT waits for a concurrent inserter of the
+ * same name to commit, and the SELECT that follows (a new snapshot) then sees its value. */
+static int pg_setting_init(struct dm_store *st, const char *name, const char *value,
+                           char *ret_value, size_t size)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params ins = {0}, get = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_text(&ins, name);
+        param_text(&ins, value);
+        param_i64(&ins, dm_now_ms());
+        param_text(&get, name);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_SETTING_INSERT, &ins, "setting insert", NULL);
+        if (ret == 0)
+                ret = pg_run(c, STMT_SETTING_GET, &get, "setting get", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        if (PQntuples(r) == 0) {
+                ret = DM_ENOENT;
+        } else {
+                size_t len = (size_t)PQgetlength(r, 0, 0);
+                if (len >= size) {
+                        ret = DM_E2BIG;
+                } else {
+                        memcpy(ret_value, PQgetvalue(r, 0, 0), len);
+                        ret_value[len] = '\0';
+                }
+        }
+        PQclear(r);
+        return ret;
+}
+
 /* ---- scheduling ---- */
 
 static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
@@ -2395,7 +2523,9 @@ static int pg_wipe(struct dm_store *st)
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret = pg_exec(c, "TRUNCATE outbox, dns_changes, dns_current, api_keys, domains", "wipe");
+        ret = pg_exec(
+            c, "TRUNCATE outbox, dns_changes, dns_current, api_keys, domains, sessions, settings",
+            "wipe");
         pool_put(s, c);
         return ret;
 }
@@ -2423,6 +2553,10 @@ const struct dm_store_ops dm_store_pg_ops = {
     .key_revoke = pg_key_revoke,
     .key_touch = pg_key_touch,
     .key_count_active = pg_key_count_active,
+    .session_insert = pg_session_insert,
+    .session_get = pg_session_get,
+    .session_delete = pg_session_delete,
+    .setting_init = pg_setting_init,
     .claim_due = pg_claim_due,
     .dns_current = pg_dns_current,
     .dns_commit = pg_dns_commit,

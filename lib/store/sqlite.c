@@ -65,6 +65,12 @@ enum sqlite_stmt_id {
         STMT_KEY_REVOKE,
         STMT_KEY_TOUCH,
         STMT_KEY_COUNT_ACTIVE,
+        STMT_SESSION_PRUNE,
+        STMT_SESSION_INSERT,
+        STMT_SESSION_GET,
+        STMT_SESSION_DELETE,
+        STMT_SETTING_INSERT,
+        STMT_SETTING_GET,
         STMT_CLAIM,
         STMT_CURRENT,
         STMT_COMMIT_SEEN,
@@ -139,6 +145,15 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND "
                        "(last_used_at IS NULL OR last_used_at <= ?2 - ?3)",
     [STMT_KEY_COUNT_ACTIVE] = "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+    [STMT_SESSION_PRUNE] = "DELETE FROM sessions WHERE expires_at <= ?1",
+    [STMT_SESSION_INSERT] = "INSERT INTO sessions (id, key_id, scope, created_at, expires_at) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+    [STMT_SESSION_GET] =
+        "SELECT id, key_id, scope, created_at, expires_at FROM sessions WHERE id = ?1",
+    [STMT_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
+    [STMT_SETTING_INSERT] = "INSERT INTO settings (name, value, created_at) VALUES (?1, ?2, ?3) "
+                            "ON CONFLICT (name) DO NOTHING",
+    [STMT_SETTING_GET] = "SELECT value FROM settings WHERE name = ?1",
     /* The next slot is the first instant after now + iv/2 that is phase modulo iv:
      * t + iv - ((t - phase) mod iv) with t = now + iv/2, in (now + iv/2, now + 3iv/2]. A
      * domain claimed at its slot moves on by exactly one interval and keeps its place; one
@@ -1285,6 +1300,114 @@ static int sqlite_key_count_active(struct dm_store *st, size_t *ret_n)
         return ret;
 }
 
+/* ---- sessions and settings ---- */
+
+static int sqlite_session_insert(struct dm_store *st, const struct dm_session *sess)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_SESSION_PRUNE, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, sess->created_at);
+                ret = stmt_run(c, stmt, "session prune");
+        }
+        if (ret == 0)
+                ret = stmt_get(c, STMT_SESSION_INSERT, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, sess->id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 2, sess->key_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 3, dm_scope_name(sess->scope), -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 4, sess->created_at);
+                sqlite3_bind_int64(stmt, 5, sess->expires_at);
+                ret = stmt_run(c, stmt, "session insert");
+                if (ret == 0 && sqlite3_changes(c->db) == 0)
+                        ret = DM_EEXIST;
+        }
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_session_get(struct dm_store *st, const char *id, struct dm_session *ret_session)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_SESSION_GET, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW) {
+                        struct dm_session *x = ret_session;
+                        memset(x, 0, sizeof(*x));
+                        col_copy(stmt, 0, x->id, sizeof(x->id));
+                        col_copy(stmt, 1, x->key_id, sizeof(x->key_id));
+                        if (dm_scope_parse((const char *)sqlite3_column_text(stmt, 2), &x->scope) <
+                            0)
+                                x->scope = DM_SCOPE_NONE; /* grants nothing */
+                        x->created_at = sqlite3_column_int64(stmt, 3);
+                        x->expires_at = sqlite3_column_int64(stmt, 4);
+                } else if (rc == SQLITE_DONE) {
+                        ret = DM_ENOENT;
+                } else {
+                        ret = sqlite_error(c, rc, "session get");
+                }
+                stmt_reset(stmt);
+        }
+        read_end(s, c);
+        return ret;
+}
+
+static int sqlite_session_delete(struct dm_store *st, const char *id)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_SESSION_DELETE, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+                ret = run_by_name(c, stmt, "session delete");
+        }
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_setting_init(struct dm_store *st, const char *name, const char *value,
+                               char *ret_value, size_t size)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_SETTING_INSERT, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 2, value, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 3, dm_now_ms());
+                ret = stmt_run(c, stmt, "setting insert");
+        }
+        if (ret == 0)
+                ret = stmt_get(c, STMT_SETTING_GET, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW) {
+                        const char *v = (const char *)sqlite3_column_text(stmt, 0);
+                        size_t len = v ? strlen(v) : 0;
+                        if (len >= size) {
+                                ret = DM_E2BIG;
+                        } else {
+                                memcpy(ret_value, v ? v : "", len);
+                                ret_value[len] = '\0';
+                        }
+                } else {
+                        ret = rc == SQLITE_DONE ? DM_ENOENT : sqlite_error(c, rc, "setting get");
+                }
+                stmt_reset(stmt);
+        }
+        write_end(s);
+        return ret;
+}
+
 /* ---- scheduling ---- */
 
 static int sqlite_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
@@ -1831,6 +1954,7 @@ static int sqlite_wipe(struct dm_store *st)
         struct sqlite_conn *c = write_begin(s);
         int ret = conn_exec(c, "BEGIN IMMEDIATE; DELETE FROM outbox; DELETE FROM dns_changes; "
                                "DELETE FROM dns_current; DELETE FROM api_keys; "
+                               "DELETE FROM sessions; DELETE FROM settings; "
                                "DELETE FROM domains; COMMIT;");
         if (ret < 0)
                 tx_rollback(c);
@@ -1861,6 +1985,10 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .key_revoke = sqlite_key_revoke,
     .key_touch = sqlite_key_touch,
     .key_count_active = sqlite_key_count_active,
+    .session_insert = sqlite_session_insert,
+    .session_get = sqlite_session_get,
+    .session_delete = sqlite_session_delete,
+    .setting_init = sqlite_setting_init,
     .claim_due = sqlite_claim_due,
     .dns_current = sqlite_dns_current,
     .dns_commit = sqlite_dns_commit,

@@ -276,6 +276,36 @@ int dm_store_key_count_active(struct dm_store *st, size_t *ret_n)
         return st->ops->key_count_active(st, ret_n);
 }
 
+int dm_store_session_insert(struct dm_store *st, const struct dm_session *s)
+{
+        if (!st || !s || s->id[0] == '\0' || s->key_id[0] == '\0' || s->scope < DM_SCOPE_READ ||
+            s->scope > DM_SCOPE_ADMIN)
+                return DM_EINVAL;
+        return st->ops->session_insert(st, s);
+}
+
+int dm_store_session_get(struct dm_store *st, const char *id, struct dm_session *ret_session)
+{
+        if (!st || !id || !*id || !ret_session)
+                return DM_EINVAL;
+        return st->ops->session_get(st, id, ret_session);
+}
+
+int dm_store_session_delete(struct dm_store *st, const char *id)
+{
+        if (!st || !id || !*id)
+                return DM_EINVAL;
+        return st->ops->session_delete(st, id);
+}
+
+int dm_store_setting_init(struct dm_store *st, const char *name, const char *value, char *ret_value,
+                          size_t size)
+{
+        if (!st || !name || !*name || !value || !*value || !ret_value || size == 0)
+                return DM_EINVAL;
+        return st->ops->setting_init(st, name, value, ret_value, size);
+}
+
 int dm_store_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
                        struct dm_scan_task *ret_tasks, size_t *ret_n)
 {

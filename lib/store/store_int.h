@@ -59,6 +59,13 @@ struct dm_store_ops {
         int (*key_touch)(struct dm_store *st, int64_t id, int64_t now);
         int (*key_count_active)(struct dm_store *st, size_t *ret_n);
 
+        int (*session_insert)(struct dm_store *st, const struct dm_session *s);
+        int (*session_get)(struct dm_store *st, const char *id, struct dm_session *ret_session);
+        int (*session_delete)(struct dm_store *st, const char *id);
+        /* size >= 1 */
+        int (*setting_init)(struct dm_store *st, const char *name, const char *value,
+                            char *ret_value, size_t size);
+
         int (*claim_due)(struct dm_store *st, const struct dm_claim_opts *opts,
                          struct dm_scan_task *ret_tasks, size_t *ret_n);
 

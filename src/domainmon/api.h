@@ -32,6 +32,14 @@ extern const struct dm_http_route dm_api_domain_routes[];
 extern const struct dm_http_route dm_api_dns_routes[];
 /* /api/v1/events: the live stream; needs app->events */
 extern const struct dm_http_route dm_api_event_routes[];
+/* /api/v1/session: web UI sign-in and sign-out; needs app->session_secret */
+extern const struct dm_http_route dm_api_session_routes[];
+/* The web UI's pages (/, /domains/{name}, /alerts) and assets (/ui/{file}); ui.c */
+extern const struct dm_http_route dm_ui_routes[];
+
+/* The cookie check of the HTTP server (dm_http_session_auth_fn); `arg` is the dm_app. */
+int dm_api_session_auth(void *arg, const struct dm_http_request *req,
+                        struct dm_http_principal *ret);
 
 /* Problem types of the domain API. */
 extern const struct dm_http_problem_type dm_problem_domain_exists;

@@ -6,6 +6,7 @@
 #include "dm/conf.h"
 #include "dm/events.h"
 #include "dm/outbox.h"
+#include "dm/session.h"
 #include "dm/store.h"
 
 struct dm_app {
@@ -17,6 +18,8 @@ struct dm_app {
         /* The live event stream's hub while the domain service runs, else NULL;
          * thread-safe. */
         struct dm_event_hub *events;
+        /* The web UI sessions' signing key while the domain service runs, else NULL. */
+        const struct dm_session_secret *session_secret;
         /* The process's one outbox relay, shared by every service that writes events (kick
          * it after a write: dm_outbox_relay_kick, NULL-safe); NULL while none holds it. */
         struct dm_outbox_relay *relay;

@@ -22,15 +22,14 @@ struct dm_domain_service {
         struct dm_http_server *server;
         struct dm_event_hub *hub;
         struct dm_event_feed *feed;
+        struct dm_session_secret session_secret;
 };
 
 /* Every route table of the API. A new API file declares its table in api.h and is added
  * here. */
 static const struct dm_http_route *const route_tables[] = {
-    dm_api_meta_routes,
-    dm_api_domain_routes,
-    dm_api_dns_routes,
-    dm_api_event_routes,
+    dm_api_meta_routes,  dm_api_domain_routes,  dm_api_dns_routes,
+    dm_api_event_routes, dm_api_session_routes, dm_ui_routes,
 };
 
 /* "Bearer <key>" -> the key's scope. Nothing is cached: a revoked key stops working on
@@ -102,6 +101,18 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         if (ret < 0)
                 goto fail;
         app->events = s->hub;
+        bool generated = false;
+        ret = dm_session_secret_load(app->store, app->conf.secret_key, &s->session_secret,
+                                     &generated);
+        if (ret < 0) {
+                dm_log_error("domain", "msg=\"cannot load the session secret\" err=\"%s\"",
+                             dm_strerror(ret));
+                goto fail;
+        }
+        if (generated)
+                dm_log_info("domain", "msg=\"SECRET_KEY is not set: web sessions are signed "
+                                      "with a secret kept in the database\"");
+        app->session_secret = &s->session_secret;
         ret = dm_http_router_new(&s->router);
         if (ret < 0)
                 goto fail;
@@ -124,6 +135,8 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
             .router = s->router,
             .auth = authenticate,
             .auth_arg = app,
+            .session_auth = dm_api_session_auth,
+            .session_auth_arg = app,
             .app = app,
         };
         ret = dm_http_server_start(&opts, err, sizeof(err), &s->server);
@@ -138,6 +151,7 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         return 0;
 fail:
         app->events = NULL;
+        app->session_secret = NULL;
         dm_event_feed_stop(s->feed);
         dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
@@ -157,6 +171,7 @@ void dm_domain_service_stop(struct dm_domain_service *s)
         dm_event_hub_shutdown(s->hub);
         dm_http_server_stop(s->server);
         s->app->events = NULL;
+        s->app->session_secret = NULL;
         dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
         /* After the last request: the events of every write it answered are published. */

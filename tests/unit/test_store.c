@@ -571,6 +571,64 @@ static void test_keys(void **state)
         assert_int_equal(g.revoked_at, 8000);
 }
 
+/* Sessions: insert, get, delete; an id is taken once; expired ones go at the next insert. */
+static void test_sessions(void **state)
+{
+        struct fixture *f = *state;
+        struct dm_session a = {
+            .key_id = "k1aaaa", .scope = DM_SCOPE_WRITE, .created_at = 1000, .expires_at = 5000};
+        struct dm_session b = {
+            .key_id = "k2bbbb", .scope = DM_SCOPE_READ, .created_at = 2000, .expires_at = 9000};
+        struct dm_session g;
+        memset(a.id, 'a', DM_SESSION_ID_HEX);
+        memset(b.id, 'b', DM_SESSION_ID_HEX);
+
+        assert_int_equal(dm_store_session_insert(f->st, &a), 0);
+        assert_int_equal(dm_store_session_insert(f->st, &a), DM_EEXIST);
+        assert_int_equal(dm_store_session_get(f->st, a.id, &g), 0);
+        assert_string_equal(g.id, a.id);
+        assert_string_equal(g.key_id, "k1aaaa");
+        assert_int_equal(g.scope, DM_SCOPE_WRITE);
+        assert_int_equal(g.created_at, 1000);
+        assert_int_equal(g.expires_at, 5000);
+        assert_int_equal(dm_store_session_get(f->st, "nope", &g), DM_ENOENT);
+
+        /* b is created after a expired: a is pruned on the way. */
+        b.created_at = 6000;
+        assert_int_equal(dm_store_session_insert(f->st, &b), 0);
+        assert_int_equal(dm_store_session_get(f->st, a.id, &g), DM_ENOENT);
+        assert_int_equal(dm_store_session_get(f->st, b.id, &g), 0);
+        assert_int_equal(g.scope, DM_SCOPE_READ);
+
+        assert_int_equal(dm_store_session_delete(f->st, b.id), 0);
+        assert_int_equal(dm_store_session_delete(f->st, b.id), DM_ENOENT);
+        assert_int_equal(dm_store_session_get(f->st, b.id, &g), DM_ENOENT);
+
+        struct dm_session bad = b;
+        bad.scope = DM_SCOPE_NONE;
+        assert_int_equal(dm_store_session_insert(f->st, &bad), DM_EINVAL);
+        bad = b;
+        bad.id[0] = '\0';
+        assert_int_equal(dm_store_session_insert(f->st, &bad), DM_EINVAL);
+}
+
+/* A setting is written once: the first value stays, every later caller reads it. */
+static void test_settings(void **state)
+{
+        struct fixture *f = *state;
+        char v[64], tiny[4];
+
+        assert_int_equal(dm_store_setting_init(f->st, "s", "first", v, sizeof(v)), 0);
+        assert_string_equal(v, "first");
+        assert_int_equal(dm_store_setting_init(f->st, "s", "second", v, sizeof(v)), 0);
+        assert_string_equal(v, "first");
+        assert_int_equal(dm_store_setting_init(f->st, "t", "other", v, sizeof(v)), 0);
+        assert_string_equal(v, "other");
+        assert_int_equal(dm_store_setting_init(f->st, "s", "x", tiny, sizeof(tiny)), DM_E2BIG);
+        assert_int_equal(dm_store_setting_init(f->st, "", "x", v, sizeof(v)), DM_EINVAL);
+        assert_int_equal(dm_store_setting_init(f->st, "u", "", v, sizeof(v)), DM_EINVAL);
+}
+
 /* The first key, alone and raced by several handles on one database (as by processes
  * starting at once): one wins, the others see it. */
 struct first_key_racer {
@@ -2398,6 +2456,8 @@ int main(void)
             CONTRACT(test_domain_insert_many),
             CONTRACT(test_keys),
             CONTRACT(test_key_insert_first),
+            CONTRACT(test_sessions),
+            CONTRACT(test_settings),
             CONTRACT(test_claim_due),
             CONTRACT(test_claim_spread),
             CONTRACT(test_request_scan),
