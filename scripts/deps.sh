@@ -9,6 +9,7 @@ pkgs=(
   librabbitmq-dev libpq-dev
   sqlite3 knot knot-dnsutils dnsperf python3-pytest python3-dnspython curl rabbitmq-server
   postgresql
+  chromium nodejs npm
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #   2. unit tests and fuzz-corpus replays (ctest) in the normal build
 #   3. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   4. integration tests (pytest) against the real binary and real servers on loopback
+#   5. the web UI in a headless chromium (tests/browser, through tests/integration/test_ui.py)
 # Before the unit tests it starts a throwaway RabbitMQ (scripts/rabbitmq.sh) and exports
 # DM_TEST_AMQP_URL, so the bus contract also runs on the amqp backend, and
 # DM_TEST_AMQP_RESTART, the command the broker-restart test runs; the broker is stopped on
@@ -90,13 +91,39 @@ count_ctest "$log/asan.txt"
 show_failures "$log/asan.txt"
 
 echo "== integration"
-DM_BIN="$PWD/$BUILD/domainmon" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$log/it.txt"
+DM_BIN="$PWD/$BUILD/domainmon" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
+  --deselect tests/integration/test_ui.py::test_browser 2>&1 | tee "$log/it.txt"
 line=$(grep -E '[0-9]+ (passed|failed|errors?).* in [0-9.]+s' "$log/it.txt" | tail -n1)
 p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 f=$(echo "$line" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
 [ -z "$line" ] && f=1
 passed=$((passed + ${p:-0}))
 failed=$((failed + ${f:-0}))
+
+# 5. the web UI in Debian's chromium, driven by playwright-core (tests/browser, installed
+# here with `npm ci` from its lock file; no browser is ever downloaded). Each step of
+# tests/browser/ui.test.mjs counts once.
+echo "== browser (chromium + playwright-core)"
+if (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent); then
+  DM_BIN="$PWD/$BUILD/domainmon" /usr/bin/python3 -m pytest -q -s -p no:cacheprovider \
+    tests/integration/test_ui.py::test_browser 2>&1 | tee "$log/browser.txt"
+  line=$(grep -E '^# [0-9]+ passed, [0-9]+ failed' "$log/browser.txt" | tail -n1)
+  if [ -z "$line" ]; then
+    failed=$((failed + 1)) # it did not get as far as its summary
+  else
+    bp=$(echo "$line" | awk '{print $2}')
+    bf=$(echo "$line" | awk '{print $4}')
+    passed=$((passed + bp))
+    failed=$((failed + bf))
+    # All steps passed but the test around them did not (a server did not stop cleanly).
+    if [ "$bf" -eq 0 ] && ! grep -qE '[0-9]+ passed in' "$log/browser.txt"; then
+      failed=$((failed + 1))
+    fi
+  fi
+else
+  echo "FAILED: npm ci in tests/browser"
+  failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

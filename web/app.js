@@ -32,6 +32,15 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
+// Appends like h() does: arrays flattened, null and false skipped, strings as text.
+function put(el, ...kids) {
+  for (const c of kids.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
 function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);
   return el;
@@ -229,7 +238,7 @@ async function route(moveFocus) {
   } else if (p === '/alerts') pending = renderAlerts();
   else {
     setTitle('Not found');
-    clear(main()).append(
+    put(clear(main()), 
       h('h1', {}, 'Not found'),
       h('p', {}, 'Nothing here. ', h('a', {href: '/'}, 'Back to the domains')),
     );
@@ -285,7 +294,7 @@ function renderSignIn(message) {
       input.focus();
     }
   });
-  clear(main()).append(form);
+  put(clear(main()), form);
   input.focus();
 }
 
@@ -426,7 +435,7 @@ function dispatchEvent(ev) {
   if (ev.event.startsWith('change.')) {
     const what = ev.event === 'change.tls' ? 'certificate' : ev.event === 'change.registration'
       ? 'registration' : ev.event.slice('change.dns.'.length) + ' records';
-    toast(`Changed: ${d.domain || '?'} ${what}`);
+    toast(`${d.before === null ? 'First seen' : 'Changed'}: ${d.domain || '?'} ${what}`);
   }
   if (state.view && state.view.onEvent) state.view.onEvent(ev);
 }
@@ -517,7 +526,7 @@ function renderDomains() {
   const next = h('button', {type: 'button', disabled: true}, 'Next page');
   const pageInfo = h('span', {class: 'muted'});
 
-  m.append(
+  put(m,
     h('h1', {}, 'Domains'),
     h('section', {class: 'card', 'aria-labelledby': 'add-h'}, h('h2', {id: 'add-h'}, 'Add'), addForm, addMsg,
       h('details', {}, h('summary', {}, 'Add many at once'), bulkForm)),
@@ -537,7 +546,7 @@ function renderDomains() {
     try {
       data = await apiOk('GET', '/api/v1/domains?' + params);
     } catch (err) {
-      clear(tableWrap).append(errorBox(err));
+      put(clear(tableWrap), errorBox(err));
       return;
     }
     if (state.view !== view) return;
@@ -547,7 +556,7 @@ function renderDomains() {
     next.disabled = !data.next_cursor;
     pageInfo.textContent = `Page ${view.page + 1}`;
     if (!data.domains.length) {
-      clear(tableWrap).append(h('p', {class: 'muted'}, view.q ? 'No domain matches.' : 'No domains yet: add one above.'));
+      put(clear(tableWrap), h('p', {class: 'muted'}, view.q ? 'No domain matches.' : 'No domains yet: add one above.'));
       return;
     }
     const rows = data.domains.map((d) => h('tr', {},
@@ -560,7 +569,7 @@ function renderDomains() {
       h('td', {}, expiryCell(d.registration_expires_at)),
       h('td', {class: 'err'}, d.status_error || ''),
     ));
-    clear(tableWrap).append(h('table', {id: 'domains'},
+    put(clear(tableWrap), h('table', {id: 'domains'},
       h('caption', {class: 'sr'}, 'Domains, their state and expiry'),
       h('thead', {}, h('tr', {},
         h('th', {scope: 'col'}, 'Domain'), h('th', {scope: 'col'}, 'Status'),
@@ -585,6 +594,12 @@ function renderDomains() {
     if (view.cursors[view.page + 1]) view.page++;
     load();
   });
+  // Checks that change nothing send no event: the times and states are read again now
+  // and then while the list is shown.
+  const timer = setInterval(() => {
+    if (state.view !== view) clearInterval(timer);
+    else load();
+  }, 15000);
   view.onEvent = (ev) => {
     if (ev.event === 'reset' || ev.event.startsWith('domain.') ||
         (ev.data && view.names && view.names.has(ev.data.domain)))
@@ -663,7 +678,7 @@ async function renderDomain(name) {
   const reg = h('div', {id: 'registration'});
   const timeline = h('ol', {class: 'timeline', id: 'timeline'});
   const timelineMsg = h('div');
-  m.append(
+  put(m,
     h('p', {class: 'crumb'}, h('a', {href: '/'}, '← Domains')),
     head, actions, actMsg,
     h('section', {'aria-labelledby': 'rec-h'}, h('h2', {id: 'rec-h'}, 'Records'), records),
@@ -685,7 +700,7 @@ async function renderDomain(name) {
 
   function drawHead() {
     setTitle(d.unicode_name || d.name);
-    clear(head).append(
+    put(clear(head), 
       h('h1', {}, d.unicode_name || d.name, ' ', statusBadge(d)),
       d.unicode_name && d.unicode_name !== d.name ? h('p', {class: 'muted'}, d.name) : null,
       kvTable([
@@ -699,7 +714,7 @@ async function renderDomain(name) {
         ['Error', d.status_error ? h('span', {class: 'err'}, d.status_error) : null],
       ]),
     );
-    clear(actions).append(
+    put(clear(actions), 
       h('button', {type: 'button', id: 'scan', onclick: scan}, 'Scan now'),
       h('button', {type: 'button', id: 'pause', onclick: togglePause}, d.enabled === false ? 'Resume' : 'Pause'),
       h('button', {type: 'button', id: 'delete', class: 'danger', onclick: confirmDelete}, 'Delete…'),
@@ -764,15 +779,15 @@ async function renderDomain(name) {
     const x = await api('GET', path + '/records');
     if (state.view !== view) return;
     if (!x.ok) {
-      clear(records).append(errorBox(problemText(x.data) || `HTTP ${x.status}`));
+      put(clear(records), errorBox(problemText(x.data) || `HTTP ${x.status}`));
       return;
     }
     const rows = x.data.records || [];
     if (!rows.length) {
-      clear(records).append(h('p', {class: 'muted'}, 'Not checked yet: records appear after the first scan.'));
+      put(clear(records), h('p', {class: 'muted'}, 'Not checked yet: records appear after the first scan.'));
       return;
     }
-    clear(records).append(h('table', {},
+    put(clear(records), h('table', {},
       h('caption', {class: 'sr'}, 'Current records by type'),
       h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Type'), h('th', {scope: 'col'}, 'Values'),
         h('th', {scope: 'col'}, 'TTL'), h('th', {scope: 'col'}, 'Status'), h('th', {scope: 'col'}, 'Changed'))),
@@ -789,19 +804,19 @@ async function renderDomain(name) {
     if (state.view !== view) return;
     // The domain was found just before: a 404 here is the route missing on this server.
     if (x.status === 404) {
-      clear(tls).append(notAvailable('Certificate data'));
+      put(clear(tls), notAvailable('Certificate data'));
       return false;
     }
     if (!x.ok) {
-      clear(tls).append(errorBox(problemText(x.data) || `HTTP ${x.status}`));
+      put(clear(tls), errorBox(problemText(x.data) || `HTTP ${x.status}`));
       return true;
     }
     const eps = x.data.endpoints || [];
     if (!eps.length) {
-      clear(tls).append(h('p', {class: 'muted'}, 'Not checked yet.'));
+      put(clear(tls), h('p', {class: 'muted'}, 'Not checked yet.'));
       return true;
     }
-    clear(tls).append(eps.map((ep) => h('div', {class: 'endpoint'},
+    put(clear(tls), eps.map((ep) => h('div', {class: 'endpoint'},
       h('h3', {}, `${ep.address || ''} port ${ep.port}`, ' ', h('span', {class: `badge ${ep.status === 'ok' ? 'ok' : 'bad'}`}, ep.status)),
       ep.error ? h('p', {class: 'err'}, ep.error) : null,
       kvTable([['Protocol', ep.protocol], ['Chain', ep.chain_valid === undefined ? null : ep.chain_valid ? 'valid' : `not valid${ep.chain_error ? ': ' + ep.chain_error : ''}`]]),
@@ -813,17 +828,17 @@ async function renderDomain(name) {
     const x = await api('GET', path + '/registration');
     if (state.view !== view) return;
     if (x.status === 404) {
-      clear(reg).append(notAvailable('Registration data'));
+      put(clear(reg), notAvailable('Registration data'));
       return false;
     }
     if (!x.ok) {
-      clear(reg).append(errorBox(problemText(x.data) || `HTTP ${x.status}`));
+      put(clear(reg), errorBox(problemText(x.data) || `HTTP ${x.status}`));
       return true;
     }
     const g = x.data;
     const registrant = g.registrant && typeof g.registrant === 'object'
       ? Object.entries(g.registrant).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('; ') : null;
-    clear(reg).append(kvTable([
+    put(clear(reg), kvTable([
       ['Status', h('span', {class: `badge ${g.status === 'ok' ? 'ok' : g.status === 'error' ? 'bad' : 'muted'}`}, g.status || '?')],
       ['Error', g.error ? h('span', {class: 'err'}, g.error) : null],
       ['Registrable domain', g.registrable_domain],
@@ -857,10 +872,10 @@ async function renderDomain(name) {
     if (g.ok) for (const c of g.data.changes || []) items.push({at: c.observed_at, kind: 'Registration', cls: 'reg', body: fieldDiff(c.fields)});
     else if (g.status === 404) notes.push(notAvailable('Registration history'));
     items.sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
-    clear(timelineMsg).append(notes);
-    clear(timeline).append(items.length ? items.map((it) => h('li', {class: it.cls},
+    put(clear(timelineMsg), notes);
+    put(clear(timeline), (items.length ? items.map((it) => h('li', {class: it.cls},
       h('div', {class: 'when'}, fmtTime(it.at), h('span', {class: 'muted small'}, ' ', it.at)),
-      h('div', {class: 'kind'}, it.kind), it.body)) : h('li', {class: 'muted'}, 'No changes recorded yet.'));
+      h('div', {class: 'kind'}, it.kind), it.body)) : [h('li', {class: 'muted'}, 'No changes recorded yet.')]));
     if (dns.ok && dns.data.next_cursor) timeline.append(h('li', {class: 'muted'}, 'Older DNS changes: ', h('code', {}, `GET ${path}/history?cursor=…`)));
   }
 
@@ -876,7 +891,7 @@ async function renderDomain(name) {
     const dn = ev.data && ev.data.domain;
     if (ev.event === 'reset' || dn === view.name) {
       if (ev.event === 'domain.removed' && dn === view.name) {
-        clear(actMsg).append('This domain has been deleted.');
+        put(clear(actMsg), 'This domain has been deleted.');
         return;
       }
       refresh();
@@ -912,12 +927,12 @@ async function renderAlerts() {
   const r = await api('GET', '/api/v1/alerts');
   if (state.view !== view) return;
   if (r.status === 404) {
-    clear(listWrap).append(h('p', {class: 'notice', id: 'alerts-unavailable'},
+    put(clear(listWrap), h('p', {class: 'notice', id: 'alerts-unavailable'},
       'Alerts are not available on this server: it has no alerts API yet.'));
     return;
   }
   if (!r.ok) {
-    clear(listWrap).append(errorBox(problemText(r.data) || `HTTP ${r.status}`));
+    put(clear(listWrap), errorBox(problemText(r.data) || `HTTP ${r.status}`));
     return;
   }
 
@@ -925,7 +940,7 @@ async function renderAlerts() {
     const x = await api('GET', '/api/v1/alerts');
     if (state.view !== view) return;
     if (!x.ok) {
-      clear(listWrap).append(errorBox(problemText(x.data) || `HTTP ${x.status}`));
+      put(clear(listWrap), errorBox(problemText(x.data) || `HTTP ${x.status}`));
       return;
     }
     drawList(ruleList(x.data));
@@ -933,10 +948,10 @@ async function renderAlerts() {
 
   function drawList(rules) {
     if (!rules.length) {
-      clear(listWrap).append(h('p', {class: 'muted'}, 'No rules yet.'));
+      put(clear(listWrap), h('p', {class: 'muted'}, 'No rules yet.'));
       return;
     }
-    clear(listWrap).append(h('table', {},
+    put(clear(listWrap), h('table', {},
       h('caption', {class: 'sr'}, 'Alert rules'),
       h('thead', {}, h('tr', {}, ['Name', 'Channel', 'Target', 'Events', 'Domains', 'Actions'].map((t) => h('th', {scope: 'col'}, t)))),
       h('tbody', {}, rules.map((rule) => h('tr', {},
@@ -967,7 +982,7 @@ async function renderAlerts() {
 
   async function showDeliveries(rule) {
     deliveries.hidden = false;
-    clear(deliveries).append(h('h2', {id: 'dl-h'}, `Deliveries of ${rule.name}`));
+    put(clear(deliveries), h('h2', {id: 'dl-h'}, `Deliveries of ${rule.name}`));
     const x = await api('GET', `/api/v1/alerts/${encodeURIComponent(rule.id)}/deliveries`);
     if (x.status === 404) {
       deliveries.append(notAvailable('The delivery log'));
@@ -1052,7 +1067,7 @@ async function renderAlerts() {
       const el = field && form.querySelector(`#rule-${field}`);
       if (el) el.focus();
     });
-    clear(formWrap).append(form);
+    put(clear(formWrap), form);
     if (editing) name.focus();
   }
 
@@ -1067,7 +1082,7 @@ async function renderAlerts() {
   try {
     r = await api('GET', '/api/v1/session');
   } catch (e) {
-    clear(main()).append(errorBox('The service does not answer.'));
+    put(clear(main()), errorBox('The service does not answer.'));
     return;
   }
   if (r.ok) {
