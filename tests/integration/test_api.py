@@ -752,7 +752,8 @@ def test_wrong_method_is_405_with_allow(m, method, path, allow):
     assert r.headers["Allow"] == allow
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/api/v1", "/api/v1/domains/",
+# "/" is the web UI's page (test_ui.py).
+@pytest.mark.parametrize("path", ["/nope", "/api/v1", "/api/v1/domains/",
                                   "/api/v1/domains/x.example/extra/deep", "/api/v2/domains",
                                   "/API/v1/domains", "/healthz/"])
 def test_unknown_route_is_404(m, path):
