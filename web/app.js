@@ -865,7 +865,27 @@ async function renderDomain(name) {
     if (state.view !== view) return;
     const items = [];
     const notes = [];
-    if (dns.ok) for (const c of dns.data.changes || []) items.push({at: c.observed_at, kind: `DNS ${c.type}`, cls: 'dns', body: dnsDiff(c)});
+    if (dns.ok) {
+      // A domain's first check records every type at once: one entry for all of them.
+      const first = new Map();
+      for (const c of dns.data.changes || []) {
+        if (c.before !== null && c.before !== undefined) {
+          items.push({at: c.observed_at, kind: `DNS ${c.type}`, cls: 'dns', body: dnsDiff(c)});
+        } else {
+          if (!first.has(c.observed_at)) first.set(c.observed_at, []);
+          first.get(c.observed_at).push(c);
+        }
+      }
+      for (const [at, cs] of first) {
+        cs.sort((a, b) => a.type.localeCompare(b.type));
+        const list = h('ul', {class: 'diff'});
+        for (const c of cs) {
+          put(list, h('li', {class: 'type'}, c.type, c.status && c.status !== 'ok' ? h('span', {class: 'muted'}, ` (${c.status})`) : null));
+          for (const v of c.after || []) put(list, h('li', {class: 'add'}, h('span', {class: 'mark', 'aria-hidden': 'true'}, '+'), sr('added: '), String(v)));
+        }
+        items.push({at, kind: `DNS: first seen (${cs.map((c) => c.type).join(', ')})`, cls: 'dns', body: list});
+      }
+    }
     else notes.push(errorBox(problemText(dns.data) || `HTTP ${dns.status}`));
     if (t.ok) for (const c of t.data.changes || []) items.push({at: c.observed_at, kind: `Certificate, port ${c.port}`, cls: 'tls', body: certDiff(c.before, c.after)});
     else if (t.status === 404) notes.push(notAvailable('Certificate history'));
