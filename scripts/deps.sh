@@ -9,8 +9,11 @@ pkgs=(
   librabbitmq-dev libpq-dev
   sqlite3 knot knot-dnsutils dnsperf python3-pytest python3-dnspython curl rabbitmq-server
   postgresql
-  chromium nodejs npm
+  chromium nodejs
 )
+# The browser tests run `npm ci`: Debian's npm, unless a Node.js that brings its own npm
+# (NodeSource's) is installed already, which Debian's npm package would conflict with.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
