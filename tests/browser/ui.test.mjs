@@ -201,7 +201,7 @@ try {
   // server under test. Where a route answers 404, this step answers it in the browser with
   // the shape those issues document, holding hostile text, to check that the sections draw
   // it, as text. Where the server has the route, its real answer is left alone.
-  await step('certificate, registration and alert sections draw the documented shapes as text', async () => {
+  await step('certificate, registration and alert sections draw the documented shapes as text; rules are created, edited, tested, deleted', async () => {
     const p2 = await context.newPage();
     p2.setDefaultTimeout(STEP_TIMEOUT);
     const stood = new Set();
@@ -237,13 +237,50 @@ try {
         status: 'delivered', attempts: 1, last_error: null, next_attempt_at: null,
         delivered_at: new Date().toISOString()}], next_cursor: null},
     };
-    await p2.route((url) => Object.hasOwn(fixtures, url.pathname), async (route) => {
-      const real = await route.fetch();
-      const path = new URL(route.request().url()).pathname;
-      if (real.status() !== 404 || route.request().method() !== 'GET') return route.fulfill({response: real});
-      stood.add(path);
-      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(fixtures[path])});
+    // The alert rules live here, in the order of the documented API, once it is stood in.
+    const rules = fixtures['/api/v1/alerts'].alerts;
+    const alertsPath = /^\/api\/v1\/alerts(?:\/(\d+)(?:\/(test|deliveries))?)?$/;
+    const json = (status, body) => ({status, contentType: 'application/json',
+      body: body === undefined ? '' : JSON.stringify(body)});
+    const alertsStandIn = (req, path) => {
+      const [, id, sub] = path.match(alertsPath);
+      const m = req.method();
+      const rule = id && rules.find((r) => String(r.id) === id);
+      if (!id && m === 'GET') return json(200, {alerts: rules, next_cursor: null});
+      if (!id && m === 'POST') {
+        const body = req.postDataJSON();
+        if (!body.name) return json(400, {status: 400, detail: 'name: required', errors: [{field: 'name', detail: 'required'}]});
+        const r = {id: rules.length + 1, domains: null, expiry_days: [30, 14, 7, 1], failing_scans: 3,
+          quiet_period: null, ...body, secret: 'whsec_c3RhbmQtaW4='};
+        rules.push(r);
+        return json(201, r);
+      }
+      if (!rule) return json(404, {status: 404, detail: 'no such rule'});
+      if (sub === 'deliveries') return json(200, fixtures['/api/v1/alerts/1/deliveries']);
+      if (sub === 'test' && m === 'POST') return json(202, {status: 'queued'});
+      if (m === 'GET') return json(200, rule);
+      if (m === 'PATCH') return json(200, Object.assign(rule, req.postDataJSON()));
+      if (m === 'DELETE') {
+        rules.splice(rules.indexOf(rule), 1);
+        return json(204);
+      }
+      return json(405, {status: 405});
+    };
+    let alertsMissing = false;
+    await p2.route((url) => Object.hasOwn(fixtures, url.pathname) || alertsPath.test(url.pathname), async (route) => {
+      const req = route.request();
+      const path = new URL(req.url()).pathname;
+      const isAlerts = alertsPath.test(path);
+      if (!(isAlerts && alertsMissing)) {
+        const real = await route.fetch();
+        if (real.status() !== 404 || (req.method() !== 'GET' && !isAlerts)) return route.fulfill({response: real});
+        if (isAlerts && path !== '/api/v1/alerts') return route.fulfill({response: real});
+        if (isAlerts) alertsMissing = true;
+      }
+      stood.add(path.replace(/\/\d+/, '/{id}'));
+      return route.fulfill(isAlerts ? alertsStandIn(req, path) : json(200, fixtures[path]));
     });
+    p2.on('dialog', (d) => d.accept());
     await p2.goto(BASE + '/domains/' + domain);
     await p2.locator('#records tr[data-type="A"]').waitFor();
     for (const id of ['#tls', '#registration', '#timeline']) await p2.locator(`${id} > *`).first().waitFor();
@@ -263,13 +300,35 @@ try {
     await shot(p2, 'domain-tls-registration.png');
     await p2.goto(BASE + '/alerts');
     await p2.locator('#rules > *').first().waitFor();
-    if (stood.has('/api/v1/alerts')) {
+    if (alertsMissing) {
       await p2.locator('#rules').getByRole('rowheader', {name: 'ops <i>webhook</i>'}).waitFor();
-      await p2.getByRole('button', {name: /Deliveries/}).click();
+      await p2.getByRole('button', {name: /^Deliveries/}).click();
       await p2.locator('#deliveries').getByText('HTTP 500 <script>x</script>').waitFor();
       await p2.locator('#deliveries').getByText('delivered', {exact: true}).waitFor();
       assert(await p2.evaluate(() => document.querySelectorAll('#main i, #main script').length === 0), 'rule names are text');
       await shot(p2, 'alerts-rules.png');
+      // Create (a missing name is refused with the field named), edit, test, delete.
+      await p2.getByLabel('Target', {exact: true}).fill('ops@example.com');
+      await p2.getByLabel('Channel', {exact: true}).selectOption('email');
+      await p2.locator('#rule-name').evaluate((el) => el.removeAttribute('required'));
+      await p2.getByRole('button', {name: 'Create rule'}).click();
+      await p2.locator('#rule-form').getByText('name: required').waitFor();
+      await p2.getByLabel('Name', {exact: true}).fill('mail ops');
+      await p2.getByRole('checkbox', {name: 'tls.expiring'}).check();
+      await p2.getByRole('button', {name: 'Create rule'}).click();
+      await p2.locator('#rule-form').getByText('whsec_c3RhbmQtaW4=').waitFor();
+      await p2.locator('#rules').getByRole('rowheader', {name: 'mail ops'}).waitFor();
+      const created = rules.find((r) => r.name === 'mail ops');
+      assert(created && created.channel === 'email' && created.events.includes('tls.expiring'), `sent as typed: ${JSON.stringify(created)}`);
+      await p2.getByRole('button', {name: 'Edit mail ops'}).click();
+      await p2.getByLabel('Name', {exact: true}).fill('mail ops team');
+      await p2.getByRole('button', {name: 'Save rule'}).click();
+      await p2.locator('#rules').getByRole('rowheader', {name: 'mail ops team'}).waitFor();
+      await p2.getByRole('button', {name: 'Test mail ops team'}).click();
+      await p2.getByText('Test message queued for mail ops team').waitFor();
+      await p2.getByRole('button', {name: 'Delete mail ops team'}).click();
+      await p2.locator('#rules').getByRole('rowheader', {name: 'mail ops team'}).waitFor({state: 'detached'});
+      assert(!rules.some((r) => r.name.startsWith('mail ops')), 'the rule is gone');
     }
     console.log(`  # stood in for: ${[...stood].sort().join(', ') || 'nothing (the server has every route)'}`);
     await p2.close();
