@@ -92,6 +92,20 @@ bool dm_change_needs_rows(const struct dm_change_scan *scan);
 int dm_change_build(const struct dm_change_scan *scan, const struct dm_rrset_row *rows,
                     size_t nrows, struct dm_dns_commit *ret_item);
 
+/* How a scan moves the domain's overall status, for the operator's log. */
+enum dm_change_move {
+        DM_CHANGE_MOVE_NONE = 0,   /* still ok, still error, or the first answer */
+        DM_CHANGE_MOVE_TO_ERROR,   /* was ok (or pending), now a lookup failed */
+        DM_CHANGE_MOVE_FROM_ERROR, /* a lookup had failed, now every one answered */
+};
+
+/* Whether this scan takes the domain into `error` or out of it. The status before is read
+ * from the stored rows as given to dm_change_build (a row in DM_RRS_ERROR: the domain was
+ * in error); with an unchanged fingerprint nothing moved, and with nothing stored (an
+ * all-zero task fingerprint and no rows) the domain was pending, never in error. */
+enum dm_change_move dm_change_status_move(const struct dm_change_scan *scan,
+                                          const struct dm_rrset_row *rows, size_t nrows);
+
 /* Frees what dm_change_build put in the item and zeroes it. NULL-safe. */
 void dm_change_item_done(struct dm_dns_commit *item);
 

@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "dm/metrics.h"
 #include "dm/store.h"
 
 #define DM_HTTP_PATH_MAX 2048 /* longest request path accepted (414 above) */
@@ -296,6 +297,11 @@ struct dm_http_server_opts {
         dm_http_auth_fn auth;                /* needed when any route has a scope */
         void *auth_arg;
         void *app; /* handed to handlers as req->app */
+        /* Counted per finished request when set (dm/metrics.h): requests by {route, method,
+         * status} and latency by {route}, where route is the matched pattern
+         * ("/api/v1/domains/{name}"), never the raw path, or "unmatched". */
+        struct dm_metric *metric_requests;
+        struct dm_metric *metric_seconds;
 };
 
 struct dm_http_server;

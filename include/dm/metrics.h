@@ -27,9 +27,9 @@
 
 #include "dm/buf.h"
 
-#define DM_METRIC_LABELS_MAX 4   /* label names per family */
-#define DM_METRIC_BUCKETS_MAX 20 /* finite bucket bounds per histogram */
-#define DM_METRIC_SERIES_MAX 2048 /* series per family; dm_metric_series gives NULL beyond */
+#define DM_METRIC_LABELS_MAX 4        /* label names per family */
+#define DM_METRIC_BUCKETS_MAX 20      /* finite bucket bounds per histogram */
+#define DM_METRIC_SERIES_MAX 2048     /* series per family; dm_metric_series gives NULL beyond */
 #define DM_METRIC_LABEL_VALUE_MAX 256 /* longer label values are cut */
 
 enum dm_metric_type { DM_METRIC_COUNTER, DM_METRIC_GAUGE, DM_METRIC_HISTOGRAM };

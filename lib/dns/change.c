@@ -130,8 +130,10 @@ bool dm_change_needs_rows(const struct dm_change_scan *scan)
         return false;
 }
 
-/* "TXT: timed out; MX: DNS server failure (SERVFAIL)". NULL when no type failed (*ret_ok
- * true) or on ENOMEM (*ret_ok false). */
+/* "A, AAAA, MX: timed out; TXT: DNS server failure (SERVFAIL)": the types that failed,
+ * grouped by reason in the order each reason first appears, so that a server that does not
+ * answer reads as one reason rather than eight. NULL when no type failed (*ret_ok true) or
+ * on ENOMEM (*ret_ok false). */
 static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok)
 {
         char buf[DM_CHANGE_STATUS_ERROR_MAX];
@@ -144,11 +146,36 @@ static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok
                 if (rr->status != DM_RRS_ERROR)
                         continue;
                 failed = true;
-                if (o + 1 >= sizeof(buf))
+                bool seen = false;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = scan->rr[j].status == DM_RRS_ERROR && scan->rr[j].err == rr->err;
+                if (seen)
                         continue;
-                char tbuf[16];
-                int w = snprintf(buf + o, sizeof(buf) - o, "%s%s: %s", o ? "; " : "",
-                                 dm_rrtype_name(rr->type, tbuf), dm_strerror(rr->err));
+                /* The types of one reason; a long list ends in "+N more" so that the
+                 * reason itself always shows. */
+                char types[96];
+                size_t to = 0, more = 0;
+                for (size_t j = i; j < scan->nrr; j++) {
+                        const struct dm_change_rr *same = &scan->rr[j];
+                        if (same->status != DM_RRS_ERROR || same->err != rr->err)
+                                continue;
+                        char tbuf[16];
+                        const char *tname = dm_rrtype_name(same->type, tbuf);
+                        if (more > 0 || to + strlen(tname) + 2 + 12 >= sizeof(types)) {
+                                more++;
+                                continue;
+                        }
+                        int w =
+                            snprintf(types + to, sizeof(types) - to, "%s%s", to ? ", " : "", tname);
+                        to += w < 0 ? 0 : (size_t)w;
+                }
+                if (more > 0)
+                        snprintf(types + to, sizeof(types) - to, " +%zu more", more);
+                int w0 = snprintf(buf + o, sizeof(buf) - o, "%s%s", o ? "; " : "", types);
+                o = w0 < 0 ? o : o + (size_t)w0;
+                if (o >= sizeof(buf))
+                        o = sizeof(buf) - 1;
+                int w = snprintf(buf + o, sizeof(buf) - o, ": %s", dm_strerror(rr->err));
                 o = w < 0 ? o : o + (size_t)w;
                 if (o >= sizeof(buf))
                         o = sizeof(buf) - 1;
@@ -342,4 +369,22 @@ void dm_change_item_done(struct dm_dns_commit *it)
         free(it->changes);
         free(it->status_error);
         memset(it, 0, sizeof(*it));
+}
+
+enum dm_change_move dm_change_status_move(const struct dm_change_scan *scan,
+                                          const struct dm_rrset_row *rows, size_t nrows)
+{
+        bool now_error = false, was_error = false;
+
+        if (memcmp(scan->task_fp, scan->fp, DM_FP_LEN) == 0)
+                return DM_CHANGE_MOVE_NONE;
+        for (size_t i = 0; i < scan->nrr; i++)
+                now_error = now_error || scan->rr[i].status == DM_RRS_ERROR;
+        for (size_t i = 0; rows && i < nrows; i++)
+                was_error = was_error || rows[i].status == DM_RRS_ERROR;
+        if (now_error && !was_error)
+                return DM_CHANGE_MOVE_TO_ERROR;
+        if (!now_error && was_error)
+                return DM_CHANGE_MOVE_FROM_ERROR;
+        return DM_CHANGE_MOVE_NONE;
 }

@@ -18,8 +18,8 @@ struct dm_metric_series {
         struct dm_metric_series *next;
         struct dm_metric *family;
         char *values[DM_METRIC_LABELS_MAX];
-        atomic_uint_fast64_t count; /* counter value, histogram count */
-        atomic_uint_fast64_t bits;  /* gauge value, histogram sum: a double's bits */
+        atomic_uint_fast64_t count;    /* counter value, histogram count */
+        atomic_uint_fast64_t bits;     /* gauge value, histogram sum: a double's bits */
         atomic_uint_fast64_t *buckets; /* histogram: per bucket (not cumulative), +Inf last */
 };
 
@@ -213,8 +213,7 @@ int dm_metrics_histogram(struct dm_metrics *m, const char *name, const char *hel
                          const char *const *labels, const double *bounds, size_t nbounds,
                          struct dm_metric **ret_family)
 {
-        return family_add(m, name, help, DM_METRIC_HISTOGRAM, labels, bounds, nbounds,
-                          ret_family);
+        return family_add(m, name, help, DM_METRIC_HISTOGRAM, labels, bounds, nbounds, ret_family);
 }
 
 int dm_metrics_gauge_fn(struct dm_metrics *m, const char *name, const char *help,
@@ -404,7 +403,8 @@ static int write_histogram(struct dm_buf *out, const struct dm_metric *f,
                 r = write_sample(out, f, "_bucket", s, le, val);
         }
         if (r == 0)
-                r = write_sample(out, f, "_sum", s, NULL, dm_metric_format_value(sum, val, sizeof(val)));
+                r = write_sample(out, f, "_sum", s, NULL,
+                                 dm_metric_format_value(sum, val, sizeof(val)));
         snprintf(val, sizeof(val), "%llu", (unsigned long long)cum);
         if (r == 0)
                 r = write_sample(out, f, "_count", s, NULL, val);
@@ -446,13 +446,13 @@ static int write_family(struct dm_buf *out, struct dm_metric *f)
                 if (f->type == DM_METRIC_HISTOGRAM) {
                         r = write_histogram(out, f, s);
                 } else if (f->type == DM_METRIC_GAUGE) {
-                        r = write_sample(out, f, "", s, NULL,
-                                         dm_metric_format_value(dm_metric_value(s), val,
-                                                                sizeof(val)));
+                        r = write_sample(
+                            out, f, "", s, NULL,
+                            dm_metric_format_value(dm_metric_value(s), val, sizeof(val)));
                 } else {
                         snprintf(val, sizeof(val), "%llu",
-                                 (unsigned long long)atomic_load_explicit(
-                                     &s->count, memory_order_relaxed));
+                                 (unsigned long long)atomic_load_explicit(&s->count,
+                                                                          memory_order_relaxed));
                         r = write_sample(out, f, "", s, NULL, val);
                 }
         }

@@ -61,10 +61,9 @@ static void test_series_and_values(void **state)
         struct dm_metrics *m;
         struct dm_metric *c, *g;
         assert_int_equal(dm_metrics_new(&m), 0);
-        assert_int_equal(
-            dm_metrics_counter(m, "scans_total", "Scans.", (const char *[]){"check", "result", NULL},
-                               &c),
-            0);
+        assert_int_equal(dm_metrics_counter(m, "scans_total", "Scans.",
+                                            (const char *[]){"check", "result", NULL}, &c),
+                         0);
         assert_int_equal(dm_metrics_gauge(m, "depth", "Depth.", NULL, &g), 0);
         struct dm_metric_series *ok = dm_metric_series(c, (const char *[]){"dns", "ok"});
         struct dm_metric_series *ok2 = dm_metric_series(c, (const char *[]){"dns", "ok"});
@@ -223,9 +222,8 @@ static void test_threads(void **state)
         const double b[] = {1};
         pthread_t t[THREADS];
         assert_int_equal(dm_metrics_new(&m), 0);
-        assert_int_equal(dm_metrics_counter(m, "n_total", "N.", (const char *[]){"k", NULL},
-                                            &fam[0]),
-                         0);
+        assert_int_equal(
+            dm_metrics_counter(m, "n_total", "N.", (const char *[]){"k", NULL}, &fam[0]), 0);
         assert_int_equal(dm_metrics_histogram(m, "h_seconds", "H.", NULL, b, 1, &fam[1]), 0);
         for (int i = 0; i < THREADS; i++)
                 assert_int_equal(pthread_create(&t[i], NULL, hammer, fam), 0);
@@ -235,8 +233,8 @@ static void test_threads(void **state)
                     THREADS * ROUNDS);
         char *text = write_all(m);
         char want[128];
-        snprintf(want, sizeof(want), "h_seconds_sum %d\nh_seconds_count %d\n",
-                 THREADS * ROUNDS / 2, THREADS * ROUNDS);
+        snprintf(want, sizeof(want), "h_seconds_sum %d\nh_seconds_count %d\n", THREADS * ROUNDS / 2,
+                 THREADS * ROUNDS);
         assert_non_null(strstr(text, want));
         free(text);
         dm_metrics_free(m);
