@@ -78,6 +78,10 @@ struct dm_http_principal {
  * Called on the server's threads. */
 typedef int (*dm_http_auth_fn)(void *arg, const char *authorization, struct dm_http_principal *ret);
 
+/* The detail of a 401 for this Authorization value (NULL: absent): no header, a header
+ * without the "Bearer " scheme, or a key that is not valid. A static string. */
+const char *dm_http_auth_problem(const char *authorization);
+
 struct dm_http_capture {
         const char *name;  /* from the pattern */
         const char *value; /* percent-decoded, NUL-terminated */

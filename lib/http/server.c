@@ -294,6 +294,19 @@ static enum MHD_Result find_query_nul(void *cls, enum MHD_ValueKind kind, const 
         return MHD_YES;
 }
 
+const char *dm_http_auth_problem(const char *authorization)
+{
+        if (!authorization)
+                return "an API key is required: send 'Authorization: Bearer <key>'";
+        const char *p = authorization;
+        while (*p == ' ' || *p == '\t')
+                p++;
+        if (strncasecmp(p, "Bearer ", 7) != 0)
+                return "the Authorization header lacks the 'Bearer ' scheme: send "
+                       "'Authorization: Bearer <key>'";
+        return "the API key is not valid";
+}
+
 /* Decides what can be decided before the body: route, key, size and type. Returns true
  * when a response was made in `res`. */
 static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
@@ -339,9 +352,7 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                 ret = s->auth ? s->auth(s->auth_arg, authz, &req->principal) : DM_EACCES;
                 if (ret == DM_EACCES) {
                         dm_http_problem(res, 401, &dm_problem_unauthorized, "%s",
-                                        authz ? "the API key is not valid"
-                                              : "an API key is required: send "
-                                                "'Authorization: Bearer <key>'");
+                                        dm_http_auth_problem(authz));
                         dm_http_response_header(res, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                                 authz ? "Bearer error=\"invalid_token\""
                                                       : "Bearer");

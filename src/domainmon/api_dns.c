@@ -354,6 +354,7 @@ static void scan_post(struct dm_http_request *req, struct dm_http_response *res)
                 dm_api_store_error(res, r, "request scan");
                 return;
         }
+        dm_api_log_write(req, "scan requested", "domain=%s", d.name);
         dm_http_respond_json(res, 202, json_pack("{s:s}", "status", "queued"));
 }
 

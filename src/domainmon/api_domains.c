@@ -113,6 +113,23 @@ int dm_api_read_body(struct dm_http_request *req, struct dm_http_response *res,
         return 0;
 }
 
+void dm_api_log_write(const struct dm_http_request *req, const char *msg, const char *fmt, ...)
+{
+        char fields[1024], qmsg[128], qname[300];
+        va_list ap;
+
+        va_start(ap, fmt);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        vsnprintf(fields, sizeof(fields), fmt, ap);
+#pragma GCC diagnostic pop
+        va_end(ap);
+        dm_log_info("api", "msg=%s %s%skey_id=%lld key_name=%s",
+                    dm_log_quote(qmsg, sizeof(qmsg), msg), fields, fields[0] ? " " : "",
+                    (long long)req->principal.key_id,
+                    dm_log_quote(qname, sizeof(qname), req->principal.key_name));
+}
+
 /* Normalizes `len` bytes of a name from outside. On failure makes a 400 naming `field`. */
 static int parse_name(struct dm_http_response *res, const char *field, const char *s, size_t len,
                       struct dm_name *ret_name)
@@ -374,8 +391,7 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
                 goto out;
         }
         dm_outbox_relay_kick(app->relay);
-        dm_log_info("api", "msg=\"domain added\" domain=%s key=%lld", d->name,
-                    (long long)req->principal.key_id);
+        dm_api_log_write(req, "domain added", "domain=%s", d->name);
         respond_domain(res, 201, d, &app->conf);
         if (res->status == 201) {
                 char location[sizeof("/api/v1/domains/") + DM_NAME_MAX];
@@ -509,8 +525,8 @@ static void domain_import(struct dm_http_request *req, struct dm_http_response *
                 if (!r || json_array_append_new(out_list, r) < 0)
                         goto nomem;
         }
-        dm_log_info("api", "msg=\"domains imported\" added=%zu exists=%zu invalid=%zu key=%lld",
-                    added, exists, invalid, (long long)req->principal.key_id);
+        dm_api_log_write(req, "domains imported", "added=%zu exists=%zu invalid=%zu", added, exists,
+                         invalid);
         dm_http_respond_json(res, 200,
                              json_pack("{s:o, s:I, s:I, s:I}", "results", out_list, "added",
                                        (json_int_t)added, "exists", (json_int_t)exists, "invalid",
@@ -707,6 +723,12 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 dm_api_store_error(res, ret, "update domain");
                 goto out;
         }
+        char changed[64];
+        snprintf(changed, sizeof(changed), "%s%s%s", fields & DM_DOMAIN_ENABLED ? "enabled," : "",
+                 fields & DM_DOMAIN_INTERVAL ? "interval," : "",
+                 fields & DM_DOMAIN_RECORD_TYPES ? "record_types," : "");
+        changed[strlen(changed) - 1] = '\0';
+        dm_api_log_write(req, "domain updated", "domain=%s fields=%s", d->name, changed);
         respond_domain(res, 200, d, &app->conf);
 out:
         json_decref(fe.problem);
@@ -734,8 +756,7 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
                 return;
         }
         dm_outbox_relay_kick(app->relay);
-        dm_log_info("api", "msg=\"domain deleted\" domain=%s key=%lld", name.ascii,
-                    (long long)req->principal.key_id);
+        dm_api_log_write(req, "domain deleted", "domain=%s", name.ascii);
         dm_http_respond_empty(res, 204);
 }
 
