@@ -92,6 +92,11 @@ bool dm_change_needs_rows(const struct dm_change_scan *scan);
 int dm_change_build(const struct dm_change_scan *scan, const struct dm_rrset_row *rows,
                     size_t nrows, struct dm_dns_commit *ret_item);
 
+/* True when two SOA records in presentation form ("mname rname serial refresh retry expire
+ * minimum") differ in the serial alone: a zone edited elsewhere, or re-signed. Such a change
+ * is recorded with serial_only set, so that readers can hide it. */
+bool dm_change_soa_serial_only(const char *before, const char *after);
+
 /* How a scan moves the domain's overall status, for the operator's log. */
 enum dm_change_move {
         DM_CHANGE_MOVE_NONE = 0,   /* still ok, still error, or the first answer */

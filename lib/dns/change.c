@@ -189,6 +189,45 @@ static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok
         return s;
 }
 
+/* The i-th space-separated field of s: its start and length. False when s has fewer. */
+static bool soa_field(const char *s, int i, const char **ret_p, size_t *ret_n)
+{
+        for (int k = 0;; k++) {
+                while (*s == ' ')
+                        s++;
+                if (!*s)
+                        return false;
+                size_t n = strcspn(s, " ");
+                if (k == i) {
+                        *ret_p = s;
+                        *ret_n = n;
+                        return true;
+                }
+                s += n;
+        }
+}
+
+bool dm_change_soa_serial_only(const char *before, const char *after)
+{
+        bool serial_differs = false;
+        const char *a, *b;
+        size_t na, nb;
+
+        if (!before || !after)
+                return false;
+        for (int i = 0; i < 7; i++) {
+                if (!soa_field(before, i, &a, &na) || !soa_field(after, i, &b, &nb))
+                        return false;
+                bool same = na == nb && memcmp(a, b, na) == 0;
+                if (i == 2)
+                        serial_differs = !same;
+                else if (!same)
+                        return false;
+        }
+        /* Exactly seven fields on both sides. */
+        return serial_differs && !soa_field(before, 7, &a, &na) && !soa_field(after, 7, &b, &nb);
+}
+
 static bool change_values_equal(char *const *a, size_t na, char *const *b, size_t nb)
 {
         if (na != nb)
@@ -294,6 +333,9 @@ static int change_answer_row(const struct dm_change_scan *scan, const struct dm_
         if (r == 0)
                 r = dm_rrset_values_to_json(delta.removed, delta.nremoved, &ch->removed);
         dm_rrset_delta_done(&delta);
+        /* One SOA record before and after: only its serial may differ. */
+        if (r == 0 && rr->type == DM_RR_SOA && nbefore == 1 && rr->nvalues == 1)
+                ch->serial_only = dm_change_soa_serial_only(before[0], rr->values[0]);
 
 free_before:
         dm_rrset_values_free(before, nbefore);

@@ -872,6 +872,45 @@ static void test_status_move(void **state)
         world_done(&w);
 }
 
+static void test_soa_serial_only(void **state)
+{
+        (void)state;
+        const char *a = "ns1.example.com. hostmaster.example.com. 1 3600 900 604800 300";
+        const char *b = "ns1.example.com. hostmaster.example.com. 2 3600 900 604800 300";
+        const char *c = "ns2.example.com. hostmaster.example.com. 2 3600 900 604800 300";
+        const char *d = "ns1.example.com. hostmaster.example.com. 2 3600 900 604800 60";
+        assert_true(dm_change_soa_serial_only(a, b));
+        assert_false(dm_change_soa_serial_only(a, a)); /* no change at all */
+        assert_false(dm_change_soa_serial_only(a, c)); /* mname too */
+        assert_false(dm_change_soa_serial_only(a, d)); /* minimum too */
+        assert_false(dm_change_soa_serial_only(a, "ns1. host. 2 3600 900 604800"));
+        assert_false(dm_change_soa_serial_only(a, "ns1.example.com. hostmaster.example.com. 2 "
+                                                  "3600 900 604800 300 extra"));
+        assert_false(dm_change_soa_serial_only(NULL, b));
+
+        /* Through the change rules: the entry is kept, marked serial_only; an SOA change in
+         * anything else is not marked. */
+        struct world w;
+        struct dm_change_rr rr = {0};
+        world_init(&w);
+        answer(&rr, DM_RR_SOA, DM_RRS_OK, 300, false, &a, 1);
+        world_scan_done(&w, &rr, 1);
+        answer(&rr, DM_RR_SOA, DM_RRS_OK, 300, false, &b, 1);
+        struct dm_dns_commit it = world_scan(&w, &rr, 1);
+        assert_int_equal(it.nchanges, 1);
+        assert_true(it.changes[0].serial_only);
+        dm_change_item_done(&it);
+        answer(&rr, DM_RR_SOA, DM_RRS_OK, 300, false, &c, 1);
+        it = world_scan(&w, &rr, 1);
+        assert_int_equal(it.nchanges, 1);
+        assert_false(it.changes[0].serial_only);
+        dm_change_item_done(&it);
+        /* A first observation is never serial-only. */
+        assert_false(w.history[0].serial_only);
+        dm_change_rr_done(&rr);
+        world_done(&w);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -896,6 +935,7 @@ int main(void)
             cmocka_unit_test(test_status_summary_is_bounded),
             cmocka_unit_test(test_status_summary_groups_reasons),
             cmocka_unit_test(test_status_move),
+            cmocka_unit_test(test_soa_serial_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
