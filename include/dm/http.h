@@ -178,6 +178,13 @@ int dm_http_query_check(const struct dm_http_request *req, const char *const *al
 int dm_http_query_int(const struct dm_http_request *req, const char *name, int64_t min, int64_t max,
                       int64_t def, bool clamp, struct dm_http_response *res, int64_t *ret_value);
 
+/* "true" or "false", exactly. Returns 0 or DM_EINVAL. */
+int dm_http_bool_parse(const char *s, bool *ret_value);
+/* Reads boolean query parameter `name` (dm_http_bool_parse): absent -> `def`. On error fills
+ * a 400 problem naming the parameter in `res` and returns DM_EINVAL. */
+int dm_http_query_bool(const struct dm_http_request *req, const char *name, bool def,
+                       struct dm_http_response *res, bool *ret_value);
+
 /* ---- responses ---- */
 
 /* Frees what the response owns (an unqueued `mhd` response included) and resets it.

@@ -321,5 +321,9 @@ void dm_outbox_events_free(struct dm_outbox_event *events, size_t n);
 const char *dm_scope_name(enum dm_scope s);
 int dm_scope_parse(const char *s, enum dm_scope *ret_scope);
 const char *dm_check_status_name(enum dm_check_status s);
+/* "error", "ok,pending", ...: a comma-separated list of status names as a
+ * dm_domain_query.statuses mask. Returns 0, or DM_EINVAL for an empty list, an empty item
+ * or a name that is not a status. */
+int dm_check_status_mask_parse(const char *s, unsigned *ret_mask);
 
 #endif

@@ -585,6 +585,33 @@ const char *dm_check_status_name(enum dm_check_status s)
         return "unknown";
 }
 
+int dm_check_status_mask_parse(const char *s, unsigned *ret_mask)
+{
+        static const enum dm_check_status all[] = {DM_CHECK_PENDING, DM_CHECK_OK, DM_CHECK_ERROR};
+        unsigned mask = 0;
+
+        if (!s || !*s)
+                return DM_EINVAL;
+        for (;;) {
+                size_t n = strcspn(s, ",");
+                bool known = false;
+                for (size_t i = 0; i < STORE_NELEM(all); i++) {
+                        const char *name = dm_check_status_name(all[i]);
+                        if (n == strlen(name) && strncmp(s, name, n) == 0) {
+                                mask |= 1u << all[i];
+                                known = true;
+                        }
+                }
+                if (!known)
+                        return DM_EINVAL;
+                if (s[n] == '\0')
+                        break;
+                s += n + 1;
+        }
+        *ret_mask = mask;
+        return 0;
+}
+
 int dm_store_types_to_text(const uint16_t *types, size_t n, char *buf, size_t size)
 {
         if (n == 0) {
