@@ -8,7 +8,7 @@
 CREATE TABLE dns_changes_new (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     domain_id   INTEGER NOT NULL,                 -- the domain's id when it was recorded
-    domain      TEXT    NOT NULL,                 -- its name (A-label)
+    domain      TEXT    NOT NULL DEFAULT '',      -- its name (A-label)
     type        INTEGER NOT NULL,
     status      INTEGER NOT NULL,
     observed_at INTEGER NOT NULL,
