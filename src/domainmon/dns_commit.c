@@ -83,9 +83,11 @@ static char *dns_event_json(const struct dm_change *ch, void *arg)
         if (r == 0)
                 r = dm_buf_addf(&b,
                                 ",\"type\":\"%s\",\"status\":\"%s\",\"observed_at\":\"%s\","
-                                "\"before\":%s,\"after\":%s,\"added\":%s,\"removed\":%s}",
+                                "\"serial_only\":%s,\"before\":%s,\"after\":%s,\"added\":%s,"
+                                "\"removed\":%s}",
                                 dm_rrtype_name(ch->type, tbuf), dm_rr_status_name(ch->status),
                                 dm_time_format(ch->observed_at, ts),
+                                ch->serial_only ? "true" : "false",
                                 ch->before ? ch->before : "null", ch->after ? ch->after : "[]",
                                 ch->added ? ch->added : "[]", ch->removed ? ch->removed : "[]");
         if (r < 0) {
