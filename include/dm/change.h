@@ -36,6 +36,10 @@ struct dm_change_rr {
         bool authoritative; /* the answer had AA: its TTL is the zone's own */
         char **values;      /* canonical (sorted, unique), owned; NULL when empty */
         size_t nvalues;
+        /* DM_RRS_ERROR: the server that last failed the lookup ("192.0.2.1:53"), named in
+         * the domain's status summary; "" when unknown. Set by the caller after
+         * dm_change_rr_set / dm_change_rr_fail, which clear it. */
+        char server[64];
 };
 
 /* Takes a lookup's answer: status, TTL, AA, and a canonical copy of its values. An answer

@@ -24,6 +24,7 @@ void dm_change_rr_done(struct dm_change_rr *rr)
         dm_rrset_values_free(rr->values, rr->nvalues);
         rr->values = NULL;
         rr->nvalues = 0;
+        rr->server[0] = '\0';
 }
 
 void dm_change_rr_fail(struct dm_change_rr *rr, int err)
@@ -130,9 +131,17 @@ bool dm_change_needs_rows(const struct dm_change_scan *scan)
         return false;
 }
 
-/* "A, AAAA, MX: timed out; TXT: DNS server failure (SERVFAIL)": the types that failed,
- * grouped by reason in the order each reason first appears, so that a server that does not
- * answer reads as one reason rather than eight. NULL when no type failed (*ret_ok true) or
+/* The same reason from the same server. */
+static bool change_same_failure(const struct dm_change_rr *a, const struct dm_change_rr *b)
+{
+        return a->status == DM_RRS_ERROR && b->status == DM_RRS_ERROR && a->err == b->err &&
+               strcmp(a->server, b->server) == 0;
+}
+
+/* "A, AAAA, MX: timed out from 192.0.2.1:53; TXT: DNS server failure (SERVFAIL) from
+ * 192.0.2.2:53": the types that failed, grouped by reason and server in the order each
+ * first appears, so that a server that does not answer reads as one reason rather than
+ * eight, and says which server it is. NULL when no type failed (*ret_ok true) or
  * on ENOMEM (*ret_ok false). */
 static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok)
 {
@@ -148,7 +157,7 @@ static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok
                 failed = true;
                 bool seen = false;
                 for (size_t j = 0; j < i && !seen; j++)
-                        seen = scan->rr[j].status == DM_RRS_ERROR && scan->rr[j].err == rr->err;
+                        seen = change_same_failure(&scan->rr[j], rr);
                 if (seen)
                         continue;
                 /* The types of one reason; a long list ends in "+N more" so that the
@@ -157,7 +166,7 @@ static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok
                 size_t to = 0, more = 0;
                 for (size_t j = i; j < scan->nrr; j++) {
                         const struct dm_change_rr *same = &scan->rr[j];
-                        if (same->status != DM_RRS_ERROR || same->err != rr->err)
+                        if (!change_same_failure(same, rr))
                                 continue;
                         char tbuf[16];
                         const char *tname = dm_rrtype_name(same->type, tbuf);
@@ -175,7 +184,8 @@ static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok
                 o = w0 < 0 ? o : o + (size_t)w0;
                 if (o >= sizeof(buf))
                         o = sizeof(buf) - 1;
-                int w = snprintf(buf + o, sizeof(buf) - o, ": %s", dm_strerror(rr->err));
+                int w = snprintf(buf + o, sizeof(buf) - o, ": %s%s%s", dm_strerror(rr->err),
+                                 rr->server[0] ? " from " : "", rr->server);
                 o = w < 0 ? o : o + (size_t)w;
                 if (o >= sizeof(buf))
                         o = sizeof(buf) - 1;

@@ -120,6 +120,9 @@ static void dns_on_answer(void *arg, const struct dm_dns_answer *a)
         struct dm_dns_loop *l = d->loop;
 
         dm_change_rr_set(lk->rr, a);
+        if (a->status == DM_RRS_ERROR && a->server_plus1 > 0)
+                dm_resolver_server_text(&l->svc->ropts, (size_t)(a->server_plus1 - 1),
+                                        lk->rr->server, sizeof(lk->rr->server));
         dm_metric_add(l->svc->m_inflight, -1);
         atomic_fetch_add_explicit(&l->lookups, 1, memory_order_relaxed);
         if (lk->rr->status == DM_RRS_ERROR)

@@ -82,6 +82,8 @@ def test_domains_by_status(setup):
     d = ok(m.request("GET", "/api/v1/domains/elsewhere.example"))
     assert d["status_error"].startswith("A, MX: "), d["status_error"]
     assert ";" not in d["status_error"]
+    # ... and names the server that failed it.
+    assert d["status_error"].endswith(f" from {k.server()}"), d["status_error"]
 
 
 def test_change_filters_and_serial_only(setup):

@@ -817,6 +817,23 @@ static void test_status_summary_groups_reasons(void **state)
                  dm_strerror(DM_ESERVFAIL));
         assert_string_equal(it.status_error, want);
         dm_change_item_done(&it);
+
+        /* The server that failed is named, and two servers failing alike are two reasons. */
+        failed(&rr[0], DM_RR_A, DM_ETIMEDOUT);
+        snprintf(rr[0].server, sizeof(rr[0].server), "192.0.2.53:53");
+        failed(&rr[2], DM_RR_MX, DM_ETIMEDOUT);
+        snprintf(rr[2].server, sizeof(rr[2].server), "192.0.2.53:53");
+        failed(&rr[3], DM_RR_AAAA, DM_ETIMEDOUT);
+        snprintf(rr[3].server, sizeof(rr[3].server), "[2001:db8::53]:53");
+        it = world_scan(&w, rr, 4);
+        snprintf(want, sizeof(want),
+                 "A, MX: %s from 192.0.2.53:53; AAAA: %s from [2001:db8::53]:53",
+                 dm_strerror(DM_ETIMEDOUT), dm_strerror(DM_ETIMEDOUT));
+        assert_string_equal(it.status_error, want);
+        dm_change_item_done(&it);
+        /* A new outcome clears the server. */
+        failed(&rr[0], DM_RR_A, DM_ETIMEDOUT);
+        assert_string_equal(rr[0].server, "");
         for (size_t i = 0; i < 4; i++)
                 dm_change_rr_done(&rr[i]);
         world_done(&w);
