@@ -213,7 +213,9 @@ int dm_store_domain_delete(struct dm_store *st, const char *name, dm_domain_even
 /* Deletes names[0..n) (A-labels) in one transaction: either every existing one goes or, when
  * the transaction fails, none. ret_results[i] = 0 (deleted) or DM_ENOENT (no such domain;
  * with DM_DELETE_PURGE, 0 as well when only history was left under the name, and it went).
- * One DM_EVENT_DOMAIN_REMOVED event per domain deleted, with an event_fn. */
+ * One DM_EVENT_DOMAIN_REMOVED event per domain deleted, with an event_fn. ret_results
+ * (caller-allocated, n) is meaningful only when 0 is returned. DM_EINVAL for a NULL name or
+ * an unknown flag. */
 int dm_store_domain_delete_many(struct dm_store *st, const char *const *names, size_t n,
                                 unsigned flags, dm_domain_event_fn event_fn, void *event_arg,
                                 int *ret_results);
