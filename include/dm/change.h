@@ -36,6 +36,10 @@ struct dm_change_rr {
         bool authoritative; /* the answer had AA: its TTL is the zone's own */
         char **values;      /* canonical (sorted, unique), owned; NULL when empty */
         size_t nvalues;
+        /* DM_RRS_ERROR: the server that last failed the lookup ("192.0.2.1:53"), named in
+         * the domain's status summary; "" when unknown. Set by the caller after
+         * dm_change_rr_set / dm_change_rr_fail, which clear it. */
+        char server[64];
 };
 
 /* Takes a lookup's answer: status, TTL, AA, and a canonical copy of its values. An answer
@@ -91,6 +95,25 @@ bool dm_change_needs_rows(const struct dm_change_scan *scan);
  * then empty either way). */
 int dm_change_build(const struct dm_change_scan *scan, const struct dm_rrset_row *rows,
                     size_t nrows, struct dm_dns_commit *ret_item);
+
+/* True when two SOA records in presentation form ("mname rname serial refresh retry expire
+ * minimum") differ in the serial alone: a zone edited elsewhere, or re-signed. Such a change
+ * is recorded with serial_only set, so that readers can hide it. */
+bool dm_change_soa_serial_only(const char *before, const char *after);
+
+/* How a scan moves the domain's overall status, for the operator's log. */
+enum dm_change_move {
+        DM_CHANGE_MOVE_NONE = 0,   /* still ok, still error, or the first answer */
+        DM_CHANGE_MOVE_TO_ERROR,   /* was ok (or pending), now a lookup failed */
+        DM_CHANGE_MOVE_FROM_ERROR, /* a lookup had failed, now every one answered */
+};
+
+/* Whether this scan takes the domain into `error` or out of it. The status before is read
+ * from the stored rows as given to dm_change_build (a row in DM_RRS_ERROR: the domain was
+ * in error); with an unchanged fingerprint nothing moved, and with nothing stored (an
+ * all-zero task fingerprint and no rows) the domain was pending, never in error. */
+enum dm_change_move dm_change_status_move(const struct dm_change_scan *scan,
+                                          const struct dm_rrset_row *rows, size_t nrows);
 
 /* Frees what dm_change_build put in the item and zeroes it. NULL-safe. */
 void dm_change_item_done(struct dm_dns_commit *item);

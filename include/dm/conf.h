@@ -23,6 +23,7 @@ struct dm_conf {
         char *secret_key;         /* SECRET_KEY (secret) */
         char *listen;             /* DM_LISTEN host:port, default 127.0.0.1:8080 */
         char *log_level;          /* DM_LOG_LEVEL debug|info|warn|error */
+        char *log_format;         /* DM_LOG_FORMAT logfmt|json */
         int64_t scan_interval_ms; /* DM_SCAN_INTERVAL, default 600 s */
         int64_t min_interval_ms;  /* DM_MIN_INTERVAL, default 60 s, floor for any interval */
         int64_t http_threads;     /* DM_HTTP_THREADS */

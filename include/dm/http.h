@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "dm/metrics.h"
 #include "dm/store.h"
 
 #define DM_HTTP_PATH_MAX 2048 /* longest request path accepted (414 above) */
@@ -84,6 +85,10 @@ typedef int (*dm_http_auth_fn)(void *arg, const char *authorization, struct dm_h
 struct dm_http_request;
 typedef int (*dm_http_session_auth_fn)(void *arg, const struct dm_http_request *req,
                                        struct dm_http_principal *ret);
+
+/* The detail of a 401 for this Authorization value (NULL: absent): no header, a header
+ * without the "Bearer " scheme, or a key that is not valid. A static string. */
+const char *dm_http_auth_problem(const char *authorization);
 
 struct dm_http_capture {
         const char *name;  /* from the pattern */
@@ -180,6 +185,13 @@ int dm_http_query_check(const struct dm_http_request *req, const char *const *al
  * parameter in `res` and returns DM_EINVAL. */
 int dm_http_query_int(const struct dm_http_request *req, const char *name, int64_t min, int64_t max,
                       int64_t def, bool clamp, struct dm_http_response *res, int64_t *ret_value);
+
+/* "true" or "false", exactly. Returns 0 or DM_EINVAL. */
+int dm_http_bool_parse(const char *s, bool *ret_value);
+/* Reads boolean query parameter `name` (dm_http_bool_parse): absent -> `def`. On error fills
+ * a 400 problem naming the parameter in `res` and returns DM_EINVAL. */
+int dm_http_query_bool(const struct dm_http_request *req, const char *name, bool def,
+                       struct dm_http_response *res, bool *ret_value);
 
 /* ---- responses ---- */
 
@@ -306,6 +318,11 @@ struct dm_http_server_opts {
         dm_http_session_auth_fn session_auth; /* NULL: no Authorization is a 401 */
         void *session_auth_arg;
         void *app; /* handed to handlers as req->app */
+        /* Counted per finished request when set (dm/metrics.h): requests by {route, method,
+         * status} and latency by {route}, where route is the matched pattern
+         * ("/api/v1/domains/{name}"), never the raw path, or "unmatched". */
+        struct dm_metric *metric_requests;
+        struct dm_metric *metric_seconds;
 };
 
 struct dm_http_server;

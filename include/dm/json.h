@@ -18,6 +18,7 @@ enum dm_json_type {
         DM_JSON_BOOL,
         DM_JSON_ARRAY,
         DM_JSON_OBJECT,
+        DM_JSON_DURATION, /* integer seconds, or a string dm_duration_parse reads ("5m") */
 };
 
 #define DM_JSON_REQUIRED 1u /* absence is an error */
@@ -50,6 +51,12 @@ int dm_json_check_fields(const json_t *obj, const struct dm_json_field *fields,
 /* "string", "integer", "number", "boolean", "array", "object", "null". */
 const char *dm_json_type_name(enum dm_json_type t);
 const char *dm_json_value_type_name(const json_t *v);
+
+/* A DM_JSON_DURATION value in whole seconds: an integer as it is, a string through
+ * dm_duration_parse, the parser of the command-line flags ("90", "90s", "10m", "2h", "1d").
+ * Returns 0, or DM_EINVAL with a reason for the caller's field error in `why` (a string that
+ * is not a duration, or one that is not a whole number of seconds). */
+int dm_json_duration_s(const json_t *v, int64_t *ret_seconds, char *why, size_t whylen);
 
 /* Compact serialization; malloc'd (free()), NULL on ENOMEM. */
 char *dm_json_dump(const json_t *doc, size_t *ret_len);

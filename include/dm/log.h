@@ -12,6 +12,22 @@ void dm_log_set_level(enum dm_log_level level);
 /* Parses "debug", "info", "warn", "error". Returns 0 or DM_EINVAL. */
 int dm_log_level_parse(const char *s, enum dm_log_level *ret_level);
 
+/* DM_LOG_JSON writes each line as one JSON object with the same fields, in the same order:
+ * {"ts":"...","level":"info","svc":"http","msg":"...",...}. Default DM_LOG_LOGFMT. */
+enum dm_log_format { DM_LOG_LOGFMT, DM_LOG_JSON };
+void dm_log_set_format(enum dm_log_format format);
+/* Parses "logfmt", "json". Returns 0 or DM_EINVAL. */
+int dm_log_format_parse(const char *s, enum dm_log_format *ret_format);
+
+/* Rewrites one logfmt line (`len` bytes, no newline) as a JSON object into out (NUL-
+ * terminated, no newline). Each key=value pair becomes a member in order: a quoted value
+ * is unquoted (\" and \\ undone; \xNN kept as the text \xNN, so the JSON shows what
+ * logfmt shows and is always valid UTF-8); an unquoted integer, true or false stays a JSON
+ * number or boolean; everything else is a string. A word without '=' becomes a member
+ * whose value is "". A line that does not fit is cut at a member boundary and the object
+ * still closed. Returns the length written. `size` >= 3. */
+size_t dm_log_logfmt_to_json(const char *line, size_t len, char *out, size_t size);
+
 /* `svc` names the subsystem (svc=...). `fmt` produces the rest of the line after svc, in
  * logfmt, starting with msg="...". Values from outside must go through dm_log_quote(). */
 void dm_log(enum dm_log_level level, const char *svc, const char *fmt, ...)

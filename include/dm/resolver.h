@@ -49,6 +49,9 @@ struct dm_dns_answer {
                                      cache's countdown */
         char **values;            /* owned by the resolver; valid during the callback */
         size_t nvalues;
+        /* ERROR: 1 + the index in opts.servers of the server asked last, so that the
+         * failure can name it (dm_resolver_server_text); 0 when none was asked. */
+        int server_plus1;
 };
 
 typedef void (*dm_resolve_cb)(void *arg, const struct dm_dns_answer *answer);

@@ -44,6 +44,8 @@ struct dm_domain_query {
         const char *after; /* cursor: names strictly greater than this A-label; NULL: start */
         const char *q;     /* substring of name or unicode name (case-insensitive); NULL: all */
         size_t limit;      /* >= 1 */
+        /* 0: any status; else only domains whose status s has bit (1u << s) set. */
+        unsigned statuses;
 };
 
 struct dm_api_key {
@@ -91,15 +93,23 @@ struct dm_change {
         char *after;   /* JSON array; owned */
         char *added;   /* JSON array; owned */
         char *removed; /* JSON array; owned */
+        /* SOA only: the one record changed in its serial alone (a zone edit elsewhere, a
+         * signer's re-sign), set by lib/dns/change.c. */
+        bool serial_only;
 };
 
 struct dm_change_query {
         int64_t domain_id; /* 0: all domains */
-        uint16_t type;     /* 0: all types */
-        int64_t since;     /* observed_at >= since; 0: open */
-        int64_t until;     /* observed_at < until; 0: open */
-        int64_t before_id; /* cursor: ids strictly below; 0: from the newest */
-        size_t limit;      /* >= 1 */
+        /* A-label: the history recorded under this name, across deletes and re-adds;
+         * NULL: all names. */
+        const char *domain;
+        bool hide_first;       /* leave out first observations (before NULL) */
+        bool hide_serial_only; /* leave out serial_only entries */
+        uint16_t type;         /* 0: all types */
+        int64_t since;         /* observed_at >= since; 0: open */
+        int64_t until;         /* observed_at < until; 0: open */
+        int64_t before_id;     /* cursor: ids strictly below; 0: from the newest */
+        size_t limit;          /* >= 1 */
         /* 0: no bound. Else reading stops once the entries read hold more than this many
          * bytes (dm_change_size): the entry that passes it is the last one returned. */
         size_t max_bytes;
@@ -189,11 +199,26 @@ enum {
  * updated_at; the other fields keep their stored values, so two updates of different
  * fields never undo each other. DM_EINVAL when fields holds none of the bits. */
 int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d, unsigned fields);
-/* Deletes the domain and everything about it. DM_ENOENT if absent. With an event_fn, the
- * same transaction adds the outbox event DM_EVENT_DOMAIN_REMOVED with body event_fn(the
- * domain as it was, the time of the delete). */
+/* Deletes the domain: it is no longer scanned and its current state goes, but its history
+ * stays, readable by name (dm_change_query.domain) and shown again under the name should it
+ * be added again. DM_ENOENT if absent. With an event_fn, the same transaction adds the
+ * outbox event DM_EVENT_DOMAIN_REMOVED with body event_fn(the domain as it was, the time of
+ * the delete). */
 int dm_store_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
                            void *event_arg);
+
+/* dm_store_domain_delete_many flags. */
+#define DM_DELETE_PURGE 1u /* the history of each name goes too */
+
+/* Deletes names[0..n) (A-labels) in one transaction: either every existing one goes or, when
+ * the transaction fails, none. ret_results[i] = 0 (deleted) or DM_ENOENT (no such domain;
+ * with DM_DELETE_PURGE, 0 as well when only history was left under the name, and it went).
+ * One DM_EVENT_DOMAIN_REMOVED event per domain deleted, with an event_fn. ret_results
+ * (caller-allocated, n) is meaningful only when 0 is returned. DM_EINVAL for a NULL name or
+ * an unknown flag. */
+int dm_store_domain_delete_many(struct dm_store *st, const char *const *names, size_t n,
+                                unsigned flags, dm_domain_event_fn event_fn, void *event_arg,
+                                int *ret_results);
 /* Up to q->limit domains in name order into ret_domains (caller-allocated, q->limit). */
 int dm_store_domain_list(struct dm_store *st, const struct dm_domain_query *q,
                          struct dm_domain *ret_domains, size_t *ret_n);
@@ -323,5 +348,9 @@ void dm_outbox_events_free(struct dm_outbox_event *events, size_t n);
 const char *dm_scope_name(enum dm_scope s);
 int dm_scope_parse(const char *s, enum dm_scope *ret_scope);
 const char *dm_check_status_name(enum dm_check_status s);
+/* "error", "ok,pending", ...: a comma-separated list of status names as a
+ * dm_domain_query.statuses mask. Returns 0, or DM_EINVAL for an empty list, an empty item
+ * or a name that is not a status. */
+int dm_check_status_mask_parse(const char *s, unsigned *ret_mask);
 
 #endif

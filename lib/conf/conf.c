@@ -59,6 +59,7 @@ static const char *const dm_conf_db_schemes[] = {"sqlite://", "postgres://", "po
 static const char *const dm_conf_amqp_schemes[] = {"amqp://", "amqps://", NULL};
 static const char *const dm_conf_redis_schemes[] = {"redis://", "rediss://", NULL};
 static const char *const dm_conf_log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const dm_conf_log_formats[] = {"logfmt", "json", NULL};
 
 #define DM_CONF_FIELD(f) offsetof(struct dm_conf, f)
 
@@ -117,6 +118,13 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .def = "info",
      .offset = DM_CONF_FIELD(log_level),
      .help = "least severe log level written: debug, info, warn or error"},
+    {.env = "DM_LOG_FORMAT",
+     .type = DM_CONF_T_ENUM,
+     .choices = dm_conf_log_formats,
+     .def = "logfmt",
+     .offset = DM_CONF_FIELD(log_format),
+     .help = "log lines as logfmt (key=value) or json (one object per line, the same "
+             "fields)"},
     {.env = "DM_SCAN_INTERVAL",
      .type = DM_CONF_T_DURATION,
      .min = DM_SECOND,

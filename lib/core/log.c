@@ -18,6 +18,7 @@
 #define DM_LOG_LINE_MAX 8192
 
 static atomic_int dm_log_threshold = DM_LOG_INFO;
+static atomic_int dm_log_fmt = DM_LOG_LOGFMT;
 
 static const char *const dm_log_level_names[] = {
     [DM_LOG_DEBUG] = "debug",
@@ -42,6 +43,128 @@ int dm_log_level_parse(const char *s, enum dm_log_level *ret_level)
                 }
         }
         return DM_EINVAL;
+}
+
+void dm_log_set_format(enum dm_log_format format)
+{
+        atomic_store_explicit(&dm_log_fmt, (int)format, memory_order_relaxed);
+}
+
+int dm_log_format_parse(const char *s, enum dm_log_format *ret_format)
+{
+        if (s && strcmp(s, "logfmt") == 0) {
+                *ret_format = DM_LOG_LOGFMT;
+                return 0;
+        }
+        if (s && strcmp(s, "json") == 0) {
+                *ret_format = DM_LOG_JSON;
+                return 0;
+        }
+        return DM_EINVAL;
+}
+
+/* ---- logfmt -> JSON ---- */
+
+struct json_out {
+        char *p;
+        size_t size; /* room, the closing brace and the NUL kept aside */
+        size_t len;
+        bool full;
+};
+
+static void jo_add(struct json_out *o, const char *s, size_t n)
+{
+        if (o->full || o->len + n > o->size) {
+                o->full = true;
+                return;
+        }
+        memcpy(o->p + o->len, s, n);
+        o->len += n;
+}
+
+/* One byte of a JSON string's contents. */
+static void jo_char(struct json_out *o, unsigned char c)
+{
+        static const char hex[] = "0123456789abcdef";
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+        char two[2] = {'\\', (char)c};
+
+        if (c == '"' || c == '\\')
+                jo_add(o, two, 2);
+        else if (c < 0x20 || c >= 0x7f)
+                jo_add(o, esc, 6); /* logfmt values never hold these; a guard for callers */
+        else
+                jo_add(o, (const char *)&c, 1);
+}
+
+static bool json_bare_ok(const char *v, size_t n)
+{
+        if ((n == 4 && memcmp(v, "true", 4) == 0) || (n == 5 && memcmp(v, "false", 5) == 0))
+                return true;
+        size_t i = (n > 0 && v[0] == '-') ? 1 : 0;
+        if (i == n || n - i > 15 || (v[i] == '0' && n - i > 1))
+                return false;
+        for (; i < n; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                        return false;
+        }
+        return true;
+}
+
+size_t dm_log_logfmt_to_json(const char *line, size_t len, char *out, size_t size)
+{
+        struct json_out o = {.p = out, .size = size - 2};
+        size_t i = 0, members = 0;
+
+        jo_add(&o, "{", 1);
+        while (i < len) {
+                while (i < len && line[i] == ' ')
+                        i++;
+                if (i >= len)
+                        break;
+                size_t ks = i;
+                while (i < len && line[i] != '=' && line[i] != ' ')
+                        i++;
+                size_t kn = i - ks;
+                size_t mark = o.len;
+                jo_add(&o, members ? ",\"" : "\"", members ? 2 : 1);
+                for (size_t k = ks; k < ks + kn; k++)
+                        jo_char(&o, (unsigned char)line[k]);
+                jo_add(&o, "\":", 2);
+                if (i >= len || line[i] != '=') {
+                        jo_add(&o, "\"\"", 2);
+                } else if (++i < len && line[i] == '"') {
+                        jo_add(&o, "\"", 1);
+                        for (i++; i < len && line[i] != '"'; i++) {
+                                if (line[i] == '\\' && i + 1 < len &&
+                                    (line[i + 1] == '"' || line[i + 1] == '\\'))
+                                        i++;
+                                jo_char(&o, (unsigned char)line[i]);
+                        }
+                        i++; /* the closing quote */
+                        jo_add(&o, "\"", 1);
+                } else {
+                        size_t vs = i;
+                        while (i < len && line[i] != ' ')
+                                i++;
+                        if (json_bare_ok(line + vs, i - vs)) {
+                                jo_add(&o, line + vs, i - vs);
+                        } else {
+                                jo_add(&o, "\"", 1);
+                                for (size_t k = vs; k < i; k++)
+                                        jo_char(&o, (unsigned char)line[k]);
+                                jo_add(&o, "\"", 1);
+                        }
+                }
+                if (o.full) {
+                        o.len = mark; /* cut at the last whole member */
+                        break;
+                }
+                members++;
+        }
+        out[o.len++] = '}';
+        out[o.len] = '\0';
+        return o.len;
 }
 
 static void log_write_all(const char *p, size_t n)
@@ -82,8 +205,16 @@ void dm_log(enum dm_log_level level, const char *svc, const char *fmt, ...)
         if (n > 0)
                 len += ((size_t)n >= room - len) ? room - len - 1 : (size_t)n;
 
-        line[len++] = '\n';
-        log_write_all(line, len);
+        if (atomic_load_explicit(&dm_log_fmt, memory_order_relaxed) == DM_LOG_JSON) {
+                /* Every escape can grow a byte sixfold; the bound keeps a line whole. */
+                char json[DM_LOG_LINE_MAX * 2];
+                size_t jn = dm_log_logfmt_to_json(line, len, json, sizeof(json) - 1);
+                json[jn++] = '\n';
+                log_write_all(json, jn);
+        } else {
+                line[len++] = '\n';
+                log_write_all(line, len);
+        }
         errno = saved_errno;
 }
 

@@ -24,6 +24,7 @@ void dm_change_rr_done(struct dm_change_rr *rr)
         dm_rrset_values_free(rr->values, rr->nvalues);
         rr->values = NULL;
         rr->nvalues = 0;
+        rr->server[0] = '\0';
 }
 
 void dm_change_rr_fail(struct dm_change_rr *rr, int err)
@@ -130,8 +131,18 @@ bool dm_change_needs_rows(const struct dm_change_scan *scan)
         return false;
 }
 
-/* "TXT: timed out; MX: DNS server failure (SERVFAIL)". NULL when no type failed (*ret_ok
- * true) or on ENOMEM (*ret_ok false). */
+/* The same reason from the same server. */
+static bool change_same_failure(const struct dm_change_rr *a, const struct dm_change_rr *b)
+{
+        return a->status == DM_RRS_ERROR && b->status == DM_RRS_ERROR && a->err == b->err &&
+               strcmp(a->server, b->server) == 0;
+}
+
+/* "A, AAAA, MX: timed out from 192.0.2.1:53; TXT: DNS server failure (SERVFAIL) from
+ * 192.0.2.2:53": the types that failed, grouped by reason and server in the order each
+ * first appears, so that a server that does not answer reads as one reason rather than
+ * eight, and says which server it is. NULL when no type failed (*ret_ok true) or
+ * on ENOMEM (*ret_ok false). */
 static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok)
 {
         char buf[DM_CHANGE_STATUS_ERROR_MAX];
@@ -144,11 +155,37 @@ static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok
                 if (rr->status != DM_RRS_ERROR)
                         continue;
                 failed = true;
-                if (o + 1 >= sizeof(buf))
+                bool seen = false;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = change_same_failure(&scan->rr[j], rr);
+                if (seen)
                         continue;
-                char tbuf[16];
-                int w = snprintf(buf + o, sizeof(buf) - o, "%s%s: %s", o ? "; " : "",
-                                 dm_rrtype_name(rr->type, tbuf), dm_strerror(rr->err));
+                /* The types of one reason; a long list ends in "+N more" so that the
+                 * reason itself always shows. */
+                char types[96];
+                size_t to = 0, more = 0;
+                for (size_t j = i; j < scan->nrr; j++) {
+                        const struct dm_change_rr *same = &scan->rr[j];
+                        if (!change_same_failure(same, rr))
+                                continue;
+                        char tbuf[16];
+                        const char *tname = dm_rrtype_name(same->type, tbuf);
+                        if (more > 0 || to + strlen(tname) + 2 + 12 >= sizeof(types)) {
+                                more++;
+                                continue;
+                        }
+                        int w =
+                            snprintf(types + to, sizeof(types) - to, "%s%s", to ? ", " : "", tname);
+                        to += w < 0 ? 0 : (size_t)w;
+                }
+                if (more > 0)
+                        snprintf(types + to, sizeof(types) - to, " +%zu more", more);
+                int w0 = snprintf(buf + o, sizeof(buf) - o, "%s%s", o ? "; " : "", types);
+                o = w0 < 0 ? o : o + (size_t)w0;
+                if (o >= sizeof(buf))
+                        o = sizeof(buf) - 1;
+                int w = snprintf(buf + o, sizeof(buf) - o, ": %s%s%s", dm_strerror(rr->err),
+                                 rr->server[0] ? " from " : "", rr->server);
                 o = w < 0 ? o : o + (size_t)w;
                 if (o >= sizeof(buf))
                         o = sizeof(buf) - 1;
@@ -160,6 +197,45 @@ static char *change_status_error(const struct dm_change_scan *scan, bool *ret_ok
         char *s = strdup(buf);
         *ret_ok = s != NULL;
         return s;
+}
+
+/* The i-th space-separated field of s: its start and length. False when s has fewer. */
+static bool soa_field(const char *s, int i, const char **ret_p, size_t *ret_n)
+{
+        for (int k = 0;; k++) {
+                while (*s == ' ')
+                        s++;
+                if (!*s)
+                        return false;
+                size_t n = strcspn(s, " ");
+                if (k == i) {
+                        *ret_p = s;
+                        *ret_n = n;
+                        return true;
+                }
+                s += n;
+        }
+}
+
+bool dm_change_soa_serial_only(const char *before, const char *after)
+{
+        bool serial_differs = false;
+        const char *a, *b;
+        size_t na, nb;
+
+        if (!before || !after)
+                return false;
+        for (int i = 0; i < 7; i++) {
+                if (!soa_field(before, i, &a, &na) || !soa_field(after, i, &b, &nb))
+                        return false;
+                bool same = na == nb && memcmp(a, b, na) == 0;
+                if (i == 2)
+                        serial_differs = !same;
+                else if (!same)
+                        return false;
+        }
+        /* Exactly seven fields on both sides. */
+        return serial_differs && !soa_field(before, 7, &a, &na) && !soa_field(after, 7, &b, &nb);
 }
 
 static bool change_values_equal(char *const *a, size_t na, char *const *b, size_t nb)
@@ -267,6 +343,9 @@ static int change_answer_row(const struct dm_change_scan *scan, const struct dm_
         if (r == 0)
                 r = dm_rrset_values_to_json(delta.removed, delta.nremoved, &ch->removed);
         dm_rrset_delta_done(&delta);
+        /* One SOA record before and after: only its serial may differ. */
+        if (r == 0 && rr->type == DM_RR_SOA && nbefore == 1 && rr->nvalues == 1)
+                ch->serial_only = dm_change_soa_serial_only(before[0], rr->values[0]);
 
 free_before:
         dm_rrset_values_free(before, nbefore);
@@ -342,4 +421,22 @@ void dm_change_item_done(struct dm_dns_commit *it)
         free(it->changes);
         free(it->status_error);
         memset(it, 0, sizeof(*it));
+}
+
+enum dm_change_move dm_change_status_move(const struct dm_change_scan *scan,
+                                          const struct dm_rrset_row *rows, size_t nrows)
+{
+        bool now_error = false, was_error = false;
+
+        if (memcmp(scan->task_fp, scan->fp, DM_FP_LEN) == 0)
+                return DM_CHANGE_MOVE_NONE;
+        for (size_t i = 0; i < scan->nrr; i++)
+                now_error = now_error || scan->rr[i].status == DM_RRS_ERROR;
+        for (size_t i = 0; rows && i < nrows; i++)
+                was_error = was_error || rows[i].status == DM_RRS_ERROR;
+        if (now_error && !was_error)
+                return DM_CHANGE_MOVE_TO_ERROR;
+        if (!now_error && was_error)
+                return DM_CHANGE_MOVE_FROM_ERROR;
+        return DM_CHANGE_MOVE_NONE;
 }

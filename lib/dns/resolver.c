@@ -746,6 +746,8 @@ static void res_deliver(struct dm_resolver *r, struct rq *q, const struct dm_dns
 static void res_fail(struct dm_resolver *r, struct rq *q, int err)
 {
         struct dm_dns_answer a = {.status = DM_RRS_ERROR, .err = err};
+        if (q->tried)
+                a.server_plus1 = (int)q->server + 1;
         res_deliver(r, q, &a);
 }
 
@@ -1092,6 +1094,8 @@ static void res_tcp_reply(struct dm_resolver *r, struct res_tcp *t)
                 res_fail(r, q, DM_ENOMEM);
                 return;
         }
+        if (a.status == DM_RRS_ERROR)
+                a.server_plus1 = (int)q->server + 1;
         res_deliver(r, q, &a);
         dm_dns_answer_done(&a);
 }
@@ -1272,6 +1276,8 @@ static void res_udp_answer(struct dm_resolver *r, struct rq *q, size_t si,
                 r->stats.next_server++;
                 res_resend(r, q, next);
         } else {
+                if (a.status == DM_RRS_ERROR)
+                        a.server_plus1 = (int)si + 1;
                 res_deliver(r, q, &a);
         }
         dm_dns_answer_done(&a);

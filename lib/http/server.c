@@ -43,6 +43,7 @@ struct dm_http_server {
         dm_http_session_auth_fn session_auth;
         void *session_auth_arg;
         void *app;
+        struct dm_metric *metric_requests, *metric_seconds;
         size_t max_body;
         char addr[80];
         uint16_t port;
@@ -55,6 +56,7 @@ struct dm_http_server {
 struct req_state {
         struct dm_http_server *srv;
         int64_t start_ms;
+        struct timespec start; /* for the latency metric */
         bool path_too_long;
         bool started;  /* the first access call has run */
         bool queued;   /* a response is queued; nothing more to do */
@@ -94,6 +96,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
                 return NULL;
         st->srv = s;
         st->start_ms = dm_mono_ms();
+        clock_gettime(CLOCK_MONOTONIC, &st->start);
         size_t len = strcspn(uri, "?#");
         if (len > DM_HTTP_PATH_MAX) {
                 st->path_too_long = true;
@@ -104,6 +107,38 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         dm_buf_init(&st->body, s->max_body);
         inflight_add(s, 1);
         return st;
+}
+
+/* The method as a label: the names the router knows, "other" for anything a client made
+ * up, so that a client cannot grow the metrics without bound. */
+static const char *method_label(const char *name)
+{
+        static const char *const known[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                            "PATCH", "DELETE", "OPTIONS"};
+        for (size_t i = 0; name && i < sizeof(known) / sizeof(known[0]); i++) {
+                if (strcmp(name, known[i]) == 0)
+                        return known[i];
+        }
+        return "other";
+}
+
+static void count_request(struct dm_http_server *s, struct req_state *st)
+{
+        struct timespec now;
+        char status[16];
+
+        if (!s->metric_requests && !s->metric_seconds)
+                return;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double secs = (double)(now.tv_sec - st->start.tv_sec) +
+                      (double)(now.tv_nsec - st->start.tv_nsec) / 1e9;
+        const char *route = st->req.match.route ? st->req.match.route->pattern : "unmatched";
+        snprintf(status, sizeof(status), "%u", st->status);
+        dm_metric_inc(
+            dm_metric_series(s->metric_requests,
+                             (const char *[]){route, method_label(st->req.method_name), status}),
+            1);
+        dm_metric_observe(dm_metric_series(s->metric_seconds, (const char *[]){route}), secs);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -122,6 +157,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             dm_log_quote(qpath, sizeof(qpath), st->path), st->status,
             (long long)(dm_mono_ms() - st->start_ms), st->bytes,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+        count_request(s, st);
         dm_buf_done(&st->body);
         dm_http_response_done(&st->pending);
         free(st);
@@ -260,6 +296,19 @@ static enum MHD_Result find_query_nul(void *cls, enum MHD_ValueKind kind, const 
         return MHD_YES;
 }
 
+const char *dm_http_auth_problem(const char *authorization)
+{
+        if (!authorization)
+                return "an API key is required: send 'Authorization: Bearer <key>'";
+        const char *p = authorization;
+        while (*p == ' ' || *p == '\t')
+                p++;
+        if (strncasecmp(p, "Bearer ", 7) != 0)
+                return "the Authorization header lacks the 'Bearer ' scheme: send "
+                       "'Authorization: Bearer <key>'";
+        return "the API key is not valid";
+}
+
 /* Decides what can be decided before the body: route, key, size and type. Returns true
  * when a response was made in `res`. */
 static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
@@ -314,9 +363,7 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                 }
                 if (ret == DM_EACCES) {
                         dm_http_problem(res, 401, &dm_problem_unauthorized, "%s",
-                                        authz ? "the API key is not valid"
-                                              : "an API key is required: send "
-                                                "'Authorization: Bearer <key>'");
+                                        dm_http_auth_problem(authz));
                         dm_http_response_header(res, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                                 authz ? "Bearer error=\"invalid_token\""
                                                       : "Bearer");
@@ -697,6 +744,8 @@ int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size
         s->session_auth = opts->session_auth;
         s->session_auth_arg = opts->session_auth_arg;
         s->app = opts->app;
+        s->metric_requests = opts->metric_requests;
+        s->metric_seconds = opts->metric_seconds;
         s->max_body = opts->max_body;
         atomic_init(&s->stopping, false);
         pthread_mutex_init(&s->lock, NULL);

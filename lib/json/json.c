@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dm/error.h"
+#include "dm/time.h"
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when it is not valid.
  * Rejects overlong forms, surrogates and code points above U+10FFFF. */
@@ -145,6 +146,8 @@ const char *dm_json_type_name(enum dm_json_type t)
                 return "array";
         case DM_JSON_OBJECT:
                 return "object";
+        case DM_JSON_DURATION:
+                return "duration (seconds, or a string such as \"5m\")";
         }
         return "value";
 }
@@ -186,6 +189,8 @@ static bool type_ok(const json_t *v, enum dm_json_type t)
                 return json_is_array(v);
         case DM_JSON_OBJECT:
                 return json_is_object(v);
+        case DM_JSON_DURATION:
+                return json_is_integer(v) || json_is_string(v);
         }
         return false;
 }
@@ -229,6 +234,29 @@ int dm_json_check_fields(const json_t *obj, const struct dm_json_field *fields,
                         return DM_EINVAL;
                 }
         }
+        return 0;
+}
+
+int dm_json_duration_s(const json_t *v, int64_t *ret_seconds, char *why, size_t whylen)
+{
+        int64_t ms;
+
+        if (json_is_integer(v)) {
+                *ret_seconds = (int64_t)json_integer_value(v);
+                return 0;
+        }
+        const char *s = json_string_value(v);
+        if (!s || strlen(s) != json_string_length(v) || dm_duration_parse(s, &ms) < 0) {
+                snprintf(why, whylen,
+                         "is not a duration: use seconds (300) or a number with a unit: "
+                         "\"90s\", \"5m\", \"2h\", \"1d\"");
+                return DM_EINVAL;
+        }
+        if (ms % 1000 != 0) {
+                snprintf(why, whylen, "must be a whole number of seconds");
+                return DM_EINVAL;
+        }
+        *ret_seconds = ms / 1000;
         return 0;
 }
 

@@ -95,6 +95,7 @@ enum pg_stmt_id {
         STMT_OUTBOX_INSERT,
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
+        STMT_CHANGES_NAME,
         STMT_HISTORY_PRUNE,
         STMT_OUTBOX_CLAIM,
         STMT_OUTBOX_DELETE,
@@ -116,14 +117,16 @@ enum pg_stmt_id {
         "(coalesce(octet_length(c.before), 0) + octet_length(c.after) + "                          \
         "octet_length(c.added) + octet_length(c.removed))"
 #define CHANGE_SELECT                                                                              \
-        "SELECT id, domain_id, name, type, status, observed_at, before, after, added, removed "    \
-        "FROM (SELECT c.id, c.domain_id, d.name, c.type, c.status, c.observed_at, c.before, "      \
-        "c.after, c.added, c.removed, sum(" CHANGE_SIZE ") OVER (ORDER BY c.id DESC ROWS "         \
-        "UNBOUNDED PRECEDING) - " CHANGE_SIZE " AS earlier "                                       \
-        "FROM dns_changes AS c JOIN domains AS d ON d.id = c.domain_id "
+        "SELECT id, domain_id, domain, type, status, observed_at, before, after, added, removed, " \
+        "serial_only FROM (SELECT c.id, c.domain_id, c.domain, c.type, c.status, c.observed_at, "  \
+        "c.before, c.after, c.added, c.removed, c.serial_only, sum(" CHANGE_SIZE ") OVER (ORDER "  \
+        "BY c.id DESC ROWS UNBOUNDED PRECEDING) - " CHANGE_SIZE " AS earlier "                     \
+        "FROM dns_changes AS c "
 #define CHANGE_FILTERS                                                                             \
         "c.id < $1::bigint AND ($2::integer = 0 OR c.type = $2) AND "                              \
         "($3::bigint = 0 OR c.observed_at >= $3) AND ($4::bigint = 0 OR c.observed_at < $4) "      \
+        "AND ($7::text IS NULL OR c.domain = $7) AND (NOT $8::boolean OR c.before IS NOT NULL) "   \
+        "AND (NOT $9::boolean OR NOT c.serial_only) "                                              \
         "ORDER BY c.id DESC LIMIT $5::bigint) AS p WHERE $6::bigint = 0 OR p.earlier <= $6 "       \
         "ORDER BY p.id DESC"
 
@@ -165,9 +168,11 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
      * snapshot taken after it, see what that commit wrote. */
     [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = $1::text RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_DELETE_CURRENT] = "DELETE FROM dns_current WHERE domain_id = $1::bigint",
-    [STMT_DOMAIN_DELETE_CHANGES] = "DELETE FROM dns_changes WHERE domain_id = $1::bigint",
+    /* History stays (it outlives the domain) unless purged, by name. */
+    [STMT_DOMAIN_DELETE_CHANGES] = "DELETE FROM dns_changes WHERE domain = $1::text",
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > $1::text AND "
                          "($2::text IS NULL OR name ILIKE $2 OR unicode_name ILIKE $2) "
+                         "AND ($4::integer = 0 OR ($4 >> status::integer) & 1 = 1) "
                          "ORDER BY name LIMIT $3::bigint",
     [STMT_DOMAIN_REQUEST_SCAN] =
         "UPDATE domains SET next_check_at = least(next_check_at, $2::bigint) WHERE name = $1::text",
@@ -268,7 +273,9 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                            "VALUES ($1::text, $2::text, $3::bigint)",
     [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
     /* Its own statement so that the (domain_id, id) index drives it. */
-    [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = $7::bigint AND " CHANGE_FILTERS,
+    [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = $10::bigint AND " CHANGE_FILTERS,
+    /* And this one for the (domain, id) index: a name's history across deletes. */
+    [STMT_CHANGES_NAME] = CHANGE_SELECT "WHERE c.domain = $7::text AND " CHANGE_FILTERS,
     /* Oldest first through the observed_at index (an incremental sort orders equal times by
      * id), a bounded batch per statement, fetched by primary key as in the claim. A pruner
      * in another process that picked the same entries waits for this short transaction and
@@ -1409,39 +1416,48 @@ static int pg_domain_update(struct dm_store *st, const struct dm_domain *d, unsi
         return ret;
 }
 
-static int pg_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
-                            void *event_arg)
+static int pg_domain_delete(struct dm_store *st, const char *const *names, size_t n, unsigned flags,
+                            dm_domain_event_fn event_fn, void *event_arg, int *ret_results)
 {
         struct pg_store *s = pg_of(st);
-        struct pg_params p = {0};
         struct pg_conn *c;
-        PGresult *r = NULL;
         int64_t now = dm_now_ms();
         struct dm_domain *row = calloc(1, sizeof(*row));
         if (!row)
                 return DM_ENOMEM;
-        param_text(&p, name);
         int ret = pool_get(s, &c);
         if (ret < 0)
                 goto out_free;
         ret = tx_begin(c);
-        if (ret == 0)
+        for (size_t i = 0; i < n && ret == 0; i++) {
+                struct pg_params p = {0};
+                PGresult *r = NULL;
+                bool found = false;
+                param_text(&p, names[i]);
                 ret = pg_run(c, STMT_DOMAIN_DELETE, &p, "domain delete", &r);
-        if (ret == 0) {
-                if (PQntuples(r) == 0)
-                        ret = DM_ENOENT;
-                else
-                        domain_from_row(r, 0, row);
-                PQclear(r);
+                if (ret == 0) {
+                        found = PQntuples(r) > 0;
+                        if (found)
+                                domain_from_row(r, 0, row);
+                        PQclear(r);
+                }
+                if (ret == 0 && found) {
+                        struct pg_params id = {0};
+                        param_i64(&id, row->id);
+                        ret = pg_run(c, STMT_DOMAIN_DELETE_CURRENT, &id, "domain delete", NULL);
+                }
+                if (ret == 0 && found && event_fn)
+                        ret =
+                            domain_event(c, DM_EVENT_DOMAIN_REMOVED, row, now, event_fn, event_arg);
+                if (ret == 0 && (flags & DM_DELETE_PURGE)) {
+                        r = NULL;
+                        ret = pg_run(c, STMT_DOMAIN_DELETE_CHANGES, &p, "history purge", &r);
+                        if (ret == 0 && pg_affected(r) > 0)
+                                found = true;
+                        PQclear(r);
+                }
+                ret_results[i] = found ? 0 : DM_ENOENT;
         }
-        p.n = 0;
-        param_i64(&p, row->id);
-        if (ret == 0)
-                ret = pg_run(c, STMT_DOMAIN_DELETE_CURRENT, &p, "domain delete", NULL);
-        if (ret == 0)
-                ret = pg_run(c, STMT_DOMAIN_DELETE_CHANGES, &p, "domain delete", NULL);
-        if (ret == 0 && event_fn)
-                ret = domain_event(c, DM_EVENT_DOMAIN_REMOVED, row, now, event_fn, event_arg);
         if (ret == 0)
                 ret = tx_commit(c);
         pool_put(s, c); /* rolls back what did not commit */
@@ -1466,6 +1482,7 @@ static int pg_domain_list(struct dm_store *st, const struct dm_domain_query *q,
         param_text(&p, q->after ? q->after : "");
         param_text(&p, pattern);
         param_i64(&p, clamp_limit(q->limit));
+        param_i32(&p, (int32_t)q->statuses);
         int ret = pool_get(s, &c);
         if (ret < 0)
                 goto out_free;
@@ -2221,7 +2238,7 @@ static int commit_changes(struct pg_conn *c, struct dm_dns_commit *items, size_t
                                 ch->observed_at = checked_at;
                         if (ch->domain[0] == '\0')
                                 snprintf(ch->domain, sizeof(ch->domain), "%s", pl->name);
-                        copy_row(&rows, 9);
+                        copy_row(&rows, 11);
                         val_i64(&rows, ch->id);
                         val_i64(&rows, ch->domain_id);
                         val_i32(&rows, ch->type);
@@ -2231,6 +2248,8 @@ static int commit_changes(struct pg_conn *c, struct dm_dns_commit *items, size_t
                         val_text(&rows, ch->after ? ch->after : "[]");
                         val_text(&rows, ch->added ? ch->added : "[]");
                         val_text(&rows, ch->removed ? ch->removed : "[]");
+                        val_text(&rows, ch->domain);
+                        val_bool(&rows, ch->serial_only);
                         nchanges++;
                         if (!event_fn)
                                 continue;
@@ -2252,7 +2271,8 @@ static int commit_changes(struct pg_conn *c, struct dm_dns_commit *items, size_t
         if (ret == 0 && nchanges > 0)
                 ret = copy_run(c,
                                "COPY dns_changes (id, domain_id, type, status, observed_at, "
-                               "before, after, added, removed) FROM STDIN (FORMAT binary)",
+                               "before, after, added, removed, domain, serial_only) FROM STDIN "
+                               "(FORMAT binary)",
                                &rows, "change insert");
         if (ret == 0 && nchanges > 0 && event_fn)
                 ret = copy_run(c,
@@ -2334,6 +2354,7 @@ static int change_from_row(const PGresult *r, int row, struct dm_change *ch)
                 ret = col_strdup(r, row, 8, &ch->added);
         if (ret == 0)
                 ret = col_strdup(r, row, 9, &ch->removed);
+        ch->serial_only = col_int(r, row, 10) != 0;
         return ret;
 }
 
@@ -2350,13 +2371,18 @@ static int pg_change_list(struct dm_store *st, const struct dm_change_query *q,
         param_i64(&p, q->until);
         param_i64(&p, clamp_limit(q->limit));
         param_i64(&p, clamp_limit(q->max_bytes));
+        param_text(&p, q->domain);
+        param_bool(&p, q->hide_first);
+        param_bool(&p, q->hide_serial_only);
         if (q->domain_id)
                 param_i64(&p, q->domain_id);
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret =
-            pg_run(c, q->domain_id ? STMT_CHANGES_DOMAIN : STMT_CHANGES_ALL, &p, "change list", &r);
+        ret = pg_run(c,
+                     q->domain_id ? STMT_CHANGES_DOMAIN
+                                  : (q->domain ? STMT_CHANGES_NAME : STMT_CHANGES_ALL),
+                     &p, "change list", &r);
         pool_put(s, c);
         if (ret < 0)
                 return ret;

@@ -82,6 +82,8 @@ enum sqlite_stmt_id {
         STMT_OUTBOX_INSERT,
         STMT_CHANGES_ALL,
         STMT_CHANGES_DOMAIN,
+        STMT_CHANGES_NAME,
+        STMT_CHANGES_PURGE,
         STMT_HISTORY_PRUNE,
         STMT_OUTBOX_CLAIM,
         STMT_OUTBOX_DELETE,
@@ -94,11 +96,13 @@ enum sqlite_stmt_id {
         "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp"
 #define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
 #define CHANGE_SELECT                                                                              \
-        "SELECT c.id, c.domain_id, (SELECT name FROM domains WHERE id = c.domain_id), c.type, "    \
-        "c.status, c.observed_at, c.before, c.after, c.added, c.removed FROM dns_changes AS c "
+        "SELECT c.id, c.domain_id, c.domain, c.type, c.status, c.observed_at, c.before, c.after, " \
+        "c.added, c.removed, c.serial_only FROM dns_changes AS c "
 #define CHANGE_FILTERS                                                                             \
         "c.id < ?2 AND (?3 = 0 OR c.type = ?3) AND (?4 = 0 OR c.observed_at >= ?4) "               \
-        "AND (?5 = 0 OR c.observed_at < ?5) ORDER BY c.id DESC LIMIT ?6"
+        "AND (?5 = 0 OR c.observed_at < ?5) AND (?7 IS NULL OR c.domain = ?7) "                    \
+        "AND (?8 = 0 OR c.before IS NOT NULL) AND (?9 = 0 OR NOT c.serial_only) "                  \
+        "ORDER BY c.id DESC LIMIT ?6"
 
 static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -128,7 +132,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_DOMAIN_DELETE] = "DELETE FROM domains WHERE name = ?1 RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > ?1 AND "
                          "(?2 IS NULL OR name LIKE ?2 ESCAPE '\\' OR "
-                         "unicode_name LIKE ?2 ESCAPE '\\') ORDER BY name LIMIT ?3",
+                         "unicode_name LIKE ?2 ESCAPE '\\') AND (?4 = 0 OR (?4 >> status) & 1) "
+                         "ORDER BY name LIMIT ?3",
     [STMT_DOMAIN_REQUEST_SCAN] =
         "UPDATE domains SET next_check_at = min(next_check_at, ?2) WHERE name = ?1",
     [STMT_DOMAIN_REQUEST_SCAN_ALL] =
@@ -207,12 +212,16 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_CURRENT_TYPES] = "SELECT type FROM dns_current WHERE domain_id = ?1",
     [STMT_CURRENT_DELETE] = "DELETE FROM dns_current WHERE domain_id = ?1 AND type = ?2",
     [STMT_CHANGE_INSERT] = "INSERT INTO dns_changes (domain_id, type, status, observed_at, "
-                           "before, after, added, removed) VALUES (?1, ?2, ?3, ?4, ?5, "
-                           "coalesce(?6, '[]'), coalesce(?7, '[]'), coalesce(?8, '[]'))",
+                           "before, after, added, removed, domain, serial_only) VALUES (?1, ?2, "
+                           "?3, ?4, ?5, coalesce(?6, '[]'), coalesce(?7, '[]'), "
+                           "coalesce(?8, '[]'), ?9, ?10)",
     [STMT_OUTBOX_INSERT] = "INSERT INTO outbox (routing_key, body, created_at) VALUES (?1, ?2, ?3)",
     [STMT_CHANGES_ALL] = CHANGE_SELECT "WHERE " CHANGE_FILTERS,
     /* Its own statement so that the (domain_id, id) index drives it. */
     [STMT_CHANGES_DOMAIN] = CHANGE_SELECT "WHERE c.domain_id = ?1 AND " CHANGE_FILTERS,
+    /* And this one for the (domain, id) index: a name's history across deletes. */
+    [STMT_CHANGES_NAME] = CHANGE_SELECT "WHERE c.domain = ?7 AND " CHANGE_FILTERS,
+    [STMT_CHANGES_PURGE] = "DELETE FROM dns_changes WHERE domain = ?1",
     /* Oldest first through the observed_at index, a bounded batch per statement. */
     [STMT_HISTORY_PRUNE] = "DELETE FROM dns_changes WHERE id IN (SELECT id FROM dns_changes "
                            "WHERE observed_at < ?1 ORDER BY observed_at, id LIMIT ?2)",
@@ -1014,33 +1023,41 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, 
         return ret;
 }
 
-static int sqlite_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
-                                void *event_arg)
+static int sqlite_domain_delete(struct dm_store *st, const char *const *names, size_t n,
+                                unsigned flags, dm_domain_event_fn event_fn, void *event_arg,
+                                int *ret_results)
 {
         struct sqlite_store *s = sqlite_of(st);
-        sqlite3_stmt *stmt = NULL;
+        sqlite3_stmt *stmt = NULL, *purge = NULL;
         int64_t now = dm_now_ms();
-        bool found = false;
         struct dm_domain *row = malloc(sizeof(*row));
         if (!row)
                 return DM_ENOMEM;
         struct sqlite_conn *c = write_begin(s);
-        /* Without an event the delete (and its cascade) is one statement. */
-        int ret = event_fn ? tx_begin(c) : 0;
+        int ret = tx_begin(c);
         if (ret < 0)
                 goto out_unlock;
         ret = stmt_get(c, STMT_DOMAIN_DELETE, &stmt);
-        if (ret == 0) {
-                sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        if (ret == 0 && (flags & DM_DELETE_PURGE))
+                ret = stmt_get(c, STMT_CHANGES_PURGE, &purge);
+        for (size_t i = 0; i < n && ret == 0; i++) {
+                bool found = false;
+                sqlite3_bind_text(stmt, 1, names[i], -1, SQLITE_STATIC);
                 ret = stmt_domain_row(c, stmt, "domain delete", row, &found);
+                if (ret == 0 && found && event_fn)
+                        ret =
+                            domain_event(c, DM_EVENT_DOMAIN_REMOVED, row, now, event_fn, event_arg);
+                if (ret == 0 && purge) {
+                        sqlite3_bind_text(purge, 1, names[i], -1, SQLITE_STATIC);
+                        ret = stmt_run(c, purge, "history purge");
+                        if (ret == 0 && sqlite3_changes(c->db) > 0)
+                                found = true;
+                }
+                ret_results[i] = found ? 0 : DM_ENOENT;
         }
-        if (ret == 0 && !found)
-                ret = DM_ENOENT;
-        if (ret == 0 && event_fn)
-                ret = domain_event(c, DM_EVENT_DOMAIN_REMOVED, row, now, event_fn, event_arg);
-        if (ret == 0 && event_fn)
+        if (ret == 0)
                 ret = tx_commit(c);
-        if (ret < 0 && event_fn)
+        if (ret < 0)
                 tx_rollback(c);
 out_unlock:
         write_end(s);
@@ -1067,6 +1084,7 @@ static int sqlite_domain_list(struct dm_store *st, const struct dm_domain_query 
         sqlite3_bind_text(stmt, 1, q->after ? q->after : "", -1, SQLITE_STATIC);
         bind_text(stmt, 2, pattern);
         sqlite3_bind_int64(stmt, 3, clamp_limit(q->limit));
+        sqlite3_bind_int64(stmt, 4, q->statuses);
         int rc = SQLITE_DONE;
         while (n < q->limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
                 domain_from_row(stmt, &ret_domains[n++]);
@@ -1653,6 +1671,8 @@ static int commit_changes(struct sqlite_conn *c, struct dm_dns_commit *it, const
                 bind_text(stmt, 6, ch->after);
                 bind_text(stmt, 7, ch->added);
                 bind_text(stmt, 8, ch->removed);
+                sqlite3_bind_text(stmt, 9, ch->domain[0] ? ch->domain : name, -1, SQLITE_STATIC);
+                sqlite3_bind_int(stmt, 10, ch->serial_only ? 1 : 0);
                 ret = stmt_run(c, stmt, "change insert");
                 if (ret < 0)
                         return ret;
@@ -1766,6 +1786,7 @@ static int change_from_row(sqlite3_stmt *stmt, struct dm_change *ch)
                 ret = col_strdup(stmt, 8, &ch->added);
         if (ret == 0)
                 ret = col_strdup(stmt, 9, &ch->removed);
+        ch->serial_only = sqlite3_column_int(stmt, 10) != 0;
         return ret;
 }
 
@@ -1777,9 +1798,15 @@ static int sqlite_change_list(struct dm_store *st, const struct dm_change_query 
         size_t n = 0, cap = 0;
         struct sqlite_conn *c = read_begin(s);
         sqlite3_stmt *stmt = NULL;
-        int ret = stmt_get(c, q->domain_id ? STMT_CHANGES_DOMAIN : STMT_CHANGES_ALL, &stmt);
+        int ret = stmt_get(c,
+                           q->domain_id ? STMT_CHANGES_DOMAIN
+                                        : (q->domain ? STMT_CHANGES_NAME : STMT_CHANGES_ALL),
+                           &stmt);
         if (ret < 0)
                 goto out_release;
+        bind_text(stmt, 7, q->domain);
+        sqlite3_bind_int(stmt, 8, q->hide_first ? 1 : 0);
+        sqlite3_bind_int(stmt, 9, q->hide_serial_only ? 1 : 0);
         if (q->domain_id)
                 sqlite3_bind_int64(stmt, 1, q->domain_id);
         sqlite3_bind_int64(stmt, 2, q->before_id > 0 ? q->before_id : INT64_MAX);

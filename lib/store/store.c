@@ -147,9 +147,26 @@ int dm_store_domain_update(struct dm_store *st, const struct dm_domain *d, unsig
 int dm_store_domain_delete(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
                            void *event_arg)
 {
+        int result = 0;
         if (!st || !name)
                 return DM_EINVAL;
-        return st->ops->domain_delete(st, name, event_fn, event_arg);
+        int ret = st->ops->domain_delete(st, &name, 1, 0, event_fn, event_arg, &result);
+        return ret < 0 ? ret : result;
+}
+
+int dm_store_domain_delete_many(struct dm_store *st, const char *const *names, size_t n,
+                                unsigned flags, dm_domain_event_fn event_fn, void *event_arg,
+                                int *ret_results)
+{
+        if (!st || (n > 0 && (!names || !ret_results)) || (flags & ~DM_DELETE_PURGE))
+                return DM_EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (!names[i])
+                        return DM_EINVAL;
+        }
+        if (n == 0)
+                return 0;
+        return st->ops->domain_delete(st, names, n, flags, event_fn, event_arg, ret_results);
 }
 
 int dm_store_domain_list(struct dm_store *st, const struct dm_domain_query *q,
@@ -596,6 +613,33 @@ const char *dm_check_status_name(enum dm_check_status s)
                 return "error";
         }
         return "unknown";
+}
+
+int dm_check_status_mask_parse(const char *s, unsigned *ret_mask)
+{
+        static const enum dm_check_status all[] = {DM_CHECK_PENDING, DM_CHECK_OK, DM_CHECK_ERROR};
+        unsigned mask = 0;
+
+        if (!s || !*s)
+                return DM_EINVAL;
+        for (;;) {
+                size_t n = strcspn(s, ",");
+                bool known = false;
+                for (size_t i = 0; i < STORE_NELEM(all); i++) {
+                        const char *name = dm_check_status_name(all[i]);
+                        if (n == strlen(name) && strncmp(s, name, n) == 0) {
+                                mask |= 1u << all[i];
+                                known = true;
+                        }
+                }
+                if (!known)
+                        return DM_EINVAL;
+                if (s[n] == '\0')
+                        break;
+                s += n + 1;
+        }
+        *ret_mask = mask;
+        return 0;
 }
 
 int dm_store_types_to_text(const uint16_t *types, size_t n, char *buf, size_t size)

@@ -41,8 +41,9 @@ struct dm_store_ops {
                                   dm_domain_event_fn event_fn, void *event_arg, int *ret_results);
         int (*domain_get)(struct dm_store *st, const char *name, struct dm_domain *ret_domain);
         int (*domain_update)(struct dm_store *st, const struct dm_domain *d, unsigned fields);
-        int (*domain_delete)(struct dm_store *st, const char *name, dm_domain_event_fn event_fn,
-                             void *event_arg);
+        int (*domain_delete)(struct dm_store *st, const char *const *names, size_t n,
+                             unsigned flags, dm_domain_event_fn event_fn, void *event_arg,
+                             int *ret_results);
         int (*domain_list)(struct dm_store *st, const struct dm_domain_query *q,
                            struct dm_domain *ret_domains, size_t *ret_n);
         int (*domain_request_scan)(struct dm_store *st, const char *name, int64_t now);

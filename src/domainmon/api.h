@@ -64,6 +64,12 @@ int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *r
 int dm_api_read_body(struct dm_http_request *req, struct dm_http_response *res,
                      const struct dm_json_field *fields, json_t **ret_obj);
 
+/* Logs a write made through the API at info level: `msg`, then the fields `fmt` gives
+ * (logfmt, values from outside through dm_log_quote), then who made it: key_id (the key's
+ * store id) and key_name. */
+void dm_api_log_write(const struct dm_http_request *req, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Answers a store failure: 404 for DM_ENOENT, 409 for DM_EEXIST, 503 otherwise (logged
  * once here with `what`). Returns `err`. */
 int dm_api_store_error(struct dm_http_response *res, int err, const char *what);

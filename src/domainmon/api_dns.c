@@ -12,14 +12,17 @@
 
 #include "api.h"
 #include "dm/error.h"
+#include "dm/name.h"
 #include "dm/rrtype.h"
 #include "dm/store.h"
 #include "dm/time.h"
 
 #define DM_API_CURSOR_MAX 64 /* bytes of an encoded page cursor */
 
-static const char *const dm_api_change_params[] = {"type",  "since",  "until",
-                                                   "limit", "cursor", NULL};
+static const char *const dm_api_change_params[] = {
+    "type", "since", "until", "limit", "cursor", "domain", "initial", "serial_only", NULL};
+static const char *const dm_api_history_params[] = {"type",   "since",   "until",       "limit",
+                                                    "cursor", "initial", "serial_only", NULL};
 
 /* A stored JSON array (values, before/after/added/removed) as a JSON value. NULL text
  * (no "before" on a first observation) is JSON null. The store writes these itself, so
@@ -112,6 +115,8 @@ static int change_json(const struct dm_change *c, json_t **ret_change)
             set_new(obj, "status", json_string(dm_rr_status_name(c->status))) < 0 ||
             set_new(obj, "observed_at", dm_api_time_json(c->observed_at)) < 0)
                 goto fail;
+        if (set_new(obj, "serial_only", json_boolean(c->serial_only)) < 0)
+                goto fail;
         r = set_stored_array(obj, "before", c->before);
         if (r == 0)
                 r = set_stored_array(obj, "after", c->after ? c->after : "[]");
@@ -165,21 +170,41 @@ static int time_param(struct dm_http_request *req, struct dm_http_response *res,
         return 0;
 }
 
-/* Reads ?type=&since=&until=&limit=&cursor= into *q (domain_id is left to the caller).
+/* Reads ?type=&since=&until=&limit=&cursor=&initial=&serial_only= (and, where `params`
+ * allows it, &domain=) into *q; the domain of a history route is left to the caller.
  * On a bad parameter the 400 problem is made and DM_EINVAL returned. *ret_empty is set when
  * the range can hold nothing (an `until` at or before 1970), which the store cannot be asked:
  * 0 means "open" there. */
 static int change_query_parse(struct dm_http_request *req, struct dm_http_response *res,
-                              struct dm_change_query *q, bool *ret_empty)
+                              const char *const *params, struct dm_change_query *q,
+                              struct dm_name *domain, bool *ret_empty)
 {
         const char *v;
         int64_t limit = 0;
+        bool initial = true, serial_only = true;
         int r;
 
         *ret_empty = false;
-        r = dm_http_query_check(req, dm_api_change_params, res);
+        r = dm_http_query_check(req, params, res);
         if (r < 0)
                 return r;
+        v = dm_http_query(req, "domain");
+        if (v) {
+                char why[160];
+                if (dm_name_parse(v, strlen(v), why, sizeof(why), domain) < 0) {
+                        dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, "domain",
+                                              why);
+                        return DM_EINVAL;
+                }
+                q->domain = domain->ascii;
+        }
+        /* initial=false leaves out first observations; serial_only=false leaves out SOA
+         * changes in the serial alone. */
+        if (dm_http_query_bool(req, "initial", true, res, &initial) < 0 ||
+            dm_http_query_bool(req, "serial_only", true, res, &serial_only) < 0)
+                return DM_EINVAL;
+        q->hide_first = !initial;
+        q->hide_serial_only = !serial_only;
         v = dm_http_query(req, "type");
         if (v && dm_rrtype_from_name(v, &q->type) < 0) {
                 dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, "type",
@@ -318,13 +343,15 @@ static void history_get(struct dm_http_request *req, struct dm_http_response *re
 {
         struct dm_change_query q = {0};
         struct dm_domain d;
+        struct dm_name unused;
         bool empty = false;
 
         if (dm_api_domain_lookup(req, res, &d) < 0)
                 return;
-        if (change_query_parse(req, res, &q, &empty) < 0)
+        if (change_query_parse(req, res, dm_api_history_params, &q, &unused, &empty) < 0)
                 return;
-        q.domain_id = d.id;
+        /* By name: what was recorded before a delete shows under the name added again. */
+        q.domain = d.name;
         respond_changes(req, res, &q, empty);
 }
 
@@ -332,9 +359,10 @@ static void history_get(struct dm_http_request *req, struct dm_http_response *re
 static void changes_get(struct dm_http_request *req, struct dm_http_response *res)
 {
         struct dm_change_query q = {0};
+        struct dm_name domain;
         bool empty = false;
 
-        if (change_query_parse(req, res, &q, &empty) < 0)
+        if (change_query_parse(req, res, dm_api_change_params, &q, &domain, &empty) < 0)
                 return;
         respond_changes(req, res, &q, empty);
 }
@@ -354,6 +382,7 @@ static void scan_post(struct dm_http_request *req, struct dm_http_response *res)
                 dm_api_store_error(res, r, "request scan");
                 return;
         }
+        dm_api_log_write(req, "scan requested", "domain=%s", d.name);
         dm_http_respond_json(res, 202, json_pack("{s:s}", "status", "queued"));
 }
 

@@ -113,6 +113,23 @@ int dm_api_read_body(struct dm_http_request *req, struct dm_http_response *res,
         return 0;
 }
 
+void dm_api_log_write(const struct dm_http_request *req, const char *msg, const char *fmt, ...)
+{
+        char fields[1024], qmsg[128], qname[300];
+        va_list ap;
+
+        va_start(ap, fmt);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        vsnprintf(fields, sizeof(fields), fmt, ap);
+#pragma GCC diagnostic pop
+        va_end(ap);
+        dm_log_info("api", "msg=%s %s%skey_id=%lld key_name=%s",
+                    dm_log_quote(qmsg, sizeof(qmsg), msg), fields, fields[0] ? " " : "",
+                    (long long)req->principal.key_id,
+                    dm_log_quote(qname, sizeof(qname), req->principal.key_name));
+}
+
 /* Normalizes `len` bytes of a name from outside. On failure makes a 400 naming `field`. */
 static int parse_name(struct dm_http_response *res, const char *field, const char *s, size_t len,
                       struct dm_name *ret_name)
@@ -206,15 +223,22 @@ static int64_t min_interval_s(const struct dm_conf *conf)
         return s < 1 ? 1 : s;
 }
 
-/* interval: integer seconds or null (the configured default). */
+/* interval: seconds, a duration string ("5m", as the flags take), or null (the configured
+ * default). */
 static void read_interval(const json_t *v, const struct dm_conf *conf, struct field_errors *fe,
                           struct dm_domain *d)
 {
+        char why[160];
+        int64_t s;
+
         if (json_is_null(v)) {
                 d->interval_ms = 0;
                 return;
         }
-        json_int_t s = json_integer_value(v);
+        if (dm_json_duration_s(v, &s, why, sizeof(why)) < 0) {
+                field_error(fe, "interval", "%s", why);
+                return;
+        }
         int64_t lo = min_interval_s(conf);
         if (s < lo || s > DM_API_INTERVAL_MAX) {
                 field_error(fe, "interval", "must be between %lld and %d seconds", (long long)lo,
@@ -326,7 +350,7 @@ static void respond_domain(struct dm_http_response *res, unsigned status, const 
 
 static const struct dm_json_field create_fields[] = {
     {"name", DM_JSON_STRING, DM_JSON_REQUIRED},
-    {"interval", DM_JSON_INTEGER, DM_JSON_NULLABLE},
+    {"interval", DM_JSON_DURATION, DM_JSON_NULLABLE},
     {"record_types", DM_JSON_ARRAY, DM_JSON_NULLABLE},
     {"enabled", DM_JSON_BOOL, 0},
     {0},
@@ -374,8 +398,7 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
                 goto out;
         }
         dm_outbox_relay_kick(app->relay);
-        dm_log_info("api", "msg=\"domain added\" domain=%s key=%lld", d->name,
-                    (long long)req->principal.key_id);
+        dm_api_log_write(req, "domain added", "domain=%s", d->name);
         respond_domain(res, 201, d, &app->conf);
         if (res->status == 201) {
                 char location[sizeof("/api/v1/domains/") + DM_NAME_MAX];
@@ -391,7 +414,7 @@ out:
 /* interval, record_types and enabled, when given, apply to every name of the import. */
 static const struct dm_json_field import_fields[] = {
     {"names", DM_JSON_ARRAY, DM_JSON_REQUIRED},
-    {"interval", DM_JSON_INTEGER, DM_JSON_NULLABLE},
+    {"interval", DM_JSON_DURATION, DM_JSON_NULLABLE},
     {"record_types", DM_JSON_ARRAY, DM_JSON_NULLABLE},
     {"enabled", DM_JSON_BOOL, 0},
     {0},
@@ -509,8 +532,8 @@ static void domain_import(struct dm_http_request *req, struct dm_http_response *
                 if (!r || json_array_append_new(out_list, r) < 0)
                         goto nomem;
         }
-        dm_log_info("api", "msg=\"domains imported\" added=%zu exists=%zu invalid=%zu key=%lld",
-                    added, exists, invalid, (long long)req->principal.key_id);
+        dm_api_log_write(req, "domains imported", "added=%zu exists=%zu invalid=%zu", added, exists,
+                         invalid);
         dm_http_respond_json(res, 200,
                              json_pack("{s:o, s:I, s:I, s:I}", "results", out_list, "added",
                                        (json_int_t)added, "exists", (json_int_t)exists, "invalid",
@@ -534,7 +557,7 @@ out:
         json_decref(obj);
 }
 
-static const char *const list_params[] = {"limit", "cursor", "q", NULL};
+static const char *const list_params[] = {"limit", "cursor", "q", "status", NULL};
 
 static void domain_list(struct dm_http_request *req, struct dm_http_response *res)
 {
@@ -574,6 +597,13 @@ static void domain_list(struct dm_http_request *req, struct dm_http_response *re
         }
         if (text && *text)
                 q.q = text;
+        const char *status = dm_http_query(req, "status");
+        if (status && dm_check_status_mask_parse(status, &q.statuses) < 0) {
+                dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, "status",
+                                      "must be ok, error or pending (or several, "
+                                      "comma-separated)");
+                return;
+        }
         /* One more than asked tells whether a next page exists. */
         q.limit = (size_t)limit + 1;
         ds = calloc(q.limit, sizeof(*ds));
@@ -629,7 +659,7 @@ static void domain_get(struct dm_http_request *req, struct dm_http_response *res
 }
 
 static const struct dm_json_field patch_fields[] = {
-    {"interval", DM_JSON_INTEGER, DM_JSON_NULLABLE},
+    {"interval", DM_JSON_DURATION, DM_JSON_NULLABLE},
     {"record_types", DM_JSON_ARRAY, DM_JSON_NULLABLE},
     {"enabled", DM_JSON_BOOL, 0},
     {0},
@@ -707,6 +737,12 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 dm_api_store_error(res, ret, "update domain");
                 goto out;
         }
+        char changed[64];
+        snprintf(changed, sizeof(changed), "%s%s%s", fields & DM_DOMAIN_ENABLED ? "enabled," : "",
+                 fields & DM_DOMAIN_INTERVAL ? "interval," : "",
+                 fields & DM_DOMAIN_RECORD_TYPES ? "record_types," : "");
+        changed[strlen(changed) - 1] = '\0';
+        dm_api_log_write(req, "domain updated", "domain=%s fields=%s", d->name, changed);
         respond_domain(res, 200, d, &app->conf);
 out:
         json_decref(fe.problem);
@@ -714,19 +750,30 @@ out:
         json_decref(obj);
 }
 
+static const char *const delete_params[] = {"purge", NULL};
+
+/* DELETE /api/v1/domains/{name}[?purge=true]: the domain stops being monitored; its history
+ * stays, readable in /changes and under its name, unless purged. With purge=true, a name
+ * that only has history left is purged too. */
 static void domain_delete(struct dm_http_request *req, struct dm_http_response *res)
 {
         struct dm_app *app = req->app;
         struct dm_name name;
+        bool purge = false;
+        int result = 0;
 
-        if (dm_http_query_check(req, no_params, res) < 0)
+        if (dm_http_query_check(req, delete_params, res) < 0 ||
+            dm_http_query_bool(req, "purge", false, res, &purge) < 0)
                 return;
         const char *raw = dm_http_param(req, "name");
         if (!raw || parse_name(res, "name", raw, strlen(raw), &name) < 0)
                 return;
-        int ret = dm_store_domain_delete(app->store, name.ascii, domain_removed_body, NULL);
-        if (ret == DM_ENOENT) {
-                dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", name.ascii);
+        const char *names[] = {name.ascii};
+        int ret = dm_store_domain_delete_many(app->store, names, 1, purge ? DM_DELETE_PURGE : 0,
+                                              domain_removed_body, NULL, &result);
+        if (ret == 0 && result == DM_ENOENT) {
+                dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s%s", name.ascii,
+                                purge ? " and no history under that name" : "");
                 return;
         }
         if (ret < 0) {
@@ -734,15 +781,131 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
                 return;
         }
         dm_outbox_relay_kick(app->relay);
-        dm_log_info("api", "msg=\"domain deleted\" domain=%s key=%lld", name.ascii,
-                    (long long)req->principal.key_id);
+        dm_api_log_write(req, purge ? "domain purged" : "domain deleted", "domain=%s", name.ascii);
         dm_http_respond_empty(res, 204);
+}
+
+static const struct dm_json_field bulk_delete_fields[] = {
+    {"names", DM_JSON_ARRAY, DM_JSON_REQUIRED},
+    {"purge", DM_JSON_BOOL, 0},
+    {0},
+};
+
+/* POST /api/v1/domains/delete {"names": [...], "purge": false}: every valid name is deleted in
+ * one transaction (all or, on a store failure, none); each name is reported: deleted,
+ * not_found or invalid. */
+static void domain_bulk_delete(struct dm_http_request *req, struct dm_http_response *res)
+{
+        struct dm_app *app = req->app;
+        json_t *obj = NULL, *names, *item, *out_list = NULL;
+        struct dm_name *parsed = NULL;
+        const char **valid = NULL;
+        int *results = NULL, *slot = NULL;
+        size_t n, nvalid = 0, deleted = 0, missing = 0, invalid = 0, i;
+
+        if (dm_http_query_check(req, no_params, res) < 0 ||
+            dm_api_read_body(req, res, bulk_delete_fields, &obj) < 0)
+                return;
+        names = json_object_get(obj, "names");
+        bool purge = json_is_true(json_object_get(obj, "purge"));
+        n = json_array_size(names);
+        if (n == 0) {
+                dm_http_problem_field(res, 400, &dm_problem_invalid_body, "names",
+                                      "must hold at least one name");
+                goto out;
+        }
+        if (n > DM_API_IMPORT_MAX) {
+                dm_http_problem(res, 413, &dm_problem_too_many_names,
+                                "names: at most %d names per request, got %zu; split the list",
+                                DM_API_IMPORT_MAX, n);
+                goto out;
+        }
+        json_array_foreach(names, i, item)
+        {
+                if (!json_is_string(item)) {
+                        char field[48], msg[64];
+                        snprintf(field, sizeof(field), "names[%zu]", i);
+                        snprintf(msg, sizeof(msg), "must be a string, not %s",
+                                 dm_json_value_type_name(item));
+                        dm_http_problem_field(res, 400, &dm_problem_invalid_body, field, msg);
+                        goto out;
+                }
+        }
+        parsed = calloc(n, sizeof(*parsed));
+        valid = calloc(n, sizeof(*valid));
+        results = calloc(n, sizeof(*results));
+        slot = calloc(n, sizeof(*slot));
+        if (!parsed || !valid || !results || !slot)
+                goto nomem;
+        json_array_foreach(names, i, item)
+        {
+                if (dm_name_parse(json_string_value(item), json_string_length(item), NULL, 0,
+                                  &parsed[i]) < 0) {
+                        slot[i] = -1;
+                        continue;
+                }
+                slot[i] = (int)nvalid;
+                valid[nvalid++] = parsed[i].ascii;
+        }
+        if (nvalid > 0) {
+                int ret = dm_store_domain_delete_many(app->store, valid, nvalid,
+                                                      purge ? DM_DELETE_PURGE : 0,
+                                                      domain_removed_body, NULL, results);
+                if (ret < 0) {
+                        dm_api_store_error(res, ret, "delete domains");
+                        goto out;
+                }
+                dm_outbox_relay_kick(app->relay);
+        }
+        out_list = json_array();
+        if (!out_list)
+                goto nomem;
+        json_array_foreach(names, i, item)
+        {
+                json_t *r;
+                if (slot[i] < 0) {
+                        char why[160];
+                        struct dm_name scratch;
+                        dm_name_parse(json_string_value(item), json_string_length(item), why,
+                                      sizeof(why), &scratch);
+                        invalid++;
+                        r = json_pack("{s:O, s:s, s:o}", "name", item, "status", "invalid",
+                                      "detail", dm_json_string_lossy(why));
+                } else if (results[slot[i]] == 0) {
+                        deleted++;
+                        r = json_pack("{s:O, s:s}", "name", item, "status",
+                                      purge ? "purged" : "deleted");
+                } else {
+                        missing++;
+                        r = json_pack("{s:O, s:s}", "name", item, "status", "not_found");
+                }
+                if (!r || json_array_append_new(out_list, r) < 0)
+                        goto nomem;
+        }
+        dm_api_log_write(req, purge ? "domains purged" : "domains deleted",
+                         "deleted=%zu not_found=%zu invalid=%zu", deleted, missing, invalid);
+        dm_http_respond_json(res, 200,
+                             json_pack("{s:o, s:I, s:I, s:I}", "results", out_list, "deleted",
+                                       (json_int_t)deleted, "not_found", (json_int_t)missing,
+                                       "invalid", (json_int_t)invalid));
+        out_list = NULL;
+        goto out;
+nomem:
+        dm_api_store_error(res, DM_ENOMEM, "delete domains");
+out:
+        json_decref(out_list);
+        free(slot);
+        free(results);
+        free(valid);
+        free(parsed);
+        json_decref(obj);
 }
 
 const struct dm_http_route dm_api_domain_routes[] = {
     {DM_HTTP_GET, "/api/v1/domains", domain_list, DM_SCOPE_READ, 0},
     {DM_HTTP_POST, "/api/v1/domains", domain_create, DM_SCOPE_WRITE, 0},
     {DM_HTTP_POST, "/api/v1/domains/import", domain_import, DM_SCOPE_WRITE, 0},
+    {DM_HTTP_POST, "/api/v1/domains/delete", domain_bulk_delete, DM_SCOPE_WRITE, 0},
     {DM_HTTP_GET, "/api/v1/domains/{name}", domain_get, DM_SCOPE_READ, 0},
     {DM_HTTP_PATCH, "/api/v1/domains/{name}", domain_patch, DM_SCOPE_WRITE, 0},
     {DM_HTTP_DELETE, "/api/v1/domains/{name}", domain_delete, DM_SCOPE_WRITE, 0},

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "api.h"
+#include "dm/buf.h"
 #include "dm/embed.h"
 #include "dm/error.h"
 #include "dm/log.h"
@@ -78,15 +79,44 @@ static void openapi(struct dm_http_request *req, struct dm_http_response *res)
         dm_http_respond(res, 200, "application/json", f->data, f->len);
 }
 
+/* Bytes of one /metrics answer at most: a family holds at most DM_METRIC_SERIES_MAX series. */
+#define METRICS_BODY_MAX (16u << 20)
+
+/* The Prometheus text format. Public like the probes: it names no domain, record or key,
+ * only counts by route pattern, record type and status (docs/internals/http.md). */
+static void metrics(struct dm_http_request *req, struct dm_http_response *res)
+{
+        struct dm_app *app = req->app;
+        struct dm_buf b;
+
+        if (!app->metrics) {
+                dm_http_problem(res, 404, &dm_problem_not_found, "this process keeps no metrics");
+                return;
+        }
+        dm_buf_init(&b, METRICS_BODY_MAX);
+        int r = dm_metrics_write(app->metrics, &b);
+        if (r < 0) {
+                dm_buf_done(&b);
+                dm_log_error("api", "msg=\"cannot write the metrics\" err=\"%s\"", dm_strerror(r));
+                dm_http_problem(res, 500, NULL, "the metrics could not be written: %s",
+                                dm_strerror(r));
+                return;
+        }
+        dm_http_respond(res, 200, DM_METRICS_CONTENT_TYPE, b.data ? b.data : "", b.len);
+        dm_buf_done(&b);
+}
+
 const struct dm_http_route dm_api_meta_routes[] = {
     {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, 0},
     {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, 0},
     {DM_HTTP_GET, "/openapi.json", openapi, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/metrics", metrics, DM_SCOPE_NONE, 0},
     {0},
 };
 
 const struct dm_http_route dm_api_probe_routes[] = {
     {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, 0},
     {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/metrics", metrics, DM_SCOPE_NONE, 0},
     {0},
 };

@@ -5,6 +5,7 @@
 #include "dm/bus.h"
 #include "dm/conf.h"
 #include "dm/events.h"
+#include "dm/metrics.h"
 #include "dm/outbox.h"
 #include "dm/session.h"
 #include "dm/store.h"
@@ -24,7 +25,31 @@ struct dm_app {
          * it after a write: dm_outbox_relay_kick, NULL-safe); NULL while none holds it. */
         struct dm_outbox_relay *relay;
         unsigned relay_holders; /* main thread only */
+        /* The process's metrics (GET /metrics), made by dm_app_metrics_init before any
+         * service starts; NULL in commands that serve nothing. */
+        struct dm_metrics *metrics;
+        struct dm_app_metrics *m;
 };
+
+/* The families every service counts into; NULL members when metrics are off. Label sets:
+ * scans {check, result}, scan_seconds {check}, changes {check, type}, http_requests
+ * {route, method, status}, http_seconds {route}. */
+struct dm_app_metrics {
+        struct dm_metric *scans;
+        struct dm_metric *scan_seconds;
+        struct dm_metric *changes;
+        struct dm_metric *queries_in_flight;
+        struct dm_metric *task_queue_depth;
+        struct dm_metric *task_redeliveries;
+        struct dm_metric *http_requests;
+        struct dm_metric *http_seconds;
+};
+
+/* Makes app->metrics and registers every family (store and bus state read at each scrape).
+ * Main thread, before any service starts. Returns 0 or DM_ENOMEM. */
+int dm_app_metrics_init(struct dm_app *app);
+/* NULL-safe; after every service stopped. */
+void dm_app_metrics_done(struct dm_app *app);
 
 /* A service that writes events holds the relay while it runs: the first hold starts it,
  * the last release publishes what is left and stops it, so `all` runs one relay for all

@@ -83,9 +83,11 @@ static char *dns_event_json(const struct dm_change *ch, void *arg)
         if (r == 0)
                 r = dm_buf_addf(&b,
                                 ",\"type\":\"%s\",\"status\":\"%s\",\"observed_at\":\"%s\","
-                                "\"before\":%s,\"after\":%s,\"added\":%s,\"removed\":%s}",
+                                "\"serial_only\":%s,\"before\":%s,\"after\":%s,\"added\":%s,"
+                                "\"removed\":%s}",
                                 dm_rrtype_name(ch->type, tbuf), dm_rr_status_name(ch->status),
                                 dm_time_format(ch->observed_at, ts),
+                                ch->serial_only ? "true" : "false",
                                 ch->before ? ch->before : "null", ch->after ? ch->after : "[]",
                                 ch->added ? ch->added : "[]", ch->removed ? ch->removed : "[]");
         if (r < 0) {
@@ -97,7 +99,7 @@ static char *dns_event_json(const struct dm_change *ch, void *arg)
 
 /* The commit item of one finished scan: the stored rows when the change rules need them,
  * then lib/dns/change.c. A failure here is the store's (or memory's): retried later. */
-static int dns_build_item(struct dm_dns_service *svc, const struct dm_dns_scan *d,
+static int dns_build_item(struct dm_dns_service *svc, struct dm_dns_scan *d,
                           struct dm_dns_commit *it, const char **ret_op)
 {
         struct dm_change_scan scan = {
@@ -119,6 +121,7 @@ static int dns_build_item(struct dm_dns_service *svc, const struct dm_dns_scan *
                 }
         }
         int r = dm_change_build(&scan, rows, nrows, it);
+        d->move = dm_change_status_move(&scan, rows, nrows);
         dm_rrset_rows_free(rows, nrows);
         if (r == DM_EINVAL) {
                 /* Outcomes the change rules refuse can never be written: record the check
@@ -131,6 +134,34 @@ static int dns_build_item(struct dm_dns_service *svc, const struct dm_dns_scan *
         if (r < 0)
                 *ret_op = "change_build";
         return r;
+}
+
+/* The operator's lines for a written result: one per recorded change, and the domain
+ * entering or leaving `error`. Values go through dm_log_quote: record data is outside
+ * data. */
+static void dns_log_written(struct dm_dns_service *svc, const struct dm_dns_scan *d,
+                            const struct dm_dns_commit *it)
+{
+        char tbuf[16], qadded[1024], qremoved[1024], qerr[600];
+
+        for (size_t k = 0; k < it->nchanges; k++) {
+                const struct dm_change *ch = &it->changes[k];
+                const char *type = dm_rrtype_name(ch->type, tbuf);
+                dm_metric_inc(dm_metric_series(svc->m_changes, (const char *[]){"dns", type}), 1);
+                dm_log_info(
+                    DM_DNS_SVC,
+                    "msg=\"change recorded\" domain=%s type=%s status=%s first=%s "
+                    "added=%s removed=%s",
+                    d->name, type, dm_rr_status_name(ch->status), ch->before ? "false" : "true",
+                    dm_log_quote(qadded, sizeof(qadded), ch->added ? ch->added : "[]"),
+                    dm_log_quote(qremoved, sizeof(qremoved), ch->removed ? ch->removed : "[]"));
+        }
+        if (d->move == DM_CHANGE_MOVE_TO_ERROR)
+                dm_log_warn(
+                    DM_DNS_SVC, "msg=\"domain in error\" domain=%s error=%s", d->name,
+                    dm_log_quote(qerr, sizeof(qerr), it->status_error ? it->status_error : ""));
+        else if (d->move == DM_CHANGE_MOVE_FROM_ERROR)
+                dm_log_info(DM_DNS_SVC, "msg=\"domain recovered\" domain=%s", d->name);
 }
 
 /* Builds and writes the batch once. 0: written, and every scan settled. Otherwise nothing
@@ -155,8 +186,10 @@ static int dns_commit_once(struct dm_dns_service *svc, struct dm_dns_scan **ds, 
         for (size_t i = 0; i < n; i++) {
                 const struct dm_dns_commit *it = &items[i];
                 if (it->result == 0) {
-                        if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) != 0)
+                        if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) != 0) {
                                 changes += it->nchanges;
+                                dns_log_written(svc, ds[i], it);
+                        }
                 } else if (it->result == DM_ECONFLICT) {
                         atomic_fetch_add_explicit(&svc->conflicts, 1, memory_order_relaxed);
                         dm_log_debug(DM_DNS_SVC,

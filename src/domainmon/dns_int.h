@@ -23,6 +23,7 @@
 #include "dm/rrset.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -104,6 +105,10 @@ struct dm_dns_scan {
         struct dm_dns_loop *loop;
         int64_t id;
         int64_t observed_at;
+        struct timespec started; /* first lookup sent: the scan duration metric */
+        /* Set by the committer: the domain's status entered or left `error` with this
+         * result (dm_change_status_move). */
+        enum dm_change_move move;
         bool abandoned; /* not finished: stays due, its message is requeued */
         size_t pending; /* lookups not answered yet */
         uint8_t task_fp[DM_FP_LEN];
@@ -199,6 +204,10 @@ struct dm_dns_service {
                 uint64_t domains, lookups, failures, changes, sent, retransmits;
         } stats; /* totals at the last stats line */
         int64_t started_mono;
+        /* Metrics series, NULL when the process keeps none (dm_metric_* take NULL). */
+        struct dm_metric_series *m_scan_ok, *m_scan_error, *m_scan_seconds;
+        struct dm_metric_series *m_inflight, *m_depth, *m_redelivered;
+        struct dm_metric *m_changes;
 };
 
 struct dm_dns_totals {

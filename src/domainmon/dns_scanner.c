@@ -96,8 +96,17 @@ static void dns_active_unlink(struct dm_dns_loop *l, struct dm_dns_scan *d)
 
 static void dns_scan_finished(struct dm_dns_loop *l, struct dm_dns_scan *d)
 {
+        struct timespec now;
+        bool failed = false;
         dns_active_unlink(l, d);
         d->observed_at = dm_now_ms();
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < d->nrr; i++)
+                failed = failed || d->rr[i].status == DM_RRS_ERROR;
+        dm_metric_inc(failed ? l->svc->m_scan_error : l->svc->m_scan_ok, 1);
+        dm_metric_observe(l->svc->m_scan_seconds,
+                          (double)(now.tv_sec - d->started.tv_sec) +
+                              (double)(now.tv_nsec - d->started.tv_nsec) / 1e9);
         if (l->svc->mode != DM_DNS_MODE_RESOLVE && dm_change_fingerprint(d->rr, d->nrr, d->fp) < 0)
                 d->abandoned = true;
         atomic_fetch_sub_explicit(&l->load, 1, memory_order_relaxed);
@@ -111,6 +120,10 @@ static void dns_on_answer(void *arg, const struct dm_dns_answer *a)
         struct dm_dns_loop *l = d->loop;
 
         dm_change_rr_set(lk->rr, a);
+        if (a->status == DM_RRS_ERROR && a->server_plus1 > 0)
+                dm_resolver_server_text(&l->svc->ropts, (size_t)(a->server_plus1 - 1),
+                                        lk->rr->server, sizeof(lk->rr->server));
+        dm_metric_add(l->svc->m_inflight, -1);
         atomic_fetch_add_explicit(&l->lookups, 1, memory_order_relaxed);
         if (lk->rr->status == DM_RRS_ERROR)
                 atomic_fetch_add_explicit(&l->failures, 1, memory_order_relaxed);
@@ -121,12 +134,15 @@ static void dns_on_answer(void *arg, const struct dm_dns_answer *a)
 static void dns_loop_start_scan(struct dm_dns_loop *l, struct dm_dns_scan *d)
 {
         d->loop = l;
+        clock_gettime(CLOCK_MONOTONIC, &d->started);
         dns_active_link(l, d);
         /* Callbacks only run from dm_resolver_run, so `pending` cannot reach zero under
          * our feet while the lookups are queued. */
         for (size_t i = 0; i < d->nrr; i++) {
                 int r = dm_resolver_query(l->resolver, d->name, d->rr[i].type, dns_on_answer,
                                           &d->lookups[i]);
+                if (r == 0)
+                        dm_metric_add(l->svc->m_inflight, 1);
                 if (r < 0) {
                         dm_change_rr_fail(&d->rr[i], r);
                         atomic_fetch_add_explicit(&l->lookups, 1, memory_order_relaxed);
@@ -381,6 +397,8 @@ void dm_dns_on_task(void *arg, const struct dm_bus_msg *m)
         size_t n = 0;
         char why[256];
 
+        if (m->redelivered)
+                dm_metric_inc(svc->m_redelivered, 1);
         if (atomic_load(&svc->draining)) {
                 dm_bus_nack(svc->bus, m->tag, true);
                 return;

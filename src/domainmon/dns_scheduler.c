@@ -65,6 +65,7 @@ static int dns_depth_room(struct dm_dns_service *svc, int64_t *ret_room)
                 svc->depth_down = true;
                 return r;
         }
+        dm_metric_set(svc->m_depth, (double)ready);
         if (svc->depth_down)
                 dm_log_info(DM_DNS_SVC, "msg=\"bounding by the task queue depth again\"");
         svc->depth_down = false;

@@ -369,6 +369,17 @@ int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_servic
         if (!svc)
                 return DM_ENOMEM;
         svc->app = app;
+        if (app->m) {
+                svc->m_scan_ok = dm_metric_series(app->m->scans, (const char *[]){"dns", "ok"});
+                svc->m_scan_error =
+                    dm_metric_series(app->m->scans, (const char *[]){"dns", "error"});
+                svc->m_scan_seconds =
+                    dm_metric_series(app->m->scan_seconds, (const char *[]){"dns"});
+                svc->m_inflight = dm_metric_series(app->m->queries_in_flight, NULL);
+                svc->m_depth = dm_metric_series(app->m->task_queue_depth, NULL);
+                svc->m_redelivered = dm_metric_series(app->m->task_redeliveries, NULL);
+                svc->m_changes = app->m->changes;
+        }
         svc->store = app->store;
         svc->bus = app->bus;
         svc->mode = mode;

@@ -138,6 +138,8 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
             .session_auth = dm_api_session_auth,
             .session_auth_arg = app,
             .app = app,
+            .metric_requests = app->m ? app->m->http_requests : NULL,
+            .metric_seconds = app->m ? app->m->http_seconds : NULL,
         };
         ret = dm_http_server_start(&opts, err, sizeof(err), &s->server);
         if (ret < 0) {

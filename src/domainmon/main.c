@@ -157,6 +157,11 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        r = dm_app_metrics_init(app);
+        if (r < 0) {
+                dm_log_error("main", "msg=\"cannot make the metrics\" err=\"%s\"", dm_strerror(r));
+                return 1;
+        }
         if (self->roles & DM_ROLE_DOMAIN) {
                 r = ensure_admin_key(app);
                 if (r < 0) {
@@ -199,6 +204,7 @@ out_dns:
 out_domain:
         dm_domain_service_stop(domain);
 out:
+        dm_app_metrics_done(app);
         return rc;
 }
 
@@ -245,6 +251,9 @@ int main(int argc, char **argv)
         enum dm_log_level level = DM_LOG_INFO;
         if (app.conf.log_level && dm_log_level_parse(app.conf.log_level, &level) == 0)
                 dm_log_set_level(level);
+        enum dm_log_format format = DM_LOG_LOGFMT;
+        if (app.conf.log_format && dm_log_format_parse(app.conf.log_format, &format) == 0)
+                dm_log_set_format(format);
 
         if (cmd->needs_store) {
                 r = dm_store_open(app.conf.database_url, err, sizeof(err), &app.store);

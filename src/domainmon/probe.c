@@ -1,4 +1,4 @@
-/* The probe server of a process without the API (`dns-service`): /healthz and /readyz on
+/* The probe server of a process without the API (`dns-service`): /healthz, /readyz and /metrics on
  * conf.listen, so that an orchestrator can tell whether its store and bus work. */
 #include <stdlib.h>
 
@@ -35,6 +35,8 @@ int dm_probe_service_start(struct dm_app *app, struct dm_probe_service **ret_ser
             .idle_timeout_s = PROBE_IDLE_TIMEOUT_S,
             .router = s->router,
             .app = app,
+            .metric_requests = app->m ? app->m->http_requests : NULL,
+            .metric_seconds = app->m ? app->m->http_seconds : NULL,
         };
         ret = dm_http_server_start(&opts, err, sizeof(err), &s->server);
         if (ret < 0) {
@@ -42,7 +44,7 @@ int dm_probe_service_start(struct dm_app *app, struct dm_probe_service **ret_ser
                              dm_log_quote(qerr, sizeof(qerr), err));
                 goto fail;
         }
-        dm_log_info("probe", "msg=\"listening\" addr=%s paths=\"/healthz /readyz\"",
+        dm_log_info("probe", "msg=\"listening\" addr=%s paths=\"/healthz /readyz /metrics\"",
                     dm_log_quote(qaddr, sizeof(qaddr), dm_http_server_addr(s->server)));
         *ret_service = s;
         return 0;

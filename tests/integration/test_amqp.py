@@ -90,6 +90,17 @@ def test_separate_services_share_the_broker(knot, domainmon_factory):
     api.wait_checked("a-only.example.test", timeout=30)
     recs = api.records_by_type("a-only.example.test")
     assert recs["A"]["values"] == ["192.0.2.10"]
+    # The scanner's /metrics counts the scan and the change; both see the broker up.
+    from test_ops import scrape, value
+    fams = scrape(scanner)
+    assert value(fams, "dm_bus_up") == 1 and value(fams, "dm_store_up") == 1
+    assert value(fams, "dm_scans_total", check="dns", result="ok") >= 1
+    assert value(fams, "dm_changes_total", check="dns", type="A") == 1
+    assert value(fams, "dm_task_queue_depth") is not None
+    api_fams = scrape(api_proc)
+    assert value(api_fams, "dm_bus_up") == 1
+    assert value(api_fams, "dm_http_requests_total", route="/api/v1/domains",
+                 method="POST", status="201") == 1
 
 
 def test_bad_broker_account_is_a_startup_error(tmp_path):

@@ -424,8 +424,12 @@ static void test_failed_lookup_keeps_values_and_writes_no_history(void **state)
                 assert_int_equal(it.status, DM_CHECK_ERROR);
                 assert_non_null(it.status_error);
                 char want[256];
-                snprintf(want, sizeof(want), "A: %s; MX: %s", dm_strerror(errs[k]),
-                         dm_strerror(DM_ESERVFAIL));
+                /* Types that failed for one reason share it. */
+                if (errs[k] == DM_ESERVFAIL)
+                        snprintf(want, sizeof(want), "A, MX: %s", dm_strerror(DM_ESERVFAIL));
+                else
+                        snprintf(want, sizeof(want), "A: %s; MX: %s", dm_strerror(errs[k]),
+                                 dm_strerror(DM_ESERVFAIL));
                 assert_string_equal(it.status_error, want);
                 assert_int_equal(it.rows[0].status, DM_RRS_ERROR);
                 assert_string_equal(it.rows[0].values, "[\"192.0.2.1\",\"192.0.2.2\"]");
@@ -787,10 +791,141 @@ static void test_status_summary_is_bounded(void **state)
         assert_int_equal(dm_change_build(&scan, NULL, 0, &it), 0);
         assert_int_equal(it.status, DM_CHECK_ERROR);
         assert_true(strlen(it.status_error) < DM_CHANGE_STATUS_ERROR_MAX);
-        assert_memory_equal(it.status_error, "TYPE1000: ", 10);
+        /* One reason for all: the list of types is cut, the reason shows whole. */
+        assert_memory_equal(it.status_error, "TYPE1000, TYPE1001, ", 20);
+        assert_non_null(strstr(it.status_error, " more: "));
+        assert_non_null(strstr(it.status_error, dm_strerror(DM_ETIMEDOUT)));
         dm_change_item_done(&it);
         for (size_t i = 0; i < DM_RRTYPE_MAX_PER_DOMAIN; i++)
                 dm_change_rr_done(&rr[i]);
+}
+
+/* The status summary groups the types by reason, in the order each reason first shows. */
+static void test_status_summary_groups_reasons(void **state)
+{
+        (void)state;
+        struct world w;
+        struct dm_change_rr rr[4] = {{0}};
+        world_init(&w);
+        failed(&rr[0], DM_RR_A, DM_ETIMEDOUT);
+        answer(&rr[1], DM_RR_NS, DM_RRS_OK, 300, false, MX1, 1);
+        failed(&rr[2], DM_RR_MX, DM_ESERVFAIL);
+        failed(&rr[3], DM_RR_AAAA, DM_ETIMEDOUT);
+        struct dm_dns_commit it = world_scan(&w, rr, 4);
+        char want[256];
+        snprintf(want, sizeof(want), "A, AAAA: %s; MX: %s", dm_strerror(DM_ETIMEDOUT),
+                 dm_strerror(DM_ESERVFAIL));
+        assert_string_equal(it.status_error, want);
+        dm_change_item_done(&it);
+
+        /* The server that failed is named, and two servers failing alike are two reasons. */
+        failed(&rr[0], DM_RR_A, DM_ETIMEDOUT);
+        snprintf(rr[0].server, sizeof(rr[0].server), "192.0.2.53:53");
+        failed(&rr[2], DM_RR_MX, DM_ETIMEDOUT);
+        snprintf(rr[2].server, sizeof(rr[2].server), "192.0.2.53:53");
+        failed(&rr[3], DM_RR_AAAA, DM_ETIMEDOUT);
+        snprintf(rr[3].server, sizeof(rr[3].server), "[2001:db8::53]:53");
+        it = world_scan(&w, rr, 4);
+        snprintf(want, sizeof(want),
+                 "A, MX: %s from 192.0.2.53:53; AAAA: %s from [2001:db8::53]:53",
+                 dm_strerror(DM_ETIMEDOUT), dm_strerror(DM_ETIMEDOUT));
+        assert_string_equal(it.status_error, want);
+        dm_change_item_done(&it);
+        /* A new outcome clears the server. */
+        failed(&rr[0], DM_RR_A, DM_ETIMEDOUT);
+        assert_string_equal(rr[0].server, "");
+        for (size_t i = 0; i < 4; i++)
+                dm_change_rr_done(&rr[i]);
+        world_done(&w);
+}
+
+/* The move the scan makes, computed as the committer does: before the write. */
+static enum dm_change_move world_move(struct world *w, const struct dm_change_rr *rr, size_t n)
+{
+        struct dm_change_scan scan = {.domain_id = w->id, .name = w->name, .rr = rr, .nrr = n};
+        memcpy(scan.task_fp, w->fp, DM_FP_LEN);
+        assert_int_equal(dm_change_fingerprint(rr, n, scan.fp), 0);
+        bool rows = dm_change_needs_rows(&scan);
+        return dm_change_status_move(&scan, rows ? w->rows : NULL, rows ? w->nrows : 0);
+}
+
+/* Entering and leaving `error` are seen once each; staying in either is no move, and a
+ * first scan that answers is no recovery. */
+static void test_status_move(void **state)
+{
+        (void)state;
+        struct world w;
+        struct dm_change_rr rr[2] = {{0}};
+        world_init(&w);
+        answer(&rr[0], DM_RR_A, DM_RRS_OK, 300, false, A1, 2);
+        answer(&rr[1], DM_RR_MX, DM_RRS_OK, 300, false, MX1, 1);
+        assert_int_equal(world_move(&w, rr, 2), DM_CHANGE_MOVE_NONE);
+        world_scan_done(&w, rr, 2);
+        assert_int_equal(world_move(&w, rr, 2), DM_CHANGE_MOVE_NONE);
+
+        failed(&rr[1], DM_RR_MX, DM_ETIMEDOUT);
+        assert_int_equal(world_move(&w, rr, 2), DM_CHANGE_MOVE_TO_ERROR);
+        world_scan_done(&w, rr, 2);
+        assert_int_equal(world_move(&w, rr, 2), DM_CHANGE_MOVE_NONE);
+        /* Another type fails too: still in error. */
+        failed(&rr[0], DM_RR_A, DM_ETIMEDOUT);
+        assert_int_equal(world_move(&w, rr, 2), DM_CHANGE_MOVE_NONE);
+        world_scan_done(&w, rr, 2);
+
+        answer(&rr[0], DM_RR_A, DM_RRS_OK, 300, false, A2, 2);
+        answer(&rr[1], DM_RR_MX, DM_RRS_OK, 300, false, MX1, 1);
+        assert_int_equal(world_move(&w, rr, 2), DM_CHANGE_MOVE_FROM_ERROR);
+        world_scan_done(&w, rr, 2);
+        assert_int_equal(world_move(&w, rr, 2), DM_CHANGE_MOVE_NONE);
+        for (size_t i = 0; i < 2; i++)
+                dm_change_rr_done(&rr[i]);
+        world_done(&w);
+
+        /* A new domain whose first scan fails enters error. */
+        world_init(&w);
+        failed(&rr[0], DM_RR_A, DM_ETIMEDOUT);
+        assert_int_equal(world_move(&w, rr, 1), DM_CHANGE_MOVE_TO_ERROR);
+        dm_change_rr_done(&rr[0]);
+        world_done(&w);
+}
+
+static void test_soa_serial_only(void **state)
+{
+        (void)state;
+        const char *a = "ns1.example.com. hostmaster.example.com. 1 3600 900 604800 300";
+        const char *b = "ns1.example.com. hostmaster.example.com. 2 3600 900 604800 300";
+        const char *c = "ns2.example.com. hostmaster.example.com. 2 3600 900 604800 300";
+        const char *d = "ns1.example.com. hostmaster.example.com. 2 3600 900 604800 60";
+        assert_true(dm_change_soa_serial_only(a, b));
+        assert_false(dm_change_soa_serial_only(a, a)); /* no change at all */
+        assert_false(dm_change_soa_serial_only(a, c)); /* mname too */
+        assert_false(dm_change_soa_serial_only(a, d)); /* minimum too */
+        assert_false(dm_change_soa_serial_only(a, "ns1. host. 2 3600 900 604800"));
+        assert_false(dm_change_soa_serial_only(a, "ns1.example.com. hostmaster.example.com. 2 "
+                                                  "3600 900 604800 300 extra"));
+        assert_false(dm_change_soa_serial_only(NULL, b));
+
+        /* Through the change rules: the entry is kept, marked serial_only; an SOA change in
+         * anything else is not marked. */
+        struct world w;
+        struct dm_change_rr rr = {0};
+        world_init(&w);
+        answer(&rr, DM_RR_SOA, DM_RRS_OK, 300, false, &a, 1);
+        world_scan_done(&w, &rr, 1);
+        answer(&rr, DM_RR_SOA, DM_RRS_OK, 300, false, &b, 1);
+        struct dm_dns_commit it = world_scan(&w, &rr, 1);
+        assert_int_equal(it.nchanges, 1);
+        assert_true(it.changes[0].serial_only);
+        dm_change_item_done(&it);
+        answer(&rr, DM_RR_SOA, DM_RRS_OK, 300, false, &c, 1);
+        it = world_scan(&w, &rr, 1);
+        assert_int_equal(it.nchanges, 1);
+        assert_false(it.changes[0].serial_only);
+        dm_change_item_done(&it);
+        /* A first observation is never serial-only. */
+        assert_false(w.history[0].serial_only);
+        dm_change_rr_done(&rr);
+        world_done(&w);
 }
 
 int main(void)
@@ -815,6 +950,9 @@ int main(void)
             cmocka_unit_test(test_unrecordable_answers_are_errors),
             cmocka_unit_test(test_rows_are_read_only_when_needed),
             cmocka_unit_test(test_status_summary_is_bounded),
+            cmocka_unit_test(test_status_summary_groups_reasons),
+            cmocka_unit_test(test_status_move),
+            cmocka_unit_test(test_soa_serial_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

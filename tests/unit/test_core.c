@@ -500,12 +500,73 @@ static void test_url_scheme(void **state)
         assert_int_equal(dm_url_scheme(NULL, buf, sizeof(buf)), DM_EINVAL);
 }
 
+static void test_log_format_parse(void **state)
+{
+        enum dm_log_format f = DM_LOG_JSON;
+        (void)state;
+        assert_int_equal(dm_log_format_parse("logfmt", &f), 0);
+        assert_int_equal(f, DM_LOG_LOGFMT);
+        assert_int_equal(dm_log_format_parse("json", &f), 0);
+        assert_int_equal(f, DM_LOG_JSON);
+        assert_int_equal(dm_log_format_parse("JSON", &f), DM_EINVAL);
+        assert_int_equal(dm_log_format_parse(NULL, &f), DM_EINVAL);
+}
+
+static void json_of(const char *line, const char *want)
+{
+        char out[512];
+        size_t n = dm_log_logfmt_to_json(line, strlen(line), out, sizeof(out));
+        assert_int_equal(n, strlen(out));
+        assert_string_equal(out, want);
+}
+
+static void test_log_logfmt_to_json(void **state)
+{
+        (void)state;
+        json_of("ts=2026-11-29T20:00:00.000Z level=info svc=dns msg=\"change recorded\" "
+                "domain=example.test type=A first=false",
+                "{\"ts\":\"2026-11-29T20:00:00.000Z\",\"level\":\"info\",\"svc\":\"dns\","
+                "\"msg\":\"change recorded\",\"domain\":\"example.test\",\"type\":\"A\","
+                "\"first\":false}");
+        /* Numbers stay numbers; a leading zero or a long run of digits does not. */
+        json_of("n=42 neg=-7 z=0 lead=007 big=12345678901234567890 ms=1.5",
+                "{\"n\":42,\"neg\":-7,\"z\":0,\"lead\":\"007\",\"big\":"
+                "\"12345678901234567890\",\"ms\":\"1.5\"}");
+        /* Quoted values: \" and \\ undone and escaped again for JSON; \xNN kept as text. */
+        char q[128], line[256];
+        dm_log_quote(q, sizeof(q), "[\"192.0.2.1\"] a\\b\n");
+        snprintf(line, sizeof(line), "added=%s", q);
+        json_of(line, "{\"added\":\"[\\\"192.0.2.1\\\"] a\\\\b\\\\x0a\"}");
+        /* An empty quoted value, a word without '=', an unquoted value with a quote. */
+        json_of("a=\"\" word b=x\"y", "{\"a\":\"\",\"word\":\"\",\"b\":\"x\\\"y\"}");
+        json_of("", "{}");
+        /* Every line the JSON form takes apart the way logfmt puts it together. */
+        dm_log_quote(q, sizeof(q), "say \"hi\" = ok");
+        snprintf(line, sizeof(line), "msg=%s key=v", q);
+        json_of(line, "{\"msg\":\"say \\\"hi\\\" = ok\",\"key\":\"v\"}");
+}
+
+static void test_log_json_cut(void **state)
+{
+        (void)state;
+        char out[24];
+        /* Cut at the last whole member, the object still closed. */
+        size_t n = dm_log_logfmt_to_json("a=1 b=2 c=3456789", 17, out, sizeof(out));
+        assert_string_equal(out, "{\"a\":1,\"b\":2}");
+        assert_int_equal(n, strlen(out));
+        n = dm_log_logfmt_to_json("verylongkey=verylongvalue", 25, out, 4);
+        assert_string_equal(out, "{}");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_strerror),
             cmocka_unit_test(test_errname),
             cmocka_unit_test(test_log_level_parse),
+            cmocka_unit_test(test_log_format_parse),
+            cmocka_unit_test(test_log_logfmt_to_json),
+            cmocka_unit_test(test_log_json_cut),
             cmocka_unit_test(test_log_quote),
             cmocka_unit_test(test_log_quote_truncates),
             cmocka_unit_test(test_log_line),

@@ -560,9 +560,20 @@ static void test_json_dump(void **state)
         (void)state;
 }
 
+static void test_auth_problem(void **state)
+{
+        (void)state;
+        assert_non_null(strstr(dm_http_auth_problem(NULL), "an API key is required"));
+        assert_non_null(strstr(dm_http_auth_problem("dmk_abc_def"), "lacks the 'Bearer ' scheme"));
+        assert_non_null(strstr(dm_http_auth_problem("Basic dXNlcjpwYXNz"), "'Bearer '"));
+        assert_string_equal(dm_http_auth_problem("Bearer dmk_abc_def"), "the API key is not valid");
+        assert_string_equal(dm_http_auth_problem("bearer dmk_abc_def"), "the API key is not valid");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_auth_problem),
             cmocka_unit_test_setup_teardown(test_router_literal, router_setup, router_teardown),
             cmocka_unit_test_setup_teardown(test_router_captures, router_setup, router_teardown),
             cmocka_unit_test_setup_teardown(test_router_bad_encoding, router_setup,

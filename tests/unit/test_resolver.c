@@ -662,6 +662,7 @@ struct result {
         uint32_t ttl;
         bool authoritative;
         size_t n;
+        int server_plus1;
         char joined[16384]; /* values joined by '|' */
 };
 
@@ -671,6 +672,7 @@ static void collect(void *arg, const struct dm_dns_answer *a)
         res->calls++;
         res->status = a->status;
         res->err = a->err;
+        res->server_plus1 = a->server_plus1;
         res->ttl = a->ttl;
         res->authoritative = a->authoritative;
         res->n = a->nvalues;
@@ -869,6 +871,9 @@ static void test_rcodes(void **state)
         res = resolve(r, "refused.test", DM_RR_A);
         assert_int_equal(res->status, DM_RRS_ERROR);
         assert_int_equal(res->err, DM_EREFUSED);
+        assert_int_equal(res->server_plus1, 1); /* the failure names the one server */
+        res = resolve(r, "nx.test", DM_RR_A);
+        assert_int_equal(res->server_plus1, 0); /* an answer names none */
         res = resolve(r, "badrdata.test", DM_RR_A);
         assert_int_equal(res->status, DM_RRS_ERROR);
         assert_int_equal(res->err, DM_EPARSE);
@@ -954,6 +959,7 @@ static void test_garbage_and_silence(void **state)
         int64_t took = now_ms() - t0;
         assert_int_equal(res->status, DM_RRS_ERROR);
         assert_int_equal(res->err, DM_ETIMEDOUT);
+        assert_int_equal(res->server_plus1, 1);
         assert_true(took >= 550 && took < 1500);
         /* One send and two retransmissions. */
         assert_int_equal(atomic_load(&g_resp.udp_queries) - before, 3);

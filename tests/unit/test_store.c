@@ -348,6 +348,22 @@ static void test_domain_crud(void **state)
         assert_int_equal(n, 1);
 }
 
+static char *domain_event_body(const struct dm_domain *d, int64_t at, void *arg);
+
+static size_t count_name(struct dm_store *st, const char *name)
+{
+        struct dm_change_query q = {.domain = name, .limit = 100000};
+        struct dm_change *cs = NULL;
+        size_t n = 0;
+        assert_int_equal(dm_store_change_list(st, &q, &cs, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(cs[i].domain, name);
+        dm_changes_free(cs, n);
+        return n;
+}
+
+/* Deleting a domain stops it and drops its current state; its history stays, under its
+ * name, and shows again when the name comes back. */
 static void test_domain_delete_cascade(void **state)
 {
         struct fixture *f = *state;
@@ -363,15 +379,157 @@ static void test_domain_delete_cascade(void **state)
         struct dm_domain g;
         assert_int_equal(dm_store_domain_get(f->st, "gone.example", &g), DM_ENOENT);
         assert_int_equal(count_current(f->st, id), 0);
-        assert_int_equal(count_changes(f->st, id), 0);
-        assert_int_equal(count_changes(f->st, 0), 2);
         assert_int_equal(count_current(f->st, keep), 2);
+        /* The history stays, in the list of all changes and under its name. */
+        assert_int_equal(count_changes(f->st, 0), 4);
+        assert_int_equal(count_name(f->st, "gone.example"), 2);
         assert_int_equal(dm_store_domain_delete(f->st, "gone.example", NULL, NULL), DM_ENOENT);
+        /* Not scanned any more: a late result for it lands nowhere. */
+        struct dm_dns_commit late = make_commit(id, now + 1, 0x11, 0x12);
+        assert_int_equal(dm_store_dns_commit(f->st, &late, 1, NULL, NULL), 0);
+        assert_int_equal(late.result, DM_ENOENT);
 
-        /* A name added again is a new domain, with a new id. */
+        /* A name added again is a new domain, with a new id, and its name's history shows
+         * what came before. */
         int64_t again = add_domain(f->st, "gone.example", 0);
         assert_true(again != id);
         assert_int_equal(count_changes(f->st, again), 0);
+        assert_int_equal(count_name(f->st, "gone.example"), 2);
+        commit_first_state(f->st, again, now + 2, 0x33);
+        assert_int_equal(count_name(f->st, "gone.example"), 4);
+        assert_int_equal(count_name(f->st, "kept.example"), 2);
+        assert_int_equal(count_name(f->st, "never.example"), 0);
+}
+
+/* Purge: the domain and its name's whole history go; a name with history alone can be
+ * purged too. Bulk deletes report per name, in one transaction, one event each. */
+static void test_domain_delete_many_purge(void **state)
+{
+        struct fixture *f = *state;
+        int64_t now = dm_now_ms();
+        int64_t a = add_domain(f->st, "a.example", 0);
+        int64_t b = add_domain(f->st, "b.example", 0);
+        add_domain(f->st, "c.example", 0);
+        commit_first_state(f->st, a, now, 0x41);
+        commit_first_state(f->st, b, now, 0x42);
+        size_t outbox = count_outbox(f->st);
+
+        const char *names[] = {"a.example", "missing.example", "c.example"};
+        int results[3] = {1, 1, 1};
+        int calls = 0;
+        assert_int_equal(
+            dm_store_domain_delete_many(f->st, names, 3, 0, domain_event_body, &calls, results), 0);
+        assert_int_equal(results[0], 0);
+        assert_int_equal(results[1], DM_ENOENT);
+        assert_int_equal(results[2], 0);
+        assert_int_equal(calls, 2);
+        assert_int_equal(count_outbox(f->st), outbox + 2);
+        assert_int_equal(count_name(f->st, "a.example"), 2);
+        size_t n = 0;
+        assert_int_equal(dm_store_domain_count(f->st, &n), 0);
+        assert_int_equal(n, 1);
+
+        /* Purge of a name with history only, of a live domain, and of nothing at all. */
+        const char *purge[] = {"a.example", "b.example", "none.example"};
+        assert_int_equal(
+            dm_store_domain_delete_many(f->st, purge, 3, DM_DELETE_PURGE, NULL, NULL, results), 0);
+        assert_int_equal(results[0], 0);
+        assert_int_equal(results[1], 0);
+        assert_int_equal(results[2], DM_ENOENT);
+        assert_int_equal(count_name(f->st, "a.example"), 0);
+        assert_int_equal(count_name(f->st, "b.example"), 0);
+        assert_int_equal(count_changes(f->st, 0), 0);
+        assert_int_equal(dm_store_domain_count(f->st, &n), 0);
+        assert_int_equal(n, 0);
+
+        assert_int_equal(dm_store_domain_delete_many(f->st, purge, 0, 0, NULL, NULL, NULL), 0);
+        assert_int_equal(dm_store_domain_delete_many(f->st, purge, 1, 1u << 5, NULL, NULL, results),
+                         DM_EINVAL);
+}
+
+/* The history filters: first observations and serial-only entries can be left out. */
+static void test_change_filters(void **state)
+{
+        struct fixture *f = *state;
+        int64_t now = dm_now_ms();
+        int64_t id = add_domain(f->st, "filters.example", 0);
+        commit_first_state(f->st, id, now, 0x51);
+        struct dm_rrset_row rows[1] = {make_row(DM_RR_A, "[\"192.0.2.9\"]")};
+        struct dm_change ch[2] = {
+            make_change(DM_RR_A, "[\"192.0.2.1\"]", "[\"192.0.2.9\"]", now),
+            make_change(DM_RR_SOA, "[\"a. b. 1 2 3 4 5\"]", "[\"a. b. 2 2 3 4 5\"]", now)};
+        ch[1].serial_only = true;
+        struct dm_dns_commit it = make_commit(id, now + 1, 0x51, 0x52);
+        it.rows = rows;
+        it.nrows = 1;
+        it.changes = ch;
+        it.nchanges = 2;
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(it.result, 0);
+
+        struct dm_change_query q = {.domain = "filters.example", .limit = 100};
+        struct dm_change *cs = NULL;
+        size_t n = 0;
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 4);
+        assert_true(cs[0].serial_only); /* newest first */
+        assert_false(cs[1].serial_only);
+        dm_changes_free(cs, n);
+
+        q.hide_first = true;
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 2);
+        dm_changes_free(cs, n);
+        q.hide_serial_only = true;
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(cs[0].type, DM_RR_A);
+        assert_non_null(cs[0].before);
+        dm_changes_free(cs, n);
+        /* The same filters over every domain, with a type. */
+        q.domain = NULL;
+        q.hide_first = false;
+        q.type = DM_RR_SOA;
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 0);
+        dm_changes_free(cs, n);
+        q.hide_serial_only = false;
+        assert_int_equal(dm_store_change_list(f->st, &q, &cs, &n), 0);
+        assert_int_equal(n, 1);
+        dm_changes_free(cs, n);
+}
+
+/* The domain list by status. */
+static void test_domain_list_status(void **state)
+{
+        struct fixture *f = *state;
+        int64_t now = dm_now_ms();
+        int64_t ok = add_domain(f->st, "ok.example", 0);
+        int64_t bad = add_domain(f->st, "bad.example", 0);
+        add_domain(f->st, "new.example", 0);
+        commit_first_state(f->st, ok, now, 0x61);
+        struct dm_dns_commit it = make_commit(bad, now, 0, 0x62);
+        it.status = DM_CHECK_ERROR;
+        it.status_error = "A: timed out";
+        assert_int_equal(dm_store_dns_commit(f->st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(it.result, 0);
+
+        struct dm_domain ds[4];
+        size_t n = 0;
+        struct dm_domain_query q = {.limit = 4, .statuses = 1u << DM_CHECK_ERROR};
+        assert_int_equal(dm_store_domain_list(f->st, &q, ds, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ds[0].name, "bad.example");
+        q.statuses = 1u << DM_CHECK_PENDING;
+        assert_int_equal(dm_store_domain_list(f->st, &q, ds, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ds[0].name, "new.example");
+        q.statuses = (1u << DM_CHECK_OK) | (1u << DM_CHECK_ERROR);
+        assert_int_equal(dm_store_domain_list(f->st, &q, ds, &n), 0);
+        assert_int_equal(n, 2);
+        q.statuses = 0;
+        assert_int_equal(dm_store_domain_list(f->st, &q, ds, &n), 0);
+        assert_int_equal(n, 3);
 }
 
 static void test_domain_list(void **state)
@@ -2452,6 +2610,9 @@ int main(void)
             CONTRACT(test_open_migrate_ping),
             CONTRACT(test_domain_crud),
             CONTRACT(test_domain_delete_cascade),
+            CONTRACT(test_domain_delete_many_purge),
+            CONTRACT(test_change_filters),
+            CONTRACT(test_domain_list_status),
             CONTRACT(test_domain_list),
             CONTRACT(test_domain_insert_many),
             CONTRACT(test_keys),
