@@ -150,8 +150,8 @@ struct dm_sse_reader {
         char last_id[256];
         bool has_id;
         bool has_data;
-        bool skip_lf;    /* the previous chunk ended with CR */
-        bool bom_done;   /* the start of the stream was seen */
+        bool skip_lf;  /* the previous chunk ended with CR */
+        bool bom_done; /* the start of the stream was seen */
 };
 
 void dm_sse_reader_init(struct dm_sse_reader *r, size_t max_line, size_t max_event,

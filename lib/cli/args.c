@@ -63,8 +63,8 @@ int dm_cli_parse(int argc, char **argv, const struct dm_cli_opt *opts, struct dm
                         }
                         if (opts[i].takes_value && !value) {
                                 if (a + 1 >= argc)
-                                        return dm_errorf(DM_EINVAL, err, errlen,
-                                                         "%s needs a value", opts[i].name);
+                                        return dm_errorf(DM_EINVAL, err, errlen, "%s needs a value",
+                                                         opts[i].name);
                                 value = argv[++a];
                         }
                         if (opts[i].takes_value && *value == '\0')

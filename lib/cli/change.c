@@ -61,8 +61,7 @@ static const char *str_member(const json_t *o, const char *name)
         return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-int dm_cli_change_line(const json_t *change, const char *domain, unsigned flags,
-                       struct dm_buf *out)
+int dm_cli_change_line(const json_t *change, const char *domain, unsigned flags, struct dm_buf *out)
 {
         char when[64], dom[300], type[32];
         bool color = flags & DM_CLI_COLOR;

@@ -126,8 +126,8 @@ int dm_cli_request(struct dm_cli_client *c, const char *method, const char *path
 
         memset(res, 0, sizeof(*res));
         dm_buf_init(&b, DM_CLI_BODY_MAX);
-        ret = setup(c, path, &hdrs, body ? "Content-Type: application/json" : NULL, url,
-                    sizeof(url));
+        ret =
+            setup(c, path, &hdrs, body ? "Content-Type: application/json" : NULL, url, sizeof(url));
         if (ret < 0) {
                 dm_errorf(ret, err, errlen, "request too long");
                 goto out;
@@ -175,7 +175,7 @@ const char *dm_cli_problem_line(const struct dm_cli_response *res, char *buf, si
         if (json_is_object(res->doc)) {
                 const json_t *d = json_object_get(res->doc, "detail");
                 const json_t *t = json_object_get(res->doc, "title");
-                text = json_is_string(d) ? json_string_value(d)
+                text = json_is_string(d)   ? json_string_value(d)
                        : json_is_string(t) ? json_string_value(t)
                                            : NULL;
         }

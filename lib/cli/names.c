@@ -136,9 +136,9 @@ static int csv_pick_column(const struct csv_line *head, const char *column, size
                         break;
                 if (n < 0)
                         return dm_errorf(DM_EINVAL, err, errlen, "line 1: malformed CSV field");
-                bool match = column && !numeric ? strcasecmp(f, column) == 0
-                                                : strcasecmp(f, "name") == 0 ||
-                                                      strcasecmp(f, "domain") == 0;
+                bool match = column && !numeric
+                                 ? strcasecmp(f, column) == 0
+                                 : strcasecmp(f, "name") == 0 || strcasecmp(f, "domain") == 0;
                 if (match) {
                         *ret_header = true;
                         if (!numeric) {
@@ -200,8 +200,8 @@ int dm_cli_names_read(const char *data, size_t len, const char *column, dm_cli_n
                 if (csv) {
                         n = csv_field(&l, col, f, sizeof(f));
                         if (n == -1)
-                                return dm_errorf(DM_EINVAL, err, errlen,
-                                                 "line %zu: no column %zu", lineno, col + 1);
+                                return dm_errorf(DM_EINVAL, err, errlen, "line %zu: no column %zu",
+                                                 lineno, col + 1);
                         if (n == -2)
                                 return dm_errorf(DM_EINVAL, err, errlen,
                                                  "line %zu: malformed quoted field", lineno);

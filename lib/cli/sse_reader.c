@@ -115,8 +115,7 @@ int dm_sse_reader_feed(struct dm_sse_reader *r, const char *p, size_t n)
                 }
                 if (c == '\r' || c == '\n') {
                         r->skip_lf = c == '\r';
-                        int ret =
-                            process_line(r, r->line.data ? r->line.data : "", r->line.len);
+                        int ret = process_line(r, r->line.data ? r->line.data : "", r->line.len);
                         dm_buf_clear(&r->line);
                         if (ret < 0)
                                 return ret;

@@ -31,9 +31,9 @@
 /* Said once, by `help` and by the README's table. */
 #define DM_CONF_PRECEDENCE                                                                         \
         "Every setting comes from, in order of precedence: a flag (`--scan-interval 5m`), the\n"   \
-        "environment (`DM_SCAN_INTERVAL=5m`), a `.env` file in the working directory, the\n"      \
-        "default. Unknown variables are ignored; a bad value stops start-up with a message\n"     \
-        "naming the variable. Durations take `90`, `90s`, `1500ms`, `10m`, `2h`, `1d` (a bare\n"  \
+        "environment (`DM_SCAN_INTERVAL=5m`), a `.env` file in the working directory, the\n"       \
+        "default. Unknown variables are ignored; a bad value stops start-up with a message\n"      \
+        "naming the variable. Durations take `90`, `90s`, `1500ms`, `10m`, `2h`, `1d` (a bare\n"   \
         "number is seconds)."
 
 #define DM_SECOND 1000LL
@@ -1135,7 +1135,8 @@ void dm_conf_markdown(FILE *out)
                 conf_flag_name(e, flag, sizeof(flag));
                 fprintf(out, "| `%s` | `--%s` | ", e->env, flag);
                 conf_markdown_default(e, out);
-                fprintf(out, " | %s%s |\n", e->help, e->secret ? " (secret: masked in `config`)" : "");
+                fprintf(out, " | %s%s |\n", e->help,
+                        e->secret ? " (secret: masked in `config`)" : "");
         }
 }
 

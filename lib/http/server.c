@@ -746,8 +746,8 @@ int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size
         /* The logger goes first so that MHD reports nothing on its own. */
         s->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
-            MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,
+            threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
             opts->max_conns ? opts->max_conns : DEFAULT_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
             opts->idle_timeout_s ? opts->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S,
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -764,8 +764,8 @@ int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size
         union listen_addr bound;
         socklen_t blen = sizeof(bound);
         if (getsockname(lfd, &bound.sa, &blen) == 0)
-                s->port = ntohs(bound.sa.sa_family == AF_INET6 ? bound.v6.sin6_port
-                                                               : bound.v4.sin_port);
+                s->port =
+                    ntohs(bound.sa.sa_family == AF_INET6 ? bound.v6.sin6_port : bound.v4.sin_port);
         format_addr(s, &addr);
         *ret_server = s;
         return 0;

@@ -85,8 +85,8 @@ const char *dm_store_describe(const char *url, char *buf, size_t size)
         mask_url(url, masked, sizeof(masked));
         if (dm_url_scheme(url, scheme, sizeof(scheme)) < 0)
                 snprintf(scheme, sizeof(scheme), "?");
-        snprintf(buf, size, "%s %s",
-                 strcmp(scheme, "postgresql") == 0 ? "postgres" : scheme, masked);
+        snprintf(buf, size, "%s %s", strcmp(scheme, "postgresql") == 0 ? "postgres" : scheme,
+                 masked);
         return buf;
 }
 
@@ -140,8 +140,7 @@ int dm_store_backup(const char *url, const char *dest, char *err, size_t errlen)
         if (stat(dest, &st) == 0)
                 return dm_errorf(DM_EEXIST, err, errlen,
                                  "%s already exists: name a new file (nothing was written)", dest);
-        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.part-%ld", dest, (long)getpid()) >=
-            sizeof(tmp))
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.part-%ld", dest, (long)getpid()) >= sizeof(tmp))
                 return dm_errorf(DM_EINVAL, err, errlen, "FILE: path too long");
 
         /* Read-write without create: a reader of a WAL database may have to rebuild the

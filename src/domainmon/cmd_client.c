@@ -102,8 +102,7 @@ static const char *str(const json_t *o, const char *name)
 }
 
 /* "domains/<name>" with the name escaped, under /api/v1. */
-static int domain_path(struct client *c, const char *name, const char *tail, char *buf,
-                       size_t size)
+static int domain_path(struct client *c, const char *name, const char *tail, char *buf, size_t size)
 {
         char esc[800];
         if (!dm_cli_escape(name, esc, sizeof(esc)))
@@ -114,8 +113,8 @@ static int domain_path(struct client *c, const char *name, const char *tail, cha
 
 /* ---- domains add / rm ---- */
 
-static int settings_json(struct client *c, const struct dm_cli_args *a, int i_interval,
-                         int i_types, json_t *obj)
+static int settings_json(struct client *c, const struct dm_cli_args *a, int i_interval, int i_types,
+                         json_t *obj)
 {
         if (a->values[i_interval]) {
                 int64_t ms;
@@ -188,12 +187,11 @@ static int import_batch(struct client *c, json_t *tmpl, const char *const *names
                                 printf("exists %s\n", shown);
                 } else {
                         t->invalid++;
-                        dm_cli_safe(why, sizeof(why), str(item, "detail") ? str(item, "detail")
-                                                                          : "invalid");
+                        dm_cli_safe(why, sizeof(why),
+                                    str(item, "detail") ? str(item, "detail") : "invalid");
                         if (!c->json) {
                                 if (lines && i < n)
-                                        fprintf(stderr, "line %zu: %s: %s\n", lines[i], shown,
-                                                why);
+                                        fprintf(stderr, "line %zu: %s: %s\n", lines[i], shown, why);
                                 else
                                         fprintf(stderr, "invalid %s: %s\n", shown, why);
                         }
@@ -473,9 +471,8 @@ static int domains_list(struct client *c, const struct dm_cli_args *a)
                 if (c->json) {
                         print_json(all);
                 } else {
-                        static const char *const head[] = {"NAME",         "STATUS",
-                                                           "INTERVAL",     "LAST_CHECKED",
-                                                           "LAST_CHANGED", "ERROR"};
+                        static const char *const head[] = {
+                            "NAME", "STATUS", "INTERVAL", "LAST_CHECKED", "LAST_CHANGED", "ERROR"};
                         struct dm_cli_table t;
                         if (dm_cli_table_init(&t, 6, head) == 0) {
                                 size_t i;
@@ -617,11 +614,11 @@ int dm_cmd_records(struct dm_app *app, int argc, char **argv)
                                                              : 0LL);
                                 const json_t *vals = json_object_get(rec, "values");
                                 const char *st = str(rec, "status");
-                                const char *first =
-                                    json_array_size(vals) > 0
-                                        ? json_string_value(json_array_get(vals, 0))
-                                    : st && strcmp(st, "error") == 0 ? str(rec, "error")
-                                                                     : "";
+                                const char *first = json_array_size(vals) > 0
+                                                        ? json_string_value(json_array_get(vals, 0))
+                                                    : st && strcmp(st, "error") == 0
+                                                        ? str(rec, "error")
+                                                        : "";
                                 const char *row[] = {str(rec, "type"), ttl, st, first};
                                 dm_cli_table_add(&t, row);
                                 for (size_t k = 1; k < json_array_size(vals); k++) {

@@ -39,8 +39,8 @@ static int cmd_version(struct dm_app *app, int argc, char **argv);
 static int cmd_help(struct dm_app *app, int argc, char **argv);
 
 #define CLIENT_NOTE                                                                                \
-        "\nTalks to a running service: DM_API_URL (default http:// and DM_LISTEN) with the key\n"   \
-        "in DM_API_KEY. --json prints the API's JSON for scripts. Exit codes: 0 done, 2 usage\n"    \
+        "\nTalks to a running service: DM_API_URL (default http:// and DM_LISTEN) with the key\n"  \
+        "in DM_API_KEY. --json prints the API's JSON for scripts. Exit codes: 0 done, 2 usage\n"   \
         "error (nothing sent), 1 the server refused or could not be reached.\n"
 
 static const struct dm_command commands[] = {
@@ -50,9 +50,10 @@ static const struct dm_command commands[] = {
      .roles = DM_ROLE_DOMAIN | DM_ROLE_DNS,
      .needs_store = true,
      .needs_bus = true,
-     .usage = "usage: domainmon all [--option value ...]\n\n"
-              "Runs the REST API, the live event stream, the scheduler and the DNS scanners in\n"
-              "one process until SIGINT or SIGTERM. The first start prints an admin API key once.\n"},
+     .usage =
+         "usage: domainmon all [--option value ...]\n\n"
+         "Runs the REST API, the live event stream, the scheduler and the DNS scanners in\n"
+         "one process until SIGINT or SIGTERM. The first start prints an admin API key once.\n"},
     {.name = "domain-service",
      .summary = "REST API and live event stream: domains, API keys",
      .run = cmd_serve,
@@ -105,13 +106,14 @@ static const struct dm_command commands[] = {
      .summary = "domains add NAME... | list [--status S] | show NAME | rm NAME... | import FILE",
      .run = dm_cmd_domains,
      .takes_args = true,
-     .usage = "usage: domainmon domains add NAME... [--interval 10m] [--types A,MX,TXT]\n"
-              "       domainmon domains list [--status ok|error|pending]\n"
-              "       domainmon domains show NAME\n"
-              "       domainmon domains rm NAME...\n"
-              "       domainmon domains import FILE [--column NAME|N] [--interval D] [--types T]\n\n"
-              "import reads one name a line, or a CSV column (a header \"name\" or \"domain\",\n"
-              "else the first; --column picks another); - reads standard input.\n" CLIENT_NOTE},
+     .usage =
+         "usage: domainmon domains add NAME... [--interval 10m] [--types A,MX,TXT]\n"
+         "       domainmon domains list [--status ok|error|pending]\n"
+         "       domainmon domains show NAME\n"
+         "       domainmon domains rm NAME...\n"
+         "       domainmon domains import FILE [--column NAME|N] [--interval D] [--types T]\n\n"
+         "import reads one name a line, or a CSV column (a header \"name\" or \"domain\",\n"
+         "else the first; --column picks another); - reads standard input.\n" CLIENT_NOTE},
     {.name = "records",
      .summary = "records NAME: the current DNS records of a domain",
      .run = dm_cmd_records,
