@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct tally whole = {0}, cut = {0};
         int a = run(data + 1, size - 1, size, &whole);
         int b = run(data + 1, size - 1, piece, &cut);
-        if ((a == 0) != (b == 0) || (a == 0 && (whole.events != cut.events ||
-                                                whole.hash != cut.hash)))
+        if ((a == 0) != (b == 0) ||
+            (a == 0 && (whole.events != cut.events || whole.hash != cut.hash)))
                 abort();
         return 0;
 }

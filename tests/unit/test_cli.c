@@ -78,13 +78,22 @@ static void test_safe_and_width(void **state)
         char b[64];
         (void)state;
         assert_string_equal(dm_cli_safe(b, sizeof(b), "a\033[31mb\r\n"), "a?[31mb??");
-        assert_string_equal(dm_cli_safe(b, sizeof(b), "b\xc3\xbc" "cher"), "b\xc3\xbc" "cher");
+        assert_string_equal(dm_cli_safe(b, sizeof(b),
+                                        "b\xc3\xbc"
+                                        "cher"),
+                            "b\xc3\xbc"
+                            "cher");
         assert_string_equal(dm_cli_safe(b, sizeof(b), "\xff\xc3"), "??");
-        assert_string_equal(dm_cli_safe(b, sizeof(b), "\xc2\x9b" "x"), "??x"); /* C1 CSI */
+        assert_string_equal(dm_cli_safe(b, sizeof(b),
+                                        "\xc2\x9b"
+                                        "x"),
+                            "??x");                                            /* C1 CSI */
         assert_string_equal(dm_cli_safe(b, sizeof(b), "\xed\xa0\x80"), "???"); /* surrogate */
         assert_string_equal(dm_cli_safe(b, 4, "b\xc3\xbcz"), "b\xc3\xbc");
         assert_string_equal(dm_cli_safe(b, 3, "b\xc3\xbcz"), "b");
-        assert_int_equal(dm_cli_width("b\xc3\xbc" "cher"), 6);
+        assert_int_equal(dm_cli_width("b\xc3\xbc"
+                                      "cher"),
+                         6);
 }
 
 static char *capture_table(const struct dm_cli_table *t)
@@ -105,14 +114,17 @@ static void test_table(void **state)
         (void)state;
         assert_int_equal(dm_cli_table_init(&t, 3, head), 0);
         for (int i = 0; i < 40; i++) {
-                const char *row[] = {i == 0 ? "b\xc3\xbc" "cher.example" : "a.test",
+                const char *row[] = {i == 0 ? "b\xc3\xbc"
+                                              "cher.example"
+                                            : "a.test",
                                      i == 1 ? NULL : "ok", i == 2 ? "x\033y" : ""};
                 assert_int_equal(dm_cli_table_add(&t, row), 0);
         }
         char *text = capture_table(&t);
         /* Columns line up by characters, not bytes; NULL is "-"; escapes are defused. */
         assert_non_null(strstr(text, "NAME            STATUS  ERROR\n"));
-        assert_non_null(strstr(text, "b\xc3\xbc" "cher.example  ok      \n"));
+        assert_non_null(strstr(text, "b\xc3\xbc"
+                                     "cher.example  ok      \n"));
         assert_non_null(strstr(text, "a.test          -       \n"));
         assert_non_null(strstr(text, "x?y\n"));
         assert_null(strchr(text, '\033'));
@@ -171,11 +183,14 @@ static void test_event_line(void **state)
         struct dm_buf b;
         (void)state;
         dm_buf_init(&b, 4096);
-        const char *added = "{\"id\":3,\"name\":\"new.test\",\"created_at\":\"2026-11-29T10:00:00Z\"}";
-        assert_int_equal(dm_cli_event_line("domain.added", added, strlen(added), DM_CLI_UTC, &b), 0);
+        const char *added =
+            "{\"id\":3,\"name\":\"new.test\",\"created_at\":\"2026-11-29T10:00:00Z\"}";
+        assert_int_equal(dm_cli_event_line("domain.added", added, strlen(added), DM_CLI_UTC, &b),
+                         0);
         assert_string_equal(b.data, "10:00:00 new.test added");
         dm_buf_clear(&b);
-        const char *rm = "{\"id\":3,\"domain\":\"new.test\",\"removed_at\":\"2026-11-29T10:00:01Z\"}";
+        const char *rm =
+            "{\"id\":3,\"domain\":\"new.test\",\"removed_at\":\"2026-11-29T10:00:01Z\"}";
         assert_int_equal(dm_cli_event_line("domain.removed", rm, strlen(rm), DM_CLI_UTC, &b), 0);
         assert_string_equal(b.data, "10:00:01 new.test removed");
         dm_buf_clear(&b);
@@ -220,8 +235,9 @@ static void test_names(void **state)
         char err[256];
         (void)state;
 
-        assert_int_equal(read_names("\xef\xbb\xbf" "a.test\r\n# note\n\n  b.test  \nc.test", NULL,
-                                    &x, err),
+        assert_int_equal(read_names("\xef\xbb\xbf"
+                                    "a.test\r\n# note\n\n  b.test  \nc.test",
+                                    NULL, &x, err),
                          0);
         assert_int_equal(x.n, 3);
         assert_string_equal(x.got[1], "b.test");
@@ -274,10 +290,8 @@ static void test_progress(void **state)
 {
         char b[128];
         (void)state;
-        assert_string_equal(dm_cli_progress(5, 10, 24, b, sizeof(b)),
-                            "[#####     ]  5/10  50%");
-        assert_string_equal(dm_cli_progress(20, 10, 26, b, sizeof(b)),
-                            "[##########]  10/10  100%");
+        assert_string_equal(dm_cli_progress(5, 10, 24, b, sizeof(b)), "[#####     ]  5/10  50%");
+        assert_string_equal(dm_cli_progress(20, 10, 26, b, sizeof(b)), "[##########]  10/10  100%");
         assert_string_equal(dm_cli_progress(0, 0, 8, b, sizeof(b)), "[##########]  0/0  100%");
         assert_string_equal(dm_cli_progress(1, 2, 80, b, 16), "1/2  50%");
 }
@@ -334,7 +348,8 @@ static void test_sse(void **state)
         /* Not a BOM: the bytes are text. */
         memset(&e, 0, sizeof(e));
         dm_sse_reader_init(&r, 1024, 4096, on_event, &e);
-        feed_bytewise(&r, "\xef" "data: x\n\n");
+        feed_bytewise(&r, "\xef"
+                          "data: x\n\n");
         assert_int_equal(e.n, 0); /* "\xef" "data" is an unknown field */
         feed_bytewise(&r, "data: y\n\n");
         assert_string_equal(e.log, "[message|-|y]");
@@ -359,10 +374,14 @@ static void test_sse(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_parse),      cmocka_unit_test(test_base_url),
-            cmocka_unit_test(test_safe_and_width), cmocka_unit_test(test_table),
-            cmocka_unit_test(test_change_line), cmocka_unit_test(test_event_line),
-            cmocka_unit_test(test_names),      cmocka_unit_test(test_progress),
+            cmocka_unit_test(test_parse),
+            cmocka_unit_test(test_base_url),
+            cmocka_unit_test(test_safe_and_width),
+            cmocka_unit_test(test_table),
+            cmocka_unit_test(test_change_line),
+            cmocka_unit_test(test_event_line),
+            cmocka_unit_test(test_names),
+            cmocka_unit_test(test_progress),
             cmocka_unit_test(test_sse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
