@@ -109,6 +109,13 @@ int dm_cli_event_line(const char *topic, const char *data, size_t len, unsigned 
  * text that is not an RFC 3339 time is copied as it is (made safe). Returns buf. */
 const char *dm_cli_time(const char *rfc3339, unsigned flags, char *buf, size_t size);
 
+/* One line of `scan -v` into buf (no newline): the name, its status, the changes the scan
+ * recorded and, for a domain in error, the first reason of its status_error ("A: timed
+ * out; MX: ..." -> "A: timed out"), all made terminal-safe:
+ *     example.test error changes=0 first_error="A: timed out" */
+const char *dm_cli_scan_line(const char *name, const char *status, size_t changes,
+                             const char *status_error, char *buf, size_t size);
+
 /* ---- name lists ---- */
 
 /* Reads a list of domain names: one a line, or a CSV file whose header names a column

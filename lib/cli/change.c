@@ -134,3 +134,27 @@ int dm_cli_event_line(const char *topic, const char *data, size_t len, unsigned 
         json_decref(doc);
         return r;
 }
+
+const char *dm_cli_scan_line(const char *name, const char *status, size_t changes,
+                             const char *status_error, char *buf, size_t size)
+{
+        char n[300], st[32], first[300];
+        dm_cli_safe(n, sizeof(n), name ? name : "?");
+        dm_cli_safe(st, sizeof(st), status ? status : "?");
+        if (!status_error || !*status_error) {
+                snprintf(buf, size, "%s %s changes=%zu", n, st, changes);
+                return buf;
+        }
+        size_t len = strcspn(status_error, ";");
+        char cut[300];
+        snprintf(cut, sizeof(cut), "%.*s", (int)(len < sizeof(cut) ? len : sizeof(cut) - 1),
+                 status_error);
+        dm_cli_safe(first, sizeof(first), cut);
+        /* A quote inside would end the value early for a reader of key="value". */
+        for (char *p = first; *p; p++) {
+                if (*p == '"')
+                        *p = '\'';
+        }
+        snprintf(buf, size, "%s %s changes=%zu first_error=\"%s\"", n, st, changes, first);
+        return buf;
+}

@@ -269,7 +269,7 @@ static const struct dm_conf_entry dm_conf_table[] = {
     {.env = "DM_API_URL",
      .type = DM_CONF_T_URL,
      .schemes = dm_conf_http_schemes,
-     .unset_text = "http:// and DM_LISTEN (0.0.0.0 read as 127.0.0.1)",
+     .unset_text = "http:// and DM_LISTEN, 0.0.0.0 read as 127.0.0.1",
      .offset = DM_CONF_FIELD(api_url),
      .help = "for the command-line client (domains, records, history, changes, watch): the "
              "API of a running service, e.g. http://10.0.0.5:8080"},

@@ -286,6 +286,20 @@ static void test_names(void **state)
         assert_int_equal(x.n, 0);
 }
 
+static void test_scan_line(void **state)
+{
+        char b[256];
+        (void)state;
+        assert_string_equal(dm_cli_scan_line("a.test", "ok", 2, NULL, b, sizeof(b)),
+                            "a.test ok changes=2");
+        assert_string_equal(dm_cli_scan_line("b.test", "error", 0,
+                                             "A: timed out; MX: DNS server failure (SERVFAIL)", b,
+                                             sizeof(b)),
+                            "b.test error changes=0 first_error=\"A: timed out\"");
+        assert_string_equal(dm_cli_scan_line("c.test", "error", 1, "TXT: \"x\"\n", b, sizeof(b)),
+                            "c.test error changes=1 first_error=\"TXT: 'x'?\"");
+}
+
 static void test_progress(void **state)
 {
         char b[128];
@@ -374,15 +388,11 @@ static void test_sse(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_parse),
-            cmocka_unit_test(test_base_url),
-            cmocka_unit_test(test_safe_and_width),
-            cmocka_unit_test(test_table),
-            cmocka_unit_test(test_change_line),
-            cmocka_unit_test(test_event_line),
-            cmocka_unit_test(test_names),
-            cmocka_unit_test(test_progress),
-            cmocka_unit_test(test_sse),
+            cmocka_unit_test(test_parse),          cmocka_unit_test(test_base_url),
+            cmocka_unit_test(test_safe_and_width), cmocka_unit_test(test_table),
+            cmocka_unit_test(test_change_line),    cmocka_unit_test(test_event_line),
+            cmocka_unit_test(test_names),          cmocka_unit_test(test_progress),
+            cmocka_unit_test(test_scan_line),      cmocka_unit_test(test_sse),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
