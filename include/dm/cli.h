@@ -125,7 +125,8 @@ const char *dm_cli_scan_line(const char *name, const char *status, size_t change
  * skipped; fields may be double-quoted ("a ""b"""), a BOM is dropped, CRLF accepted.
  * Each name is trimmed and handed to `fn` with its 1-based line number; fn returns 0 to
  * go on or a negative code to stop (returned as is). Returns 0, DM_EINVAL with a reason in
- * err (column not found, unterminated quote, a line without that column), or fn's code.
+ * err (column not found, unterminated quote, a line without that column, a NUL byte), or
+ * fn's code.
  * `len` bytes of `data` need not be NUL-terminated. */
 typedef int (*dm_cli_name_fn)(void *arg, const char *name, size_t len, size_t line);
 int dm_cli_names_read(const char *data, size_t len, const char *column, dm_cli_name_fn fn,

@@ -223,6 +223,9 @@ int dm_cli_names_read(const char *data, size_t len, const char *column, dm_cli_n
                                          lineno, FIELD_MAX - 1);
                 if (n == 0)
                         continue; /* an empty cell: nothing to add */
+                if (memchr(f, '\0', (size_t)n))
+                        return dm_errorf(DM_EINVAL, err, errlen,
+                                         "line %zu: holds a NUL byte (not a text file?)", lineno);
                 r = fn(arg, f, (size_t)n, lineno);
                 if (r < 0)
                         return r;

@@ -420,13 +420,14 @@ static int domains_list(struct client *c, const struct dm_cli_args *a)
         const char *status = a->values[1];
         char path[1200], cursor[800] = "";
         bool server_filters = status != NULL;
-        json_t *all = json_array();
+        json_t *all = NULL;
         int rc = 0;
 
         if (a->npositional > 0)
                 return usage_error(c->prog, "list: takes no names (use show NAME)");
         if (status && !status_ok(status))
                 return usage_error(c->prog, "--status must be ok, error or pending");
+        all = json_array();
         if (!all)
                 return fail(c->prog, dm_strerror(DM_ENOMEM));
         for (;;) {

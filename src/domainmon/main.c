@@ -301,11 +301,18 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                 if (r < 0)
                         goto out_dns;
         }
-        char db[1200], qdb[1300];
+        /* Which database and which broker, so that two processes that should share them
+         * can be seen to; passwords masked. */
+        char db[1200], qdb[1300], bus[8192], shown[1200], qbus[1300];
+        const char *bus_url = NULL;
         dm_store_describe(app->conf.database_url, db, sizeof(db));
-        dm_log_info("main", "msg=\"started\" services=%s store=%s bus=%s database=%s", self->name,
-                    dm_store_backend(app->store), dm_bus_backend(app->bus),
-                    dm_log_quote(qdb, sizeof(qdb), db));
+        if (dm_conf_rabbitmq_url(&app->conf, bus, sizeof(bus), &bus_url) < 0 || !bus_url)
+                bus_url = "in-process";
+        dm_conf_mask_url(bus_url, shown, sizeof(shown));
+        explicit_bzero(bus, sizeof(bus));
+        dm_log_info("main", "msg=\"started\" services=%s store=%s bus=%s database=%s bus_url=%s",
+                    self->name, dm_store_backend(app->store), dm_bus_backend(app->bus),
+                    dm_log_quote(qdb, sizeof(qdb), db), dm_log_quote(qbus, sizeof(qbus), shown));
 
         if (sigwait(&set, &sig) != 0)
                 sig = 0;

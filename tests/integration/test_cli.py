@@ -165,7 +165,7 @@ def test_start_log_names_database_and_settings_that_do_nothing(domainmon_factory
     log = m.stderr_text()
     started = [line for line in log.splitlines() if 'msg="started"' in line]
     assert started and f'database="sqlite {os.path.realpath(m.db_path)}"' in started[0], log
-    assert "bus=inproc" in started[0]
+    assert "bus=inproc" in started[0] and "bus_url=in-process" in started[0]
     assert 'msg="REDIS_URL is set but this build does not use it yet"' in log
     assert 'msg="SECRET_KEY is set but this build does not use it yet"' in log
 
@@ -386,3 +386,14 @@ def test_backup_of_a_running_service_restores(mon, tmp_path):
         assert r.status_code == 200 and {c["type"] for c in r.json()["changes"]} == {"A", "MX"}
     finally:
         restored.stop()
+
+
+@pytest.mark.skipif(not os.environ.get("DM_TEST_PG_URL"), reason="needs DM_TEST_PG_URL")
+def test_start_log_names_a_postgres_database_and_backup_points_to_pg_dump(domainmon_factory):
+    m = domainmon_factory(database="postgres")
+    started = [line for line in m.stderr_text().splitlines() if 'msg="started"' in line]
+    db = m.database_url.partition("?")[0]
+    assert started and 'database="postgres ' in started[0], started
+    assert db.rsplit("/", 1)[1] in started[0]
+    p = m.cli("backup", os.path.join(m.workdir, "x.db"))
+    assert p.returncode == 1 and "pg_dump" in one_line(p.stderr)

@@ -282,6 +282,10 @@ static void test_names(void **state)
         big[sizeof(big) - 1] = '\0';
         assert_int_equal(read_names(big, NULL, &x, err), DM_EINVAL);
         assert_non_null(strstr(err, "line 1"));
+        memset(&x, 0, sizeof(x));
+        assert_int_equal(dm_cli_names_read("a.test\nb\0c\n", 11, NULL, collect, &x, err, 256),
+                         DM_EINVAL);
+        assert_non_null(strstr(err, "line 2: holds a NUL byte"));
         assert_int_equal(read_names("", NULL, &x, err), 0);
         assert_int_equal(x.n, 0);
 }
