@@ -19,6 +19,7 @@
 #define IMPORT_BATCH 1000 /* names per import request: a progress step, well under the cap */
 #define IMPORT_FILE_MAX (64u * 1024 * 1024)
 #define PAGE 1000
+#define WATCH_RESTART_WAIT_S 30 /* a service restarting is waited for this long */
 
 struct client {
         const char *prog; /* "domainmon domains" */
@@ -828,8 +829,7 @@ static int on_event(void *arg, const char *event, const char *id, const char *da
 
 int dm_cmd_watch(struct dm_app *app, int argc, char **argv)
 {
-        static const struct dm_cli_opt opts[] = {
-            {"--json", 0, false}, {"--domain", 0, true}, {"--once", 0, false}, {0}};
+        static const struct dm_cli_opt opts[] = {{"--json", 0, false}, {"--domain", 0, true}, {0}};
         const char *prog = "domainmon watch";
         struct dm_cli_args a;
         struct client c;
@@ -851,17 +851,26 @@ int dm_cmd_watch(struct dm_app *app, int argc, char **argv)
         fprintf(stderr, "%s: following the changes (Ctrl-C ends)\n", prog);
         /* The stream ends when the service stops or restarts: reconnect with the last id, so
          * nothing is missed while it is held; a refusal or no server at all ends the watch. */
+        int down = 0; /* seconds the service has been unreachable after a stream ended */
+        bool was_up = false;
         for (;;) {
                 int r = dm_cli_stream(c.http, "/api/v1/events?topics=change.dns.%23,domain.*",
                                       reader.last_id[0] ? reader.last_id : NULL, &reader, err,
                                       sizeof(err));
+                if (r == DM_EIO && was_up && down < WATCH_RESTART_WAIT_S) {
+                        if (down++ == 0)
+                                fprintf(stderr, "%s: %s; retrying for %d s\n", prog, err,
+                                        WATCH_RESTART_WAIT_S);
+                        sleep(1);
+                        continue;
+                }
                 if (r < 0) {
                         fprintf(stderr, "%s: %s\n", prog, err);
                         rc = DM_CLI_EXIT_FAIL;
                         break;
                 }
-                if (a.present[2])
-                        break;
+                was_up = true;
+                down = 0;
                 fprintf(stderr, "%s: the stream ended; reconnecting\n", prog);
                 sleep(1);
         }

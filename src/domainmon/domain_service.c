@@ -76,6 +76,7 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
 {
         struct dm_domain_service *s;
         char err[256], qerr[300], qaddr[96];
+        bool logged = false; /* the reason is in the log already */
         int ret;
 
         s = calloc(1, sizeof(*s));
@@ -110,6 +111,7 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
                 if (ret < 0) {
                         dm_log_error("domain", "msg=\"bad route table\" index=%zu err=\"%s\"", i,
                                      dm_strerror(ret));
+                        logged = true;
                         goto fail;
                 }
         }
@@ -130,6 +132,7 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         if (ret < 0) {
                 dm_log_error("domain", "msg=\"cannot start the HTTP server\" err=%s",
                              dm_log_quote(qerr, sizeof(qerr), err));
+                logged = true;
                 goto fail;
         }
         dm_log_info("domain", "msg=\"listening\" addr=%s",
@@ -137,6 +140,8 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         *ret_service = s;
         return 0;
 fail:
+        if (!logged)
+                dm_log_error("domain", "msg=\"cannot start\" err=\"%s\"", dm_strerror(ret));
         app->events = NULL;
         dm_event_feed_stop(s->feed);
         dm_event_hub_free(s->hub);

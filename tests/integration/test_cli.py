@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -293,7 +294,6 @@ def test_watch_prints_a_change_as_one_line(mon, knot):
     w = subprocess.Popen([DM_BIN, "watch"], cwd=mon.workdir, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, bufsize=1)
     lines = []
-    import threading
 
     def reader():
         for line in w.stdout:
@@ -301,32 +301,40 @@ def test_watch_prints_a_change_as_one_line(mon, knot):
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    try:
-        # Connected once a domain added now shows up (a change made before the stream is
-        # open would not be sent); each try adds a new sentinel.
-        n = [0]
+    n = [0]
 
-        def sentinel_seen():
-            n[0] += 1
-            name = f"s{n[0]}.example.test"
-            assert cli(mon, "domains", "add", name, "--types", "A").returncode == 0
-            deadline = time.monotonic() + 2
-            while time.monotonic() < deadline:
-                if any(line.endswith(f" {name} added") for line in lines):
-                    return True
-                time.sleep(0.05)
-            return False
+    def sentinel_seen():
+        """A domain added now shows up once the stream is open (a change made before that
+        would not be sent); each call adds a new one."""
+        n[0] += 1
+        name = f"s{n[0]}.example.test"
+        assert cli(mon, "domains", "add", name, "--types", "A").returncode == 0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            if any(line.endswith(f" {name} added") for line in lines):
+                return True
+            time.sleep(0.05)
+        return False
 
-        wait_for(sentinel_seen, timeout=30, interval=0, what="watch connected")
+    def change_to(new, old):
         knot.update("example.test", [
-            "update delete watch.example.test. A 192.0.2.200",
-            "update add watch.example.test. 300 A 192.0.2.201",
+            f"update delete watch.example.test. A {old}",
+            f"update add watch.example.test. 300 A {new}",
         ])
-        want = re.compile(r"^\d\d:\d\d:\d\d watch\.example\.test A \+192\.0\.2\.201 "
-                          r"-192\.0\.2\.200$")
+        want = re.compile(rf"^\d\d:\d\d:\d\d watch\.example\.test A \+{re.escape(new)} "
+                          rf"-{re.escape(old)}$")
         wait_for(lambda: any(want.match(line) for line in lines), timeout=20,
-                 what=f"the change line (seen: {lines})")
+                 what=f"the change line to {new} (seen: {lines})")
+
+    try:
+        wait_for(sentinel_seen, timeout=30, interval=0, what="watch connected")
+        change_to("192.0.2.201", "192.0.2.200")
         assert not any("\033[" in line for line in lines), "colour into a pipe"
+        # A restart of the service ends the stream: watch reconnects and goes on.
+        mon.restart()
+        wait_for(sentinel_seen, timeout=40, interval=0, what="watch connected again")
+        change_to("192.0.2.202", "192.0.2.201")
+        assert w.poll() is None
     finally:
         w.terminate()
         w.wait(timeout=10)
