@@ -163,8 +163,10 @@ def test_port_taken_at_first_start_keeps_the_key_for_the_good_start():
 
 def test_start_log_names_database_and_settings_that_do_nothing(domainmon_factory):
     m = domainmon_factory(env={"REDIS_URL": "redis://127.0.0.1:6379/0", "SECRET_KEY": "x"})
+    # /healthz answers before the "started" line is written: wait for the line.
+    started = wait_for(lambda: [line for line in m.stderr_text().splitlines()
+                                if 'msg="started"' in line], timeout=20, what="the start line")
     log = m.stderr_text()
-    started = [line for line in log.splitlines() if 'msg="started"' in line]
     assert started and f'database="sqlite {os.path.realpath(m.db_path)}"' in started[0], log
     assert "bus=inproc" in started[0] and "bus_url=in-process" in started[0]
     assert 'msg="REDIS_URL is set but this build does not use it yet"' in log
@@ -399,7 +401,8 @@ def test_backup_of_a_running_service_restores(mon, tmp_path):
 @pytest.mark.skipif(not os.environ.get("DM_TEST_PG_URL"), reason="needs DM_TEST_PG_URL")
 def test_start_log_names_a_postgres_database_and_backup_points_to_pg_dump(domainmon_factory):
     m = domainmon_factory(database="postgres")
-    started = [line for line in m.stderr_text().splitlines() if 'msg="started"' in line]
+    started = wait_for(lambda: [line for line in m.stderr_text().splitlines()
+                                if 'msg="started"' in line], timeout=20, what="the start line")
     db = m.database_url.partition("?")[0]
     assert started and 'database="postgres ' in started[0], started
     assert db.rsplit("/", 1)[1] in started[0]
