@@ -857,6 +857,9 @@ int dm_cmd_watch(struct dm_app *app, int argc, char **argv)
                 int r = dm_cli_stream(c.http, "/api/v1/events?topics=change.dns.%23,domain.*",
                                       reader.last_id[0] ? reader.last_id : NULL, &reader, err,
                                       sizeof(err));
+                /* Once the stream has opened (the service's ": ok" was read), a failure
+                 * is a service going away, likely to restart: wait for it. */
+                was_up = was_up || reader.bom_done;
                 if (r == DM_EIO && was_up && down < WATCH_RESTART_WAIT_S) {
                         if (down++ == 0)
                                 fprintf(stderr, "%s: %s; retrying for %d s\n", prog, err,
