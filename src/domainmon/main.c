@@ -385,7 +385,7 @@ int main(int argc, char **argv)
         /* Settings this build reads but does not act on yet: say so rather than let the
          * operator believe them applied. */
         const char *inert[8];
-        size_t ninert = cmd->needs_store ? dm_conf_inert_set(&app.conf, inert, 8) : 0;
+        size_t ninert = cmd->roles ? dm_conf_inert_set(&app.conf, inert, 8) : 0;
         for (size_t i = 0; i < ninert; i++)
                 dm_log_warn("main", "msg=\"%s is set but this build does not use it yet\"",
                             inert[i]);
