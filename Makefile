@@ -4,7 +4,8 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build deps run test unit asan integration format format-check fuzz bench clean
+.PHONY: all build deps run test unit asan integration format format-check fuzz bench clean \
+        readme-config
 
 all: build
 
@@ -35,6 +36,10 @@ format:
 
 format-check:
 	@./scripts/format-check.sh
+
+# The README's configuration table, from the table in lib/conf/conf.c.
+readme-config: build
+	@./scripts/readme-config.sh $(BUILD)/domainmon
 
 fuzz:
 	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DDM_FUZZ=ON >/dev/null

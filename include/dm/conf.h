@@ -43,7 +43,9 @@ struct dm_conf {
         int64_t events_replay_bytes;     /* DM_EVENTS_REPLAY_BYTES: their bytes */
         int64_t events_backlog;          /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
         int64_t events_heartbeat_ms;     /* DM_EVENTS_HEARTBEAT */
-        enum dm_conf_source sources[32]; /* where each table entry came from, by index */
+        char *api_url;                   /* DM_API_URL: the client's server; NULL: DM_LISTEN */
+        char *api_key;                   /* DM_API_KEY (secret): the client's key */
+        enum dm_conf_source sources[48]; /* where each table entry came from, by index */
 };
 
 /* Fills `conf` from defaults, then `dotenv_path` (NULL: "./.env"; missing file is fine),
@@ -64,6 +66,16 @@ void dm_conf_print(const struct dm_conf *conf, FILE *out);
 
 /* The table as help text: flag, variable, default, description. */
 void dm_conf_help(FILE *out);
+
+/* The table as the README's Markdown: the precedence paragraph, then one row per setting
+ * (variable, flag, default, meaning). scripts/readme-config.sh puts it in README.md and a
+ * test checks that the two agree. */
+void dm_conf_markdown(FILE *out);
+
+/* The settings given a value (not defaults) that nothing in this build acts on yet, so
+ * that start-up can name them in a warning. Fills up to `max` names (static strings) and
+ * returns how many. */
+size_t dm_conf_inert_set(const struct dm_conf *conf, const char **ret_names, size_t max);
 
 /* The bus URL the configuration names: RABBITMQ_URL, else "amqp://HOST" from RABBITMQ_HOST;
  * RABBITMQ_USER and RABBITMQ_PASSWORD, when set, become its percent-encoded user:password

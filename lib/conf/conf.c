@@ -28,6 +28,14 @@
 #define DM_CONF_VALUE_MAX 4096
 #define DM_CONF_SQLITE_FILE "domainmon.db"
 
+/* Said once, by `help` and by the README's table. */
+#define DM_CONF_PRECEDENCE                                                                         \
+        "Every setting comes from, in order of precedence: a flag (`--scan-interval 5m`), the\n"   \
+        "environment (`DM_SCAN_INTERVAL=5m`), a `.env` file in the working directory, the\n"       \
+        "default. Unknown variables are ignored; a bad value stops start-up with a message\n"      \
+        "naming the variable. Durations take `90`, `90s`, `1500ms`, `10m`, `2h`, `1d` (a bare\n"   \
+        "number is seconds)."
+
 #define DM_SECOND 1000LL
 #define DM_DAY (86400LL * DM_SECOND)
 
@@ -51,8 +59,9 @@ struct dm_conf_entry {
         const char *const *schemes;
         const char *const *choices;
         bool secret;
+        bool inert; /* read and checked, but nothing in this build acts on it yet */
         size_t offset;
-        const char *help;
+        const char *help; /* one source for `help`, the README's table and `config` */
 };
 
 static const char *const dm_conf_db_schemes[] = {"sqlite://", "postgres://", "postgresql://", NULL};
@@ -60,6 +69,7 @@ static const char *const dm_conf_amqp_schemes[] = {"amqp://", "amqps://", NULL};
 static const char *const dm_conf_redis_schemes[] = {"redis://", "rediss://", NULL};
 static const char *const dm_conf_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const dm_conf_log_formats[] = {"logfmt", "json", NULL};
+static const char *const dm_conf_http_schemes[] = {"http://", "https://", NULL};
 
 #define DM_CONF_FIELD(f) offsetof(struct dm_conf, f)
 
@@ -69,25 +79,32 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .schemes = dm_conf_db_schemes,
      .unset_text = "SQLite file " DM_CONF_SQLITE_FILE " in the working directory",
      .offset = DM_CONF_FIELD(database_url),
-     .help = "database: sqlite:///path/file.db or postgres://user:pass@host:5432/db"},
+     .help = "store: `sqlite:///abs/path.db`, or PostgreSQL `postgres://user:pass@host:5432/db` "
+             "(libpq parameters such as `?sslmode=require` allowed; the password is masked in "
+             "`config`). PostgreSQL needs a server of your own (Debian: `apt install "
+             "postgresql`, then `createdb domainmon`) and a binary built with libpq, as `make` "
+             "does when libpq-dev is installed"},
     {.env = "RABBITMQ_URL",
      .type = DM_CONF_T_URL,
      .schemes = dm_conf_amqp_schemes,
      .unset_text = "in-process bus",
      .offset = DM_CONF_FIELD(rabbitmq_url),
-     .help = "message bus: amqp://user:pass@host:5672/vhost (or amqps://)"},
+     .help = "RabbitMQ for separate services: `amqp://user:pass@host:5672/vhost` (`amqps://` "
+             "for TLS; options `?heartbeat=30&publish_timeout=30&exchange=domainmon`; see "
+             "docs/internals/bus.md)"},
     {.env = "RABBITMQ_HOST",
      .type = DM_CONF_T_HOST,
      .unset_text = "in-process bus",
      .offset = DM_CONF_FIELD(rabbitmq_host),
-     .help = "host[:port] of RabbitMQ; shorthand for RABBITMQ_URL (credentials from "
-             "RABBITMQ_USER and RABBITMQ_PASSWORD)"},
+     .help = "`host[:port]`, short for RABBITMQ_URL (vhost `/`; credentials from "
+             "RABBITMQ_USER and RABBITMQ_PASSWORD); RABBITMQ_URL wins when both are set"},
     {.env = "RABBITMQ_USER",
      .type = DM_CONF_T_STRING,
      .unset_text = "the broker's default account, guest",
      .offset = DM_CONF_FIELD(rabbitmq_user),
-     .help = "RabbitMQ user for RABBITMQ_HOST, or for a RABBITMQ_URL without one; set it "
-             "together with RABBITMQ_PASSWORD"},
+     .help = "user for RABBITMQ_HOST, or for a RABBITMQ_URL that names none; set it together "
+             "with RABBITMQ_PASSWORD. Both unset: guest/guest, the broker's default account "
+             "(which RabbitMQ accepts only from localhost)"},
     {.env = "RABBITMQ_PASSWORD",
      .type = DM_CONF_T_STRING,
      .secret = true,
@@ -97,27 +114,30 @@ static const struct dm_conf_entry dm_conf_table[] = {
     {.env = "REDIS_URL",
      .type = DM_CONF_T_URL,
      .schemes = dm_conf_redis_schemes,
-     .unset_text = "in-memory cache and rate limiter",
+     .unset_text = "not used",
+     .inert = true,
      .offset = DM_CONF_FIELD(redis_url),
-     .help = "cache and rate limiter: redis://[:pass@]host:6379/0"},
+     .help = "reserved for a Redis cache and rate limiter (`redis://host:6379/0`); this build "
+             "does not use it, and warns when it is set"},
     {.env = "SECRET_KEY",
      .type = DM_CONF_T_STRING,
      .secret = true,
-     .unset_text = "none configured",
+     .unset_text = "a random secret made once and kept in the database",
      .offset = DM_CONF_FIELD(secret_key),
-     .help = "key for signing (webhooks, tokens); keep it out of version control"},
+     .help = "secret for signing web UI sessions; set the same value on every Domain "
+             "Service of a deployment"},
     {.env = "DM_LISTEN",
      .type = DM_CONF_T_LISTEN,
      .def = "127.0.0.1:8080",
      .offset = DM_CONF_FIELD(listen),
-     .help = "address of the HTTP API and web UI (of dns-service: its /healthz and "
-             "/readyz): host:port or [v6]:port"},
+     .help = "address of the REST API and live event stream, `host:port` or `[v6]:port` (of "
+             "dns-service: its /healthz and /readyz)"},
     {.env = "DM_LOG_LEVEL",
      .type = DM_CONF_T_ENUM,
      .choices = dm_conf_log_levels,
      .def = "info",
      .offset = DM_CONF_FIELD(log_level),
-     .help = "least severe log level written: debug, info, warn or error"},
+     .help = "least severe log level written: `debug`, `info`, `warn` or `error`"},
     {.env = "DM_LOG_FORMAT",
      .type = DM_CONF_T_ENUM,
      .choices = dm_conf_log_formats,
@@ -131,14 +151,14 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 30 * DM_DAY,
      .def = "600s",
      .offset = DM_CONF_FIELD(scan_interval_ms),
-     .help = "default time between two checks of a domain"},
+     .help = "default interval between two checks of a domain"},
     {.env = "DM_MIN_INTERVAL",
      .type = DM_CONF_T_DURATION,
      .min = DM_SECOND,
      .max = 30 * DM_DAY,
      .def = "60s",
      .offset = DM_CONF_FIELD(min_interval_ms),
-     .help = "shortest interval a domain may ask for"},
+     .help = "the shortest interval a domain may have"},
     {.env = "DM_HTTP_THREADS",
      .type = DM_CONF_T_INT,
      .min = 1,
@@ -152,26 +172,27 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 64 * 1024 * 1024,
      .def = "1048576",
      .offset = DM_CONF_FIELD(max_body),
-     .help = "largest accepted HTTP request body, in bytes"},
+     .help = "largest request body, in bytes"},
     {.env = "DM_DNS_SERVERS",
      .type = DM_CONF_T_ADDRLIST,
      .unset_text = "name servers from /etc/resolv.conf",
      .offset = DM_CONF_FIELD(dns_servers),
-     .help = "resolvers to ask: ip[:port],[v6]:port,..."},
+     .help = "resolvers, `ip[:port]` comma-separated, IPv4 or `[IPv6]:port`"},
     {.env = "DM_DNS_TIMEOUT",
      .type = DM_CONF_T_DURATION,
      .min = 100,
      .max = 60 * DM_SECOND,
      .def = "2s",
      .offset = DM_CONF_FIELD(dns_timeout_ms),
-     .help = "time to wait for one DNS answer before retrying"},
+     .help = "budget for one lookup, retries included"},
     {.env = "DM_DNS_RETRIES",
      .type = DM_CONF_T_INT,
      .min = 0,
      .max = 10,
      .def = "5",
      .offset = DM_CONF_FIELD(dns_retries),
-     .help = "retries of an unanswered DNS query"},
+     .help = "retransmissions after the first query, within the timeout (six tries: at 3 % "
+             "loss each way, four would lose about one lookup in 80,000)"},
     {.env = "DM_DNS_CONCURRENCY",
      .type = DM_CONF_T_INT,
      .min = 1,
@@ -185,7 +206,7 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 10000000,
      .def = "0",
      .offset = DM_CONF_FIELD(dns_qps),
-     .help = "cap on DNS queries per second (0: no cap)"},
+     .help = "most queries per second sent, all loops together (0: no cap)"},
     {.env = "DM_DNS_LOOPS",
      .type = DM_CONF_T_INT,
      .min = 0,
@@ -199,8 +220,8 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 1,
      .def = "0",
      .offset = DM_CONF_FIELD(dns_auth_only),
-     .help = "1: the DNS servers are the zones' own, so an authoritative empty reply "
-             "without SOA is NODATA (0: such a reply is an error)"},
+     .help = "1: the DNS servers are the zones' own authoritative servers, so an "
+             "authoritative empty reply without SOA counts as no data (with 0 it is an error)"},
     {.env = "DM_SCAN_BATCH",
      .type = DM_CONF_T_INT,
      .min = 1,
@@ -214,15 +235,15 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 36500 * DM_DAY,
      .unset_text = "keep every history entry",
      .offset = DM_CONF_FIELD(history_retention_ms),
-     .help = "delete DNS history entries older than this (e.g. 90d)"},
+     .help = "delete DNS history entries older than this, e.g. `90d` (at least `1h`)"},
     {.env = "DM_EVENTS_MAX_STREAMS",
      .type = DM_CONF_T_INT,
      .min = 1,
      .max = 65535,
      .def = "256",
      .offset = DM_CONF_FIELD(events_max_streams),
-     .help = "most live event streams (GET /api/v1/events) open at once; more are refused "
-             "with 503"},
+     .help = "live event streams (`GET /api/v1/events`) open at once; more get 503. Each "
+             "holds a connection and a file descriptor"},
     {.env = "DM_EVENTS_REPLAY",
      .type = DM_CONF_T_INT,
      .min = 1,
@@ -236,22 +257,36 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 1024 * 1024 * 1024,
      .def = "16777216",
      .offset = DM_CONF_FIELD(events_replay_bytes),
-     .help = "bytes of recent events kept for replay (the older ones go first)"},
+     .help = "bytes of those events at most (the oldest go first)"},
     {.env = "DM_EVENTS_BACKLOG",
      .type = DM_CONF_T_INT,
      .min = 4096,
      .max = 256 * 1024 * 1024,
      .def = "1048576",
      .offset = DM_CONF_FIELD(events_backlog),
-     .help = "an event stream with more than this many bytes of events unsent for 5 s is "
-             "dropped as too slow"},
+     .help = "a stream with more than this many bytes unsent for 5 s is dropped as too slow; "
+             "also the most a reconnect replays"},
     {.env = "DM_EVENTS_HEARTBEAT",
      .type = DM_CONF_T_DURATION,
      .min = DM_SECOND,
      .max = 3600 * DM_SECOND,
      .def = "15s",
      .offset = DM_CONF_FIELD(events_heartbeat_ms),
-     .help = "an event stream silent this long gets a comment line, so proxies keep it open"},
+     .help = "a stream silent this long gets a `: ping` comment, so proxies keep it open"},
+    {.env = "DM_API_URL",
+     .type = DM_CONF_T_URL,
+     .schemes = dm_conf_http_schemes,
+     .unset_text = "http:// and DM_LISTEN, 0.0.0.0 read as 127.0.0.1",
+     .offset = DM_CONF_FIELD(api_url),
+     .help = "for the command-line client (domains, records, history, changes, watch): the "
+             "API of a running service, e.g. http://10.0.0.5:8080"},
+    {.env = "DM_API_KEY",
+     .type = DM_CONF_T_STRING,
+     .secret = true,
+     .unset_text = "none: the client is refused",
+     .offset = DM_CONF_FIELD(api_key),
+     .help = "for the command-line client: the API key it sends (from `domainmon keys "
+             "create`, or the admin key printed at first start)"},
 };
 
 #define DM_CONF_N (sizeof(dm_conf_table) / sizeof(dm_conf_table[0]))
@@ -1026,11 +1061,40 @@ static const char *conf_metavar(enum dm_conf_type type)
         return "TEXT";
 }
 
+/* Help text is written for Markdown: `code` marks read as plain quotes on a terminal. */
+static void conf_put_plain(FILE *out, const char *s)
+{
+        for (; *s; s++)
+                fputc(*s == '`' ? '\'' : *s, out);
+}
+
+/* `s` as plain text in lines of at most about 80 columns, each after `indent` spaces. */
+static void conf_put_wrapped(FILE *out, const char *s, int indent)
+{
+        const int width = 80 - indent;
+        while (*s) {
+                int n = (int)strlen(s);
+                if (n > width) {
+                        n = width;
+                        while (n > 0 && s[n] != ' ')
+                                n--;
+                        if (n == 0)
+                                n = (int)strcspn(s, " ");
+                }
+                char line[256];
+                snprintf(line, sizeof(line), "%.*s", n < 255 ? n : 255, s);
+                fprintf(out, "%*s", indent, "");
+                conf_put_plain(out, line);
+                fputc('\n', out);
+                s += n;
+                while (*s == ' ')
+                        s++;
+        }
+}
+
 void dm_conf_help(FILE *out)
 {
-        fprintf(out, "Configuration: flag, environment variable or line in .env. Flags win over\n"
-                     "the environment, the environment over .env. Durations: 600, 90s, 1500ms,\n"
-                     "10m, 2h, 1d.\n");
+        conf_put_plain(out, DM_CONF_PRECEDENCE "\n");
         for (size_t i = 0; i < DM_CONF_N; i++) {
                 const struct dm_conf_entry *e = &dm_conf_table[i];
                 char flag[DM_CONF_FLAG_MAX];
@@ -1049,12 +1113,53 @@ void dm_conf_help(FILE *out)
                                  conf_format_duration(e->max, hi, sizeof(hi)));
                 }
                 fprintf(out, "  %-34s %s%s\n", usage, e->env, e->secret ? " (secret)" : "");
-                fprintf(out, "        %s\n", e->help);
+                conf_put_wrapped(out, e->help, 8);
                 if (e->def)
                         fprintf(out, "        default %s%s\n", e->def, range);
                 else
                         fprintf(out, "        default: %s%s\n", e->unset_text, range);
         }
+}
+
+/* "`600s`" or the meaning of unset; DATABASE_URL's default names the working directory. */
+static void conf_markdown_default(const struct dm_conf_entry *e, FILE *out)
+{
+        if (e->offset == offsetof(struct dm_conf, database_url))
+                fputs("`sqlite:///<cwd>/" DM_CONF_SQLITE_FILE "`", out);
+        else if (e->def)
+                fprintf(out, "`%s`", e->def);
+        else
+                fprintf(out, "unset (%s)", e->unset_text);
+}
+
+void dm_conf_markdown(FILE *out)
+{
+        fputs(DM_CONF_PRECEDENCE "\n\n", out);
+        fputs("| variable | flag | default | meaning |\n| --- | --- | --- | --- |\n", out);
+        for (size_t i = 0; i < DM_CONF_N; i++) {
+                const struct dm_conf_entry *e = &dm_conf_table[i];
+                char flag[DM_CONF_FLAG_MAX];
+                conf_flag_name(e, flag, sizeof(flag));
+                fprintf(out, "| `%s` | `--%s` | ", e->env, flag);
+                conf_markdown_default(e, out);
+                fprintf(out, " | %s%s |\n", e->help,
+                        e->secret ? " (secret: masked in `config`)" : "");
+        }
+}
+
+size_t dm_conf_inert_set(const struct dm_conf *conf, const char **ret_names, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < DM_CONF_N && n < max; i++) {
+                const struct dm_conf_entry *e = &dm_conf_table[i];
+                if (!e->inert || conf->sources[i] == DM_CONF_DEFAULT)
+                        continue;
+                bool numeric = e->type == DM_CONF_T_INT || e->type == DM_CONF_T_DURATION;
+                if (!numeric && *(char *const *)((const char *)conf + e->offset) == NULL)
+                        continue;
+                ret_names[n++] = e->env;
+        }
+        return n;
 }
 
 /* Appends `s` percent-encoded as URL userinfo needs it: only unreserved bytes stay. */

@@ -9,6 +9,7 @@
 #include "dm/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -722,6 +723,46 @@ static void format_addr(struct dm_http_server *s, const union listen_addr *a)
         }
 }
 
+/* Binds and listens on `a` ourselves rather than through MHD, so that a failure says why
+ * in words (MHD logs "Failed to bind to port 0" when handed a socket address). Returns the
+ * socket, or -1 with the reason in err. */
+static int bind_listener(const union listen_addr *a, const char *where, char *err, size_t errlen)
+{
+        char shown[96];
+        int one = 1;
+        socklen_t len = a->sa.sa_family == AF_INET6 ? sizeof(a->v6) : sizeof(a->v4);
+        int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int e = 0;
+
+        dm_log_quote(shown, sizeof(shown), where);
+        if (fd < 0) {
+                e = errno;
+                goto fail;
+        }
+        /* Restarts may bind while old connections sit in TIME_WAIT; never SO_REUSEPORT,
+         * which would let a second service share the port without a word. */
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (a->sa.sa_family == AF_INET6)
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, &a->sa, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+                e = errno;
+                goto fail;
+        }
+        return fd;
+fail:
+        if (fd >= 0)
+                close(fd);
+        const char *hint = e == EADDRINUSE
+                               ? "another process is listening there: stop it, or choose another "
+                                 "address with DM_LISTEN or --listen"
+                           : e == EADDRNOTAVAIL ? "that address is not one of this machine's"
+                           : e == EACCES        ? "ports below 1024 need root or "
+                                                  "CAP_NET_BIND_SERVICE"
+                                                : "check DM_LISTEN";
+        snprintf(err, errlen, "cannot listen on %s: %s (%s)", shown, strerror(e), hint);
+        return -1;
+}
+
 int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size_t errlen,
                          struct dm_http_server **ret_server)
 {
@@ -754,6 +795,11 @@ int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size
         pthread_cond_init(&s->drained, &ca);
         pthread_condattr_destroy(&ca);
 
+        int lfd = bind_listener(&addr, opts->listen ? opts->listen : "127.0.0.1:8080", err, errlen);
+        if (lfd < 0) {
+                ret = DM_EIO;
+                goto fail;
+        }
         unsigned threads = opts->threads > MAX_POOL_THREADS ? MAX_POOL_THREADS : opts->threads;
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -762,22 +808,26 @@ int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size
         /* The logger goes first so that MHD reports nothing on its own. */
         s->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-            MHD_OPTION_SOCK_ADDR, &addr.sa, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-            MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,
+            threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
             opts->max_conns ? opts->max_conns : DEFAULT_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
             opts->idle_timeout_s ? opts->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S,
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
             MHD_OPTION_END);
         if (!s->daemon) {
                 char shown[96];
-                snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+                close(lfd);
+                snprintf(err, errlen, "cannot serve HTTP on %s (see the http warning above)",
                          dm_log_quote(shown, sizeof(shown), opts->listen ? opts->listen : ""));
                 ret = DM_EIO;
                 goto fail;
         }
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-        s->port = info ? info->port : 0;
+        /* The port bound (the kernel's choice when 0 was asked for). */
+        union listen_addr bound;
+        socklen_t blen = sizeof(bound);
+        if (getsockname(lfd, &bound.sa, &blen) == 0)
+                s->port =
+                    ntohs(bound.sa.sa_family == AF_INET6 ? bound.v6.sin6_port : bound.v4.sin_port);
         format_addr(s, &addr);
         *ret_server = s;
         return 0;

@@ -17,6 +17,7 @@
 
 #include "dm/embed.h"
 #include "dm/error.h"
+#include "dm/store_file.h"
 #include "dm/log.h"
 #include "dm/time.h"
 
@@ -592,29 +593,17 @@ static int conn_enable_wal(struct sqlite_conn *c, const char *path, char *err, s
         return 0;
 }
 
-/* sqlite:///abs/path.db, sqlite://relative/path.db, sqlite::memory:. */
+/* sqlite:///abs/path.db, sqlite://relative/path.db, sqlite::memory: (read by
+ * dm_store_sqlite_path, which `backup` and the start-up log use too). */
 static int sqlite_parse_url(const char *url, char *err, size_t errlen, const char **ret_path,
                             bool *ret_memory)
 {
-        const char *rest = url + strlen("sqlite:");
-        if (strcmp(rest, ":memory:") == 0) {
-                *ret_path = ":memory:";
-                *ret_memory = true;
-                return 0;
-        }
-        if (strncmp(rest, "//", 2) != 0 || rest[2] == '\0') {
+        if (dm_store_sqlite_path(url, ret_path, ret_memory) < 0) {
                 dm_errorf(0, err, errlen,
                           "DATABASE_URL: expected sqlite:///absolute/path.db, "
                           "sqlite://relative/path.db or sqlite::memory:");
                 return DM_EINVAL;
         }
-        const char *path = rest + 2;
-        /* "sqlite:///./x.db" is how the working directory is often spelled; "/./x.db" as
-         * an absolute path would be a file in the root directory, which nobody means. */
-        if (strncmp(path, "/./", 3) == 0)
-                path++;
-        *ret_path = path;
-        *ret_memory = false;
         return 0;
 }
 

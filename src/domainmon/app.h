@@ -86,4 +86,16 @@ int dm_cmd_scan(struct dm_app *app, int argc, char **argv);
 /* Subcommand `keys`: create/list/revoke. argv[0] is the action. Returns an exit code. */
 int dm_cmd_keys(struct dm_app *app, int argc, char **argv);
 
+/* The command-line client (cmd_client.c): talk to a running service's API (DM_API_URL,
+ * DM_API_KEY) and return an exit code (0, 1 server or network, 2 usage). argv[0] of
+ * `domains` is the action. */
+int dm_cmd_domains(struct dm_app *app, int argc, char **argv);
+int dm_cmd_records(struct dm_app *app, int argc, char **argv);
+int dm_cmd_history(struct dm_app *app, int argc, char **argv);
+int dm_cmd_changes(struct dm_app *app, int argc, char **argv);
+int dm_cmd_watch(struct dm_app *app, int argc, char **argv);
+
+/* Subcommand `backup FILE`: a consistent copy of the SQLite store. Returns an exit code. */
+int dm_cmd_backup(struct dm_app *app, int argc, char **argv);
+
 #endif

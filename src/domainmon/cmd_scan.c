@@ -4,6 +4,7 @@
  * pipeline's baseline. */
 #include "dns_int.h"
 
+#include "dm/cli.h"
 #include "dm/error.h"
 #include "dm/log.h"
 #include "dm/time.h"
@@ -55,9 +56,49 @@ out:
         return r;
 }
 
+/* -v: a line per domain, from what the scan left in the store. */
+static int print_domains(struct dm_app *app, int64_t since)
+{
+        struct dm_domain *page = calloc(DM_DNS_PAGE, sizeof(*page));
+        char after[DM_NAME_MAX + 1] = "", line[1024];
+        int r = 0;
+        if (!page)
+                return DM_ENOMEM;
+        for (;;) {
+                struct dm_domain_query q = {.after = after[0] ? after : NULL, .limit = DM_DNS_PAGE};
+                size_t n = 0;
+                r = dm_store_domain_list(app->store, &q, page, &n);
+                if (r < 0)
+                        break;
+                for (size_t i = 0; i < n; i++) {
+                        if (!page[i].enabled)
+                                continue;
+                        struct dm_change_query cq = {
+                            .domain_id = page[i].id, .since = since, .limit = 100000};
+                        struct dm_change *ch = NULL;
+                        size_t nch = 0;
+                        r = dm_store_change_list(app->store, &cq, &ch, &nch);
+                        if (r < 0)
+                                goto out;
+                        dm_changes_free(ch, nch);
+                        printf("%s\n",
+                               dm_cli_scan_line(
+                                   page[i].name, dm_check_status_name(page[i].status), nch,
+                                   page[i].status == DM_CHECK_ERROR ? page[i].status_error : NULL,
+                                   line, sizeof(line)));
+                }
+                if (n < DM_DNS_PAGE)
+                        break;
+                snprintf(after, sizeof(after), "%s", page[n - 1].name);
+        }
+out:
+        free(page);
+        return r;
+}
+
 int dm_cmd_scan(struct dm_app *app, int argc, char **argv)
 {
-        bool resolve_only = false;
+        bool resolve_only = false, verbose = false;
         struct dm_dns_service *svc = NULL;
         size_t due = 0;
         int r;
@@ -65,9 +106,11 @@ int dm_cmd_scan(struct dm_app *app, int argc, char **argv)
         for (int i = 0; i < argc; i++) {
                 if (strcmp(argv[i], "--resolve-only") == 0) {
                         resolve_only = true;
+                } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+                        verbose = true;
                 } else {
                         fprintf(stderr,
-                                "domainmon scan: unknown option '%s' (only --resolve-only)\n",
+                                "domainmon scan: unknown option '%.40s' (-v, --resolve-only)\n",
                                 argv[i]);
                         return 2;
                 }
@@ -75,7 +118,7 @@ int dm_cmd_scan(struct dm_app *app, int argc, char **argv)
         if (!app || !app->store || !app->bus)
                 return 1;
 
-        int64_t t0 = dm_mono_ms();
+        int64_t t0 = dm_mono_ms(), started = dm_now_ms();
         if (!resolve_only) {
                 r = dm_store_domain_request_scan_all(app->store, dm_now_ms(), &due);
                 if (r < 0) {
@@ -123,6 +166,12 @@ int dm_cmd_scan(struct dm_app *app, int argc, char **argv)
                " peak_rss_mb=%ld prepare_seconds=%.2f\n",
                domains, lookups, failures, secs, secs > 0 ? (double)lookups / secs : 0.0, changes,
                peak_kb / 1024, (double)(t1 - t0) / 1000.0);
+        if (verbose && !resolve_only && r >= 0) {
+                r = print_domains(app, started);
+                if (r < 0)
+                        fprintf(stderr, "domainmon scan: cannot list the domains: %s\n",
+                                dm_strerror(r));
+        }
         fflush(stdout);
         return r < 0 ? 1 : 0;
 }

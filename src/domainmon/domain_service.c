@@ -75,6 +75,7 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
 {
         struct dm_domain_service *s;
         char err[256], qerr[300], qaddr[96];
+        bool logged = false; /* the reason is in the log already */
         int ret;
 
         s = calloc(1, sizeof(*s));
@@ -121,6 +122,7 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
                 if (ret < 0) {
                         dm_log_error("domain", "msg=\"bad route table\" index=%zu err=\"%s\"", i,
                                      dm_strerror(ret));
+                        logged = true;
                         goto fail;
                 }
         }
@@ -145,6 +147,7 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         if (ret < 0) {
                 dm_log_error("domain", "msg=\"cannot start the HTTP server\" err=%s",
                              dm_log_quote(qerr, sizeof(qerr), err));
+                logged = true;
                 goto fail;
         }
         dm_log_info("domain", "msg=\"listening\" addr=%s",
@@ -152,6 +155,8 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         *ret_service = s;
         return 0;
 fail:
+        if (!logged)
+                dm_log_error("domain", "msg=\"cannot start\" err=\"%s\"", dm_strerror(ret));
         app->events = NULL;
         app->session_secret = NULL;
         dm_event_feed_stop(s->feed);

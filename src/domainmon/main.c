@@ -13,6 +13,7 @@
 #include "dm/apikey.h"
 #include "dm/error.h"
 #include "dm/log.h"
+#include "dm/store_file.h"
 
 enum dm_role {
         DM_ROLE_DOMAIN = 1 << 0,
@@ -26,7 +27,9 @@ struct dm_command {
         unsigned roles;   /* services it runs until a signal */
         bool needs_store; /* open and migrate the store first */
         bool needs_bus;
-        bool takes_args; /* arguments besides configuration flags */
+        bool takes_args;     /* arguments besides configuration flags */
+        bool existing_store; /* refuse to create a new database: it must be there already */
+        const char *usage;   /* what --help prints: the synopsis, then what it does */
 };
 
 static int cmd_serve(struct dm_app *app, int argc, char **argv);
@@ -35,46 +38,139 @@ static int cmd_config(struct dm_app *app, int argc, char **argv);
 static int cmd_version(struct dm_app *app, int argc, char **argv);
 static int cmd_help(struct dm_app *app, int argc, char **argv);
 
+#define CLIENT_NOTE                                                                                \
+        "\nTalks to a running service: DM_API_URL (default http:// and DM_LISTEN) with the key\n"  \
+        "in DM_API_KEY. --json prints the API's JSON for scripts. Exit codes: 0 done, 2 usage\n"   \
+        "error (nothing sent), 1 the server refused or could not be reached.\n"
+
 static const struct dm_command commands[] = {
     {.name = "all",
      .summary = "every service in one process (the embedded default)",
      .run = cmd_serve,
      .roles = DM_ROLE_DOMAIN | DM_ROLE_DNS,
      .needs_store = true,
-     .needs_bus = true},
+     .needs_bus = true,
+     .usage =
+         "usage: domainmon all [--option value ...]\n\n"
+         "Runs the REST API, the live event stream, the scheduler and the DNS scanners in\n"
+         "one process until SIGINT or SIGTERM. The first start prints an admin API key once.\n"},
     {.name = "domain-service",
-     .summary = "REST API: domains, API keys",
+     .summary = "REST API and live event stream: domains, API keys",
      .run = cmd_serve,
      .roles = DM_ROLE_DOMAIN,
      .needs_store = true,
-     .needs_bus = true},
+     .needs_bus = true,
+     .usage = "usage: domainmon domain-service [--option value ...]\n\n"
+              "Runs the REST API and the live event stream on DM_LISTEN until SIGINT or SIGTERM;\n"
+              "DNS services elsewhere do the scans (shared DATABASE_URL and RABBITMQ_URL).\n"},
     {.name = "dns-service",
      .summary = "scheduler and DNS scanners (and /healthz, /readyz on DM_LISTEN)",
      .run = cmd_serve,
      .roles = DM_ROLE_DNS,
      .needs_store = true,
-     .needs_bus = true},
+     .needs_bus = true,
+     .usage = "usage: domainmon dns-service [--option value ...]\n\n"
+              "Runs the scheduler and the DNS scanners until SIGINT or SIGTERM; /healthz and\n"
+              "/readyz answer on DM_LISTEN. Run as many as the load needs.\n"},
     {.name = "scan",
-     .summary = "scan every enabled domain once and print figures ([--resolve-only])",
+     .summary = "scan every enabled domain once and print figures ([-v] [--resolve-only])",
      .run = dm_cmd_scan,
      .needs_store = true,
      .needs_bus = true,
-     .takes_args = true},
+     .takes_args = true,
+     .existing_store = true,
+     .usage = "usage: domainmon scan [-v] [--resolve-only]\n\n"
+              "Scans every enabled domain of an existing database once through the real pipeline\n"
+              "and prints one line of figures. -v also prints a line per domain: name, status,\n"
+              "changes recorded, first error. --resolve-only resolves and stores nothing.\n"},
     {.name = "migrate",
      .summary = "apply database migrations and exit",
      .run = cmd_migrate,
-     .needs_store = true},
+     .needs_store = true,
+     .usage = "usage: domainmon migrate\n\nCreates the database if needed and applies its "
+              "migrations.\n"},
     {.name = "keys",
      .summary = "API keys: keys create --name N --scope read|write|admin, keys list, "
                 "keys revoke ID",
      .run = dm_cmd_keys,
      .needs_store = true,
-     .takes_args = true},
+     .takes_args = true,
+     .existing_store = true,
+     .usage = "usage: domainmon keys create --name NAME [--scope read|write|admin]\n"
+              "       domainmon keys list\n"
+              "       domainmon keys revoke KEY_ID|NAME\n\n"
+              "Works on the database of DATABASE_URL (default domainmon.db in the working\n"
+              "directory), also while the service runs; it never creates one. create prints the\n"
+              "key alone on standard output.\n"},
+    {.name = "domains",
+     .summary = "domains add NAME... | list [--status S] | show NAME | rm NAME... | import FILE",
+     .run = dm_cmd_domains,
+     .takes_args = true,
+     .usage =
+         "usage: domainmon domains add NAME... [--interval 10m] [--types A,MX,TXT]\n"
+         "       domainmon domains list [--status ok|error|pending]\n"
+         "       domainmon domains show NAME\n"
+         "       domainmon domains rm NAME...\n"
+         "       domainmon domains import FILE [--column NAME|N] [--interval D] [--types T]\n\n"
+         "import reads one name a line, or a CSV column (a header \"name\" or \"domain\",\n"
+         "else the first; --column picks another); - reads standard input.\n" CLIENT_NOTE},
+    {.name = "records",
+     .summary = "records NAME: the current DNS records of a domain",
+     .run = dm_cmd_records,
+     .takes_args = true,
+     .usage = "usage: domainmon records NAME [--json]\n\n"
+              "The current records of every type: TTL, status (ok, nxdomain, nodata, error), "
+              "values.\n" CLIENT_NOTE},
+    {.name = "history",
+     .summary = "history NAME [--since 1h]: the changes of one domain, a line each",
+     .run = dm_cmd_history,
+     .takes_args = true,
+     .usage = "usage: domainmon history NAME [--since 1h|2026-11-25] [--limit N] [--json]\n\n"
+              "The domain's changes, oldest first, one a line: time, domain, type, +added\n"
+              "-removed.\n" CLIENT_NOTE},
+    {.name = "changes",
+     .summary = "changes [--since 1h] [--domain NAME]: recent changes of every domain",
+     .run = dm_cmd_changes,
+     .takes_args = true,
+     .usage = "usage: domainmon changes [--since 1h|2026-11-25] [--domain NAME] [--limit N] "
+              "[--json]\n\n"
+              "Recent changes across all domains (newest 100 by default), oldest first, one a "
+              "line.\n" CLIENT_NOTE},
+    {.name = "watch",
+     .summary = "follow the live change stream, one line per change",
+     .run = dm_cmd_watch,
+     .takes_args = true,
+     .usage = "usage: domainmon watch [--domain NAME] [--json]\n\n"
+              "Follows GET /api/v1/events and prints each change as it happens, e.g.\n"
+              "  17:07:34 example.test A +192.0.2.12 -192.0.2.11\n"
+              "in colour on a terminal, a line at a time into a pipe. It reconnects (with\n"
+              "Last-Event-ID) when the service restarts; Ctrl-C ends it.\n" CLIENT_NOTE},
+    {.name = "backup",
+     .summary = "backup FILE: a consistent copy of the SQLite store, also while it runs",
+     .run = dm_cmd_backup,
+     .takes_args = true,
+     .usage = "usage: domainmon backup FILE\n\n"
+              "Writes a consistent copy of the SQLite database of DATABASE_URL to the new file\n"
+              "FILE, also while services write to it (what is still in the WAL included); to\n"
+              "restore, stop the service and put the copy in the database's place. A plain cp\n"
+              "of a running database misses what is in its WAL. For PostgreSQL use pg_dump.\n"},
     {.name = "config",
      .summary = "print the effective configuration (secrets masked)",
-     .run = cmd_config},
-    {.name = "version", .summary = "print the version", .run = cmd_version},
-    {.name = "help", .summary = "this text", .run = cmd_help},
+     .run = cmd_config,
+     .takes_args = true,
+     .usage = "usage: domainmon config [--markdown]\n\n"
+              "Prints every setting as NAME=value with where it came from (flag, environment,\n"
+              ".env, default); secrets masked. --markdown prints the settings table of the\n"
+              "README instead.\n"},
+    {.name = "version",
+     .summary = "print the version",
+     .run = cmd_version,
+     .usage = "usage: domainmon version\n"},
+    {.name = "help",
+     .summary = "this text (domainmon COMMAND --help: one command)",
+     .run = cmd_help,
+     .takes_args = true,
+     .usage = "usage: domainmon help [COMMAND]\n"},
 };
 
 static const struct dm_command *find_command(const char *name)
@@ -89,11 +185,19 @@ static const struct dm_command *find_command(const char *name)
 static int cmd_help(struct dm_app *app, int argc, char **argv)
 {
         (void)app;
+        if (argc > 0) {
+                const struct dm_command *c = find_command(argv[0]);
+                if (!c) {
+                        fprintf(stderr, "domainmon help: unknown command '%.40s'\n", argv[0]);
+                        return 2;
+                }
+                fputs(c->usage, stdout);
+                return 0;
+        }
         printf("usage: domainmon COMMAND [--option value ...]\n\ncommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 printf("  %-15s %s\n", commands[i].name, commands[i].summary);
-        printf("\nOptions may also come from the environment or a .env file in the working\n"
-               "directory (flags > environment > .env > defaults):\n\n");
+        printf("\n'domainmon COMMAND --help' describes one command.\n\n");
         dm_conf_help(stdout);
         return 0;
 }
@@ -107,6 +211,15 @@ static int cmd_version(struct dm_app *app, int argc, char **argv)
 
 static int cmd_config(struct dm_app *app, int argc, char **argv)
 {
+        if (argc == 1 && strcmp(argv[0], "--markdown") == 0) {
+                dm_conf_markdown(stdout);
+                return 0;
+        }
+        if (argc > 0) {
+                fprintf(stderr, "domainmon config: unknown %s '%.40s' (only --markdown)\n",
+                        argv[0][0] == '-' ? "option" : "argument", argv[0]);
+                return 2;
+        }
         dm_conf_print(&app->conf, stdout);
         return 0;
 }
@@ -163,17 +276,20 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                 return 1;
         }
         if (self->roles & DM_ROLE_DOMAIN) {
+                /* The listener first: a start that fails (the port taken) must not have made,
+                 * and shown, a key that the next start would then never show again. The
+                 * service logged why it failed. */
+                r = dm_domain_service_start(app, &domain);
+                if (r < 0) {
+                        dm_log_error("main", "msg=\"not started: the domain service could not "
+                                             "start (see above)\"");
+                        goto out;
+                }
                 r = ensure_admin_key(app);
                 if (r < 0) {
                         dm_log_error("main", "msg=\"cannot create the admin key\" err=\"%s\"",
                                      dm_strerror(r));
-                        goto out;
-                }
-                r = dm_domain_service_start(app, &domain);
-                if (r < 0) {
-                        dm_log_error("main", "msg=\"domain service failed to start\" err=\"%s\"",
-                                     dm_strerror(r));
-                        goto out;
+                        goto out_domain;
                 }
         }
         if (self->roles & DM_ROLE_DNS) {
@@ -190,8 +306,18 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                 if (r < 0)
                         goto out_dns;
         }
-        dm_log_info("main", "msg=\"started\" services=%s store=%s bus=%s", self->name,
-                    dm_store_backend(app->store), dm_bus_backend(app->bus));
+        /* Which database and which broker, so that two processes that should share them
+         * can be seen to; passwords masked. */
+        char db[1200], qdb[1300], bus[8192], shown[1200], qbus[1300];
+        const char *bus_url = NULL;
+        dm_store_describe(app->conf.database_url, db, sizeof(db));
+        if (dm_conf_rabbitmq_url(&app->conf, bus, sizeof(bus), &bus_url) < 0 || !bus_url)
+                bus_url = "in-process";
+        dm_conf_mask_url(bus_url, shown, sizeof(shown));
+        explicit_bzero(bus, sizeof(bus));
+        dm_log_info("main", "msg=\"started\" services=%s store=%s bus=%s database=%s bus_url=%s",
+                    self->name, dm_store_backend(app->store), dm_bus_backend(app->bus),
+                    dm_log_quote(qdb, sizeof(qdb), db), dm_log_quote(qbus, sizeof(qbus), shown));
 
         if (sigwait(&set, &sig) != 0)
                 sig = 0;
@@ -215,8 +341,7 @@ int main(int argc, char **argv)
         int rc = 1, r;
 
         if (argc < 2) {
-                fprintf(stderr, "domainmon: missing command (all, domain-service, dns-service, "
-                                "scan, migrate, keys, config, version, help)\n");
+                fprintf(stderr, "domainmon: missing command (see 'domainmon help')\n");
                 return 2;
         }
         const char *name = argv[1];
@@ -229,6 +354,17 @@ int main(int argc, char **argv)
                 fprintf(stderr, "domainmon: unknown command '%s' (see 'domainmon help')\n",
                         argv[1]);
                 return 2;
+        }
+
+        /* -h/--help anywhere before "--": the command's usage, and nothing opened, created
+         * or started. */
+        for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
+                if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                        if (cmd->run == cmd_help)
+                                return cmd_help(NULL, 0, NULL);
+                        fputs(cmd->usage, stdout);
+                        return 0;
+                }
         }
 
         /* Everything after the command: configuration flags are taken out by the loader,
@@ -255,6 +391,19 @@ int main(int argc, char **argv)
         if (app.conf.log_format && dm_log_format_parse(app.conf.log_format, &format) == 0)
                 dm_log_set_format(format);
 
+        /* Settings this build reads but does not act on yet: say so rather than let the
+         * operator believe them applied. */
+        const char *inert[8];
+        size_t ninert = cmd->roles ? dm_conf_inert_set(&app.conf, inert, 8) : 0;
+        for (size_t i = 0; i < ninert; i++)
+                dm_log_warn("main", "msg=\"%s is set but this build does not use it yet\"",
+                            inert[i]);
+        if (cmd->existing_store &&
+            dm_store_require_existing(app.conf.database_url, err, sizeof(err)) < 0) {
+                fprintf(stderr, "domainmon %s: %s\n", cmd->name, err);
+                rc = 1;
+                goto out_conf;
+        }
         if (cmd->needs_store) {
                 r = dm_store_open(app.conf.database_url, err, sizeof(err), &app.store);
                 if (r < 0) {
