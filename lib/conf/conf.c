@@ -130,8 +130,9 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .type = DM_CONF_T_LISTEN,
      .def = "127.0.0.1:8080",
      .offset = DM_CONF_FIELD(listen),
-     .help = "address of the REST API and live event stream, `host:port` or `[v6]:port` (of "
-             "dns-service: its /healthz and /readyz)"},
+     .help =
+         "address of the web UI, REST API and live event stream, `host:port` or `[v6]:port` (of "
+         "dns-service: its /healthz and /readyz)"},
     {.env = "DM_LOG_LEVEL",
      .type = DM_CONF_T_ENUM,
      .choices = dm_conf_log_levels,
