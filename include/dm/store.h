@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dm/check.h"
 #include "dm/name.h"
 #include "dm/rrset.h"
 #include "dm/rrtype.h"
@@ -30,6 +31,9 @@ struct dm_domain {
         int64_t interval_ms; /* 0: the configured default (DM_SCAN_INTERVAL) */
         uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
         size_t nrecord_types; /* 0: the default set */
+        unsigned checks;      /* DM_CHECKS_* bits; 0: the configured default (DM_DEFAULT_CHECKS) */
+        uint16_t tls_ports[DM_TLS_PORTS_MAX]; /* distinct, 1..65535, in the order given */
+        size_t ntls_ports;                    /* 0: the default, DM_TLS_PORT_DEFAULT */
         int64_t created_at;
         int64_t updated_at;
         int64_t next_check_at;
@@ -182,7 +186,10 @@ enum {
         DM_DOMAIN_ENABLED = 1u << 0,
         DM_DOMAIN_INTERVAL = 1u << 1,
         DM_DOMAIN_RECORD_TYPES = 1u << 2,
-        DM_DOMAIN_SETTINGS = DM_DOMAIN_ENABLED | DM_DOMAIN_INTERVAL | DM_DOMAIN_RECORD_TYPES,
+        DM_DOMAIN_CHECKS = 1u << 3,
+        DM_DOMAIN_TLS_PORTS = 1u << 4,
+        DM_DOMAIN_SETTINGS = DM_DOMAIN_ENABLED | DM_DOMAIN_INTERVAL | DM_DOMAIN_RECORD_TYPES |
+                             DM_DOMAIN_CHECKS | DM_DOMAIN_TLS_PORTS,
 };
 
 /* Writes the `fields` (DM_DOMAIN_* bits) of d to the domain named d->name and moves its
