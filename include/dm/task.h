@@ -5,7 +5,8 @@
  * Format: {"tasks":[{"id":1,"name":"example.com","types":["A","MX"],"fp":"<32 hex>",
  *            "checks":["dns","tls"],"tls_ports":[443]}]}
  * (`types` empty: the default set; `fp` all zeros: no state stored yet; `checks` absent or
- * empty: the configured default; `tls_ports` absent or empty: 443). */
+ * empty: the configured default; `tls_ports` absent or empty: 443; `tls_fp` absent: no TLS
+ * state stored yet). */
 #ifndef DM_TASK_H
 #define DM_TASK_H
 
@@ -27,6 +28,7 @@ struct dm_scan_task {
         size_t nrecord_types; /* 0: the default set */
         uint8_t dns_fp[DM_FP_LEN];
         unsigned checks; /* DM_CHECKS_* bits; 0: the configured default */
+        uint8_t tls_fp[DM_FP_LEN];
         uint16_t tls_ports[DM_TLS_PORTS_MAX];
         size_t ntls_ports; /* 0: DM_TLS_PORT_DEFAULT */
 };

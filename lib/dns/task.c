@@ -25,6 +25,7 @@ static const struct dm_json_field task_fields[] = {
     /* Optional: a task from a scheduler that predates them means DNS alone. */
     {.name = "checks", .type = DM_JSON_ARRAY, .flags = 0},
     {.name = "tls_ports", .type = DM_JSON_ARRAY, .flags = 0},
+    {.name = "tls_fp", .type = DM_JSON_STRING, .flags = 0},
     {.name = NULL},
 };
 
@@ -53,8 +54,9 @@ int dm_scan_tasks_encode(const struct dm_scan_task *t, size_t n, struct dm_buf *
                         r = dm_buf_addstr(b, "],\"tls_ports\":[");
                 for (size_t j = 0; r == 0 && j < t[i].ntls_ports; j++)
                         r = dm_buf_addf(b, "%s%u", j ? "," : "", (unsigned)t[i].tls_ports[j]);
+                dm_hex_encode(t[i].tls_fp, DM_FP_LEN, hex);
                 if (r == 0)
-                        r = dm_buf_addstr(b, "]}");
+                        r = dm_buf_addf(b, "],\"tls_fp\":\"%s\"}", hex);
         }
         if (r == 0)
                 r = dm_buf_addstr(b, "]}");
@@ -114,6 +116,9 @@ static int decode_task(const json_t *t, size_t index, char *why, size_t whylen,
                         return task_fail(why, whylen, index, "checks holds an unknown check");
                 task.checks |= bit;
         }
+        const char *tls_fp = json_string_value(json_object_get(t, "tls_fp"));
+        if (tls_fp && dm_hex_decode(tls_fp, strlen(tls_fp), task.tls_fp, DM_FP_LEN) < 0)
+                return task_fail(why, whylen, index, "tls_fp must be 32 hex digits");
         const json_t *ports = json_object_get(t, "tls_ports");
         if (json_array_size(ports) > DM_TLS_PORTS_MAX)
                 return task_fail(why, whylen, index, "too many tls_ports");

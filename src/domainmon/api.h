@@ -30,6 +30,8 @@ extern const struct dm_http_route dm_api_probe_routes[];
 extern const struct dm_http_route dm_api_domain_routes[];
 /* /api/v1/domains/{name}/records|history|scan, /api/v1/changes */
 extern const struct dm_http_route dm_api_dns_routes[];
+/* /api/v1/domains/{name}/tls and /tls/history */
+extern const struct dm_http_route dm_api_tls_routes[];
 /* /api/v1/events: the live stream; needs app->events */
 extern const struct dm_http_route dm_api_event_routes[];
 
@@ -55,6 +57,10 @@ int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *r
  * reference); otherwise a 400 problem naming the field is made and an error returned. */
 int dm_api_read_body(struct dm_http_request *req, struct dm_http_response *res,
                      const struct dm_json_field *fields, json_t **ret_obj);
+
+/* The history cursors: the id of the last entry shown. parse returns 0 or DM_EINVAL (not a
+ * cursor this API made). */
+int dm_api_id_cursor_parse(const char *cursor, int64_t *ret_id);
 
 /* Answers a store failure: 404 for DM_ENOENT, 409 for DM_EEXIST, 503 otherwise (logged
  * once here with `what`). Returns `err`. */

@@ -178,6 +178,8 @@ void dm_dns_free(struct dm_dns_service *svc)
         for (size_t i = 0; svc->loops && i < svc->nloops; i++) {
                 struct dm_dns_loop *l = &svc->loops[i];
                 dm_resolver_free(l->resolver);
+                dm_dns_tls_abandon(l);
+                free(l->probes);
                 if (l->efd >= 0)
                         close(l->efd);
                 while (l->intake_head) {
@@ -188,6 +190,7 @@ void dm_dns_free(struct dm_dns_service *svc)
                 pthread_mutex_destroy(&l->mu);
         }
         free(svc->loops);
+        dm_tls_ctx_free(svc->tls_ctx);
         pthread_mutex_destroy(&svc->mu);
         pthread_cond_destroy(&svc->cond);
         pthread_mutex_destroy(&svc->commit_mu);
@@ -389,6 +392,17 @@ int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_servic
         r = dns_loops_new(svc);
         if (r < 0)
                 goto fail;
+        if (mode != DM_DNS_MODE_RESOLVE) {
+                char why[256];
+                svc->tls_ctx = dm_tls_ctx_new(conf->tls_ca_file, why, sizeof(why));
+                if (!svc->tls_ctx) {
+                        char q[300];
+                        dm_log_error(DM_DNS_SVC, "msg=\"cannot set up TLS checks\" err=%s",
+                                     dm_log_quote(q, sizeof(q), why));
+                        r = DM_ECONFIG;
+                        goto fail;
+                }
+        }
 
         if (mode != DM_DNS_MODE_RESOLVE) {
                 r = dns_declare_tasks(svc);

@@ -20,7 +20,7 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 KEY_RE = re.compile(r"^dmk_[0-9a-f]{12}_[a-z2-7]{32}$")
 DEFAULT_TYPES = {"A", "AAAA", "MX", "TXT", "NS", "CNAME", "SOA", "CAA"}
 DOMAIN_FIELDS = {"name", "unicode_name", "enabled", "interval", "record_types", "checks",
-                 "tls_ports", "created_at",
+                 "tls_ports", "tls_expires_at", "created_at",
                  "updated_at", "last_checked_at", "next_check_at", "last_changed_at", "status",
                  "status_error"}
 MIB = 1024 * 1024

@@ -25,6 +25,7 @@ static void test_round_trip(void **state)
         in[0].tls_ports[0] = 8443;
         in[0].tls_ports[1] = 443;
         in[0].ntls_ports = 2;
+        memset(in[0].tls_fp, 0x5c, DM_FP_LEN);
         in[1].domain_id = 8;
         memcpy(in[1].name, "_dmarc.xn--bcher-kva.example", 29);
 
@@ -105,6 +106,9 @@ static void test_refusals(void **state)
         expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
                        ",\"checks\":[\"smtp\"]}]}",
                        "checks");
+        expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
+                       ",\"tls_fp\":\"zz\"}]}",
+                       "tls_fp");
         expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
                        ",\"tls_ports\":[0]}]}",
                        "tls_ports");
