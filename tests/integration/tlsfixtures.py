@@ -41,7 +41,9 @@ class Cert:
 
     @property
     def serial_hex(self):
-        return format(self.cert.serial_number, "x")
+        """Lower-case hex in whole bytes, as the summariser writes it."""
+        h = format(self.cert.serial_number, "x")
+        return "0" + h if len(h) % 2 else h
 
     @property
     def not_after(self):
