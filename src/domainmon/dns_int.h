@@ -227,13 +227,14 @@ struct dm_dns_service {
         bool depth_down;  /* scheduler thread: the queue depth could not be read */
         int64_t stats_at; /* the stats line: scheduler thread, or the stopping one after it */
         struct dm_dns_stats_mark {
-                uint64_t domains, lookups, failures, changes, sent, retransmits;
+                uint64_t domains, lookups, failures, changes, sent, retransmits, tls_probes,
+                    tls_errors;
         } stats; /* totals at the last stats line */
         int64_t started_mono;
 };
 
 struct dm_dns_totals {
-        uint64_t lookups, failures, sent, retransmits;
+        uint64_t lookups, failures, sent, retransmits, tls_probes, tls_errors;
         int window;
 };
 

@@ -80,6 +80,8 @@ void dm_dns_sum_loops(const struct dm_dns_service *svc, struct dm_dns_totals *t)
                 t->sent += atomic_load(&l->sent);
                 t->retransmits += atomic_load(&l->retransmits);
                 t->window += atomic_load(&l->window);
+                t->tls_probes += atomic_load(&l->probes_done);
+                t->tls_errors += atomic_load(&l->probe_errors);
         }
 }
 
@@ -121,11 +123,13 @@ void dm_dns_stats_log(struct dm_dns_service *svc, bool final)
         dm_log_info(DM_DNS_SVC,
                     "msg=\"%s\" domains=%" PRIu64 " lookups=%" PRIu64 " failures=%" PRIu64
                     " changes=%" PRIu64 " sent=%" PRIu64 " retransmits=%" PRIu64
-                    " window=%d outstanding=%" PRId64 " seconds=%.1f",
+                    " window=%d outstanding=%" PRId64 " tls_probes=%" PRIu64 " tls_errors=%" PRIu64
+                    " seconds=%.1f",
                     final ? "scan stats (final)" : "scan stats", domains - svc->stats.domains,
                     t.lookups - svc->stats.lookups, t.failures - svc->stats.failures,
                     changes - svc->stats.changes, t.sent - svc->stats.sent,
                     t.retransmits - svc->stats.retransmits, t.window, outstanding,
+                    t.tls_probes - svc->stats.tls_probes, t.tls_errors - svc->stats.tls_errors,
                     (double)(now - svc->stats_at) / 1000.0);
         svc->stats_at = now;
         svc->stats = (struct dm_dns_stats_mark){
@@ -135,6 +139,8 @@ void dm_dns_stats_log(struct dm_dns_service *svc, bool final)
             .changes = changes,
             .sent = t.sent,
             .retransmits = t.retransmits,
+            .tls_probes = t.tls_probes,
+            .tls_errors = t.tls_errors,
         };
 }
 

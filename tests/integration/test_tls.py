@@ -9,6 +9,7 @@ import time
 import pytest
 
 from dnsfixtures import knot_factory, wait_for  # noqa: F401 - fixtures are used by name
+from test_amqp import AMQP_URL, bus_url, busctl
 from test_events import EventStream
 from tlsfixtures import (  # noqa: F401 - fixtures are used by name
     authority,
@@ -256,3 +257,29 @@ def test_change_tls_event_on_the_stream(mon, authority, tls_server_factory):
     assert body["before"] is None and body["after"]["sha256"] == cert.sha256
     h = history(mon, "good.tls.test")["changes"]
     assert [body["id"]] == [c["id"] for c in h]
+
+
+@pytest.mark.skipif(not AMQP_URL, reason="DM_TEST_AMQP_URL is not set")
+def test_distributed_over_rabbitmq(tls_knot, authority, tls_server_factory, domainmon_factory):
+    """The API and the scanner in two processes on one database and RabbitMQ: the task
+    carries the checks, the ports and the TLS fingerprint, and change.tls reaches the API's
+    live stream through the scanner's outbox and the broker."""
+    p = busctl(AMQP_URL, "delete", "dns.scan", "delete", "dns.scan.dead")
+    assert p.returncode == 0, p.stderr
+    cert = authority.leaf(["good.tls.test"])
+    server = tls_server_factory({"good.tls.test": cert})
+    env = {"DM_DNS_SERVERS": tls_knot.server(), "DM_SCAN_INTERVAL": "1", "DM_MIN_INTERVAL": "1",
+           "DM_TLS_CA_FILE": authority.ca.cert_path, "DM_TLS_TIMEOUT": "1500ms",
+           "RABBITMQ_URL": bus_url("tls")}
+    api = domainmon_factory(env=env, args=("domain-service",))
+    domainmon_factory(env=env, args=("dns-service",), database_url=api.database_url)
+    stream = EventStream(api, topics="change.tls")
+    assert stream.status == 200
+    add(api, "good.tls.test", server.port)
+    e = endpoint(api, "good.tls.test", server.port, lambda e: e["status"] == "ok", timeout=30)
+    assert e["certificate"]["sha256"] == cert.sha256 and e["chain_valid"] is True
+    ev = stream.next_event(timeout=30)
+    assert ev is not None and ev["event"] == "change.tls"
+    assert ev["data"]["after"]["sha256"] == cert.sha256
+    wait_checks(api, "good.tls.test", 2, timeout=30)
+    assert len(history(api, "good.tls.test")["changes"]) == 1
