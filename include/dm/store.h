@@ -339,10 +339,10 @@ void dm_tls_changes_free(struct dm_tls_change *c, size_t n);
  * *ret_changes malloc'd; free with dm_changes_free. */
 int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
                          struct dm_change **ret_changes, size_t *ret_n);
-/* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, oldest
- * first, in one transaction, so that a large backlog goes in small steps that never hold
- * the writer long. *ret_n (may be NULL) receives how many went; fewer than `limit` means
- * none older is left. The current rows stay. */
+/* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, DNS
+ * then TLS, oldest first, in short transactions, so that a large backlog goes in small
+ * steps that never hold the writer long. *ret_n (may be NULL) receives how many went; fewer than
+ * `limit` means none older is left. The current rows stay. */
 int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
 /* Outbox: events written in the transaction of what they announce, published after commit

@@ -78,6 +78,7 @@ enum pg_stmt_id {
         STMT_TLS_CURRENT,
         STMT_TLS_CHANGES,
         STMT_TLS_CURRENT_DOMAIN,
+        STMT_TLS_PRUNE,
         STMT_DOMAIN_LIST,
         STMT_DOMAIN_REQUEST_SCAN,
         STMT_DOMAIN_REQUEST_SCAN_ALL,
@@ -195,6 +196,8 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                                "observed_at, before, after) VALUES ($1::bigint, $2::integer, "
                                "$3::text, $4::boolean, $5::bigint, $6::text, $7::text) "
                                "RETURNING id",
+    [STMT_TLS_PRUNE] = "DELETE FROM tls_changes WHERE id = ANY (ARRAY(SELECT id FROM tls_changes "
+                       "WHERE observed_at < $1::bigint ORDER BY observed_at, id LIMIT $2::bigint))",
     [STMT_TLS_CURRENT_DOMAIN] = "SELECT 1 FROM domains WHERE id = $1::bigint",
     [STMT_TLS_CURRENT] = "SELECT " TLS_COLS " FROM tls_current WHERE domain_id = $1::bigint "
                          "ORDER BY port, address",
@@ -2364,11 +2367,26 @@ static int pg_history_prune(struct dm_store *st, int64_t before, size_t limit, s
         if (ret < 0)
                 return ret;
         ret = pg_run(c, STMT_HISTORY_PRUNE, &p, "history prune", &r);
+        size_t n = 0;
+        if (ret == 0) {
+                n = (size_t)pg_affected(r);
+                PQclear(r);
+        }
+        /* The TLS history goes by the same rule, in what is left of the batch. */
+        if (ret == 0 && n < limit) {
+                p.n = 0;
+                param_i64(&p, before);
+                param_i64(&p, clamp_limit(limit - n));
+                ret = pg_run(c, STMT_TLS_PRUNE, &p, "tls history prune", &r);
+                if (ret == 0) {
+                        n += (size_t)pg_affected(r);
+                        PQclear(r);
+                }
+        }
         pool_put(s, c);
         if (ret < 0)
                 return ret;
-        *ret_n = (size_t)pg_affected(r);
-        PQclear(r);
+        *ret_n = n;
         return 0;
 }
 

@@ -87,6 +87,7 @@ enum sqlite_stmt_id {
         STMT_TLS_CHANGE_INSERT,
         STMT_TLS_CURRENT,
         STMT_TLS_CHANGES,
+        STMT_TLS_PRUNE,
         STMT_COUNT
 };
 
@@ -234,6 +235,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                         "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [STMT_TLS_CHANGE_INSERT] = "INSERT INTO tls_changes (domain_id, port, address, chain_valid, "
                                "observed_at, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_TLS_PRUNE] = "DELETE FROM tls_changes WHERE id IN (SELECT id FROM tls_changes "
+                       "WHERE observed_at < ?1 ORDER BY observed_at, id LIMIT ?2)",
     [STMT_TLS_CURRENT] = "SELECT " TLS_COLS " FROM tls_current WHERE domain_id = ?1 "
                          "ORDER BY port, address",
     [STMT_TLS_CHANGES] = "SELECT c.id, c.domain_id, d.name, c.port, c.address, c.chain_valid, "
@@ -1753,6 +1756,7 @@ static int sqlite_history_prune(struct dm_store *st, int64_t before, size_t limi
         struct sqlite_store *s = sqlite_of(st);
         sqlite3_stmt *stmt = NULL;
         struct sqlite_conn *c = write_begin(s);
+        size_t n = 0;
         int ret = stmt_get(c, STMT_HISTORY_PRUNE, &stmt);
         if (ret == 0) {
                 sqlite3_bind_int64(stmt, 1, before);
@@ -1760,7 +1764,19 @@ static int sqlite_history_prune(struct dm_store *st, int64_t before, size_t limi
                 ret = stmt_run(c, stmt, "history prune");
         }
         if (ret == 0)
-                *ret_n = (size_t)sqlite3_changes(c->db);
+                n = (size_t)sqlite3_changes(c->db);
+        /* The TLS history goes by the same rule, in what is left of the batch. */
+        if (ret == 0 && n < limit)
+                ret = stmt_get(c, STMT_TLS_PRUNE, &stmt);
+        if (ret == 0 && n < limit) {
+                sqlite3_bind_int64(stmt, 1, before);
+                sqlite3_bind_int64(stmt, 2, clamp_limit(limit - n));
+                ret = stmt_run(c, stmt, "tls history prune");
+                if (ret == 0)
+                        n += (size_t)sqlite3_changes(c->db);
+        }
+        if (ret == 0)
+                *ret_n = n;
         write_end(s);
         return ret;
 }

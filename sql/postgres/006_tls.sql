@@ -36,3 +36,5 @@ CREATE TABLE tls_changes (
 );
 
 CREATE INDEX tls_changes_domain ON tls_changes (domain_id, id);
+-- Retention deletes the oldest first (DM_HISTORY_RETENTION).
+CREATE INDEX tls_changes_observed ON tls_changes (observed_at);

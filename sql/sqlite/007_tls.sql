@@ -35,3 +35,4 @@ CREATE TABLE tls_changes (
 );
 
 CREATE INDEX tls_changes_domain ON tls_changes (domain_id, id);
+CREATE INDEX tls_changes_observed ON tls_changes (observed_at);

@@ -2092,6 +2092,28 @@ static void test_history_prune(void **state)
         /* The current state is not history. */
         assert_int_equal(count_current(f->st, a), 1);
         assert_int_equal(count_current(f->st, b), 1);
+
+        /* TLS history goes by the same rule. */
+        struct dm_tls_change old = {.port = 443, .observed_at = base + 1000, .after = "{}"},
+                             recent = {.port = 443, .observed_at = base + 9000, .after = "{}"};
+        struct dm_tls_commit t1 = {
+            .domain_id = a, .checked_at = base + 1000, .changes = &old, .nchanges = 1};
+        memset(t1.new_fp, 1, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(f->st, &t1, 1, NULL, NULL), 0);
+        assert_int_equal(t1.result, 0);
+        struct dm_tls_commit t2 = {
+            .domain_id = a, .checked_at = base + 9000, .changes = &recent, .nchanges = 1};
+        memset(t2.old_fp, 1, DM_FP_LEN);
+        memset(t2.new_fp, 2, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(f->st, &t2, 1, NULL, NULL), 0);
+        assert_int_equal(t2.result, 0);
+        assert_int_equal(dm_store_history_prune(f->st, base + 7000, 3, &n), 0);
+        assert_int_equal(n, 1);
+        struct dm_tls_change *tcs = NULL;
+        assert_int_equal(dm_store_tls_change_list(f->st, a, 0, 10, &tcs, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tcs[0].id, recent.id);
+        dm_tls_changes_free(tcs, n);
         assert_int_equal(dm_store_history_prune(f->st, base, 0, &n), DM_EINVAL);
 }
 
