@@ -45,7 +45,10 @@ struct dm_conf {
         int64_t events_heartbeat_ms;     /* DM_EVENTS_HEARTBEAT */
         char *api_url;                   /* DM_API_URL: the client's server; NULL: DM_LISTEN */
         char *api_key;                   /* DM_API_KEY (secret): the client's key */
-        enum dm_conf_source sources[48]; /* where each table entry came from, by index */
+        int64_t default_checks;          /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
+        char *tls_ca_file;               /* DM_TLS_CA_FILE; NULL: the system trust store */
+        int64_t tls_timeout_ms;          /* DM_TLS_TIMEOUT: connect and handshake */
+        enum dm_conf_source sources[56]; /* where each table entry came from, by index */
 };
 
 /* Fills `conf` from defaults, then `dotenv_path` (NULL: "./.env"; missing file is fine),

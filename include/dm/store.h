@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dm/check.h"
 #include "dm/name.h"
 #include "dm/rrset.h"
 #include "dm/rrtype.h"
@@ -30,6 +31,9 @@ struct dm_domain {
         int64_t interval_ms; /* 0: the configured default (DM_SCAN_INTERVAL) */
         uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
         size_t nrecord_types; /* 0: the default set */
+        unsigned checks;      /* DM_CHECKS_* bits; 0: the configured default (DM_DEFAULT_CHECKS) */
+        uint16_t tls_ports[DM_TLS_PORTS_MAX]; /* distinct, 1..65535, in the order given */
+        size_t ntls_ports;                    /* 0: the default, DM_TLS_PORT_DEFAULT */
         int64_t created_at;
         int64_t updated_at;
         int64_t next_check_at;
@@ -38,6 +42,10 @@ struct dm_domain {
         enum dm_check_status status;
         char status_error[256]; /* why, when status is DM_CHECK_ERROR */
         uint8_t dns_fp[DM_FP_LEN];
+        /* The TLS check (read only: set by dm_store_tls_commit, ignored on write). */
+        uint8_t tls_fp[DM_FP_LEN];
+        int64_t tls_checked_at; /* 0: never */
+        int64_t tls_expires_at; /* earliest not_after over the endpoints; 0: none known */
 };
 
 struct dm_domain_query {
@@ -151,6 +159,66 @@ struct dm_dns_commit {
                        DM_RRSET_JSON_MAX (nothing of this item was written) */
 };
 
+/* ---- TLS ---- */
+
+#define DM_TLS_ADDRESS_MAX 46 /* INET6_ADDRSTRLEN */
+#define DM_TLS_ERROR_MAX 256
+#define DM_TLS_PROTOCOL_MAX 16
+#define DM_TLS_CERT_JSON_MAX (512 * 1024)           /* bytes of a stored certificate object */
+#define DM_TLS_ENDPOINTS_MAX (2 * DM_TLS_PORTS_MAX) /* an IPv4 and an IPv6 address per port */
+#define DM_EVENT_CHANGE_TLS "change.tls"
+
+enum dm_tls_status { DM_TLS_OK = 0, DM_TLS_ERROR = 1 };
+
+/* The current state of one endpoint (port, address) of a domain. */
+struct dm_tls_endpoint {
+        uint16_t port;
+        char address[DM_TLS_ADDRESS_MAX]; /* "" when the name had no address */
+        enum dm_tls_status status;
+        char error[DM_TLS_ERROR_MAX];       /* status error: why */
+        char protocol[DM_TLS_PROTOCOL_MAX]; /* of the last handshake, "" if none */
+        bool chain_valid;
+        char chain_error[DM_TLS_ERROR_MAX];
+        char sha256[65];   /* leaf fingerprint, "" when no certificate was ever read */
+        int64_t not_after; /* of that leaf; 0 without */
+        char *cert;        /* the certificate object (JSON, without days_left) or NULL; owned */
+        int64_t checked_at;
+        int64_t changed_at; /* when its certificate or chain validity last changed */
+};
+
+/* One TLS history entry: an endpoint's leaf or chain validity changed. */
+struct dm_tls_change {
+        int64_t id; /* assigned by the store */
+        int64_t domain_id;
+        char domain[DM_NAME_MAX + 1]; /* filled by reads */
+        uint16_t port;
+        char address[DM_TLS_ADDRESS_MAX];
+        bool chain_valid; /* after the change */
+        int64_t observed_at;
+        char *before; /* certificate object, NULL on first sight; owned */
+        char *after;  /* certificate object; owned */
+};
+
+/* The result of one domain's TLS round, written by dm_store_tls_commit. */
+struct dm_tls_commit {
+        int64_t domain_id;
+        int64_t checked_at;
+        uint8_t old_fp[DM_FP_LEN]; /* the TLS fingerprint the task carried */
+        uint8_t new_fp[DM_FP_LEN];
+        /* When new_fp differs from old_fp: the complete new endpoint state, the history
+         * entries and the domain's new tls_expires_at. Ignored when they match. */
+        struct dm_tls_endpoint *endpoints;
+        size_t nendpoints;
+        struct dm_tls_change *changes; /* ids are written back */
+        size_t nchanges;
+        int64_t expires_at;
+        int result; /* out: 0, DM_ECONFLICT (the stored TLS fingerprint was no longer old_fp;
+                       nothing written), DM_ENOENT (domain gone), DM_E2BIG (a certificate
+                       passes DM_TLS_CERT_JSON_MAX; nothing written) */
+};
+
+typedef char *(*dm_tls_change_event_fn)(const struct dm_tls_change *change, void *arg);
+
 struct dm_outbox_event {
         int64_t id;
         char *routing_key; /* owned */
@@ -192,7 +260,10 @@ enum {
         DM_DOMAIN_ENABLED = 1u << 0,
         DM_DOMAIN_INTERVAL = 1u << 1,
         DM_DOMAIN_RECORD_TYPES = 1u << 2,
-        DM_DOMAIN_SETTINGS = DM_DOMAIN_ENABLED | DM_DOMAIN_INTERVAL | DM_DOMAIN_RECORD_TYPES,
+        DM_DOMAIN_CHECKS = 1u << 3,
+        DM_DOMAIN_TLS_PORTS = 1u << 4,
+        DM_DOMAIN_SETTINGS = DM_DOMAIN_ENABLED | DM_DOMAIN_INTERVAL | DM_DOMAIN_RECORD_TYPES |
+                             DM_DOMAIN_CHECKS | DM_DOMAIN_TLS_PORTS,
 };
 
 /* Writes the `fields` (DM_DOMAIN_* bits) of d to the domain named d->name and moves its
@@ -296,14 +367,32 @@ int dm_store_dns_current(struct dm_store *st, int64_t domain_id, struct dm_rrset
  * Per-item outcome in items[i].result. Returns 0 unless the transaction itself failed. */
 int dm_store_dns_commit(struct dm_store *st, struct dm_dns_commit *items, size_t n,
                         dm_change_event_fn event_fn, void *event_arg);
+/* TLS state of a domain, by port then address; free with dm_tls_endpoints_free. */
+int dm_store_tls_current(struct dm_store *st, int64_t domain_id,
+                         struct dm_tls_endpoint **ret_endpoints, size_t *ret_n);
+/* Writes a batch of TLS rounds in one transaction, each a compare-and-swap on the domain's
+ * TLS fingerprint as dm_store_dns_commit is on its DNS one. Every item written moves
+ * tls_checked_at to checked_at (never back); one whose fingerprint moved also sets it,
+ * replaces the endpoints, sets tls_expires_at, inserts its changes (assigning ids) and for
+ * each an outbox event DM_EVENT_CHANGE_TLS with body event_fn(change). Per-item outcome in
+ * items[i].result. Returns 0 unless the transaction itself failed. */
+int dm_store_tls_commit(struct dm_store *st, struct dm_tls_commit *items, size_t n,
+                        dm_tls_change_event_fn event_fn, void *event_arg);
+/* A domain's TLS history, newest first: up to `limit` (>= 1) entries with ids below
+ * `before_id` (0: from the newest). Free with dm_tls_changes_free. */
+int dm_store_tls_change_list(struct dm_store *st, int64_t domain_id, int64_t before_id,
+                             size_t limit, struct dm_tls_change **ret_changes, size_t *ret_n);
+void dm_tls_endpoints_free(struct dm_tls_endpoint *e, size_t n);
+void dm_tls_changes_free(struct dm_tls_change *c, size_t n);
+
 /* History, newest first: up to q->limit entries, fewer when q->max_bytes stops the read.
  * *ret_changes malloc'd; free with dm_changes_free. */
 int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
                          struct dm_change **ret_changes, size_t *ret_n);
-/* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, oldest
- * first, in one transaction, so that a large backlog goes in small steps that never hold
- * the writer long. *ret_n (may be NULL) receives how many went; fewer than `limit` means
- * none older is left. The current rows stay. */
+/* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, DNS
+ * then TLS, oldest first, in short transactions, so that a large backlog goes in small
+ * steps that never hold the writer long. *ret_n (may be NULL) receives how many went; fewer than
+ * `limit` means none older is left. The current rows stay. */
 int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
 /* Outbox: events written in the transaction of what they announce, published after commit

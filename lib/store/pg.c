@@ -69,6 +69,16 @@ enum pg_stmt_id {
         STMT_DOMAIN_DELETE,
         STMT_DOMAIN_DELETE_CURRENT,
         STMT_DOMAIN_DELETE_CHANGES,
+        STMT_DOMAIN_DELETE_TLS,
+        STMT_DOMAIN_DELETE_TLS_CHANGES,
+        STMT_TLS_SEEN,
+        STMT_TLS_CAS,
+        STMT_TLS_INSERT,
+        STMT_TLS_CHANGE_INSERT,
+        STMT_TLS_CURRENT,
+        STMT_TLS_CHANGES,
+        STMT_TLS_CURRENT_DOMAIN,
+        STMT_TLS_PRUNE,
         STMT_DOMAIN_LIST,
         STMT_DOMAIN_REQUEST_SCAN,
         STMT_DOMAIN_REQUEST_SCAN_ALL,
@@ -105,7 +115,11 @@ enum pg_stmt_id {
 
 #define DOMAIN_COLS                                                                                \
         "id, name, unicode_name, enabled, interval_ms, record_types, created_at, updated_at, "     \
-        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp"
+        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, checks, "  \
+        "tls_ports, tls_fp, tls_checked_at, tls_expires_at"
+#define TLS_COLS                                                                                   \
+        "port, address, status, error, protocol, chain_valid, chain_error, sha256, not_after, "    \
+        "cert, checked_at, changed_at"
 #define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
 #define KEY_VALUES "$1::text, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint, $7::bigint"
 /* A history read, newest first, of up to $5 entries, and of those only the ones whose
@@ -141,17 +155,19 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     /* Conflicts are an answer (DM_EEXIST), not an error to log. */
     [STMT_DOMAIN_INSERT] =
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
-        "created_at, updated_at, next_check_at, status, phase_ms) VALUES ($1::text, $2::text, "
-        "$3::boolean, $4::bigint, $5::text, $6::bigint, $6, $6, $7::smallint, $8::bigint) "
+        "created_at, updated_at, next_check_at, status, phase_ms, checks, tls_ports) VALUES "
+        "($1::text, $2::text, $3::boolean, $4::bigint, $5::text, $6::bigint, $6, $6, "
+        "$7::smallint, $8::bigint, $9::text, $10::text) "
         "ON CONFLICT (name) DO NOTHING RETURNING " DOMAIN_COLS,
     /* Names are unique within the arrays (the caller drops repeats); ids follow the order
      * of the batch. */
     [STMT_DOMAIN_INSERT_MANY] =
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
-        "created_at, updated_at, next_check_at, status, phase_ms) "
+        "created_at, updated_at, next_check_at, status, phase_ms, checks, tls_ports) "
         "SELECT u.name, u.uname, u.enabled, u.iv, u.types, $6::bigint, $6, $6, $7::smallint, "
-        "u.phase FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::text[], "
-        "$8::bigint[]) WITH ORDINALITY AS u(name, uname, enabled, iv, types, phase, ord) "
+        "u.phase, u.checks, u.ports FROM unnest($1::text[], $2::text[], $3::boolean[], "
+        "$4::bigint[], $5::text[], $8::bigint[], $9::text[], $10::text[]) WITH ORDINALITY "
+        "AS u(name, uname, enabled, iv, types, phase, checks, ports, ord) "
         "ORDER BY u.ord ON CONFLICT (name) DO NOTHING RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = $1::text",
     /* As in SQLite: updated_at is the caller's when newer than the stored one, else now; a
@@ -160,6 +176,8 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "UPDATE domains SET enabled = CASE WHEN $5::boolean THEN $2::boolean ELSE enabled END, "
         "interval_ms = CASE WHEN $6::boolean THEN $3::bigint ELSE interval_ms END, "
         "record_types = CASE WHEN $7::boolean THEN $4::text ELSE record_types END, "
+        "checks = CASE WHEN $11::boolean THEN $10::text ELSE checks END, "
+        "tls_ports = CASE WHEN $13::boolean THEN $12::text ELSE tls_ports END, "
         "updated_at = CASE WHEN $8::bigint > updated_at THEN $8 ELSE $9::bigint END, "
         "next_check_at = CASE WHEN $6 AND $3 > 0 AND $3 <> interval_ms "
         "THEN least(next_check_at, $9 + $3) ELSE next_check_at END WHERE name = $1::text",
@@ -170,6 +188,33 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_DOMAIN_DELETE_CURRENT] = "DELETE FROM dns_current WHERE domain_id = $1::bigint",
     /* History stays (it outlives the domain) unless purged, by name. */
     [STMT_DOMAIN_DELETE_CHANGES] = "DELETE FROM dns_changes WHERE domain = $1::text",
+    [STMT_DOMAIN_DELETE_TLS] = "DELETE FROM tls_current WHERE domain_id = $1::bigint",
+    [STMT_DOMAIN_DELETE_TLS_CHANGES] = "DELETE FROM tls_changes WHERE domain_id = $1::bigint",
+    /* The TLS check's compare-and-swap on tls_fp. The CAS takes the domain's row lock, so
+     * that its endpoint rows are replaced only while it is held (as the DNS commit does),
+     * and a delete of the domain waits for it. */
+    [STMT_TLS_SEEN] = "UPDATE domains SET tls_checked_at = greatest(tls_checked_at, $2::bigint) "
+                      "WHERE id = $1::bigint AND tls_fp IS NOT DISTINCT FROM $3::bytea",
+    [STMT_TLS_CAS] = "UPDATE domains SET tls_fp = $2::bytea, "
+                     "tls_checked_at = greatest(tls_checked_at, $4::bigint), "
+                     "tls_expires_at = $5::bigint WHERE id = $1::bigint AND tls_fp IS NOT "
+                     "DISTINCT FROM $3::bytea RETURNING name",
+    [STMT_TLS_INSERT] = "INSERT INTO tls_current (domain_id, " TLS_COLS ") VALUES ($1::bigint, "
+                        "$2::integer, $3::text, $4::smallint, $5::text, $6::text, $7::boolean, "
+                        "$8::text, $9::text, $10::bigint, $11::text, $12::bigint, $13::bigint)",
+    [STMT_TLS_CHANGE_INSERT] = "INSERT INTO tls_changes (domain_id, port, address, chain_valid, "
+                               "observed_at, before, after) VALUES ($1::bigint, $2::integer, "
+                               "$3::text, $4::boolean, $5::bigint, $6::text, $7::text) "
+                               "RETURNING id",
+    [STMT_TLS_PRUNE] = "DELETE FROM tls_changes WHERE id = ANY (ARRAY(SELECT id FROM tls_changes "
+                       "WHERE observed_at < $1::bigint ORDER BY observed_at, id LIMIT $2::bigint))",
+    [STMT_TLS_CURRENT_DOMAIN] = "SELECT 1 FROM domains WHERE id = $1::bigint",
+    [STMT_TLS_CURRENT] = "SELECT " TLS_COLS " FROM tls_current WHERE domain_id = $1::bigint "
+                         "ORDER BY port, address",
+    [STMT_TLS_CHANGES] = "SELECT c.id, c.domain_id, d.name, c.port, c.address, c.chain_valid, "
+                         "c.observed_at, c.before, c.after FROM tls_changes AS c JOIN domains "
+                         "AS d ON d.id = c.domain_id WHERE c.domain_id = $1::bigint AND "
+                         "c.id < $2::bigint ORDER BY c.id DESC LIMIT $3::bigint",
     [STMT_DOMAIN_LIST] = "SELECT " DOMAIN_COLS " FROM domains WHERE name > $1::text AND "
                          "($2::text IS NULL OR name ILIKE $2 OR unicode_name ILIKE $2) "
                          "AND ($4::integer = 0 OR ($4 >> status::integer) & 1 = 1) "
@@ -214,7 +259,7 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                    "WHERE id = ANY (ARRAY(SELECT id FROM domains "
                    "WHERE enabled AND next_check_at <= $1 ORDER BY next_check_at, id "
                    "LIMIT $4::bigint FOR UPDATE SKIP LOCKED)) "
-                   "RETURNING id, name, record_types, dns_fp",
+                   "RETURNING id, name, record_types, dns_fp, checks, tls_ports, tls_fp",
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status FROM dns_current WHERE domain_id = $1::bigint ORDER BY type",
     /* Every domain of a batch, locked in id order: two commits with overlapping batches
@@ -323,7 +368,7 @@ static struct pg_store *pg_of(struct dm_store *st)
 
 /* ---- parameters and arrays, in PostgreSQL's binary formats ---- */
 
-#define PG_PARAMS_MAX 12
+#define PG_PARAMS_MAX 16
 
 struct pg_params {
         int n;
@@ -593,6 +638,21 @@ static void col_types(const PGresult *r, int row, int col, int64_t domain_id, ui
         dm_store_types_from_text(s, domain_id, types, ret_n);
 }
 
+static unsigned col_checks(const PGresult *r, int row, int col, int64_t domain_id)
+{
+        char s[DM_CHECKS_TEXT_MAX + 8];
+        col_copy(r, row, col, s, sizeof(s));
+        return dm_store_checks_from_text(s, domain_id);
+}
+
+static void col_ports(const PGresult *r, int row, int col, int64_t domain_id, uint16_t *ports,
+                      size_t *ret_n)
+{
+        char s[DM_TLS_PORTS_TEXT_MAX + 8];
+        col_copy(r, row, col, s, sizeof(s));
+        dm_store_ports_from_text(s, domain_id, ports, ret_n);
+}
+
 /* Rows a statement wrote (INSERT, UPDATE, DELETE). */
 static uint64_t pg_affected(const PGresult *r)
 {
@@ -617,6 +677,11 @@ static void domain_from_row(const PGresult *r, int row, struct dm_domain *d)
         d->status = (enum dm_check_status)col_int(r, row, 11);
         col_copy(r, row, 12, d->status_error, sizeof(d->status_error));
         col_fp(r, row, 13, d->dns_fp);
+        d->checks = col_checks(r, row, 14, d->id);
+        col_ports(r, row, 15, d->id, d->tls_ports, &d->ntls_ports);
+        col_fp(r, row, 16, d->tls_fp);
+        d->tls_checked_at = col_int(r, row, 17);
+        d->tls_expires_at = col_int(r, row, 18);
 }
 
 static void key_from_row(const PGresult *r, int row, struct dm_api_key *k)
@@ -1133,11 +1198,14 @@ static int pg_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_
 {
         struct pg_store *s = pg_of(st);
         char types[PG_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         struct pg_params p = {0};
         struct pg_conn *c;
         PGresult *r = NULL;
         int64_t now = dm_now_ms(), id = 0;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         param_text(&p, d->name);
@@ -1148,6 +1216,8 @@ static int pg_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_
         param_i64(&p, now);
         param_i16(&p, DM_CHECK_PENDING);
         param_i64(&p, dm_store_phase(d->name));
+        param_text(&p, set.checks);
+        param_text(&p, set.tls_ports);
 
         ret = pool_get(s, &c);
         if (ret < 0)
@@ -1251,7 +1321,7 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                                  dm_domain_event_fn event_fn, void *event_arg, int *ret_results)
 {
         struct pg_store *s = pg_of(st);
-        struct pg_vals names, unames, enabled, ivs, types, phases;
+        struct pg_vals names, unames, enabled, ivs, types, phases, checks, ports;
         struct pg_params p = {0};
         struct pg_conn *c = NULL;
         PGresult *r = NULL;
@@ -1268,6 +1338,8 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         array_init(&ivs, PG_OID_INT8);
         array_init(&types, PG_OID_TEXT);
         array_init(&phases, PG_OID_INT8);
+        array_init(&checks, PG_OID_TEXT);
+        array_init(&ports, PG_OID_TEXT);
         if (!idx || !results || !ids || !rows)
                 goto out_free;
 
@@ -1282,9 +1354,13 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         }
         for (size_t i = 0; i < n; i++) {
                 char t[PG_TYPES_TEXT_MAX];
+                struct dm_store_settings_text set;
                 if (results[i] < 0)
                         continue;
                 ret = dm_store_types_to_text(ds[i].record_types, ds[i].nrecord_types, t, sizeof(t));
+                if (ret == 0)
+                        ret = dm_store_settings_to_text(ds[i].checks, ds[i].tls_ports,
+                                                        ds[i].ntls_ports, &set);
                 if (ret < 0)
                         goto out_free;
                 val_text(&names, ds[i].name);
@@ -1293,6 +1369,8 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                 val_i64(&ivs, ds[i].interval_ms);
                 val_text(&types, t);
                 val_i64(&phases, dm_store_phase(ds[i].name));
+                val_text(&checks, set.checks);
+                val_text(&ports, set.tls_ports);
         }
         ret = param_array(&p, &names);
         if (ret == 0)
@@ -1308,6 +1386,10 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         param_i64(&p, now);
         param_i16(&p, DM_CHECK_PENDING);
         ret = param_array(&p, &phases);
+        if (ret == 0)
+                ret = param_array(&p, &checks);
+        if (ret == 0)
+                ret = param_array(&p, &ports);
         if (ret < 0)
                 goto out_free;
 
@@ -1361,6 +1443,8 @@ out_free:
         vals_done(&ivs);
         vals_done(&types);
         vals_done(&phases);
+        vals_done(&checks);
+        vals_done(&ports);
         free(rows);
         free(ids);
         free(results);
@@ -1394,9 +1478,12 @@ static int pg_domain_update(struct dm_store *st, const struct dm_domain *d, unsi
 {
         struct pg_store *s = pg_of(st);
         char types[PG_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         struct pg_params p = {0};
         struct pg_conn *c;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         param_text(&p, d->name);
@@ -1408,6 +1495,10 @@ static int pg_domain_update(struct dm_store *st, const struct dm_domain *d, unsi
         param_bool(&p, fields & DM_DOMAIN_RECORD_TYPES);
         param_i64(&p, d->updated_at);
         param_i64(&p, dm_now_ms());
+        param_text(&p, set.checks);
+        param_bool(&p, fields & DM_DOMAIN_CHECKS);
+        param_text(&p, set.tls_ports);
+        param_bool(&p, fields & DM_DOMAIN_TLS_PORTS);
         ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
@@ -1445,6 +1536,12 @@ static int pg_domain_delete(struct dm_store *st, const char *const *names, size_
                         struct pg_params id = {0};
                         param_i64(&id, row->id);
                         ret = pg_run(c, STMT_DOMAIN_DELETE_CURRENT, &id, "domain delete", NULL);
+                        /* TLS state and history are kept by domain id: they go with it. */
+                        if (ret == 0)
+                                ret = pg_run(c, STMT_DOMAIN_DELETE_TLS, &id, "domain delete", NULL);
+                        if (ret == 0)
+                                ret = pg_run(c, STMT_DOMAIN_DELETE_TLS_CHANGES, &id,
+                                             "domain delete", NULL);
                 }
                 if (ret == 0 && found && event_fn)
                         ret =
@@ -1862,6 +1959,9 @@ static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
                 col_copy(r, row, 1, t->name, sizeof(t->name));
                 col_types(r, row, 2, t->domain_id, t->record_types, &t->nrecord_types);
                 col_fp(r, row, 3, t->dns_fp);
+                t->checks = col_checks(r, row, 4, t->domain_id);
+                col_ports(r, row, 5, t->domain_id, t->tls_ports, &t->ntls_ports);
+                col_fp(r, row, 6, t->tls_fp);
         }
         PQclear(r);
         *ret_n = n;
@@ -2423,11 +2523,26 @@ static int pg_history_prune(struct dm_store *st, int64_t before, size_t limit, s
         if (ret < 0)
                 return ret;
         ret = pg_run(c, STMT_HISTORY_PRUNE, &p, "history prune", &r);
+        size_t n = 0;
+        if (ret == 0) {
+                n = (size_t)pg_affected(r);
+                PQclear(r);
+        }
+        /* The TLS history goes by the same rule, in what is left of the batch. */
+        if (ret == 0 && n < limit) {
+                p.n = 0;
+                param_i64(&p, before);
+                param_i64(&p, clamp_limit(limit - n));
+                ret = pg_run(c, STMT_TLS_PRUNE, &p, "tls history prune", &r);
+                if (ret == 0) {
+                        n += (size_t)pg_affected(r);
+                        PQclear(r);
+                }
+        }
         pool_put(s, c);
         if (ret < 0)
                 return ret;
-        *ret_n = (size_t)pg_affected(r);
-        PQclear(r);
+        *ret_n = n;
         return 0;
 }
 
@@ -2542,6 +2657,260 @@ static int pg_outbox_count(struct dm_store *st, size_t *ret_n)
         return ret;
 }
 
+/* ---- TLS ---- */
+
+/* "No state" is NULL, so that `tls_fp IS NOT DISTINCT FROM $n` matches it. */
+static void param_fp(struct pg_params *p, const uint8_t fp[DM_FP_LEN])
+{
+        if (dm_store_fp_is_zero(fp))
+                param_null(p);
+        else
+                param_raw(p, fp, DM_FP_LEN);
+}
+
+static int tls_commit_rows(struct pg_conn *c, struct dm_tls_commit *it, const char *name,
+                           int64_t now, dm_tls_change_event_fn event_fn, void *event_arg)
+{
+        struct pg_params del = {0};
+        param_i64(&del, it->domain_id);
+        int ret = pg_run(c, STMT_DOMAIN_DELETE_TLS, &del, "tls delete", NULL);
+        for (size_t i = 0; ret == 0 && i < it->nendpoints; i++) {
+                const struct dm_tls_endpoint *e = &it->endpoints[i];
+                struct pg_params p = {0};
+                param_i64(&p, it->domain_id);
+                param_i32(&p, e->port);
+                param_text(&p, e->address);
+                param_i16(&p, (int)e->status);
+                param_text(&p, e->status == DM_TLS_ERROR ? e->error : NULL);
+                param_text(&p, e->protocol);
+                param_bool(&p, e->chain_valid);
+                param_text(&p, e->chain_error);
+                param_text(&p, e->sha256);
+                param_i64(&p, e->not_after);
+                param_text(&p, e->cert);
+                param_i64(&p, e->checked_at ? e->checked_at : it->checked_at);
+                param_i64(&p, e->changed_at);
+                ret = pg_run(c, STMT_TLS_INSERT, &p, "tls insert", NULL);
+        }
+        for (size_t i = 0; ret == 0 && i < it->nchanges; i++) {
+                struct dm_tls_change *ch = &it->changes[i];
+                struct pg_params p = {0};
+                PGresult *r = NULL;
+                if (!ch->observed_at)
+                        ch->observed_at = it->checked_at;
+                param_i64(&p, it->domain_id);
+                param_i32(&p, ch->port);
+                param_text(&p, ch->address);
+                param_bool(&p, ch->chain_valid);
+                param_i64(&p, ch->observed_at);
+                param_text(&p, ch->before);
+                param_text(&p, ch->after ? ch->after : "{}");
+                ret = pg_run(c, STMT_TLS_CHANGE_INSERT, &p, "tls change insert", &r);
+                if (ret < 0)
+                        break;
+                ch->id = col_int(r, 0, 0);
+                PQclear(r);
+                ch->domain_id = it->domain_id;
+                snprintf(ch->domain, sizeof(ch->domain), "%s", name);
+                if (!event_fn)
+                        continue;
+                char *body = event_fn(ch, event_arg);
+                if (!body)
+                        return DM_ENOMEM;
+                p.n = 0;
+                param_text(&p, DM_EVENT_CHANGE_TLS);
+                param_text(&p, body);
+                param_i64(&p, now);
+                ret = pg_run(c, STMT_OUTBOX_INSERT, &p, "outbox insert", NULL);
+                free(body);
+        }
+        return ret;
+}
+
+static int pg_domain_exists(struct pg_conn *c, int64_t id, bool *ret_exists)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, id);
+        int ret = pg_run(c, STMT_TLS_CURRENT_DOMAIN, &p, "domain exists", &r);
+        if (ret == 0) {
+                *ret_exists = PQntuples(r) > 0;
+                PQclear(r);
+        }
+        return ret;
+}
+
+static int tls_commit_item(struct pg_conn *c, struct dm_tls_commit *it, int64_t now,
+                           dm_tls_change_event_fn event_fn, void *event_arg)
+{
+        int64_t checked_at = it->checked_at ? it->checked_at : now;
+        bool same = memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0;
+        char name[DM_NAME_MAX + 1] = "";
+        bool swapped = false;
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        int ret;
+
+        if (!same && !dm_store_tls_item_fits(it)) {
+                it->result = DM_E2BIG;
+                return 0;
+        }
+        param_i64(&p, it->domain_id);
+        if (same) {
+                param_i64(&p, checked_at);
+                param_fp(&p, it->old_fp);
+                ret = pg_run(c, STMT_TLS_SEEN, &p, "tls commit", &r);
+                if (ret == 0)
+                        swapped = pg_affected(r) > 0;
+        } else {
+                param_fp(&p, it->new_fp);
+                param_fp(&p, it->old_fp);
+                param_i64(&p, checked_at);
+                param_time(&p, it->expires_at);
+                ret = pg_run(c, STMT_TLS_CAS, &p, "tls commit", &r);
+                if (ret == 0 && PQntuples(r) > 0) {
+                        col_copy(r, 0, 0, name, sizeof(name));
+                        swapped = true;
+                }
+        }
+        PQclear(r);
+        if (ret < 0)
+                return ret;
+        if (!swapped) {
+                bool exists = false;
+                ret = pg_domain_exists(c, it->domain_id, &exists);
+                if (ret == 0)
+                        it->result = exists ? DM_ECONFLICT : DM_ENOENT;
+                return ret;
+        }
+        if (!same) {
+                ret = tls_commit_rows(c, it, name, now, event_fn, event_arg);
+                if (ret < 0)
+                        return ret;
+        }
+        it->result = 0;
+        return 0;
+}
+
+static int pg_tls_commit(struct dm_store *st, struct dm_tls_commit *items, size_t n,
+                         dm_tls_change_event_fn event_fn, void *event_arg)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_conn *c;
+        int64_t now = dm_now_ms();
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = tx_begin(c);
+        for (size_t i = 0; ret == 0 && i < n; i++)
+                ret = tls_commit_item(c, &items[i], now, event_fn, event_arg);
+        if (ret == 0)
+                ret = tx_commit(c);
+        pool_put(s, c); /* rolls back what did not commit */
+        if (ret < 0) {
+                for (size_t i = 0; i < n; i++) {
+                        items[i].result = ret;
+                        for (size_t j = 0; j < items[i].nchanges; j++)
+                                items[i].changes[j].id = 0;
+                }
+        }
+        return ret;
+}
+
+static int pg_tls_current(struct dm_store *st, int64_t domain_id,
+                          struct dm_tls_endpoint **ret_endpoints, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_i64(&p, domain_id);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_TLS_CURRENT, &p, "tls current", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        size_t n = (size_t)PQntuples(r);
+        struct dm_tls_endpoint *eps = calloc(n ? n : 1, sizeof(*eps));
+        if (!eps) {
+                PQclear(r);
+                return DM_ENOMEM;
+        }
+        for (size_t i = 0; ret == 0 && i < n; i++) {
+                struct dm_tls_endpoint *e = &eps[i];
+                int row = (int)i;
+                e->port = (uint16_t)col_int(r, row, 0);
+                col_copy(r, row, 1, e->address, sizeof(e->address));
+                e->status = col_int(r, row, 2) == DM_TLS_OK ? DM_TLS_OK : DM_TLS_ERROR;
+                col_copy(r, row, 3, e->error, sizeof(e->error));
+                col_copy(r, row, 4, e->protocol, sizeof(e->protocol));
+                e->chain_valid = col_int(r, row, 5) != 0;
+                col_copy(r, row, 6, e->chain_error, sizeof(e->chain_error));
+                col_copy(r, row, 7, e->sha256, sizeof(e->sha256));
+                e->not_after = col_int(r, row, 8);
+                ret = col_strdup(r, row, 9, &e->cert);
+                e->checked_at = col_int(r, row, 10);
+                e->changed_at = col_int(r, row, 11);
+        }
+        PQclear(r);
+        if (ret < 0) {
+                dm_tls_endpoints_free(eps, n);
+                return ret;
+        }
+        *ret_endpoints = eps;
+        *ret_n = n;
+        return 0;
+}
+
+static int pg_tls_change_list(struct dm_store *st, int64_t domain_id, int64_t before_id,
+                              size_t limit, struct dm_tls_change **ret_changes, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_i64(&p, domain_id);
+        param_i64(&p, before_id > 0 ? before_id : INT64_MAX);
+        param_i64(&p, clamp_limit(limit));
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_TLS_CHANGES, &p, "tls change list", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        size_t n = (size_t)PQntuples(r);
+        struct dm_tls_change *chs = calloc(n ? n : 1, sizeof(*chs));
+        if (!chs) {
+                PQclear(r);
+                return DM_ENOMEM;
+        }
+        for (size_t i = 0; ret == 0 && i < n; i++) {
+                struct dm_tls_change *ch = &chs[i];
+                int row = (int)i;
+                ch->id = col_int(r, row, 0);
+                ch->domain_id = col_int(r, row, 1);
+                col_copy(r, row, 2, ch->domain, sizeof(ch->domain));
+                ch->port = (uint16_t)col_int(r, row, 3);
+                col_copy(r, row, 4, ch->address, sizeof(ch->address));
+                ch->chain_valid = col_int(r, row, 5) != 0;
+                ch->observed_at = col_int(r, row, 6);
+                ret = col_strdup(r, row, 7, &ch->before);
+                if (ret == 0)
+                        ret = col_strdup(r, row, 8, &ch->after);
+        }
+        PQclear(r);
+        if (ret < 0) {
+                dm_tls_changes_free(chs, n);
+                return ret;
+        }
+        *ret_changes = chs;
+        *ret_n = n;
+        return 0;
+}
+
 static int pg_wipe(struct dm_store *st)
 {
         struct pg_store *s = pg_of(st);
@@ -2549,9 +2918,10 @@ static int pg_wipe(struct dm_store *st)
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret = pg_exec(
-            c, "TRUNCATE outbox, dns_changes, dns_current, api_keys, domains, sessions, settings",
-            "wipe");
+        ret = pg_exec(c,
+                      "TRUNCATE outbox, dns_changes, dns_current, tls_changes, tls_current, "
+                      "api_keys, domains, sessions, settings",
+                      "wipe");
         pool_put(s, c);
         return ret;
 }
@@ -2593,4 +2963,7 @@ const struct dm_store_ops dm_store_pg_ops = {
     .outbox_delete = pg_outbox_delete,
     .outbox_count = pg_outbox_count,
     .wipe = pg_wipe,
+    .tls_commit = pg_tls_commit,
+    .tls_current = pg_tls_current,
+    .tls_change_list = pg_tls_change_list,
 };

@@ -89,12 +89,24 @@ enum sqlite_stmt_id {
         STMT_OUTBOX_CLAIM,
         STMT_OUTBOX_DELETE,
         STMT_OUTBOX_COUNT,
+        STMT_TLS_SEEN,
+        STMT_TLS_CAS,
+        STMT_TLS_DELETE,
+        STMT_TLS_INSERT,
+        STMT_TLS_CHANGE_INSERT,
+        STMT_TLS_CURRENT,
+        STMT_TLS_CHANGES,
+        STMT_TLS_PRUNE,
         STMT_COUNT
 };
 
 #define DOMAIN_COLS                                                                                \
         "id, name, unicode_name, enabled, interval_ms, record_types, created_at, updated_at, "     \
-        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp"
+        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, checks, "  \
+        "tls_ports, tls_fp, tls_checked_at, tls_expires_at"
+#define TLS_COLS                                                                                   \
+        "port, address, status, error, protocol, chain_valid, chain_error, sha256, not_after, "    \
+        "cert, checked_at, changed_at"
 #define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
 #define CHANGE_SELECT                                                                              \
         "SELECT c.id, c.domain_id, c.domain, c.type, c.status, c.observed_at, c.before, c.after, " \
@@ -116,8 +128,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     /* Conflicts are an answer (DM_EEXIST), not an error to log. */
     [STMT_DOMAIN_INSERT] =
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
-        "created_at, updated_at, next_check_at, status, phase_ms) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7) ON CONFLICT (name) DO NOTHING "
+        "created_at, updated_at, next_check_at, status, phase_ms, checks, tls_ports) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7, ?8, ?9) ON CONFLICT (name) DO NOTHING "
         "RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = ?1",
     /* updated_at: the caller's when newer than the stored one, else now, so that a struct
@@ -127,6 +139,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
         "UPDATE domains SET enabled = CASE WHEN ?7 & 1 THEN ?2 ELSE enabled END, "
         "interval_ms = CASE WHEN ?7 & 2 THEN ?3 ELSE interval_ms END, "
         "record_types = CASE WHEN ?7 & 4 THEN ?4 ELSE record_types END, "
+        "checks = CASE WHEN ?10 THEN ?8 ELSE checks END, "
+        "tls_ports = CASE WHEN ?11 THEN ?9 ELSE tls_ports END, "
         "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN "
         "?7 & 2 AND ?3 > 0 AND ?3 <> interval_ms "
         "THEN min(next_check_at, ?6 + ?3) ELSE next_check_at END WHERE name = ?1",
@@ -172,7 +186,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                    "max(coalesce(nullif(interval_ms, 0), ?2), ?3) AS iv FROM domains "
                    "WHERE enabled AND next_check_at <= ?1 "
                    "ORDER BY next_check_at, id LIMIT ?4) AS due "
-                   "WHERE id = due.due_id RETURNING id, name, record_types, dns_fp",
+                   "WHERE id = due.due_id RETURNING id, name, record_types, dns_fp, checks, "
+                   "tls_ports, tls_fp",
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status "
                      "FROM dns_current WHERE domain_id = ?1 ORDER BY type",
@@ -234,6 +249,25 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
         "ORDER BY id LIMIT ?4) RETURNING id, routing_key, body, created_at",
     [STMT_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1 AND claimed_by = ?2",
     [STMT_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+    /* The TLS check's compare-and-swap on tls_fp, as the DNS one on dns_fp. */
+    [STMT_TLS_SEEN] = "UPDATE domains SET tls_checked_at = CASE WHEN tls_checked_at > ?2 "
+                      "THEN tls_checked_at ELSE ?2 END WHERE id = ?1 AND tls_fp IS ?3",
+    [STMT_TLS_CAS] = "UPDATE domains SET tls_fp = ?2, tls_checked_at = CASE WHEN "
+                     "tls_checked_at > ?4 THEN tls_checked_at ELSE ?4 END, tls_expires_at = ?5 "
+                     "WHERE id = ?1 AND tls_fp IS ?3 RETURNING name",
+    [STMT_TLS_DELETE] = "DELETE FROM tls_current WHERE domain_id = ?1",
+    [STMT_TLS_INSERT] = "INSERT INTO tls_current (domain_id, " TLS_COLS ") VALUES (?1, ?2, ?3, "
+                        "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [STMT_TLS_CHANGE_INSERT] = "INSERT INTO tls_changes (domain_id, port, address, chain_valid, "
+                               "observed_at, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_TLS_PRUNE] = "DELETE FROM tls_changes WHERE id IN (SELECT id FROM tls_changes "
+                       "WHERE observed_at < ?1 ORDER BY observed_at, id LIMIT ?2)",
+    [STMT_TLS_CURRENT] = "SELECT " TLS_COLS " FROM tls_current WHERE domain_id = ?1 "
+                         "ORDER BY port, address",
+    [STMT_TLS_CHANGES] = "SELECT c.id, c.domain_id, d.name, c.port, c.address, c.chain_valid, "
+                         "c.observed_at, c.before, c.after FROM tls_changes AS c JOIN domains "
+                         "AS d ON d.id = c.domain_id WHERE c.domain_id = ?1 AND c.id < ?2 "
+                         "ORDER BY c.id DESC LIMIT ?3",
 };
 
 struct sqlite_conn {
@@ -482,6 +516,12 @@ static void domain_from_row(sqlite3_stmt *stmt, struct dm_domain *d)
         d->status = (enum dm_check_status)sqlite3_column_int(stmt, 11);
         col_copy(stmt, 12, d->status_error, sizeof(d->status_error));
         col_fp(stmt, 13, d->dns_fp);
+        d->checks = dm_store_checks_from_text((const char *)sqlite3_column_text(stmt, 14), d->id);
+        dm_store_ports_from_text((const char *)sqlite3_column_text(stmt, 15), d->id, d->tls_ports,
+                                 &d->ntls_ports);
+        col_fp(stmt, 16, d->tls_fp);
+        d->tls_checked_at = sqlite3_column_int64(stmt, 17);
+        d->tls_expires_at = sqlite3_column_int64(stmt, 18);
 }
 
 static void key_from_row(sqlite3_stmt *stmt, struct dm_api_key *k)
@@ -840,8 +880,11 @@ static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, i
                              struct dm_domain *ret_row)
 {
         char types[SQLITE_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         sqlite3_stmt *stmt = NULL;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         ret = stmt_get(c, STMT_DOMAIN_INSERT, &stmt);
@@ -856,6 +899,8 @@ static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, i
         sqlite3_bind_text(stmt, 5, types, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 6, now);
         sqlite3_bind_int64(stmt, 7, dm_store_phase(d->name));
+        sqlite3_bind_text(stmt, 8, set.checks, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 9, set.tls_ports, -1, SQLITE_STATIC);
         bool inserted = false;
         ret = stmt_domain_row(c, stmt, "domain insert", ret_row, &inserted);
         if (ret == 0 && !inserted)
@@ -991,7 +1036,10 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, 
 {
         struct sqlite_store *s = sqlite_of(st);
         char types[SQLITE_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         int64_t now = dm_now_ms();
@@ -1006,6 +1054,10 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, 
                 sqlite3_bind_int64(stmt, 5, d->updated_at);
                 sqlite3_bind_int64(stmt, 6, now);
                 sqlite3_bind_int(stmt, 7, (int)fields);
+                sqlite3_bind_text(stmt, 8, set.checks, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 9, set.tls_ports, -1, SQLITE_STATIC);
+                sqlite3_bind_int(stmt, 10, (fields & DM_DOMAIN_CHECKS) != 0);
+                sqlite3_bind_int(stmt, 11, (fields & DM_DOMAIN_TLS_PORTS) != 0);
                 ret = run_by_name(c, stmt, "domain update");
         }
         write_end(s);
@@ -1442,6 +1494,11 @@ static int sqlite_claim_due(struct dm_store *st, const struct dm_claim_opts *opt
                 col_copy(stmt, 1, t->name, sizeof(t->name));
                 col_types(stmt, 2, t->domain_id, t->record_types, &t->nrecord_types);
                 col_fp(stmt, 3, t->dns_fp);
+                t->checks = dm_store_checks_from_text((const char *)sqlite3_column_text(stmt, 4),
+                                                      t->domain_id);
+                dm_store_ports_from_text((const char *)sqlite3_column_text(stmt, 5), t->domain_id,
+                                         t->tls_ports, &t->ntls_ports);
+                col_fp(stmt, 6, t->tls_fp);
         }
         if (rc != SQLITE_DONE)
                 ret = sqlite_error(c, rc, "claim");
@@ -1838,6 +1895,7 @@ static int sqlite_history_prune(struct dm_store *st, int64_t before, size_t limi
         struct sqlite_store *s = sqlite_of(st);
         sqlite3_stmt *stmt = NULL;
         struct sqlite_conn *c = write_begin(s);
+        size_t n = 0;
         int ret = stmt_get(c, STMT_HISTORY_PRUNE, &stmt);
         if (ret == 0) {
                 sqlite3_bind_int64(stmt, 1, before);
@@ -1845,9 +1903,273 @@ static int sqlite_history_prune(struct dm_store *st, int64_t before, size_t limi
                 ret = stmt_run(c, stmt, "history prune");
         }
         if (ret == 0)
-                *ret_n = (size_t)sqlite3_changes(c->db);
+                n = (size_t)sqlite3_changes(c->db);
+        /* The TLS history goes by the same rule, in what is left of the batch. */
+        if (ret == 0 && n < limit)
+                ret = stmt_get(c, STMT_TLS_PRUNE, &stmt);
+        if (ret == 0 && n < limit) {
+                sqlite3_bind_int64(stmt, 1, before);
+                sqlite3_bind_int64(stmt, 2, clamp_limit(limit - n));
+                ret = stmt_run(c, stmt, "tls history prune");
+                if (ret == 0)
+                        n += (size_t)sqlite3_changes(c->db);
+        }
+        if (ret == 0)
+                *ret_n = n;
         write_end(s);
         return ret;
+}
+
+/* ---- TLS ---- */
+
+static int tls_commit_endpoints(struct sqlite_conn *c, const struct dm_tls_commit *it)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_TLS_DELETE, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, it->domain_id);
+        ret = stmt_run(c, stmt, "tls delete");
+        if (ret == 0)
+                ret = stmt_get(c, STMT_TLS_INSERT, &stmt);
+        for (size_t i = 0; ret == 0 && i < it->nendpoints; i++) {
+                const struct dm_tls_endpoint *e = &it->endpoints[i];
+                sqlite3_bind_int64(stmt, 1, it->domain_id);
+                sqlite3_bind_int(stmt, 2, e->port);
+                sqlite3_bind_text(stmt, 3, e->address, -1, SQLITE_STATIC);
+                sqlite3_bind_int(stmt, 4, (int)e->status);
+                bind_text(stmt, 5, e->status == DM_TLS_ERROR ? e->error : NULL);
+                sqlite3_bind_text(stmt, 6, e->protocol, -1, SQLITE_STATIC);
+                sqlite3_bind_int(stmt, 7, e->chain_valid);
+                sqlite3_bind_text(stmt, 8, e->chain_error, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 9, e->sha256, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 10, e->not_after);
+                bind_text(stmt, 11, e->cert);
+                sqlite3_bind_int64(stmt, 12, e->checked_at ? e->checked_at : it->checked_at);
+                sqlite3_bind_int64(stmt, 13, e->changed_at);
+                ret = stmt_run(c, stmt, "tls insert");
+        }
+        return ret;
+}
+
+static int tls_commit_changes(struct sqlite_conn *c, struct dm_tls_commit *it, const char *name,
+                              int64_t now, dm_tls_change_event_fn event_fn, void *event_arg)
+{
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_TLS_CHANGE_INSERT, &stmt);
+        for (size_t i = 0; ret == 0 && i < it->nchanges; i++) {
+                struct dm_tls_change *ch = &it->changes[i];
+                if (!ch->observed_at)
+                        ch->observed_at = it->checked_at;
+                sqlite3_bind_int64(stmt, 1, it->domain_id);
+                sqlite3_bind_int(stmt, 2, ch->port);
+                sqlite3_bind_text(stmt, 3, ch->address, -1, SQLITE_STATIC);
+                sqlite3_bind_int(stmt, 4, ch->chain_valid);
+                sqlite3_bind_int64(stmt, 5, ch->observed_at);
+                bind_text(stmt, 6, ch->before);
+                sqlite3_bind_text(stmt, 7, ch->after ? ch->after : "{}", -1, SQLITE_STATIC);
+                ret = stmt_run(c, stmt, "tls change insert");
+                if (ret < 0)
+                        break;
+                ch->id = sqlite3_last_insert_rowid(c->db);
+                ch->domain_id = it->domain_id;
+                snprintf(ch->domain, sizeof(ch->domain), "%s", name);
+                if (!event_fn)
+                        continue;
+                char *body = event_fn(ch, event_arg);
+                if (!body)
+                        return DM_ENOMEM;
+                ret = outbox_insert_row(c, DM_EVENT_CHANGE_TLS, body, now);
+                free(body);
+        }
+        return ret;
+}
+
+static int tls_commit_item(struct sqlite_conn *c, struct dm_tls_commit *it, int64_t now,
+                           dm_tls_change_event_fn event_fn, void *event_arg)
+{
+        int64_t checked_at = it->checked_at ? it->checked_at : now;
+        bool same = memcmp(it->old_fp, it->new_fp, DM_FP_LEN) == 0;
+        char name[DM_NAME_MAX + 1] = "";
+        bool swapped = false;
+        sqlite3_stmt *stmt = NULL;
+
+        if (!same && !dm_store_tls_item_fits(it)) {
+                it->result = DM_E2BIG;
+                return 0;
+        }
+        int ret = stmt_get(c, same ? STMT_TLS_SEEN : STMT_TLS_CAS, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, it->domain_id);
+        if (same) {
+                sqlite3_bind_int64(stmt, 2, checked_at);
+                bind_fp(stmt, 3, it->old_fp);
+                ret = stmt_run(c, stmt, "tls commit");
+                swapped = ret == 0 && sqlite3_changes(c->db) > 0;
+        } else {
+                bind_fp(stmt, 2, it->new_fp);
+                bind_fp(stmt, 3, it->old_fp);
+                sqlite3_bind_int64(stmt, 4, checked_at);
+                if (it->expires_at)
+                        sqlite3_bind_int64(stmt, 5, it->expires_at);
+                else
+                        sqlite3_bind_null(stmt, 5);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW) {
+                        col_copy(stmt, 0, name, sizeof(name));
+                        swapped = true;
+                        rc = sqlite3_step(stmt);
+                }
+                ret = rc == SQLITE_DONE ? 0 : sqlite_error(c, rc, "tls commit");
+                stmt_reset(stmt);
+        }
+        if (ret < 0)
+                return ret;
+        if (!swapped) {
+                bool exists = false;
+                ret = domain_exists(c, it->domain_id, &exists);
+                if (ret == 0)
+                        it->result = exists ? DM_ECONFLICT : DM_ENOENT;
+                return ret;
+        }
+        if (!same) {
+                ret = tls_commit_endpoints(c, it);
+                if (ret == 0)
+                        ret = tls_commit_changes(c, it, name, now, event_fn, event_arg);
+                if (ret < 0)
+                        return ret;
+        }
+        it->result = 0;
+        return 0;
+}
+
+static int sqlite_tls_commit(struct dm_store *st, struct dm_tls_commit *items, size_t n,
+                             dm_tls_change_event_fn event_fn, void *event_arg)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t now = dm_now_ms();
+        struct sqlite_conn *c = write_begin(s);
+        int ret = tx_begin(c);
+        if (ret < 0)
+                goto out_unlock;
+        for (size_t i = 0; i < n; i++) {
+                ret = tls_commit_item(c, &items[i], now, event_fn, event_arg);
+                if (ret < 0)
+                        goto out_rollback;
+        }
+        ret = tx_commit(c);
+        if (ret < 0)
+                goto out_rollback;
+        write_end(s);
+        return 0;
+
+out_rollback:
+        tx_rollback(c);
+        for (size_t i = 0; i < n; i++) {
+                items[i].result = ret;
+                for (size_t j = 0; j < items[i].nchanges; j++)
+                        items[i].changes[j].id = 0;
+        }
+out_unlock:
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_tls_current(struct dm_store *st, int64_t domain_id,
+                              struct dm_tls_endpoint **ret_endpoints, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_tls_endpoint *eps = NULL;
+        size_t n = 0, cap = 0;
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_TLS_CURRENT, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_int64(stmt, 1, domain_id);
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                ret = array_reserve((void **)&eps, &cap, n, sizeof(*eps));
+                if (ret < 0)
+                        break;
+                struct dm_tls_endpoint *e = &eps[n++];
+                memset(e, 0, sizeof(*e));
+                e->port = (uint16_t)sqlite3_column_int(stmt, 0);
+                col_copy(stmt, 1, e->address, sizeof(e->address));
+                e->status = sqlite3_column_int(stmt, 2) == DM_TLS_OK ? DM_TLS_OK : DM_TLS_ERROR;
+                col_copy(stmt, 3, e->error, sizeof(e->error));
+                col_copy(stmt, 4, e->protocol, sizeof(e->protocol));
+                e->chain_valid = sqlite3_column_int(stmt, 5) != 0;
+                col_copy(stmt, 6, e->chain_error, sizeof(e->chain_error));
+                col_copy(stmt, 7, e->sha256, sizeof(e->sha256));
+                e->not_after = sqlite3_column_int64(stmt, 8);
+                ret = col_strdup(stmt, 9, &e->cert);
+                if (ret < 0)
+                        break;
+                e->checked_at = sqlite3_column_int64(stmt, 10);
+                e->changed_at = sqlite3_column_int64(stmt, 11);
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "tls current");
+        stmt_reset(stmt);
+out_release:
+        read_end(s, c);
+        if (ret < 0) {
+                dm_tls_endpoints_free(eps, n);
+                return ret;
+        }
+        *ret_endpoints = eps;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_tls_change_list(struct dm_store *st, int64_t domain_id, int64_t before_id,
+                                  size_t limit, struct dm_tls_change **ret_changes, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_tls_change *chs = NULL;
+        size_t n = 0, cap = 0;
+        struct sqlite_conn *c = read_begin(s);
+        sqlite3_stmt *stmt = NULL;
+        int ret = stmt_get(c, STMT_TLS_CHANGES, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_int64(stmt, 1, domain_id);
+        sqlite3_bind_int64(stmt, 2, before_id > 0 ? before_id : INT64_MAX);
+        sqlite3_bind_int64(stmt, 3, clamp_limit(limit));
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                ret = array_reserve((void **)&chs, &cap, n, sizeof(*chs));
+                if (ret < 0)
+                        break;
+                struct dm_tls_change *ch = &chs[n++];
+                memset(ch, 0, sizeof(*ch));
+                ch->id = sqlite3_column_int64(stmt, 0);
+                ch->domain_id = sqlite3_column_int64(stmt, 1);
+                col_copy(stmt, 2, ch->domain, sizeof(ch->domain));
+                ch->port = (uint16_t)sqlite3_column_int(stmt, 3);
+                col_copy(stmt, 4, ch->address, sizeof(ch->address));
+                ch->chain_valid = sqlite3_column_int(stmt, 5) != 0;
+                ch->observed_at = sqlite3_column_int64(stmt, 6);
+                ret = col_strdup(stmt, 7, &ch->before);
+                if (ret == 0)
+                        ret = col_strdup(stmt, 8, &ch->after);
+                if (ret < 0)
+                        break;
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "tls change list");
+        stmt_reset(stmt);
+out_release:
+        read_end(s, c);
+        if (ret < 0) {
+                dm_tls_changes_free(chs, n);
+                return ret;
+        }
+        *ret_changes = chs;
+        *ret_n = n;
+        return 0;
 }
 
 /* ---- outbox ---- */
@@ -1969,6 +2291,7 @@ static int sqlite_wipe(struct dm_store *st)
         struct sqlite_store *s = sqlite_of(st);
         struct sqlite_conn *c = write_begin(s);
         int ret = conn_exec(c, "BEGIN IMMEDIATE; DELETE FROM outbox; DELETE FROM dns_changes; "
+                               "DELETE FROM tls_changes; DELETE FROM tls_current; "
                                "DELETE FROM dns_current; DELETE FROM api_keys; "
                                "DELETE FROM sessions; DELETE FROM settings; "
                                "DELETE FROM domains; COMMIT;");
@@ -2015,4 +2338,7 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .outbox_delete = sqlite_outbox_delete,
     .outbox_count = sqlite_outbox_count,
     .wipe = sqlite_wipe,
+    .tls_commit = sqlite_tls_commit,
+    .tls_current = sqlite_tls_current,
+    .tls_change_list = sqlite_tls_change_list,
 };

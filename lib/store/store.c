@@ -104,7 +104,8 @@ int dm_store_ping(struct dm_store *st)
 static bool store_domain_valid(const struct dm_domain *d)
 {
         return d && d->name[0] != '\0' && d->nrecord_types <= DM_RRTYPE_MAX_PER_DOMAIN &&
-               d->interval_ms >= 0;
+               d->interval_ms >= 0 && (d->checks & ~(unsigned)DM_CHECKS_ALL) == 0 &&
+               d->ntls_ports <= DM_TLS_PORTS_MAX;
 }
 
 int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_event_fn event_fn,
@@ -665,4 +666,112 @@ void dm_store_types_from_text(const char *s, int64_t domain_id, uint16_t *types,
                 n = 0;
         }
         *ret_n = n;
+}
+
+int dm_store_settings_to_text(unsigned checks, const uint16_t *ports, size_t nports,
+                              struct dm_store_settings_text *ret_text)
+{
+        struct dm_store_settings_text t;
+        if (nports > DM_TLS_PORTS_MAX || (checks & ~(unsigned)DM_CHECKS_ALL) ||
+            dm_checks_format(checks, t.checks, sizeof(t.checks)) < 0 ||
+            dm_tls_ports_format(ports, nports, t.tls_ports, sizeof(t.tls_ports)) < 0)
+                return DM_EINVAL;
+        *ret_text = t;
+        return 0;
+}
+
+unsigned dm_store_checks_from_text(const char *s, int64_t domain_id)
+{
+        unsigned checks = 0;
+        if (s && *s && dm_checks_parse(s, NULL, 0, &checks) < 0) {
+                char q[64];
+                dm_log_warn("store",
+                            "msg=\"unreadable checks, using the default\" id=%lld checks=%s",
+                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
+                checks = 0;
+        }
+        return checks;
+}
+
+void dm_store_ports_from_text(const char *s, int64_t domain_id, uint16_t *ports, size_t *ret_n)
+{
+        size_t n = 0;
+        if (s && *s && dm_tls_ports_parse(s, ports, &n) < 0) {
+                char q[64];
+                dm_log_warn("store",
+                            "msg=\"unreadable TLS ports, using the default\" id=%lld ports=%s",
+                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
+                n = 0;
+        }
+        *ret_n = n;
+}
+
+/* ---- TLS ---- */
+
+bool dm_store_tls_item_fits(const struct dm_tls_commit *it)
+{
+        for (size_t i = 0; i < it->nendpoints; i++) {
+                if (it->endpoints[i].cert && strlen(it->endpoints[i].cert) > DM_TLS_CERT_JSON_MAX)
+                        return false;
+        }
+        for (size_t i = 0; i < it->nchanges; i++) {
+                const struct dm_tls_change *c = &it->changes[i];
+                if ((c->before && strlen(c->before) > DM_TLS_CERT_JSON_MAX) ||
+                    (c->after && strlen(c->after) > DM_TLS_CERT_JSON_MAX))
+                        return false;
+        }
+        return true;
+}
+
+int dm_store_tls_commit(struct dm_store *st, struct dm_tls_commit *items, size_t n,
+                        dm_tls_change_event_fn event_fn, void *event_arg)
+{
+        if (!st || (n > 0 && !items))
+                return DM_EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (items[i].domain_id <= 0 || items[i].nendpoints > DM_TLS_ENDPOINTS_MAX ||
+                    items[i].nchanges > DM_TLS_ENDPOINTS_MAX ||
+                    (items[i].nendpoints && !items[i].endpoints) ||
+                    (items[i].nchanges && !items[i].changes))
+                        return DM_EINVAL;
+        }
+        if (n == 0)
+                return 0;
+        return st->ops->tls_commit(st, items, n, event_fn, event_arg);
+}
+
+int dm_store_tls_current(struct dm_store *st, int64_t domain_id,
+                         struct dm_tls_endpoint **ret_endpoints, size_t *ret_n)
+{
+        if (!st || domain_id <= 0 || !ret_endpoints || !ret_n)
+                return DM_EINVAL;
+        return st->ops->tls_current(st, domain_id, ret_endpoints, ret_n);
+}
+
+int dm_store_tls_change_list(struct dm_store *st, int64_t domain_id, int64_t before_id,
+                             size_t limit, struct dm_tls_change **ret_changes, size_t *ret_n)
+{
+        if (!st || domain_id <= 0 || limit == 0 || before_id < 0 || !ret_changes || !ret_n)
+                return DM_EINVAL;
+        return st->ops->tls_change_list(st, domain_id, before_id, limit, ret_changes, ret_n);
+}
+
+void dm_tls_endpoints_free(struct dm_tls_endpoint *e, size_t n)
+{
+        if (!e)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(e[i].cert);
+        free(e);
+}
+
+void dm_tls_changes_free(struct dm_tls_change *c, size_t n)
+{
+        if (!c)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(c[i].before);
+                free(c[i].after);
+        }
+        free(c);
 }

@@ -88,6 +88,13 @@ struct dm_store_ops {
                              size_t *ret_n);
         int (*outbox_count)(struct dm_store *st, size_t *ret_n);
 
+        int (*tls_commit)(struct dm_store *st, struct dm_tls_commit *items, size_t n,
+                          dm_tls_change_event_fn event_fn, void *event_arg);
+        int (*tls_current)(struct dm_store *st, int64_t domain_id,
+                           struct dm_tls_endpoint **ret_endpoints, size_t *ret_n);
+        int (*tls_change_list)(struct dm_store *st, int64_t domain_id, int64_t before_id,
+                               size_t limit, struct dm_tls_change **ret_changes, size_t *ret_n);
+
         /* Deletes every row of every table, keeping the schema. Only the contract tests
          * call it (through dm_store_wipe), so that a server database shared between test
          * runs starts each test empty. */
@@ -134,6 +141,23 @@ bool dm_store_item_fits(const struct dm_dns_commit *it);
  * hand-edited row) is logged once per read and read as the default set. */
 int dm_store_types_to_text(const uint16_t *types, size_t n, char *buf, size_t size);
 void dm_store_types_from_text(const char *s, int64_t domain_id, uint16_t *types, size_t *ret_n);
+
+/* Whether a TLS item's certificates fit a stored row (DM_TLS_CERT_JSON_MAX each). */
+bool dm_store_tls_item_fits(const struct dm_tls_commit *it);
+
+/* The stored text of a domain's checks ("dns,tls"; empty: the configured default) and TLS
+ * ports ("443,8443"; empty: the default port), as both backends store them. to_text
+ * returns 0 or DM_EINVAL (a port list that is not 0..DM_TLS_PORTS_MAX distinct ports). The
+ * from_text readers never fail: text that does not parse (only a hand-edited row) is
+ * logged and read as the default. */
+struct dm_store_settings_text {
+        char checks[DM_CHECKS_TEXT_MAX];
+        char tls_ports[DM_TLS_PORTS_TEXT_MAX];
+};
+int dm_store_settings_to_text(unsigned checks, const uint16_t *ports, size_t nports,
+                              struct dm_store_settings_text *ret_text);
+unsigned dm_store_checks_from_text(const char *s, int64_t domain_id);
+void dm_store_ports_from_text(const char *s, int64_t domain_id, uint16_t *ports, size_t *ret_n);
 
 /* Empties every table. For the contract tests only; see dm_store_ops.wipe. */
 int dm_store_wipe(struct dm_store *st);

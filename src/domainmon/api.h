@@ -30,6 +30,8 @@ extern const struct dm_http_route dm_api_probe_routes[];
 extern const struct dm_http_route dm_api_domain_routes[];
 /* /api/v1/domains/{name}/records|history|scan, /api/v1/changes */
 extern const struct dm_http_route dm_api_dns_routes[];
+/* /api/v1/domains/{name}/tls and /tls/history */
+extern const struct dm_http_route dm_api_tls_routes[];
 /* /api/v1/events: the live stream; needs app->events */
 extern const struct dm_http_route dm_api_event_routes[];
 /* /api/v1/session: web UI sign-in and sign-out; needs app->session_secret */
@@ -69,6 +71,9 @@ int dm_api_read_body(struct dm_http_request *req, struct dm_http_response *res,
  * store id) and key_name. */
 void dm_api_log_write(const struct dm_http_request *req, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The history cursors: the id of the last entry shown. parse returns 0 or DM_EINVAL (not a
+ * cursor this API made). */
+int dm_api_id_cursor_parse(const char *cursor, int64_t *ret_id);
 
 /* Answers a store failure: 404 for DM_ENOENT, 409 for DM_EEXIST, 503 otherwise (logged
  * once here with `what`). Returns `err`. */

@@ -135,7 +135,7 @@ fail:
 }
 
 /* A page cursor holds the id of the last change shown, in decimal. */
-static int cursor_parse(const char *cursor, int64_t *ret_id)
+int dm_api_id_cursor_parse(const char *cursor, int64_t *ret_id)
 {
         char key[DM_API_CURSOR_MAX];
         int64_t id = 0;
@@ -227,7 +227,7 @@ static int change_query_parse(struct dm_http_request *req, struct dm_http_respon
                 return r;
         q->limit = (size_t)limit;
         v = dm_http_query(req, "cursor");
-        if (v && cursor_parse(v, &q->before_id) < 0) {
+        if (v && dm_api_id_cursor_parse(v, &q->before_id) < 0) {
                 dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, "cursor",
                                       "is not a cursor this API returned");
                 return DM_EINVAL;

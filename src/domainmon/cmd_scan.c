@@ -37,9 +37,12 @@ static int dns_feed_all(struct dm_dns_service *svc)
                                 dm_dns_cond_wait_ms(&svc->cond, &svc->mu, DM_DNS_ROOM_WAIT_MS);
                         svc->outstanding++;
                         pthread_mutex_unlock(&svc->mu);
-                        struct dm_dns_scan *d =
-                            dm_dns_scan_new(page[i].id, page[i].name, page[i].record_types,
-                                            page[i].nrecord_types, NULL);
+                        struct dm_scan_task t = {.domain_id = page[i].id,
+                                                 .nrecord_types = page[i].nrecord_types,
+                                                 .checks = DM_CHECKS_DNS};
+                        memcpy(t.name, page[i].name, sizeof(t.name));
+                        memcpy(t.record_types, page[i].record_types, sizeof(t.record_types));
+                        struct dm_dns_scan *d = dm_dns_scan_new(svc, &t);
                         if (!d) {
                                 dm_dns_finish(svc, 1, 0);
                                 r = DM_ENOMEM;

@@ -164,45 +164,147 @@ static void dns_log_written(struct dm_dns_service *svc, const struct dm_dns_scan
                 dm_log_info(DM_DNS_SVC, "msg=\"domain recovered\" domain=%s", d->name);
 }
 
-/* Builds and writes the batch once. 0: written, and every scan settled. Otherwise nothing
- * was written, the scans are untouched and *ret_op names what failed. */
+/* The outbox body of a TLS change: the history entry as GET .../tls/history shows it, plus
+ * "domain". Called by the store inside the commit's transaction. */
+static char *tls_event_json(const struct dm_tls_change *ch, void *arg)
+{
+        (void)arg;
+        json_t *body = dm_tls_change_json(ch, true);
+        char *s = body ? dm_json_dump(body, NULL) : NULL;
+        json_decref(body);
+        return s;
+}
+
+/* The TLS commit item of one finished scan: the stored endpoints when the rules need them,
+ * then lib/tls/change.c. */
+static int tls_build_item(struct dm_dns_service *svc, const struct dm_dns_scan *d,
+                          struct dm_tls_commit *it, const char **ret_op)
+{
+        struct dm_tls_scan scan = {
+            .domain_id = d->id,
+            .name = d->name,
+            .observed_at = d->tls_observed_at ? d->tls_observed_at : d->observed_at,
+            .results = d->tls,
+            .nresults = d->ntls,
+        };
+        struct dm_tls_endpoint *rows = NULL;
+        size_t nrows = 0;
+        memcpy(scan.task_fp, d->tls_task_fp, DM_FP_LEN);
+        memcpy(scan.fp, d->tls_fp, DM_FP_LEN);
+        if (dm_tls_needs_rows(&scan)) {
+                int r = dm_store_tls_current(svc->store, d->id, &rows, &nrows);
+                if (r < 0) {
+                        *ret_op = "tls_current";
+                        return r;
+                }
+        }
+        int r = dm_tls_build(&scan, rows, nrows, it);
+        dm_tls_endpoints_free(rows, nrows);
+        if (r < 0)
+                *ret_op = "tls_build";
+        return r;
+}
+
+static bool dns_has_dns(const struct dm_dns_scan *d)
+{
+        return (d->checks & DM_CHECKS_DNS) != 0;
+}
+
+static bool dns_has_tls(const struct dm_dns_scan *d)
+{
+        return (d->checks & DM_CHECKS_TLS) && !d->tls_skip && d->tls;
+}
+
+static void dns_log_result(struct dm_dns_service *svc, const char *check, const char *name,
+                           int result)
+{
+        if (result == DM_ECONFLICT) {
+                atomic_fetch_add_explicit(&svc->conflicts, 1, memory_order_relaxed);
+                dm_log_debug(DM_DNS_SVC,
+                             "msg=\"result dropped: the domain was written by another scan "
+                             "first\" check=%s domain=%s",
+                             check, name);
+        } else if (result == DM_ENOENT) {
+                dm_log_debug(DM_DNS_SVC,
+                             "msg=\"result dropped: domain deleted\" check=%s domain=%s", check,
+                             name);
+        } else if (result < 0) {
+                dm_log_warn(DM_DNS_SVC, "msg=\"result not written\" check=%s domain=%s err=\"%s\"",
+                            check, name, dm_strerror(result));
+        }
+}
+
+/* Builds and writes the batch once: the DNS results in one transaction, then the TLS ones
+ * in another (each a compare-and-swap of its own fingerprint, so a batch written again
+ * after a failure between the two writes nothing twice). 0: written, and every scan
+ * settled. Otherwise the scans are untouched and *ret_op names what failed. */
 static int dns_commit_once(struct dm_dns_service *svc, struct dm_dns_scan **ds, size_t n,
                            struct dm_dns_commit *items, const char **ret_op)
 {
-        size_t ni = 0;
-        int r = 0;
+        struct dm_tls_commit *titems = calloc(n, sizeof(*titems));
+        struct dm_dns_scan **dd = calloc(n, sizeof(*dd)), **td = calloc(n, sizeof(*td));
+        size_t ni = 0, nt = 0, nd = 0, ntd = 0;
+        int r = DM_ENOMEM;
 
-        for (; ni < n; ni++) {
-                r = dns_build_item(svc, ds[ni], &items[ni], ret_op);
+        if (!titems || !dd || !td) {
+                *ret_op = "commit";
+                goto free_items;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (dns_has_dns(ds[i]))
+                        dd[nd++] = ds[i];
+                if (dns_has_tls(ds[i]))
+                        td[ntd++] = ds[i];
+        }
+        r = 0;
+        for (; ni < nd; ni++) {
+                r = dns_build_item(svc, dd[ni], &items[ni], ret_op);
                 if (r < 0)
                         goto free_items;
         }
-        r = dm_store_dns_commit(svc->store, items, n, dns_event_json, svc);
-        if (r < 0) {
-                *ret_op = "dns_commit";
-                goto free_items;
+        for (; nt < ntd; nt++) {
+                r = tls_build_item(svc, td[nt], &titems[nt], ret_op);
+                if (r < 0)
+                        goto free_items;
+        }
+        if (nd > 0) {
+                r = dm_store_dns_commit(svc->store, items, nd, dns_event_json, svc);
+                if (r < 0) {
+                        *ret_op = "dns_commit";
+                        goto free_items;
+                }
+        }
+        if (nt > 0) {
+                r = dm_store_tls_commit(svc->store, titems, nt, tls_event_json, svc);
+                if (r < 0) {
+                        *ret_op = "tls_commit";
+                        goto free_items;
+                }
         }
         uint64_t changes = 0;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < nd; i++) {
                 const struct dm_dns_commit *it = &items[i];
-                if (it->result == 0) {
-                        if (memcmp(it->old_fp, it->new_fp, DM_FP_LEN) != 0) {
-                                changes += it->nchanges;
-                                dns_log_written(svc, ds[i], it);
-                        }
-                } else if (it->result == DM_ECONFLICT) {
-                        atomic_fetch_add_explicit(&svc->conflicts, 1, memory_order_relaxed);
-                        dm_log_debug(DM_DNS_SVC,
-                                     "msg=\"result dropped: the domain was written by another "
-                                     "scan first\" domain=%s",
-                                     ds[i]->name);
-                } else if (it->result == DM_ENOENT) {
-                        dm_log_debug(DM_DNS_SVC, "msg=\"result dropped: domain deleted\" domain=%s",
-                                     ds[i]->name);
-                } else {
-                        dm_log_warn(DM_DNS_SVC, "msg=\"result not written\" domain=%s err=\"%s\"",
-                                    ds[i]->name, dm_strerror(it->result));
+                if (it->result == 0 && memcmp(it->old_fp, it->new_fp, DM_FP_LEN) != 0) {
+                        changes += it->nchanges;
+                        dns_log_written(svc, dd[i], it);
                 }
+                dns_log_result(svc, "dns", dd[i]->name, it->result);
+        }
+        for (size_t i = 0; i < nt; i++) {
+                const struct dm_tls_commit *it = &titems[i];
+                if (it->result == 0 && memcmp(it->old_fp, it->new_fp, DM_FP_LEN) != 0 &&
+                    it->nchanges > 0) {
+                        changes += it->nchanges;
+                        dm_metric_inc(dm_metric_series(svc->m_changes,
+                                                       (const char *[]){"tls", "certificate"}),
+                                      it->nchanges);
+                        dm_log_info(DM_DNS_SVC,
+                                    "msg=\"change recorded\" domain=%s check=tls endpoints=%zu",
+                                    td[i]->name, it->nchanges);
+                }
+                dns_log_result(svc, "tls", td[i]->name, it->result);
+        }
+        for (size_t i = 0; i < n; i++) {
                 dm_dns_dispose(svc, ds[i], false);
                 ds[i] = NULL;
         }
@@ -214,6 +316,11 @@ static int dns_commit_once(struct dm_dns_service *svc, struct dm_dns_scan **ds, 
 free_items:
         for (size_t i = 0; i < ni; i++)
                 dm_change_item_done(&items[i]);
+        for (size_t i = 0; i < nt; i++)
+                dm_tls_item_done(&titems[i]);
+        free(titems);
+        free(dd);
+        free(td);
         return r;
 }
 

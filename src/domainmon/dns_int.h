@@ -21,7 +21,10 @@
 #include "dm/change.h"
 #include "dm/resolver.h"
 #include "dm/rrset.h"
+#include "dm/task.h"
+#include "dm/tls.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <time.h>
 #include <stdatomic.h>
@@ -62,6 +65,9 @@
 #define DM_DNS_POLL_IDLE_MS 250     /* loop wake-up when idle */
 #define DM_DNS_LOOPS_MAX 64
 #define DM_DNS_PAGE 1000 /* domains per dm_store_domain_list page */
+/* TLS probes in flight per loop: each holds a socket and a TLS state (about 50 KB), so the
+ * cap bounds memory and descriptors; domains past it wait their turn in the loop. */
+#define DM_DNS_TLS_INFLIGHT 256
 /* History retention: entries per transaction, the pause between two, and between rounds. */
 #define DM_DNS_PRUNE_BATCH 1000
 #define DM_DNS_PRUNE_PAUSE_MS 100
@@ -109,8 +115,23 @@ struct dm_dns_scan {
         /* Set by the committer: the domain's status entered or left `error` with this
          * result (dm_change_status_move). */
         enum dm_change_move move;
-        bool abandoned; /* not finished: stays due, its message is requeued */
-        size_t pending; /* lookups not answered yet */
+        bool abandoned;  /* not finished: stays due, its message is requeued */
+        unsigned checks; /* DM_CHECKS_* bits, resolved (never 0): without DNS nothing is
+                            looked up or written for DNS */
+        /* The TLS check (checks with DM_CHECKS_TLS): rr[nrr..nrr+naddr) are the A and AAAA
+         * lookups the DNS check does not make itself; once every lookup is in, one probe
+         * per endpoint dm_tls_plan names. Loop thread only until handed off. */
+        size_t naddr;
+        uint16_t tls_ports[DM_TLS_PORTS_MAX];
+        size_t ntls_ports;
+        uint8_t tls_task_fp[DM_FP_LEN];
+        uint8_t tls_fp[DM_FP_LEN];
+        bool tls_skip;             /* an address lookup failed: nothing of TLS written */
+        struct dm_tls_result *tls; /* ntls planned endpoints, then their results */
+        size_t ntls, tls_next, tls_pending;
+        int64_t tls_observed_at;
+        struct dm_dns_scan *tls_wait_next; /* the loop's queue of scans waiting for slots */
+        size_t pending;                    /* lookups not answered yet */
         uint8_t task_fp[DM_FP_LEN];
         uint8_t fp[DM_FP_LEN];
         char name[DM_NAME_MAX + 1];
@@ -135,6 +156,15 @@ struct dm_dns_loop {
         atomic_int window;
         atomic_int servers_down;
         uint32_t down_mask, no_edns_mask, no_case_mask; /* loop thread only: last logged */
+        /* TLS probes in flight and the scans waiting for a free slot: loop thread only. */
+        struct dm_dns_probe {
+                struct dm_tls_probe *probe;
+                struct dm_dns_scan *scan;
+                size_t index; /* into scan->tls */
+        } * probes;
+        size_t nprobes;
+        struct dm_dns_scan *tls_wait_head, *tls_wait_tail;
+        atomic_uint_fast64_t probes_done, probe_errors;
 };
 
 struct dm_dns_service {
@@ -146,6 +176,7 @@ struct dm_dns_service {
         int64_t scan_now; /* DM_DNS_MODE_SCAN: claims as of this instant only */
 
         struct dm_resolver_opts ropts;
+        struct ssl_ctx_st *tls_ctx; /* shared by the loops' probes; NULL with --resolve-only */
         size_t nloops;
         struct dm_dns_loop *loops;
         size_t max_outstanding;
@@ -201,7 +232,8 @@ struct dm_dns_service {
         bool depth_down;  /* scheduler thread: the queue depth could not be read */
         int64_t stats_at; /* the stats line: scheduler thread, or the stopping one after it */
         struct dm_dns_stats_mark {
-                uint64_t domains, lookups, failures, changes, sent, retransmits;
+                uint64_t domains, lookups, failures, changes, sent, retransmits, tls_probes,
+                    tls_errors;
         } stats; /* totals at the last stats line */
         int64_t started_mono;
         /* Metrics series, NULL when the process keeps none (dm_metric_* take NULL). */
@@ -211,7 +243,7 @@ struct dm_dns_service {
 };
 
 struct dm_dns_totals {
-        uint64_t lookups, failures, sent, retransmits;
+        uint64_t lookups, failures, sent, retransmits, tls_probes, tls_errors;
         int window;
 };
 
@@ -252,9 +284,9 @@ size_t dm_dns_reclaim_tasks(struct dm_dns_service *svc);
 
 /* ---- dns_scanner.c ---- */
 
-/* `types` empty means the default set; `fp` NULL: all zero. Returns NULL on ENOMEM. */
-struct dm_dns_scan *dm_dns_scan_new(int64_t id, const char *name, const uint16_t *types,
-                                    size_t ntypes, const uint8_t *fp);
+/* One domain's scan from its task: `types` empty means the default set, checks 0 the
+ * configured default. Returns NULL on ENOMEM. */
+struct dm_dns_scan *dm_dns_scan_new(const struct dm_dns_service *svc, const struct dm_scan_task *t);
 void dm_dns_scan_free(struct dm_dns_scan *d);
 /* The least loaded loop takes the domain. */
 void dm_dns_dispatch(struct dm_dns_service *svc, struct dm_dns_scan *d);
@@ -263,6 +295,23 @@ void dm_dns_on_task(void *arg, const struct dm_bus_msg *m);
 /* The store works again: tasks held meanwhile go to the loops. */
 void dm_dns_resume(struct dm_dns_service *svc);
 void *dm_dns_loop_main(void *arg);
+
+/* ---- dns_tls.c: the TLS probes of a loop ---- */
+
+/* Every lookup of `d` is in: plans its endpoints and queues it for probes. Returns false
+ * when there is nothing to probe (the scan is finished). */
+bool dm_dns_tls_begin(struct dm_dns_loop *l, struct dm_dns_scan *d);
+/* Starts waiting probes while slots are free and fills pfd (room for DM_DNS_TLS_INFLIGHT)
+ * with those in flight; returns how many. A scan none of whose probes could start is
+ * handed to `finished`. */
+size_t dm_dns_tls_poll(struct dm_dns_loop *l, struct pollfd *pfd,
+                       void (*finished)(struct dm_dns_loop *l, struct dm_dns_scan *d));
+/* Steps the probes (pfd as dm_dns_tls_poll filled it, `n` of them); a scan whose probes
+ * are all over is handed to `finished`. */
+void dm_dns_tls_run(struct dm_dns_loop *l, const struct pollfd *pfd, size_t n,
+                    void (*finished)(struct dm_dns_loop *l, struct dm_dns_scan *d));
+/* Stop's deadline passed: every probe is closed (their scans are abandoned by the caller). */
+void dm_dns_tls_abandon(struct dm_dns_loop *l);
 
 /* ---- dns_commit.c ---- */
 

@@ -24,37 +24,68 @@ static int dns_type_cmp(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-struct dm_dns_scan *dm_dns_scan_new(int64_t id, const char *name, const uint16_t *types,
-                                    size_t ntypes, const uint8_t *fp)
+/* Whether `types` (n of them) holds `t`. */
+static bool dns_has_type(const uint16_t *types, size_t n, uint16_t t)
 {
-        uint16_t sorted[DM_RRTYPE_MAX_PER_DOMAIN];
-        if (ntypes == 0) {
+        for (size_t i = 0; i < n; i++) {
+                if (types[i] == t)
+                        return true;
+        }
+        return false;
+}
+
+struct dm_dns_scan *dm_dns_scan_new(const struct dm_dns_service *svc, const struct dm_scan_task *t)
+{
+        uint16_t sorted[DM_RRTYPE_MAX_PER_DOMAIN + 2];
+        const uint16_t *types = t->record_types;
+        size_t ntypes = t->nrecord_types;
+        unsigned checks = t->checks ? t->checks : (unsigned)svc->app->conf.default_checks;
+        if (!(checks & DM_CHECKS_DNS)) {
+                types = NULL;
+                ntypes = 0;
+        } else if (ntypes == 0) {
                 types = dm_rrtype_defaults;
                 ntypes = dm_rrtype_ndefaults;
         }
         if (ntypes > DM_RRTYPE_MAX_PER_DOMAIN)
                 ntypes = DM_RRTYPE_MAX_PER_DOMAIN;
-        memcpy(sorted, types, ntypes * sizeof(*types));
+        if (ntypes)
+                memcpy(sorted, types, ntypes * sizeof(*types));
         qsort(sorted, ntypes, sizeof(sorted[0]), dns_type_cmp);
         size_t n = 0;
         for (size_t i = 0; i < ntypes; i++) {
                 if (n == 0 || sorted[n - 1] != sorted[i])
                         sorted[n++] = sorted[i];
         }
+        /* The TLS check connects to the addresses the DNS check finds, and looks them up
+         * itself where the DNS check does not. */
+        size_t naddr = 0;
+        if (checks & DM_CHECKS_TLS) {
+                if (!dns_has_type(sorted, n, DM_RR_A))
+                        sorted[n + naddr++] = DM_RR_A;
+                if (!dns_has_type(sorted, n, DM_RR_AAAA))
+                        sorted[n + naddr++] = DM_RR_AAAA;
+        }
+        size_t total = n + naddr;
 
         /* One block: the scan, its outcomes, the callbacks' arguments. */
-        struct dm_dns_scan *d = calloc(1, sizeof(*d) + n * (sizeof(*d->rr) + sizeof(*d->lookups)));
+        struct dm_dns_scan *d =
+            calloc(1, sizeof(*d) + total * (sizeof(*d->rr) + sizeof(*d->lookups)));
         if (!d)
                 return NULL;
         d->rr = (struct dm_change_rr *)(d + 1);
-        d->lookups = (struct dm_dns_lookup *)(d->rr + n);
-        d->id = id;
-        snprintf(d->name, sizeof(d->name), "%s", name);
-        if (fp)
-                memcpy(d->task_fp, fp, DM_FP_LEN);
+        d->lookups = (struct dm_dns_lookup *)(d->rr + total);
+        d->id = t->domain_id;
+        d->checks = checks;
+        snprintf(d->name, sizeof(d->name), "%s", t->name);
+        memcpy(d->task_fp, t->dns_fp, DM_FP_LEN);
+        memcpy(d->tls_task_fp, t->tls_fp, DM_FP_LEN);
+        d->ntls_ports = t->ntls_ports > DM_TLS_PORTS_MAX ? DM_TLS_PORTS_MAX : t->ntls_ports;
+        memcpy(d->tls_ports, t->tls_ports, d->ntls_ports * sizeof(d->tls_ports[0]));
         d->nrr = n;
-        d->pending = n;
-        for (size_t i = 0; i < n; i++) {
+        d->naddr = naddr;
+        d->pending = total;
+        for (size_t i = 0; i < total; i++) {
                 d->rr[i].type = sorted[i];
                 dm_change_rr_fail(&d->rr[i], DM_ECANCELED);
                 d->lookups[i].scan = d;
@@ -67,8 +98,11 @@ void dm_dns_scan_free(struct dm_dns_scan *d)
 {
         if (!d)
                 return;
-        for (size_t i = 0; i < d->nrr; i++)
+        for (size_t i = 0; i < d->nrr + d->naddr; i++)
                 dm_change_rr_done(&d->rr[i]);
+        for (size_t i = 0; d->tls && i < d->ntls; i++)
+                dm_tls_result_done(&d->tls[i]);
+        free(d->tls);
         free(d);
 }
 
@@ -96,9 +130,16 @@ static void dns_active_unlink(struct dm_dns_loop *l, struct dm_dns_scan *d)
 
 static void dns_scan_finished(struct dm_dns_loop *l, struct dm_dns_scan *d)
 {
+        dns_active_unlink(l, d);
+        atomic_fetch_sub_explicit(&l->load, 1, memory_order_relaxed);
+        dm_dns_hand_off(l->svc, d);
+}
+
+/* Every lookup is in: the DNS part is done, the TLS probes (if any) come next. */
+static void dns_lookups_done(struct dm_dns_loop *l, struct dm_dns_scan *d)
+{
         struct timespec now;
         bool failed = false;
-        dns_active_unlink(l, d);
         d->observed_at = dm_now_ms();
         clock_gettime(CLOCK_MONOTONIC, &now);
         for (size_t i = 0; i < d->nrr; i++)
@@ -109,8 +150,9 @@ static void dns_scan_finished(struct dm_dns_loop *l, struct dm_dns_scan *d)
                               (double)(now.tv_nsec - d->started.tv_nsec) / 1e9);
         if (l->svc->mode != DM_DNS_MODE_RESOLVE && dm_change_fingerprint(d->rr, d->nrr, d->fp) < 0)
                 d->abandoned = true;
-        atomic_fetch_sub_explicit(&l->load, 1, memory_order_relaxed);
-        dm_dns_hand_off(l->svc, d);
+        if (l->svc->mode == DM_DNS_MODE_RESOLVE || d->abandoned || !(d->checks & DM_CHECKS_TLS) ||
+            !dm_dns_tls_begin(l, d))
+                dns_scan_finished(l, d);
 }
 
 static void dns_on_answer(void *arg, const struct dm_dns_answer *a)
@@ -128,7 +170,7 @@ static void dns_on_answer(void *arg, const struct dm_dns_answer *a)
         if (lk->rr->status == DM_RRS_ERROR)
                 atomic_fetch_add_explicit(&l->failures, 1, memory_order_relaxed);
         if (--d->pending == 0)
-                dns_scan_finished(l, d);
+                dns_lookups_done(l, d);
 }
 
 static void dns_loop_start_scan(struct dm_dns_loop *l, struct dm_dns_scan *d)
@@ -138,7 +180,7 @@ static void dns_loop_start_scan(struct dm_dns_loop *l, struct dm_dns_scan *d)
         dns_active_link(l, d);
         /* Callbacks only run from dm_resolver_run, so `pending` cannot reach zero under
          * our feet while the lookups are queued. */
-        for (size_t i = 0; i < d->nrr; i++) {
+        for (size_t i = 0; i < d->nrr + d->naddr; i++) {
                 int r = dm_resolver_query(l->resolver, d->name, d->rr[i].type, dns_on_answer,
                                           &d->lookups[i]);
                 if (r == 0)
@@ -151,7 +193,7 @@ static void dns_loop_start_scan(struct dm_dns_loop *l, struct dm_dns_scan *d)
                 }
         }
         if (d->pending == 0)
-                dns_scan_finished(l, d);
+                dns_lookups_done(l, d);
 }
 
 static void dns_loop_take_intake(struct dm_dns_loop *l)
@@ -172,6 +214,7 @@ static void dns_loop_abandon(struct dm_dns_loop *l)
 {
         dm_resolver_free(l->resolver); /* no callback runs after this */
         l->resolver = NULL;
+        dm_dns_tls_abandon(l);
         while (l->active) {
                 struct dm_dns_scan *d = l->active;
                 dns_active_unlink(l, d);
@@ -249,6 +292,7 @@ void *dm_dns_loop_main(void *arg)
         struct dm_dns_service *svc = l->svc;
         int64_t stats_at = 0;
         bool run_failed = false;
+        struct pollfd pfd[2 + DM_DNS_TLS_INFLIGHT];
 
         for (;;) {
                 dns_loop_take_intake(l);
@@ -265,16 +309,16 @@ void *dm_dns_loop_main(void *arg)
                         }
                 }
 
-                struct pollfd pfd[2] = {
-                    {.fd = l->efd, .events = POLLIN},
-                    {.fd = dm_resolver_fd(l->resolver), .events = POLLIN},
-                };
+                pfd[0] = (struct pollfd){.fd = l->efd, .events = POLLIN};
+                pfd[1] = (struct pollfd){.fd = dm_resolver_fd(l->resolver), .events = POLLIN};
+                size_t nprobes = dm_dns_tls_poll(l, pfd + 2, dns_scan_finished);
                 int timeout = l->active ? DM_DNS_POLL_BUSY_MS : DM_DNS_POLL_IDLE_MS;
-                if (poll(pfd, 2, timeout) > 0 && (pfd[0].revents & POLLIN)) {
+                if (poll(pfd, 2 + nprobes, timeout) > 0 && (pfd[0].revents & POLLIN)) {
                         uint64_t v;
                         ssize_t rd = read(l->efd, &v, sizeof(v));
                         (void)rd;
                 }
+                dm_dns_tls_run(l, pfd + 2, nprobes, dns_scan_finished);
                 int r = dm_resolver_run(l->resolver, 0);
                 if (r < 0 && !run_failed) {
                         run_failed = true;
@@ -322,8 +366,8 @@ void dm_dns_dispatch(struct dm_dns_service *svc, struct dm_dns_scan *d)
 /* ---- task messages ---- */
 
 /* Decodes a task message into domains to scan: all of them or none. */
-static int dns_parse_tasks(const void *body, size_t len, struct dm_dns_scan **ret_scans,
-                           size_t *ret_n, char *why, size_t whylen)
+static int dns_parse_tasks(const struct dm_dns_service *svc, const void *body, size_t len,
+                           struct dm_dns_scan **ret_scans, size_t *ret_n, char *why, size_t whylen)
 {
         struct dm_scan_task *tasks = NULL;
         size_t n = 0, i;
@@ -331,9 +375,7 @@ static int dns_parse_tasks(const void *body, size_t len, struct dm_dns_scan **re
         if (r < 0)
                 return r;
         for (i = 0; i < n; i++) {
-                ret_scans[i] =
-                    dm_dns_scan_new(tasks[i].domain_id, tasks[i].name, tasks[i].record_types,
-                                    tasks[i].nrecord_types, tasks[i].dns_fp);
+                ret_scans[i] = dm_dns_scan_new(svc, &tasks[i]);
                 if (!ret_scans[i]) {
                         r = DM_ENOMEM;
                         goto free_scans;
@@ -403,7 +445,7 @@ void dm_dns_on_task(void *arg, const struct dm_bus_msg *m)
                 dm_bus_nack(svc->bus, m->tag, true);
                 return;
         }
-        int r = dns_parse_tasks(m->body, m->len, ds, &n, why, sizeof(why));
+        int r = dns_parse_tasks(svc, m->body, m->len, ds, &n, why, sizeof(why));
         if (r == DM_ENOMEM) {
                 dm_bus_nack(svc->bus, m->tag, true);
                 return;

@@ -80,6 +80,8 @@ void dm_dns_sum_loops(const struct dm_dns_service *svc, struct dm_dns_totals *t)
                 t->sent += atomic_load(&l->sent);
                 t->retransmits += atomic_load(&l->retransmits);
                 t->window += atomic_load(&l->window);
+                t->tls_probes += atomic_load(&l->probes_done);
+                t->tls_errors += atomic_load(&l->probe_errors);
         }
 }
 
@@ -121,11 +123,13 @@ void dm_dns_stats_log(struct dm_dns_service *svc, bool final)
         dm_log_info(DM_DNS_SVC,
                     "msg=\"%s\" domains=%" PRIu64 " lookups=%" PRIu64 " failures=%" PRIu64
                     " changes=%" PRIu64 " sent=%" PRIu64 " retransmits=%" PRIu64
-                    " window=%d outstanding=%" PRId64 " seconds=%.1f",
+                    " window=%d outstanding=%" PRId64 " tls_probes=%" PRIu64 " tls_errors=%" PRIu64
+                    " seconds=%.1f",
                     final ? "scan stats (final)" : "scan stats", domains - svc->stats.domains,
                     t.lookups - svc->stats.lookups, t.failures - svc->stats.failures,
                     changes - svc->stats.changes, t.sent - svc->stats.sent,
                     t.retransmits - svc->stats.retransmits, t.window, outstanding,
+                    t.tls_probes - svc->stats.tls_probes, t.tls_errors - svc->stats.tls_errors,
                     (double)(now - svc->stats_at) / 1000.0);
         svc->stats_at = now;
         svc->stats = (struct dm_dns_stats_mark){
@@ -135,6 +139,8 @@ void dm_dns_stats_log(struct dm_dns_service *svc, bool final)
             .changes = changes,
             .sent = t.sent,
             .retransmits = t.retransmits,
+            .tls_probes = t.tls_probes,
+            .tls_errors = t.tls_errors,
         };
 }
 
@@ -178,6 +184,8 @@ void dm_dns_free(struct dm_dns_service *svc)
         for (size_t i = 0; svc->loops && i < svc->nloops; i++) {
                 struct dm_dns_loop *l = &svc->loops[i];
                 dm_resolver_free(l->resolver);
+                dm_dns_tls_abandon(l);
+                free(l->probes);
                 if (l->efd >= 0)
                         close(l->efd);
                 while (l->intake_head) {
@@ -188,6 +196,7 @@ void dm_dns_free(struct dm_dns_service *svc)
                 pthread_mutex_destroy(&l->mu);
         }
         free(svc->loops);
+        dm_tls_ctx_free(svc->tls_ctx);
         pthread_mutex_destroy(&svc->mu);
         pthread_cond_destroy(&svc->cond);
         pthread_mutex_destroy(&svc->commit_mu);
@@ -400,6 +409,17 @@ int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_servic
         r = dns_loops_new(svc);
         if (r < 0)
                 goto fail;
+        if (mode != DM_DNS_MODE_RESOLVE) {
+                char why[256];
+                svc->tls_ctx = dm_tls_ctx_new(conf->tls_ca_file, why, sizeof(why));
+                if (!svc->tls_ctx) {
+                        char q[300];
+                        dm_log_error(DM_DNS_SVC, "msg=\"cannot set up TLS checks\" err=%s",
+                                     dm_log_quote(q, sizeof(q), why));
+                        r = DM_ECONFIG;
+                        goto fail;
+                }
+        }
 
         if (mode != DM_DNS_MODE_RESOLVE) {
                 r = dns_declare_tasks(svc);

@@ -860,6 +860,282 @@ static void test_key_insert_first(void **state)
         assert_int_equal(n, 1);
 }
 
+/* checks and tls_ports: stored, read, updated field by field, imported and carried by the
+ * claim; 0 / none stay "the default". */
+static void test_domain_checks(void **state)
+{
+        struct fixture *f = *state;
+        struct dm_domain d = make_domain("checks.example", 0);
+        d.checks = DM_CHECKS_DNS | DM_CHECKS_TLS;
+        d.tls_ports[0] = 8443;
+        d.tls_ports[1] = 443;
+        d.ntls_ports = 2;
+        assert_int_equal(dm_store_domain_insert(f->st, &d, NULL, NULL), 0);
+        struct dm_domain g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, DM_CHECKS_DNS | DM_CHECKS_TLS);
+        assert_int_equal(g.ntls_ports, 2);
+        assert_int_equal(g.tls_ports[0], 8443);
+        assert_int_equal(g.tls_ports[1], 443);
+
+        struct dm_domain plain = make_domain("plain.example", 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &plain, NULL, NULL), 0);
+        g = get_domain(f->st, "plain.example");
+        assert_int_equal(g.checks, 0);
+        assert_int_equal(g.ntls_ports, 0);
+
+        /* Only the named field is written. */
+        struct dm_domain u = get_domain(f->st, "checks.example");
+        u.checks = DM_CHECKS_REGISTRATION;
+        u.ntls_ports = 0;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_CHECKS), 0);
+        g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, DM_CHECKS_REGISTRATION);
+        assert_int_equal(g.ntls_ports, 2);
+        u.checks = DM_CHECKS_ALL;
+        u.tls_ports[0] = 993;
+        u.ntls_ports = 1;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_TLS_PORTS), 0);
+        g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, DM_CHECKS_REGISTRATION);
+        assert_int_equal(g.ntls_ports, 1);
+        assert_int_equal(g.tls_ports[0], 993);
+        u.checks = 0;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_CHECKS), 0);
+        g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, 0);
+
+        /* Bad values are refused before the backend. */
+        u.checks = 1u << 9;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_CHECKS), DM_EINVAL);
+        struct dm_domain bad = make_domain("bad.example", 0);
+        bad.ntls_ports = DM_TLS_PORTS_MAX + 1;
+        assert_int_equal(dm_store_domain_insert(f->st, &bad, NULL, NULL), DM_EINVAL);
+
+        struct dm_domain many[2] = {make_domain("m1.example", 0), make_domain("m2.example", 0)};
+        int results[2];
+        many[0].checks = DM_CHECKS_TLS;
+        many[0].tls_ports[0] = 465;
+        many[0].ntls_ports = 1;
+        assert_int_equal(dm_store_domain_insert_many(f->st, many, 2, NULL, NULL, results), 0);
+        g = get_domain(f->st, "m1.example");
+        assert_int_equal(g.checks, DM_CHECKS_TLS);
+        assert_int_equal(g.ntls_ports, 1);
+        assert_int_equal(g.tls_ports[0], 465);
+        g = get_domain(f->st, "m2.example");
+        assert_int_equal(g.checks, 0);
+        assert_int_equal(g.ntls_ports, 0);
+
+        struct dm_claim_opts opts = {.now = dm_now_ms() + 1000,
+                                     .limit = 8,
+                                     .default_interval_ms = TEN_MIN_MS,
+                                     .min_interval_ms = MIN_MS};
+        struct dm_scan_task tasks[8];
+        size_t n = 0;
+        assert_int_equal(dm_store_claim_due(f->st, &opts, tasks, &n), 0);
+        assert_int_equal(n, 4);
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(tasks[i].name, "m1.example") == 0) {
+                        assert_int_equal(tasks[i].checks, DM_CHECKS_TLS);
+                        assert_int_equal(tasks[i].ntls_ports, 1);
+                        assert_int_equal(tasks[i].tls_ports[0], 465);
+                } else if (strcmp(tasks[i].name, "checks.example") == 0) {
+                        assert_int_equal(tasks[i].checks, 0);
+                        assert_int_equal(tasks[i].ntls_ports, 1);
+                        assert_int_equal(tasks[i].tls_ports[0], 993);
+                } else {
+                        assert_int_equal(tasks[i].checks, 0);
+                        assert_int_equal(tasks[i].ntls_ports, 0);
+                }
+        }
+}
+
+/* ---- TLS ---- */
+
+static char *tls_event_body(const struct dm_tls_change *c, void *arg)
+{
+        (void)arg;
+        char *s = NULL;
+        if (asprintf(&s, "{\"id\":%lld,\"domain\":\"%s\",\"port\":%u}", (long long)c->id, c->domain,
+                     (unsigned)c->port) < 0)
+                return NULL;
+        return s;
+}
+
+static void tls_endpoint(struct dm_tls_endpoint *e, uint16_t port, const char *addr,
+                         const char *cert, int64_t not_after)
+{
+        memset(e, 0, sizeof(*e));
+        e->port = port;
+        snprintf(e->address, sizeof(e->address), "%s", addr);
+        e->status = DM_TLS_OK;
+        snprintf(e->protocol, sizeof(e->protocol), "TLSv1.3");
+        e->chain_valid = true;
+        snprintf(e->sha256, sizeof(e->sha256), "%064d", (int)not_after);
+        e->not_after = not_after;
+        e->cert = (char *)cert;
+        e->changed_at = 1000;
+}
+
+/* The TLS state: compare-and-swap on tls_fp, endpoints replaced, history with ids and one
+ * outbox event each, check time never back, a deleted domain's rows gone. */
+static void test_tls_commit(void **state)
+{
+        struct fixture *f = *state;
+        struct dm_domain d = make_domain("tls.example", 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &d, NULL, NULL), 0);
+        size_t before_events = 0, n = 0;
+        assert_int_equal(dm_store_outbox_count(f->st, &before_events), 0);
+
+        struct dm_tls_endpoint eps[2];
+        tls_endpoint(&eps[0], 443, "192.0.2.1", "{\"sha256\":\"a\"}", 9000);
+        tls_endpoint(&eps[1], 443, "2001:db8::1", "{\"sha256\":\"b\"}", 7000);
+        eps[1].status = DM_TLS_ERROR;
+        snprintf(eps[1].error, sizeof(eps[1].error), "connect: Connection refused");
+        struct dm_tls_change ch = {
+            .port = 443, .chain_valid = true, .observed_at = 1000, .after = "{\"sha256\":\"a\"}"};
+        snprintf(ch.address, sizeof(ch.address), "192.0.2.1");
+        struct dm_tls_commit it = {.domain_id = d.id,
+                                   .checked_at = 1000,
+                                   .endpoints = eps,
+                                   .nendpoints = 2,
+                                   .changes = &ch,
+                                   .nchanges = 1,
+                                   .expires_at = 7000};
+        memset(it.new_fp, 0xaa, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(f->st, &it, 1, tls_event_body, NULL), 0);
+        assert_int_equal(it.result, 0);
+        assert_true(ch.id > 0);
+        assert_string_equal(ch.domain, "tls.example");
+        int64_t first_id = ch.id;
+
+        struct dm_domain g = get_domain(f->st, "tls.example");
+        assert_memory_equal(g.tls_fp, it.new_fp, DM_FP_LEN);
+        assert_int_equal(g.tls_checked_at, 1000);
+        assert_int_equal(g.tls_expires_at, 7000);
+        assert_memory_equal(g.dns_fp, (uint8_t[DM_FP_LEN]){0}, DM_FP_LEN);
+
+        struct dm_tls_endpoint *cur = NULL;
+        assert_int_equal(dm_store_tls_current(f->st, d.id, &cur, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(cur[0].address, "192.0.2.1");
+        assert_int_equal(cur[0].status, DM_TLS_OK);
+        assert_string_equal(cur[0].cert, "{\"sha256\":\"a\"}");
+        assert_string_equal(cur[0].protocol, "TLSv1.3");
+        assert_true(cur[0].chain_valid);
+        assert_int_equal(cur[0].not_after, 9000);
+        assert_int_equal(cur[0].changed_at, 1000);
+        assert_string_equal(cur[1].address, "2001:db8::1");
+        assert_int_equal(cur[1].status, DM_TLS_ERROR);
+        assert_string_equal(cur[1].error, "connect: Connection refused");
+        dm_tls_endpoints_free(cur, n);
+
+        struct dm_tls_change *chs = NULL;
+        assert_int_equal(dm_store_tls_change_list(f->st, d.id, 0, 10, &chs, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(chs[0].id, ch.id);
+        assert_string_equal(chs[0].domain, "tls.example");
+        assert_string_equal(chs[0].address, "192.0.2.1");
+        assert_null(chs[0].before);
+        assert_string_equal(chs[0].after, "{\"sha256\":\"a\"}");
+        assert_int_equal(chs[0].observed_at, 1000);
+        dm_tls_changes_free(chs, n);
+        size_t events = 0;
+        assert_int_equal(dm_store_outbox_count(f->st, &events), 0);
+        assert_int_equal(events, before_events + 1);
+
+        /* Replayed (the stored fingerprint moved on): nothing written. */
+        ch.id = 0;
+        it.checked_at = 5000;
+        assert_int_equal(dm_store_tls_commit(f->st, &it, 1, tls_event_body, NULL), 0);
+        assert_int_equal(it.result, DM_ECONFLICT);
+        assert_int_equal(get_domain(f->st, "tls.example").tls_checked_at, 1000);
+
+        /* Unchanged: the check time alone, never back. */
+        struct dm_tls_commit same = {.domain_id = d.id, .checked_at = 3000};
+        memset(same.old_fp, 0xaa, DM_FP_LEN);
+        memset(same.new_fp, 0xaa, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(f->st, &same, 1, tls_event_body, NULL), 0);
+        assert_int_equal(same.result, 0);
+        assert_int_equal(get_domain(f->st, "tls.example").tls_checked_at, 3000);
+        same.checked_at = 2000;
+        assert_int_equal(dm_store_tls_commit(f->st, &same, 1, tls_event_body, NULL), 0);
+        assert_int_equal(get_domain(f->st, "tls.example").tls_checked_at, 3000);
+
+        /* A renewal: one endpoint left, the second entry, newest first, paged by id. */
+        struct dm_tls_endpoint one;
+        tls_endpoint(&one, 443, "192.0.2.1", "{\"sha256\":\"c\"}", 20000);
+        struct dm_tls_change ch2 = {.port = 443,
+                                    .chain_valid = true,
+                                    .observed_at = 4000,
+                                    .before = "{\"sha256\":\"a\"}",
+                                    .after = "{\"sha256\":\"c\"}"};
+        snprintf(ch2.address, sizeof(ch2.address), "192.0.2.1");
+        struct dm_tls_commit it2 = {.domain_id = d.id,
+                                    .checked_at = 4000,
+                                    .endpoints = &one,
+                                    .nendpoints = 1,
+                                    .changes = &ch2,
+                                    .nchanges = 1,
+                                    .expires_at = 20000};
+        memset(it2.old_fp, 0xaa, DM_FP_LEN);
+        memset(it2.new_fp, 0xbb, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(f->st, &it2, 1, tls_event_body, NULL), 0);
+        assert_int_equal(it2.result, 0);
+        assert_true(ch2.id > 0);
+        assert_int_equal(dm_store_tls_current(f->st, d.id, &cur, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(cur[0].cert, "{\"sha256\":\"c\"}");
+        dm_tls_endpoints_free(cur, n);
+        assert_int_equal(get_domain(f->st, "tls.example").tls_expires_at, 20000);
+        assert_int_equal(dm_store_tls_change_list(f->st, d.id, 0, 1, &chs, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(chs[0].id, ch2.id);
+        assert_string_equal(chs[0].before, "{\"sha256\":\"a\"}");
+        int64_t last = chs[0].id;
+        dm_tls_changes_free(chs, n);
+        assert_int_equal(dm_store_tls_change_list(f->st, d.id, last, 10, &chs, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(chs[0].id, first_id);
+        dm_tls_changes_free(chs, n);
+
+        /* The claim carries the TLS fingerprint. */
+        struct dm_claim_opts opts = {.now = dm_now_ms() + 1000,
+                                     .limit = 4,
+                                     .default_interval_ms = TEN_MIN_MS,
+                                     .min_interval_ms = MIN_MS};
+        struct dm_scan_task tasks[4];
+        assert_int_equal(dm_store_claim_due(f->st, &opts, tasks, &n), 0);
+        assert_int_equal(n, 1);
+        assert_memory_equal(tasks[0].tls_fp, it2.new_fp, DM_FP_LEN);
+
+        /* Too large a certificate: refused, nothing written. */
+        char *big = malloc(DM_TLS_CERT_JSON_MAX + 2);
+        assert_non_null(big);
+        memset(big, 'x', DM_TLS_CERT_JSON_MAX + 1);
+        big[DM_TLS_CERT_JSON_MAX + 1] = '\0';
+        one.cert = big;
+        memset(it2.old_fp, 0xbb, DM_FP_LEN);
+        memset(it2.new_fp, 0xcc, DM_FP_LEN);
+        it2.nchanges = 0;
+        assert_int_equal(dm_store_tls_commit(f->st, &it2, 1, tls_event_body, NULL), 0);
+        assert_int_equal(it2.result, DM_E2BIG);
+        free(big);
+        g = get_domain(f->st, "tls.example");
+        assert_int_equal(g.tls_fp[0], 0xbb);
+
+        /* Deleted: the commit finds no domain, and its rows went with it. */
+        assert_int_equal(dm_store_domain_delete(f->st, "tls.example", NULL, NULL), 0);
+        assert_int_equal(dm_store_tls_commit(f->st, &same, 1, tls_event_body, NULL), 0);
+        assert_int_equal(same.result, DM_ENOENT);
+        assert_int_equal(dm_store_tls_current(f->st, d.id, &cur, &n), 0);
+        assert_int_equal(n, 0);
+        dm_tls_endpoints_free(cur, n);
+        assert_int_equal(dm_store_tls_change_list(f->st, d.id, 0, 10, &chs, &n), 0);
+        assert_int_equal(n, 0);
+        dm_tls_changes_free(chs, n);
+        assert_int_equal(dm_store_tls_change_list(f->st, 0, 0, 10, &chs, &n), DM_EINVAL);
+}
+
 /* ---- scheduling ---- */
 
 static void test_claim_due(void **state)
@@ -2032,6 +2308,28 @@ static void test_history_prune(void **state)
         /* The current state is not history. */
         assert_int_equal(count_current(f->st, a), 1);
         assert_int_equal(count_current(f->st, b), 1);
+
+        /* TLS history goes by the same rule. */
+        struct dm_tls_change old = {.port = 443, .observed_at = base + 1000, .after = "{}"},
+                             recent = {.port = 443, .observed_at = base + 9000, .after = "{}"};
+        struct dm_tls_commit t1 = {
+            .domain_id = a, .checked_at = base + 1000, .changes = &old, .nchanges = 1};
+        memset(t1.new_fp, 1, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(f->st, &t1, 1, NULL, NULL), 0);
+        assert_int_equal(t1.result, 0);
+        struct dm_tls_commit t2 = {
+            .domain_id = a, .checked_at = base + 9000, .changes = &recent, .nchanges = 1};
+        memset(t2.old_fp, 1, DM_FP_LEN);
+        memset(t2.new_fp, 2, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(f->st, &t2, 1, NULL, NULL), 0);
+        assert_int_equal(t2.result, 0);
+        assert_int_equal(dm_store_history_prune(f->st, base + 7000, 3, &n), 0);
+        assert_int_equal(n, 1);
+        struct dm_tls_change *tcs = NULL;
+        assert_int_equal(dm_store_tls_change_list(f->st, a, 0, 10, &tcs, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tcs[0].id, recent.id);
+        dm_tls_changes_free(tcs, n);
         assert_int_equal(dm_store_history_prune(f->st, base, 0, &n), DM_EINVAL);
 }
 
@@ -2609,6 +2907,8 @@ int main(void)
         const struct CMUnitTest contract[] = {
             CONTRACT(test_open_migrate_ping),
             CONTRACT(test_domain_crud),
+            CONTRACT(test_domain_checks),
+            CONTRACT(test_tls_commit),
             CONTRACT(test_domain_delete_cascade),
             CONTRACT(test_domain_delete_many_purge),
             CONTRACT(test_change_filters),
