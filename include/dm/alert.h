@@ -36,7 +36,7 @@ enum dm_alert_event {
 
 /* What a rule selects, parsed from its stored spec. */
 struct dm_alert_spec {
-        unsigned events; /* DM_ALERT_EV_* */
+        unsigned events;                            /* DM_ALERT_EV_* */
         uint16_t dns_types[DM_ALERT_DNS_TYPES_MAX]; /* change.dns.<TYPE> */
         size_t ndns_types;
         char (*domains)[DM_NAME_MAX + 1]; /* owned, sorted A-labels; NULL with 0: every domain */
@@ -170,12 +170,16 @@ struct dm_alert_expiry_state {
 };
 /* Returns the threshold (days) to alert about now, or 0 for none, and updates *state.
  * thresholds: descending, as in dm_alert_spec. expires_at 0 (unknown) fires nothing. */
-unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expires_at,
-                              int64_t now, struct dm_alert_expiry_state *state);
+unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expires_at, int64_t now,
+                              struct dm_alert_expiry_state *state);
 
 /* check.failing: fires after `failing_scans` failed scans in a row, and once more on the
  * first success after that. */
-enum dm_alert_failing_event { DM_ALERT_FAILING_NONE = 0, DM_ALERT_FAILING_FIRE, DM_ALERT_FAILING_RECOVERED };
+enum dm_alert_failing_event {
+        DM_ALERT_FAILING_NONE = 0,
+        DM_ALERT_FAILING_FIRE,
+        DM_ALERT_FAILING_RECOVERED
+};
 struct dm_alert_failing_state {
         unsigned consecutive;
         bool alerted;

@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 struct dm_alert_send_opts {
-        bool allow_private;  /* let a webhook connect to private, loopback, link-local addresses */
-        int64_t timeout_ms;  /* for the whole try */
+        bool allow_private;   /* let a webhook connect to private, loopback, link-local addresses */
+        int64_t timeout_ms;   /* for the whole try */
         const char *smtp_url; /* smtp://host:port or smtps://host:port; NULL: no email */
         const char *smtp_from;
         const char *smtp_user; /* NULL: no authentication */
@@ -40,9 +40,8 @@ int dm_alert_send_webhook(const struct dm_alert_send_opts *opts, const char *url
 /* Sends a plain-text mail to `to` with Message-ID <msg_id@domainmon>. `subject` and `to`
  * must be free of CR and LF (the rule and the renderer make sure). Returns 0, DM_ENOTSUP (no
  * DM_SMTP_URL), DM_EIO, DM_ETIMEDOUT. */
-int dm_alert_send_email(const struct dm_alert_send_opts *opts, const char *to,
-                        const char *msg_id, const char *subject, const char *text, char *err,
-                        size_t errlen);
+int dm_alert_send_email(const struct dm_alert_send_opts *opts, const char *to, const char *msg_id,
+                        const char *subject, const char *text, char *err, size_t errlen);
 
 /* POSTs To, From and Body as a form to the gateway with basic auth. Returns 0, DM_ENOTSUP
  * (no DM_SMS_URL), DM_EIO, DM_ETIMEDOUT. */

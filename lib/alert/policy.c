@@ -27,14 +27,14 @@ int64_t dm_alert_backoff_ms(unsigned attempts, int64_t retry_min_ms, uint32_t rn
 
 static bool v4_private(uint32_t a) /* host byte order */
 {
-        return (a >> 24) == 0 ||                 /* 0/8 "this network" */
-               (a >> 24) == 10 ||                /* 10/8 */
-               (a >> 24) == 127 ||               /* loopback */
-               (a >> 16) == 0xa9fe ||            /* 169.254/16 link-local */
-               (a >> 20) == 0xac1 ||             /* 172.16/12 */
-               (a >> 16) == 0xc0a8 ||            /* 192.168/16 */
-               (a >> 22) == (100u << 2 | 1) ||   /* 100.64/10 shared (CGNAT) */
-               (a >> 28) >= 0xe;                 /* multicast, reserved, broadcast */
+        return (a >> 24) == 0 ||               /* 0/8 "this network" */
+               (a >> 24) == 10 ||              /* 10/8 */
+               (a >> 24) == 127 ||             /* loopback */
+               (a >> 16) == 0xa9fe ||          /* 169.254/16 link-local */
+               (a >> 20) == 0xac1 ||           /* 172.16/12 */
+               (a >> 16) == 0xc0a8 ||          /* 192.168/16 */
+               (a >> 22) == (100u << 2 | 1) || /* 100.64/10 shared (CGNAT) */
+               (a >> 28) >= 0xe;               /* multicast, reserved, broadcast */
 }
 
 static bool v6_private(const struct in6_addr *a)
@@ -42,15 +42,15 @@ static bool v6_private(const struct in6_addr *a)
         const uint8_t *b = a->s6_addr;
         static const uint8_t zero[16];
         if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
-                uint32_t v4 = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                              (uint32_t)b[14] << 8 | b[15];
+                uint32_t v4 =
+                    (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
                 return v4_private(v4);
         }
         return memcmp(b, zero, 16) == 0 || IN6_IS_ADDR_LOOPBACK(a) ||
-               (b[0] & 0xfe) == 0xfc ||                /* fc00::/7 unique local */
+               (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 unique local */
                (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
                (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) || /* fec0::/10 old site-local */
-               b[0] == 0xff;                           /* multicast */
+               b[0] == 0xff;                              /* multicast */
 }
 
 bool dm_alert_addr_private(const struct sockaddr *sa)
@@ -142,8 +142,8 @@ void dm_alert_message_id(const struct dm_alert_message *m, char *buf, size_t siz
 
 /* ---- thresholds ---- */
 
-unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expires_at,
-                              int64_t now, struct dm_alert_expiry_state *state)
+unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expires_at, int64_t now,
+                              struct dm_alert_expiry_state *state)
 {
         if (expires_at <= 0 || n == 0)
                 return 0;

@@ -47,7 +47,7 @@ static const char *event_summary(const struct dm_alert_delivery *d, const json_t
         else if (strcmp(rk, "check.failing") == 0)
                 snprintf(buf, size, "%s",
                          state && strcmp(state, "recovered") == 0 ? "checks recovered"
-                                                                   : "checks failing");
+                                                                  : "checks failing");
         else if (strcmp(rk, "alert.test") == 0)
                 snprintf(buf, size, "test message");
         else
@@ -75,9 +75,9 @@ char *dm_alert_render_webhook(const struct dm_alert_message *m, int64_t now)
                                 seen = strcmp(m->items[j]->domain, d->domain) == 0;
                         if (!seen && d->domain[0])
                                 json_array_append_new(domains, json_string(d->domain));
-                        json_array_append_new(events, json_pack("{s:s, s:o}", "type",
-                                                                d->routing_key, "data",
-                                                                event_data(d)));
+                        json_array_append_new(
+                            events,
+                            json_pack("{s:s, s:o}", "type", d->routing_key, "data", event_data(d)));
                 }
                 doc = json_pack("{s:s, s:s, s:{s:o, s:o}}", "type", "alert.digest", "timestamp", ts,
                                 "data", "domains", domains, "events", events);
@@ -163,7 +163,8 @@ int dm_alert_render_email(const struct dm_alert_message *m, const char *rule_nam
                         seen = strcmp(m->items[j]->domain, m->items[i]->domain) == 0;
                 ndomains += !seen;
         }
-        dm_json_safe_text(name, sizeof(name), rule_name ? rule_name : "", strlen(rule_name ? rule_name : ""));
+        dm_json_safe_text(name, sizeof(name), rule_name ? rule_name : "",
+                          strlen(rule_name ? rule_name : ""));
         if (m->digest || ndomains > 1) {
                 dm_buf_addf(&subj, "[domainmon] %zu domains: %zu alerts", ndomains, m->n);
         } else {

@@ -99,7 +99,8 @@ static json_t *spec_to_json(const struct dm_alert_spec *s)
                         bad |= json_array_append_new(events, json_string(event_names[i].name));
         }
         for (size_t i = 0; !bad && i < s->ndns_types; i++) {
-                snprintf(name, sizeof(name), "change.dns.%s", dm_rrtype_name(s->dns_types[i], tbuf));
+                snprintf(name, sizeof(name), "change.dns.%s",
+                         dm_rrtype_name(s->dns_types[i], tbuf));
                 bad |= json_array_append_new(events, json_string(name));
         }
         for (size_t i = 0; !bad && i < s->ndomains; i++)
@@ -239,8 +240,8 @@ static int spec_read(const json_t *obj, struct dm_alert_spec *s, struct dm_alert
                            json_integer_value(v) <= DM_ALERT_QUIET_MAX_S) {
                         s->quiet_ms = json_integer_value(v) * 1000;
                 } else {
-                        return fail(err, 400, "quiet_period",
-                                    "whole seconds in 0..%lld, or null", DM_ALERT_QUIET_MAX_S);
+                        return fail(err, 400, "quiet_period", "whole seconds in 0..%lld, or null",
+                                    DM_ALERT_QUIET_MAX_S);
                 }
         }
         return 0;
@@ -479,12 +480,11 @@ json_t *dm_alert_rule_json(const struct dm_alert_rule *rule, bool with_secret)
                 json_decref(spec);
                 return NULL;
         }
-        json_t *o = json_pack("{s:I, s:o, s:s, s:o, s:s, s:s}", "id", (json_int_t)rule->id, "name",
-                              dm_json_string_lossy(rule->name), "channel",
-                              dm_alert_channel_name(rule->channel), "target",
-                              dm_json_string_lossy(rule->target), "created_at",
-                              dm_time_format(rule->created_at, a), "updated_at",
-                              dm_time_format(rule->updated_at, b));
+        json_t *o = json_pack(
+            "{s:I, s:o, s:s, s:o, s:s, s:s}", "id", (json_int_t)rule->id, "name",
+            dm_json_string_lossy(rule->name), "channel", dm_alert_channel_name(rule->channel),
+            "target", dm_json_string_lossy(rule->target), "created_at",
+            dm_time_format(rule->created_at, a), "updated_at", dm_time_format(rule->updated_at, b));
         if (!o || json_object_update(o, spec) < 0 ||
             (with_secret && rule->secret[0] &&
              json_object_set_new(o, "secret", json_string(rule->secret)) < 0)) {

@@ -166,9 +166,8 @@ static size_t read_upload(char *buf, size_t size, size_t nmemb, void *arg)
         return n;
 }
 
-int dm_alert_send_email(const struct dm_alert_send_opts *opts, const char *to,
-                        const char *msg_id, const char *subject, const char *text, char *err,
-                        size_t errlen)
+int dm_alert_send_email(const struct dm_alert_send_opts *opts, const char *to, const char *msg_id,
+                        const char *subject, const char *text, char *err, size_t errlen)
 {
         struct try_state t = {.allow_private = true}; /* the operator's own server */
         struct dm_buf m;
@@ -185,11 +184,12 @@ int dm_alert_send_email(const struct dm_alert_send_opts *opts, const char *to,
         gmtime_r(&now, &tm);
         strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
         dm_buf_init(&m, 4u << 20);
-        ret = dm_buf_addf(&m,
-                    "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@domainmon>\r\n"
-                    "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                    "Content-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n\r\n",
-                    date, opts->smtp_from, to, subject, msg_id);
+        ret = dm_buf_addf(
+            &m,
+            "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@domainmon>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n\r\n",
+            date, opts->smtp_from, to, subject, msg_id);
         for (const char *p = text; *p && ret == 0; p++) {
                 if (*p == '\n')
                         ret = dm_buf_addstr(&m, "\r\n");
@@ -217,7 +217,8 @@ int dm_alert_send_email(const struct dm_alert_send_opts *opts, const char *to,
         curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
         if (opts->smtp_user) {
                 curl_easy_setopt(h, CURLOPT_USERNAME, opts->smtp_user);
-                curl_easy_setopt(h, CURLOPT_PASSWORD, opts->smtp_password ? opts->smtp_password : "");
+                curl_easy_setopt(h, CURLOPT_PASSWORD,
+                                 opts->smtp_password ? opts->smtp_password : "");
         }
         curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
         curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts);
@@ -252,9 +253,8 @@ int dm_alert_send_sms(const struct dm_alert_send_opts *opts, const char *to, con
         char *ebody = curl_easy_escape(h, text, 0);
         struct dm_buf form;
         dm_buf_init(&form, 8192);
-        ret = eto && efrom && ebody
-                  ? dm_buf_addf(&form, "To=%s&From=%s&Body=%s", eto, efrom, ebody)
-                  : DM_ENOMEM;
+        ret = eto && efrom && ebody ? dm_buf_addf(&form, "To=%s&From=%s&Body=%s", eto, efrom, ebody)
+                                    : DM_ENOMEM;
         curl_free(eto);
         curl_free(efrom);
         curl_free(ebody);
