@@ -101,6 +101,13 @@ bool dm_alert_spec_matches(const struct dm_alert_spec *spec, const char *routing
 #define DM_ALERT_BACKOFF_MAX_MS (6LL * 3600 * 1000)
 int64_t dm_alert_backoff_ms(unsigned attempts, int64_t retry_min_ms, uint32_t rnd);
 
+/* Records one try's outcome on a delivery: attempts + 1; sent: delivered at `now`; else
+ * `error` kept and, below max_attempts tries, due again after dm_alert_backoff_ms, or failed
+ * after the last. */
+void dm_alert_delivery_outcome(struct dm_alert_delivery *d, bool sent, const char *error,
+                               int64_t now, int64_t retry_min_ms, unsigned max_attempts,
+                               uint32_t rnd);
+
 /* ---- target policy ---- */
 
 /* True for addresses an alert target may not be unless allowed: loopback, private (RFC 1918,

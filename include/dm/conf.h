@@ -42,7 +42,20 @@ struct dm_conf {
         int64_t events_replay_bytes;     /* DM_EVENTS_REPLAY_BYTES: their bytes */
         int64_t events_backlog;          /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
         int64_t events_heartbeat_ms;     /* DM_EVENTS_HEARTBEAT */
-        enum dm_conf_source sources[32]; /* where each table entry came from, by index */
+        int64_t alert_group_wait_ms;     /* DM_ALERT_GROUP_WAIT */
+        int64_t alert_digest_min;        /* DM_ALERT_DIGEST_MIN */
+        int64_t alert_retry_min_ms;      /* DM_ALERT_RETRY_MIN */
+        int64_t alert_max_attempts;      /* DM_ALERT_MAX_ATTEMPTS */
+        int64_t allow_private_targets;   /* DM_ALLOW_PRIVATE_TARGETS: 1 = allowed */
+        char *smtp_url;                  /* DM_SMTP_URL smtp:// or smtps:// */
+        char *smtp_from;                 /* DM_SMTP_FROM */
+        char *smtp_user;                 /* DM_SMTP_USER */
+        char *smtp_password;             /* DM_SMTP_PASSWORD (secret) */
+        char *sms_url;                   /* DM_SMS_URL */
+        char *sms_user;                  /* DM_SMS_USER */
+        char *sms_password;              /* DM_SMS_PASSWORD (secret) */
+        char *sms_from;                  /* DM_SMS_FROM */
+        enum dm_conf_source sources[64]; /* where each table entry came from, by index */
 };
 
 /* Fills `conf` from defaults, then `dotenv_path` (NULL: "./.env"; missing file is fine),

@@ -23,6 +23,26 @@ int64_t dm_alert_backoff_ms(unsigned attempts, int64_t retry_min_ms, uint32_t rn
         return d + jitter;
 }
 
+void dm_alert_delivery_outcome(struct dm_alert_delivery *d, bool sent, const char *error,
+                               int64_t now, int64_t retry_min_ms, unsigned max_attempts,
+                               uint32_t rnd)
+{
+        d->attempts++;
+        if (sent) {
+                d->status = DM_ALERT_DELIVERED;
+                d->delivered_at = now;
+                d->last_error[0] = '\0';
+                return;
+        }
+        snprintf(d->last_error, sizeof(d->last_error), "%s", error && error[0] ? error : "failed");
+        if (d->attempts >= max_attempts) {
+                d->status = DM_ALERT_FAILED;
+                return;
+        }
+        d->status = DM_ALERT_PENDING;
+        d->next_attempt_at = now + dm_alert_backoff_ms(d->attempts, retry_min_ms, rnd);
+}
+
 /* ---- addresses ---- */
 
 static bool v4_private(uint32_t a) /* host byte order */

@@ -32,6 +32,8 @@ extern const struct dm_http_route dm_api_domain_routes[];
 extern const struct dm_http_route dm_api_dns_routes[];
 /* /api/v1/events: the live stream; needs app->events */
 extern const struct dm_http_route dm_api_event_routes[];
+/* /api/v1/alerts... */
+extern const struct dm_http_route dm_api_alert_routes[];
 
 /* Problem types of the domain API. */
 extern const struct dm_http_problem_type dm_problem_domain_exists;

@@ -17,6 +17,7 @@
 enum dm_role {
         DM_ROLE_DOMAIN = 1 << 0,
         DM_ROLE_DNS = 1 << 1,
+        DM_ROLE_ALERT = 1 << 2,
 };
 
 struct dm_command {
@@ -39,7 +40,7 @@ static const struct dm_command commands[] = {
     {.name = "all",
      .summary = "every service in one process (the embedded default)",
      .run = cmd_serve,
-     .roles = DM_ROLE_DOMAIN | DM_ROLE_DNS,
+     .roles = DM_ROLE_DOMAIN | DM_ROLE_DNS | DM_ROLE_ALERT,
      .needs_store = true,
      .needs_bus = true},
     {.name = "domain-service",
@@ -52,6 +53,12 @@ static const struct dm_command commands[] = {
      .summary = "scheduler and DNS scanners (and /healthz, /readyz on DM_LISTEN)",
      .run = cmd_serve,
      .roles = DM_ROLE_DNS,
+     .needs_store = true,
+     .needs_bus = true},
+    {.name = "alert-service",
+     .summary = "alerts: events -> rules -> email, SMS, webhooks (and /healthz, /readyz)",
+     .run = cmd_serve,
+     .roles = DM_ROLE_ALERT,
      .needs_store = true,
      .needs_bus = true},
     {.name = "scan",
@@ -145,6 +152,7 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         struct dm_domain_service *domain = NULL;
         struct dm_dns_service *dns = NULL;
         struct dm_probe_service *probe = NULL;
+        struct dm_alert_service *alert = NULL;
         const struct dm_command *self = find_command(app->command);
         int r, sig = 0, rc = 1;
 
@@ -179,11 +187,19 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                         goto out_domain;
                 }
         }
+        if (self->roles & DM_ROLE_ALERT) {
+                r = dm_alert_service_start(app, &alert);
+                if (r < 0) {
+                        dm_log_error("main", "msg=\"alert service failed to start\" err=\"%s\"",
+                                     dm_strerror(r));
+                        goto out_dns;
+                }
+        }
         /* Without the API, /healthz and /readyz get a listener of their own. */
         if (!(self->roles & DM_ROLE_DOMAIN)) {
                 r = dm_probe_service_start(app, &probe);
                 if (r < 0)
-                        goto out_dns;
+                        goto out_alert;
         }
         dm_log_info("main", "msg=\"started\" services=%s store=%s bus=%s", self->name,
                     dm_store_backend(app->store), dm_bus_backend(app->bus));
@@ -194,6 +210,8 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         rc = 0;
 
         dm_probe_service_stop(probe);
+out_alert:
+        dm_alert_service_stop(alert);
 out_dns:
         dm_dns_service_stop(dns);
 out_domain:
@@ -209,8 +227,10 @@ int main(int argc, char **argv)
         int rc = 1, r;
 
         if (argc < 2) {
-                fprintf(stderr, "domainmon: missing command (all, domain-service, dns-service, "
-                                "scan, migrate, keys, config, version, help)\n");
+                fprintf(
+                    stderr,
+                    "domainmon: missing command (all, domain-service, dns-service, alert-service, "
+                    "scan, migrate, keys, config, version, help)\n");
                 return 2;
         }
         const char *name = argv[1];
