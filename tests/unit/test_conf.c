@@ -658,6 +658,19 @@ static void test_print_all_entries(void **state)
             "DM_EVENTS_REPLAY_BYTES",
             "DM_EVENTS_BACKLOG",
             "DM_EVENTS_HEARTBEAT",
+            "DM_ALERT_GROUP_WAIT",
+            "DM_ALERT_DIGEST_MIN",
+            "DM_ALERT_RETRY_MIN",
+            "DM_ALERT_MAX_ATTEMPTS",
+            "DM_ALLOW_PRIVATE_TARGETS",
+            "DM_SMTP_URL",
+            "DM_SMTP_FROM",
+            "DM_SMTP_USER",
+            "DM_SMTP_PASSWORD",
+            "DM_SMS_URL",
+            "DM_SMS_USER",
+            "DM_SMS_PASSWORD",
+            "DM_SMS_FROM",
         };
         struct dm_conf c;
         char err[256] = "";
