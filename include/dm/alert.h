@@ -80,6 +80,9 @@ json_t *dm_alert_rule_json(const struct dm_alert_rule *rule, bool with_secret);
 struct dm_alert_event_info {
         char key[DM_ALERT_EVENT_KEY_MAX]; /* "<routing key>:<id>": the event's stable id */
         char domain[DM_NAME_MAX + 1];     /* A-label; "" when the body names none */
+        /* A change event of a first observation ("before": null): what a new domain is, not
+         * a change of it. No rule alerts on it. */
+        bool initial;
 };
 
 /* Reads the routing key and body of a bus message: the body must be a JSON object with an
@@ -89,7 +92,7 @@ int dm_alert_event_read(const char *routing_key, const char *body, size_t len,
                         struct dm_alert_event_info *ret_info);
 
 /* Whether a rule with `spec` wants the event of `routing_key` about `domain` (A-label, ""
- * for none: then only rules for every domain match). */
+ * for none: then only rules for every domain match). The caller skips initial events. */
 bool dm_alert_spec_matches(const struct dm_alert_spec *spec, const char *routing_key,
                            const char *domain);
 

@@ -103,7 +103,9 @@ bool dm_alert_host_private(const char *host)
                 buf[n - 2] = '\0';
                 host = buf;
         }
-        if (inet_pton(AF_INET, host, &a4) == 1)
+        /* inet_aton, not inet_pton: resolvers take "127.1" and "0x7f000001" as addresses
+         * too, and so would the connection. */
+        if (inet_aton(host, &a4) == 1)
                 return v4_private(ntohl(a4.s_addr));
         if (inet_pton(AF_INET6, host, &a6) == 1)
                 return v6_private(&a6);

@@ -541,6 +541,8 @@ int dm_alert_event_read(const char *routing_key, const char *body, size_t len,
                 }
                 memcpy(info.domain, nm.ascii, sizeof(nm.ascii));
         }
+        const json_t *before = json_object_get(obj, "before");
+        info.initial = strncmp(routing_key, "change.", 7) == 0 && before && json_is_null(before);
         *ret_info = info;
 out:
         json_decref(obj);

@@ -120,7 +120,7 @@ static void alert_on_message(void *arg, const struct dm_bus_msg *msg)
                             "msg=\"an event without a usable id or domain was dropped\" "
                             "routing_key=%s",
                             dm_log_quote(q, sizeof(q), msg->routing_key));
-        } else if (ret == 0) {
+        } else if (ret == 0 && !ev.initial) {
                 ret = alert_match(s, msg->routing_key, body, &ev);
         }
         free(body);

@@ -241,6 +241,10 @@ static void test_event_read(void **state)
         assert_int_equal(dm_alert_event_read("change.dns.A", b, strlen(b), &ev), 0);
         assert_string_equal(ev.key, "change.dns.A:1234");
         assert_string_equal(ev.domain, "xn--bcher-kva.example");
+        assert_false(ev.initial);
+        b = "{\"id\":9,\"domain\":\"a.example\",\"before\":null,\"after\":[]}";
+        assert_int_equal(dm_alert_event_read("change.dns.A", b, strlen(b), &ev), 0);
+        assert_true(ev.initial); /* a first observation: not an alert */
         b = "{\"id\":\"42-a\"}";
         assert_int_equal(dm_alert_event_read("alert.test", b, strlen(b), &ev), 0);
         assert_string_equal(ev.key, "alert.test:42-a");
@@ -324,6 +328,8 @@ static void test_addresses(void **state)
         assert_true(dm_alert_host_private("x.localhost"));
         assert_true(dm_alert_host_private("[::1]"));
         assert_true(dm_alert_host_private("127.0.0.1"));
+        assert_true(dm_alert_host_private("127.1"));
+        assert_true(dm_alert_host_private("0x7f000001"));
         assert_false(dm_alert_host_private("hooks.example.com"));
         assert_false(dm_alert_host_private("192.0.2.1"));
 }
