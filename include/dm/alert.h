@@ -31,7 +31,7 @@ enum dm_alert_event {
 #define DM_ALERT_DOMAINS_MAX 1000 /* names of one rule */
 #define DM_ALERT_EXPIRY_MAX 16    /* thresholds of one rule */
 #define DM_ALERT_EXPIRY_DAYS_MAX 3650
-#define DM_ALERT_FAILING_MAX 1000
+#define DM_ALERT_FAILING_MAX 100 /* check.failing events come for the first 100 of a run */
 #define DM_ALERT_QUIET_MAX_S (30LL * 86400)
 
 /* What a rule selects, parsed from its stored spec. */
@@ -83,18 +83,29 @@ struct dm_alert_event_info {
         /* A change event of a first observation ("before": null): what a new domain is, not
          * a change of it. No rule alerts on it. */
         bool initial;
+        /* check.failing: the state ("failing" after a failed scan, "recovered" on the first
+         * good one) and the failed scans in a row (so far; before the recovery). */
+        enum dm_alert_failing_state {
+                DM_ALERT_NOT_FAILING = 0,
+                DM_ALERT_FAILING,
+                DM_ALERT_RECOVERED
+        } failing;
+        unsigned failed_scans;
 };
 
 /* Reads the routing key and body of a bus message: the body must be a JSON object with an
- * integer or string "id"; "domain" (when present) must be a domain name. Returns 0,
- * DM_EPARSE (not such an object) or DM_EINVAL (a key or name that does not fit). */
+ * integer or string "id"; "domain" (when present) must be a domain name; a check.failing
+ * event must have "state" and "failed_scans". Returns 0, DM_EPARSE (not such an object) or
+ * DM_EINVAL (a key or name that does not fit). */
 int dm_alert_event_read(const char *routing_key, const char *body, size_t len,
                         struct dm_alert_event_info *ret_info);
 
-/* Whether a rule with `spec` wants the event of `routing_key` about `domain` (A-label, ""
- * for none: then only rules for every domain match). The caller skips initial events. */
+/* Whether a rule with `spec` wants the event of `routing_key` read into `ev` (about
+ * ev->domain; "" for none: then only rules for every domain match). A check.failing event
+ * matches at the rule's failing_scans-th failure in a row, and on the recovery of a run that
+ * reached it (dm_alert_failing_fires). The caller skips initial events. */
 bool dm_alert_spec_matches(const struct dm_alert_spec *spec, const char *routing_key,
-                           const char *domain);
+                           const struct dm_alert_event_info *ev);
 
 /* ---- retries ---- */
 
@@ -183,18 +194,10 @@ struct dm_alert_expiry_state {
 unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expires_at, int64_t now,
                               struct dm_alert_expiry_state *state);
 
-/* check.failing: fires after `failing_scans` failed scans in a row, and once more on the
- * first success after that. */
-enum dm_alert_failing_event {
-        DM_ALERT_FAILING_NONE = 0,
-        DM_ALERT_FAILING_FIRE,
-        DM_ALERT_FAILING_RECOVERED
-};
-struct dm_alert_failing_state {
-        unsigned consecutive;
-        bool alerted;
-};
-enum dm_alert_failing_event dm_alert_failing_step(struct dm_alert_failing_state *state, bool ok,
-                                                  unsigned failing_scans);
+/* check.failing: whether a rule with `failing_scans` fires for an event of `state` after
+ * `failed_scans` failures in a row: once when the run reaches it, once more when a run that
+ * reached it ends. */
+bool dm_alert_failing_fires(unsigned failing_scans, enum dm_alert_failing_state state,
+                            unsigned failed_scans);
 
 #endif

@@ -189,22 +189,12 @@ unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expi
         return crossed;
 }
 
-enum dm_alert_failing_event dm_alert_failing_step(struct dm_alert_failing_state *state, bool ok,
-                                                  unsigned failing_scans)
+bool dm_alert_failing_fires(unsigned failing_scans, enum dm_alert_failing_state state,
+                            unsigned failed_scans)
 {
-        if (failing_scans == 0)
-                failing_scans = 1;
-        if (ok) {
-                bool was = state->alerted;
-                state->consecutive = 0;
-                state->alerted = false;
-                return was ? DM_ALERT_FAILING_RECOVERED : DM_ALERT_FAILING_NONE;
-        }
-        if (state->consecutive < UINT32_MAX)
-                state->consecutive++;
-        if (!state->alerted && state->consecutive >= failing_scans) {
-                state->alerted = true;
-                return DM_ALERT_FAILING_FIRE;
-        }
-        return DM_ALERT_FAILING_NONE;
+        if (state == DM_ALERT_FAILING)
+                return failed_scans == failing_scans;
+        if (state == DM_ALERT_RECOVERED)
+                return failed_scans >= failing_scans;
+        return false;
 }

@@ -541,6 +541,24 @@ int dm_alert_event_read(const char *routing_key, const char *body, size_t len,
                 }
                 memcpy(info.domain, nm.ascii, sizeof(nm.ascii));
         }
+        if (strcmp(routing_key, "check.failing") == 0) {
+                const char *st = json_string_value(json_object_get(obj, "state"));
+                const json_t *nf = json_object_get(obj, "failed_scans");
+                if (!st || !json_is_integer(nf) || json_integer_value(nf) < 0 ||
+                    json_integer_value(nf) > UINT32_MAX) {
+                        ret = DM_EPARSE;
+                        goto out;
+                }
+                if (strcmp(st, "failing") == 0)
+                        info.failing = DM_ALERT_FAILING;
+                else if (strcmp(st, "recovered") == 0)
+                        info.failing = DM_ALERT_RECOVERED;
+                else {
+                        ret = DM_EPARSE;
+                        goto out;
+                }
+                info.failed_scans = (unsigned)json_integer_value(nf);
+        }
         const json_t *before = json_object_get(obj, "before");
         info.initial = strncmp(routing_key, "change.", 7) == 0 && before && json_is_null(before);
         *ret_info = info;
@@ -550,8 +568,9 @@ out:
 }
 
 bool dm_alert_spec_matches(const struct dm_alert_spec *spec, const char *routing_key,
-                           const char *domain)
+                           const struct dm_alert_event_info *ev)
 {
+        const char *domain = ev->domain;
         bool topic = false;
 
         if (strncmp(routing_key, "change.dns.", 11) == 0) {
@@ -567,6 +586,8 @@ bool dm_alert_spec_matches(const struct dm_alert_spec *spec, const char *routing
                                 (spec->events & event_names[i].bit) &&
                                 event_names[i].bit != DM_ALERT_EV_CHANGE_DNS;
         }
+        if (topic && strcmp(routing_key, "check.failing") == 0)
+                topic = dm_alert_failing_fires(spec->failing_scans, ev->failing, ev->failed_scans);
         if (!topic)
                 return false;
         if (spec->ndomains == 0)

@@ -79,7 +79,7 @@ static int alert_match(struct dm_alert_service *s, const char *routing_key, cons
                         after = rules[i].id;
                         if (dm_alert_spec_parse(rules[i].spec, &spec) < 0)
                                 continue; /* an unreadable rule sends nothing */
-                        bool match = dm_alert_spec_matches(&spec, routing_key, ev->domain);
+                        bool match = dm_alert_spec_matches(&spec, routing_key, ev);
                         int64_t quiet = spec.quiet_ms;
                         dm_alert_spec_done(&spec);
                         if (!match)

@@ -45,6 +45,15 @@ static void expect_field_error(const char *text, const char *field, unsigned sta
         assert_null(rule.spec);
 }
 
+/* An event of `rk` about `domain`, as the alert service reads it. */
+static bool matches(const struct dm_alert_spec *spec, const char *rk, const char *domain)
+{
+        struct dm_alert_event_info ev;
+        memset(&ev, 0, sizeof(ev));
+        snprintf(ev.domain, sizeof(ev.domain), "%s", domain);
+        return dm_alert_spec_matches(spec, rk, &ev);
+}
+
 static void test_rule_create_defaults(void **state)
 {
         (void)state;
@@ -111,14 +120,14 @@ static void test_rule_fields(void **state)
         assert_int_equal(spec.failing_scans, 5);
         assert_int_equal(spec.quiet_ms, 3600000);
 
-        assert_true(dm_alert_spec_matches(&spec, "change.dns.MX", "a.example"));
-        assert_true(dm_alert_spec_matches(&spec, "change.dns.A", "xn--bcher-kva.example"));
-        assert_false(dm_alert_spec_matches(&spec, "change.dns.TXT", "a.example"));
-        assert_false(dm_alert_spec_matches(&spec, "change.dns.MX", "other.example"));
-        assert_false(dm_alert_spec_matches(&spec, "change.dns.MX", ""));
-        assert_true(dm_alert_spec_matches(&spec, "tls.expiring", "a.example"));
-        assert_false(dm_alert_spec_matches(&spec, "change.tls", "a.example"));
-        assert_false(dm_alert_spec_matches(&spec, "domain.added", "a.example"));
+        assert_true(matches(&spec, "change.dns.MX", "a.example"));
+        assert_true(matches(&spec, "change.dns.A", "xn--bcher-kva.example"));
+        assert_false(matches(&spec, "change.dns.TXT", "a.example"));
+        assert_false(matches(&spec, "change.dns.MX", "other.example"));
+        assert_false(matches(&spec, "change.dns.MX", ""));
+        assert_true(matches(&spec, "tls.expiring", "a.example"));
+        assert_false(matches(&spec, "change.tls", "a.example"));
+        assert_false(matches(&spec, "domain.added", "a.example"));
         dm_alert_spec_done(&spec);
         dm_alert_rule_done(&rule);
 }
@@ -508,18 +517,50 @@ static void test_expiry(void **state)
 static void test_failing(void **state)
 {
         (void)state;
-        struct dm_alert_failing_state st = {0};
-        assert_int_equal(dm_alert_failing_step(&st, false, 3), DM_ALERT_FAILING_NONE);
-        assert_int_equal(dm_alert_failing_step(&st, false, 3), DM_ALERT_FAILING_NONE);
-        assert_int_equal(dm_alert_failing_step(&st, false, 3), DM_ALERT_FAILING_FIRE);
-        assert_int_equal(dm_alert_failing_step(&st, false, 3), DM_ALERT_FAILING_NONE);
-        assert_int_equal(dm_alert_failing_step(&st, true, 3), DM_ALERT_FAILING_RECOVERED);
-        assert_int_equal(dm_alert_failing_step(&st, true, 3), DM_ALERT_FAILING_NONE);
-        /* A success in between starts the count again. */
-        assert_int_equal(dm_alert_failing_step(&st, false, 3), DM_ALERT_FAILING_NONE);
-        assert_int_equal(dm_alert_failing_step(&st, false, 3), DM_ALERT_FAILING_NONE);
-        assert_int_equal(dm_alert_failing_step(&st, true, 3), DM_ALERT_FAILING_NONE);
-        assert_int_equal(dm_alert_failing_step(&st, false, 3), DM_ALERT_FAILING_NONE);
+        /* failing_scans 3: the third failure in a row fires, and the end of a run of three
+         * or more; nothing else does. */
+        assert_false(dm_alert_failing_fires(3, DM_ALERT_FAILING, 1));
+        assert_false(dm_alert_failing_fires(3, DM_ALERT_FAILING, 2));
+        assert_true(dm_alert_failing_fires(3, DM_ALERT_FAILING, 3));
+        assert_false(dm_alert_failing_fires(3, DM_ALERT_FAILING, 4));
+        assert_true(dm_alert_failing_fires(3, DM_ALERT_RECOVERED, 3));
+        assert_true(dm_alert_failing_fires(3, DM_ALERT_RECOVERED, 40));
+        assert_false(dm_alert_failing_fires(3, DM_ALERT_RECOVERED, 2));
+        assert_false(dm_alert_failing_fires(3, DM_ALERT_NOT_FAILING, 3));
+
+        /* Through the event and the rule. */
+        struct dm_alert_rule rule = {0};
+        struct dm_alert_error err;
+        struct dm_alert_spec spec;
+        struct dm_alert_event_info ev;
+        assert_int_equal(apply(&rule,
+                               "{\"name\": \"n\", \"channel\": \"sms\", \"target\": "
+                               "\"+14155550100\", \"events\": [\"check.failing\"], "
+                               "\"failing_scans\": 2}",
+                               true, false, &err),
+                         0);
+        assert_int_equal(dm_alert_spec_parse(rule.spec, &spec), 0);
+        const char *b = "{\"id\":\"4-100\",\"domain\":\"a.example\",\"state\":\"failing\","
+                        "\"failed_scans\":2,\"error\":\"timed out\"}";
+        assert_int_equal(dm_alert_event_read("check.failing", b, strlen(b), &ev), 0);
+        assert_int_equal(ev.failing, DM_ALERT_FAILING);
+        assert_int_equal(ev.failed_scans, 2);
+        assert_true(dm_alert_spec_matches(&spec, "check.failing", &ev));
+        b = "{\"id\":\"4-90\",\"domain\":\"a.example\",\"state\":\"failing\","
+            "\"failed_scans\":1}";
+        assert_int_equal(dm_alert_event_read("check.failing", b, strlen(b), &ev), 0);
+        assert_false(dm_alert_spec_matches(&spec, "check.failing", &ev));
+        b = "{\"id\":\"4-200\",\"domain\":\"a.example\",\"state\":\"recovered\","
+            "\"failed_scans\":5}";
+        assert_int_equal(dm_alert_event_read("check.failing", b, strlen(b), &ev), 0);
+        assert_true(dm_alert_spec_matches(&spec, "check.failing", &ev));
+        b = "{\"id\":\"4-1\",\"domain\":\"a.example\",\"state\":\"bored\","
+            "\"failed_scans\":5}";
+        assert_int_equal(dm_alert_event_read("check.failing", b, strlen(b), &ev), DM_EPARSE);
+        b = "{\"id\":\"4-1\",\"domain\":\"a.example\",\"state\":\"failing\"}";
+        assert_int_equal(dm_alert_event_read("check.failing", b, strlen(b), &ev), DM_EPARSE);
+        dm_alert_spec_done(&spec);
+        dm_alert_rule_done(&rule);
 }
 
 int main(void)

@@ -350,6 +350,80 @@ static void test_delivery_finish_states(void **state)
         dm_alert_deliveries_free(c, n);
 }
 
+/* One scan of the domain written with `status` at `at`, with no state change. */
+static void scan(struct dm_store *st, int64_t id, int64_t at, enum dm_check_status status)
+{
+        struct dm_dns_commit it;
+        memset(&it, 0, sizeof(it));
+        it.domain_id = id;
+        it.checked_at = at;
+        it.status = status;
+        it.status_error = status == DM_CHECK_ERROR ? (char *)"timed out" : NULL;
+        assert_int_equal(dm_store_dns_commit(st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(it.result, 0);
+}
+
+/* The check.failing events in the outbox, oldest first, as "state/failed_scans" strings;
+ * they are taken out. */
+static size_t failing_events(struct dm_store *st, char out[][32], size_t max)
+{
+        struct dm_outbox_event *ev = NULL;
+        size_t n = 0, k = 0;
+        int64_t ids[256];
+        assert_int_equal(dm_store_outbox_claim(st, OWNER_A, LEASE_MS, 256, dm_now_ms(), &ev, &n),
+                         0);
+        for (size_t i = 0; i < n; i++) {
+                ids[i] = ev[i].id;
+                if (strcmp(ev[i].routing_key, "check.failing") != 0)
+                        continue;
+                const char *state = strstr(ev[i].body, "\"recovered\"") ? "recovered" : "failing";
+                const char *nf = strstr(ev[i].body, "\"failed_scans\"");
+                assert_non_null(nf);
+                nf += strlen("\"failed_scans\"");
+                while (*nf == ' ' || *nf == ':')
+                        nf++;
+                assert_non_null(strstr(ev[i].body, "\"domain\""));
+                assert_true(k < max);
+                snprintf(out[k++], 32, "%s/%ld", state, strtol(nf, NULL, 10));
+        }
+        assert_int_equal(dm_store_outbox_delete(st, OWNER_A, ids, n, NULL), 0);
+        dm_outbox_events_free(ev, n);
+        return k;
+}
+
+static void test_failed_scans_counted(void **state)
+{
+        struct fixture *f = *state;
+        struct dm_domain d;
+        char got[8][32];
+        memset(&d, 0, sizeof(d));
+        snprintf(d.name, sizeof(d.name), "fail.example");
+        snprintf(d.unicode_name, sizeof(d.unicode_name), "fail.example");
+        d.enabled = true;
+        assert_int_equal(dm_store_domain_insert(f->st, &d, NULL, NULL), 0);
+        int64_t t = 1000000;
+
+        scan(f->st, d.id, t += 1000, DM_CHECK_OK);
+        assert_int_equal(failing_events(f->st, got, 8), 0); /* nothing failed */
+        scan(f->st, d.id, t += 1000, DM_CHECK_ERROR);
+        scan(f->st, d.id, t += 1000, DM_CHECK_ERROR);
+        /* A late result of an older scan is not a scan in the run. */
+        scan(f->st, d.id, t - 500, DM_CHECK_ERROR);
+        scan(f->st, d.id, t += 1000, DM_CHECK_ERROR);
+        assert_int_equal(failing_events(f->st, got, 8), 3);
+        assert_string_equal(got[0], "failing/1");
+        assert_string_equal(got[1], "failing/2");
+        assert_string_equal(got[2], "failing/3");
+        scan(f->st, d.id, t += 1000, DM_CHECK_OK);
+        scan(f->st, d.id, t += 1000, DM_CHECK_OK);
+        assert_int_equal(failing_events(f->st, got, 8), 1);
+        assert_string_equal(got[0], "recovered/3");
+        /* A new run counts from one. */
+        scan(f->st, d.id, t += 1000, DM_CHECK_ERROR);
+        assert_int_equal(failing_events(f->st, got, 8), 1);
+        assert_string_equal(got[0], "failing/1");
+}
+
 static void test_names(void **state)
 {
         (void)state;
@@ -375,6 +449,7 @@ int main(void)
             CONTRACT(test_delivery_group_and_quiet),
             CONTRACT(test_delivery_claim),
             CONTRACT(test_delivery_finish_states),
+            CONTRACT(test_failed_scans_counted),
         };
         const struct CMUnitTest front[] = {cmocka_unit_test(test_names)};
         int failed = 0;
