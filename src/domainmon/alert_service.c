@@ -182,6 +182,24 @@ static int alert_send_one(struct dm_alert_service *s, const struct dm_alert_rule
         }
 }
 
+static bool alert_stopping(struct dm_alert_service *s)
+{
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        return stop;
+}
+
+/* Lets go of a claimed delivery unsent, as it was: at a stop, so that another sender takes it
+ * at once instead of after the lease. */
+static void alert_release(struct dm_alert_service *s, const struct dm_alert_delivery *d)
+{
+        int f = dm_store_alert_delivery_finish(s->app->store, s->owner, d);
+        if (f < 0 && f != DM_ENOENT)
+                dm_log_warn("alert", "msg=\"cannot release a delivery\" id=%" PRId64 " err=\"%s\"",
+                            d->id, dm_strerror(f));
+}
+
 /* Sends the claimed deliveries of one rule (items[0..n)) and records each outcome. */
 static void alert_send_rule(struct dm_alert_service *s, struct dm_alert_delivery *items, size_t n)
 {
@@ -204,6 +222,11 @@ static void alert_send_rule(struct dm_alert_service *s, struct dm_alert_delivery
         size_t nmsgs = dm_alert_plan(items, n, (size_t)app->conf.alert_digest_min, order, msgs);
         for (size_t i = 0; i < nmsgs; i++) {
                 char err[DM_ALERT_ERROR_MAX] = "";
+                if (alert_stopping(s)) {
+                        for (size_t k = 0; k < msgs[i].n; k++)
+                                alert_release(s, msgs[i].items[k]);
+                        continue;
+                }
                 ret = alert_send_one(s, &rule, &msgs[i], err, sizeof(err));
                 if (ret < 0 && !err[0])
                         snprintf(err, sizeof(err), "%s", dm_strerror(ret));
