@@ -34,9 +34,11 @@ static const char *event_summary(const struct dm_alert_delivery *d, const json_t
         json_int_t days = json_integer_value(json_object_get(data, "days_left"));
         const char *state = json_string_value(json_object_get(data, "state"));
 
-        if (strncmp(rk, "change.dns.", 11) == 0)
-                snprintf(buf, size, "DNS %s changed", rk + 11);
-        else if (strcmp(rk, "change.tls") == 0)
+        if (strncmp(rk, "change.dns.", 11) == 0) {
+                char type[32];
+                dm_json_safe_text(type, sizeof(type), rk + 11, strlen(rk + 11));
+                snprintf(buf, size, "DNS %s changed", type);
+        } else if (strcmp(rk, "change.tls") == 0)
                 snprintf(buf, size, "certificate changed");
         else if (strcmp(rk, "change.registration") == 0)
                 snprintf(buf, size, "registration changed");

@@ -507,6 +507,12 @@ int dm_alert_event_read(const char *routing_key, const char *body, size_t len,
 
         if (!routing_key || !body)
                 return DM_EINVAL;
+        /* A key names a topic: printable ASCII, no spaces. Anything else (a broker carries
+         * what it is given) would end up in mail headers and logs. */
+        for (const char *p = routing_key; *p; p++) {
+                if (*p <= ' ' || *p > '~')
+                        return DM_EINVAL;
+        }
         json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(obj)) {
                 json_decref(obj);

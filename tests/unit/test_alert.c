@@ -264,6 +264,9 @@ static void test_event_read(void **state)
         assert_int_equal(dm_alert_event_read("change.tls", b, strlen(b), &ev), DM_EPARSE);
         b = "{\"id\":1,\"domain\":\"not a name\"}";
         assert_int_equal(dm_alert_event_read("change.tls", b, strlen(b), &ev), DM_EINVAL);
+        b = "{\"id\":1}";
+        assert_int_equal(dm_alert_event_read("change.dns.A\r\nBcc: x", b, strlen(b), &ev),
+                         DM_EINVAL);
         b = "{\"id\":1,\"domain\":7}";
         assert_int_equal(dm_alert_event_read("change.tls", b, strlen(b), &ev), DM_EINVAL);
 }
