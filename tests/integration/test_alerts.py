@@ -452,6 +452,22 @@ def test_digest_when_50_domains_change_in_one_cycle(domainmon_factory, knot, rec
     assert len(ds) == 50 and all(d["status"] == "delivered" for d in ds)
 
 
+def test_openapi_documents_the_alert_routes(domainmon_factory, knot):
+    m = domainmon_factory(env=alert_env(knot))
+    doc = m.request("GET", "/openapi.json", key=None).json()
+    paths = doc["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/alerts"])
+    assert {"get", "patch", "delete"} <= set(paths["/api/v1/alerts/{id}"])
+    assert "get" in paths["/api/v1/alerts/{id}/deliveries"]
+    assert "post" in paths["/api/v1/alerts/{id}/test"]
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["AlertCreate"]["properties"]) == {
+        "name", "channel", "target", "events", "domains", "expiry_days", "failing_scans",
+        "quiet_period", "secret"}
+    assert set(schemas["Delivery"]["properties"]) == {
+        "id", "event", "status", "attempts", "last_error", "next_attempt_at", "delivered_at"}
+
+
 def test_test_message(domainmon_factory, knot, smtp):
     m = domainmon_factory(env=alert_env(knot, DM_SMTP_URL=smtp.url,
                                         DM_SMTP_FROM="domainmon@example.test"))
