@@ -353,11 +353,12 @@ int dm_store_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limit
                              struct dm_alert_rule **ret_rules, size_t *ret_n);
 
 /* Adds a pending delivery unless (rule_id, event_key) is already there (DM_EEXIST: a
- * redelivered event; nothing written). Its due time is the latest of: d->next_attempt_at; the
- * due time of the rule's open group (the earliest pending, never tried delivery of the rule
- * due after `now`), so that events of one rule arriving close together go out together; and,
- * when quiet_ms > 0, the last delivery of the rule for the same domain plus quiet_ms. Fills
- * id, created_at and next_attempt_at. */
+ * redelivered event; nothing written). Its due time: when d->next_attempt_at is after `now`
+ * (a group wait), the due time of the rule's open group if there is one (the earliest
+ * pending, never tried delivery of the rule due after `now`), so that events of one rule
+ * arriving close together go out together, else d->next_attempt_at; and, when quiet_ms > 0,
+ * no sooner than the last delivery of the rule for the same domain plus quiet_ms. Fills id,
+ * created_at and next_attempt_at. */
 int dm_store_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
                                 int64_t quiet_ms);
 /* Claims for `owner` (nonzero) up to `limit` pending deliveries due at `now`, that nobody

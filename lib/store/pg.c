@@ -2588,9 +2588,10 @@ static int pg_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *
             pg_of(st),
             "INSERT INTO alert_deliveries (rule_id, event_key, routing_key, domain, body, "
             "next_attempt_at, created_at) VALUES ($1::bigint, $2::text, $3::text, $4::text, "
-            "$5::text, greatest(coalesce((SELECT min(next_attempt_at) FROM alert_deliveries "
-            "WHERE rule_id = $1 AND status = 'pending' AND attempts = 0 AND next_attempt_at > "
-            "$7::bigint), $6::bigint), CASE WHEN $8::bigint > 0 AND $4 <> '' THEN "
+            "$5::text, greatest(CASE WHEN $6::bigint > $7::bigint THEN coalesce((SELECT "
+            "min(next_attempt_at) FROM alert_deliveries WHERE rule_id = $1 AND status = "
+            "'pending' AND attempts = 0 AND next_attempt_at > $7), $6) ELSE $6 END, "
+            "CASE WHEN $8::bigint > 0 AND $4 <> '' THEN "
             "coalesce((SELECT max(delivered_at) FROM alert_deliveries WHERE rule_id = $1 AND "
             "domain = $4 AND status = 'delivered') + $8, 0) ELSE 0 END), $7) "
             "ON CONFLICT (rule_id, event_key) DO NOTHING RETURNING id, next_attempt_at",

@@ -2054,9 +2054,10 @@ static int sqlite_alert_delivery_add(struct dm_store *st, struct dm_alert_delive
         int ret = alert_prepare(
             c,
             "INSERT INTO alert_deliveries (rule_id, event_key, routing_key, domain, body, "
-            "next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, max(coalesce((SELECT "
-            "min(next_attempt_at) FROM alert_deliveries WHERE rule_id = ?1 AND status = "
-            "'pending' AND attempts = 0 AND next_attempt_at > ?7), ?6), CASE WHEN ?8 > 0 AND "
+            "next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, max(CASE WHEN ?6 > ?7 THEN "
+            "coalesce((SELECT min(next_attempt_at) FROM alert_deliveries WHERE rule_id = ?1 AND "
+            "status = 'pending' AND attempts = 0 AND next_attempt_at > ?7), ?6) ELSE ?6 END, "
+            "CASE WHEN ?8 > 0 AND "
             "?4 <> '' THEN coalesce((SELECT max(delivered_at) FROM alert_deliveries WHERE "
             "rule_id = ?1 AND domain = ?4 AND status = 'delivered') + ?8, 0) ELSE 0 END), ?7) "
             "ON CONFLICT (rule_id, event_key) DO NOTHING RETURNING id, next_attempt_at",

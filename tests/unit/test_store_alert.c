@@ -229,12 +229,16 @@ static void test_delivery_group_and_quiet(void **state)
 
         /* A quiet period holds a domain's next alert until it has passed since the last. */
         struct dm_alert_delivery q =
-            make_delivery(rule, "k:4", "a.example", t0 + 20000); /* would join c's group */
+            make_delivery(rule, "k:4", "a.example", t0 + 25000); /* would join c's group */
         assert_int_equal(dm_store_alert_delivery_add(f->st, &q, t0 + 20000, 3600000), 0);
         assert_int_equal(q.next_attempt_at, t0 + 10000 + 3600000);
-        struct dm_alert_delivery r2 = make_delivery(rule, "k:5", "d.example", t0 + 20000);
+        struct dm_alert_delivery r2 = make_delivery(rule, "k:5", "d.example", t0 + 25000);
         assert_int_equal(dm_store_alert_delivery_add(f->st, &r2, t0 + 20000, 3600000), 0);
         assert_int_equal(r2.next_attempt_at, t0 + 30000); /* no earlier alert for d.example */
+        /* Due now (a test message): not held for the open group. */
+        struct dm_alert_delivery now = make_delivery(rule, "k:6", "", t0 + 20000);
+        assert_int_equal(dm_store_alert_delivery_add(f->st, &now, t0 + 20000, 0), 0);
+        assert_int_equal(now.next_attempt_at, t0 + 20000);
 }
 
 static void test_delivery_claim(void **state)
