@@ -359,7 +359,7 @@ def test_private_targets_refused_by_default(domainmon_factory, knot, receiver_fa
 
     # A rule made while private targets were allowed is refused at delivery, on the address
     # the connection would go to.
-    allowed = DomainMon(env=alert_env(knot), workdir=m.workdir)
+    allowed = DomainMon(env=alert_env(knot), workdir=m.workdir, database_url=m.database_url)
     try:
         allowed.start()
         allowed.admin_key = m.admin_key  # the same database, whose key m was shown
