@@ -442,4 +442,93 @@ const char *dm_check_status_name(enum dm_check_status s);
  * or a name that is not a status. */
 int dm_check_status_mask_parse(const char *s, unsigned *ret_mask);
 
+/* ---- alerts: rules and their deliveries ---- */
+
+enum dm_alert_channel { DM_ALERT_CHANNEL_NONE = 0, DM_ALERT_WEBHOOK, DM_ALERT_EMAIL, DM_ALERT_SMS };
+enum dm_alert_status { DM_ALERT_PENDING = 0, DM_ALERT_DELIVERED = 1, DM_ALERT_FAILED = 2 };
+
+#define DM_ALERT_NAME_MAX 128
+#define DM_ALERT_TARGET_MAX 2048
+#define DM_ALERT_SECRET_MAX 128
+#define DM_ALERT_EVENT_KEY_MAX 160
+#define DM_ALERT_ERROR_MAX 256
+
+/* A rule as stored. What it selects (events, domains, thresholds, quiet period) is `spec`,
+ * a JSON object that lib/alert writes and reads (dm_alert_spec_parse); the store keeps it as
+ * text. */
+struct dm_alert_rule {
+        int64_t id; /* assigned by the store */
+        char name[DM_ALERT_NAME_MAX];
+        enum dm_alert_channel channel;
+        char target[DM_ALERT_TARGET_MAX + 1];
+        char secret[DM_ALERT_SECRET_MAX + 1]; /* webhook signing secret "whsec_..."; else "" */
+        char *spec;                           /* owned JSON object */
+        int64_t created_at;
+        int64_t updated_at;
+};
+
+/* One alert to send: a rule met an event (or a test). (rule_id, event_key) is unique. */
+struct dm_alert_delivery {
+        int64_t id; /* assigned by the store */
+        int64_t rule_id;
+        char event_key[DM_ALERT_EVENT_KEY_MAX]; /* "<routing key>:<id>", or "test:<n>" */
+        char routing_key[64];
+        char domain[DM_NAME_MAX + 1]; /* A-label; "" when the event names none */
+        char *body;                   /* owned: the event's JSON object */
+        enum dm_alert_status status;
+        unsigned attempts;
+        char last_error[DM_ALERT_ERROR_MAX];
+        int64_t next_attempt_at; /* pending: when it is due */
+        int64_t delivered_at;
+        int64_t created_at;
+};
+
+/* Rules. insert fills id, created_at and updated_at. get: DM_ENOENT when absent. update
+ * replaces name, channel, target, secret and spec of rule->id and moves updated_at (DM_ENOENT
+ * when absent). delete removes the rule and its deliveries (DM_ENOENT when absent). list:
+ * rules with id > after_id in id order, at most limit (>= 1); *ret_rules malloc'd, free with
+ * dm_alert_rules_free. */
+int dm_store_alert_rule_insert(struct dm_store *st, struct dm_alert_rule *rule);
+int dm_store_alert_rule_get(struct dm_store *st, int64_t id, struct dm_alert_rule *ret_rule);
+int dm_store_alert_rule_update(struct dm_store *st, struct dm_alert_rule *rule);
+int dm_store_alert_rule_delete(struct dm_store *st, int64_t id);
+int dm_store_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limit,
+                             struct dm_alert_rule **ret_rules, size_t *ret_n);
+
+/* Adds a pending delivery unless (rule_id, event_key) is already there (DM_EEXIST: a
+ * redelivered event; nothing written). Its due time: when d->next_attempt_at is after `now`
+ * (a group wait), the due time of the rule's open group if there is one (the earliest
+ * pending, never tried delivery of the rule due after `now`), so that events of one rule
+ * arriving close together go out together, else d->next_attempt_at; and, when quiet_ms > 0,
+ * no sooner than the last delivery of the rule for the same domain plus quiet_ms. Fills id,
+ * created_at and next_attempt_at. */
+int dm_store_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
+                                int64_t quiet_ms);
+/* Claims for `owner` (nonzero) up to `limit` pending deliveries due at `now`, that nobody
+ * holds or whose claim ended, or that `owner` held, marking them held until now + lease_ms,
+ * in one statement: senders in several processes never send one delivery at the same time
+ * while a claim holds. Ordered by rule, then id. *ret malloc'd; dm_alert_deliveries_free. */
+int dm_store_alert_delivery_claim(struct dm_store *st, int64_t owner, int64_t lease_ms,
+                                  size_t limit, int64_t now, struct dm_alert_delivery **ret,
+                                  size_t *ret_n);
+/* Records the outcome of a claimed delivery: status, attempts, last_error, next_attempt_at
+ * and delivered_at from d, and lets go of the claim; only while `owner` still holds it
+ * (DM_ENOENT otherwise: another sender took it over, nothing written). */
+int dm_store_alert_delivery_finish(struct dm_store *st, int64_t owner,
+                                   const struct dm_alert_delivery *d);
+/* Deliveries of one rule, newest first, ids below before_id (0: from the newest), at most
+ * limit (>= 1). */
+int dm_store_alert_delivery_list(struct dm_store *st, int64_t rule_id, int64_t before_id,
+                                 size_t limit, struct dm_alert_delivery **ret, size_t *ret_n);
+
+/* "webhook", "email", "sms" and back (DM_EINVAL for anything else); "pending",
+ * "delivered", "failed" and back. The stored spelling of both. */
+const char *dm_alert_channel_name(enum dm_alert_channel c);
+int dm_alert_channel_parse(const char *s, enum dm_alert_channel *ret_channel);
+const char *dm_alert_status_name(enum dm_alert_status s);
+int dm_alert_status_parse(const char *s, enum dm_alert_status *ret_status);
+void dm_alert_rule_done(struct dm_alert_rule *rule);
+void dm_alert_rules_free(struct dm_alert_rule *rules, size_t n);
+void dm_alert_deliveries_free(struct dm_alert_delivery *d, size_t n);
+
 #endif

@@ -2911,6 +2911,329 @@ static int pg_tls_change_list(struct dm_store *st, int64_t domain_id, int64_t be
         return 0;
 }
 
+/* ---- alerts ----
+ * Few rows and rare calls next to the scans: these statements go with PQexecParams, parsed
+ * per call, rather than prepared on every connection. */
+
+#define ALERT_RULE_COLS "id, name, channel, target, secret, spec, created_at, updated_at"
+#define ALERT_DLV_COLS                                                                             \
+        "id, rule_id, event_key, routing_key, domain, body, status, attempts, last_error, "        \
+        "next_attempt_at, delivered_at, created_at"
+
+/* Borrows a connection, runs `sql` with `p`, gives the connection back. */
+static int alert_run(struct pg_store *s, const char *sql, const struct pg_params *p,
+                     const char *what, PGresult **ret_res)
+{
+        struct pg_conn *c;
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        PGresult *r = PQexecParams(c->pq, sql, p->n, NULL, p->values, p->lengths, p->formats, 1);
+        ExecStatusType rs = PQresultStatus(r);
+        if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK)
+                ret = pg_fail(c, r, what);
+        else if (ret_res)
+                *ret_res = r;
+        else
+                PQclear(r);
+        pool_put(s, c);
+        return ret;
+}
+
+static int alert_rule_from_res(const PGresult *r, int row, struct dm_alert_rule *a)
+{
+        char channel[16];
+        memset(a, 0, sizeof(*a));
+        a->id = col_int(r, row, 0);
+        col_copy(r, row, 1, a->name, sizeof(a->name));
+        col_copy(r, row, 2, channel, sizeof(channel));
+        if (dm_alert_channel_parse(channel, &a->channel) < 0)
+                a->channel = DM_ALERT_CHANNEL_NONE; /* sends nothing */
+        col_copy(r, row, 3, a->target, sizeof(a->target));
+        col_copy(r, row, 4, a->secret, sizeof(a->secret));
+        a->created_at = col_int(r, row, 6);
+        a->updated_at = col_int(r, row, 7);
+        return col_strdup(r, row, 5, &a->spec);
+}
+
+static int alert_delivery_from_res(const PGresult *r, int row, struct dm_alert_delivery *d)
+{
+        char status[16];
+        memset(d, 0, sizeof(*d));
+        d->id = col_int(r, row, 0);
+        d->rule_id = col_int(r, row, 1);
+        col_copy(r, row, 2, d->event_key, sizeof(d->event_key));
+        col_copy(r, row, 3, d->routing_key, sizeof(d->routing_key));
+        col_copy(r, row, 4, d->domain, sizeof(d->domain));
+        col_copy(r, row, 6, status, sizeof(status));
+        if (dm_alert_status_parse(status, &d->status) < 0)
+                d->status = DM_ALERT_FAILED;
+        d->attempts = (unsigned)col_int(r, row, 7);
+        col_copy(r, row, 8, d->last_error, sizeof(d->last_error));
+        d->next_attempt_at = col_int(r, row, 9);
+        d->delivered_at = col_int(r, row, 10);
+        d->created_at = col_int(r, row, 11);
+        return col_strdup(r, row, 5, &d->body);
+}
+
+static void alert_rule_params(struct pg_params *p, const struct dm_alert_rule *a)
+{
+        param_text(p, a->name);
+        param_text(p, dm_alert_channel_name(a->channel));
+        param_text(p, a->target);
+        param_text(p, a->secret);
+        param_text(p, a->spec);
+}
+
+static int pg_alert_rule_insert(struct dm_store *st, struct dm_alert_rule *rule)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        int64_t now = dm_now_ms();
+        alert_rule_params(&p, rule);
+        param_i64(&p, now);
+        int ret = alert_run(pg_of(st),
+                            "INSERT INTO alert_rules (name, channel, target, secret, spec, "
+                            "created_at, updated_at) VALUES ($1::text, $2::text, $3::text, "
+                            "$4::text, $5::text, $6::bigint, $6::bigint) RETURNING id",
+                            &p, "alert rule insert", &r);
+        if (ret < 0)
+                return ret;
+        rule->id = col_int(r, 0, 0);
+        rule->created_at = rule->updated_at = now;
+        PQclear(r);
+        return 0;
+}
+
+static int pg_alert_rule_get(struct dm_store *st, int64_t id, struct dm_alert_rule *ret_rule)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, id);
+        int ret = alert_run(pg_of(st),
+                            "SELECT " ALERT_RULE_COLS " FROM alert_rules WHERE id = $1::bigint", &p,
+                            "alert rule get", &r);
+        if (ret < 0)
+                return ret;
+        if (PQntuples(r) == 0) {
+                PQclear(r);
+                return DM_ENOENT;
+        }
+        struct dm_alert_rule a;
+        ret = alert_rule_from_res(r, 0, &a);
+        PQclear(r);
+        if (ret == 0)
+                *ret_rule = a;
+        return ret;
+}
+
+static int pg_alert_rule_update(struct dm_store *st, struct dm_alert_rule *rule)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        alert_rule_params(&p, rule);
+        param_i64(&p, dm_now_ms());
+        param_i64(&p, rule->id);
+        int ret = alert_run(pg_of(st),
+                            "UPDATE alert_rules SET name = $1::text, channel = $2::text, target = "
+                            "$3::text, secret = $4::text, spec = $5::text, updated_at = "
+                            "greatest(updated_at, $6::bigint) WHERE id = $7::bigint "
+                            "RETURNING updated_at",
+                            &p, "alert rule update", &r);
+        if (ret < 0)
+                return ret;
+        if (PQntuples(r) == 0)
+                ret = DM_ENOENT;
+        else
+                rule->updated_at = col_int(r, 0, 0);
+        PQclear(r);
+        return ret;
+}
+
+static int pg_alert_rule_delete(struct dm_store *st, int64_t id)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, id);
+        int ret = alert_run(pg_of(st), "DELETE FROM alert_rules WHERE id = $1::bigint", &p,
+                            "alert rule delete", &r);
+        if (ret < 0)
+                return ret;
+        if (pg_affected(r) == 0)
+                ret = DM_ENOENT;
+        PQclear(r);
+        return ret;
+}
+
+static int pg_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limit,
+                              struct dm_alert_rule **ret_rules, size_t *ret_n)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, after_id);
+        param_i64(&p, clamp_limit(limit));
+        int ret = alert_run(pg_of(st),
+                            "SELECT " ALERT_RULE_COLS " FROM alert_rules WHERE id > $1::bigint "
+                            "ORDER BY id LIMIT $2::bigint",
+                            &p, "alert rule list", &r);
+        if (ret < 0)
+                return ret;
+        size_t n = (size_t)PQntuples(r), done = 0;
+        struct dm_alert_rule *rules = calloc(n ? n : 1, sizeof(*rules));
+        if (!rules)
+                ret = DM_ENOMEM;
+        for (; ret == 0 && done < n; done++)
+                ret = alert_rule_from_res(r, (int)done, &rules[done]);
+        PQclear(r);
+        if (ret < 0) {
+                dm_alert_rules_free(rules, done);
+                return ret;
+        }
+        *ret_rules = rules;
+        *ret_n = n;
+        return 0;
+}
+
+static int pg_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
+                                 int64_t quiet_ms)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, d->rule_id);
+        param_text(&p, d->event_key);
+        param_text(&p, d->routing_key);
+        param_text(&p, d->domain);
+        param_text(&p, d->body);
+        param_i64(&p, d->next_attempt_at);
+        param_i64(&p, now);
+        param_i64(&p, quiet_ms);
+        int ret = alert_run(
+            pg_of(st),
+            "INSERT INTO alert_deliveries (rule_id, event_key, routing_key, domain, body, "
+            "next_attempt_at, created_at) VALUES ($1::bigint, $2::text, $3::text, $4::text, "
+            "$5::text, greatest(CASE WHEN $6::bigint > $7::bigint THEN coalesce((SELECT "
+            "min(next_attempt_at) FROM alert_deliveries WHERE rule_id = $1 AND status = "
+            "'pending' AND attempts = 0 AND next_attempt_at > $7), $6) ELSE $6 END, "
+            "CASE WHEN $8::bigint > 0 AND $4 <> '' THEN "
+            "coalesce((SELECT max(delivered_at) FROM alert_deliveries WHERE rule_id = $1 AND "
+            "domain = $4 AND status = 'delivered') + $8, 0) ELSE 0 END), $7) "
+            "ON CONFLICT (rule_id, event_key) DO NOTHING RETURNING id, next_attempt_at",
+            &p, "alert delivery add", &r);
+        if (ret < 0)
+                return ret;
+        if (PQntuples(r) == 0) {
+                ret = DM_EEXIST;
+        } else {
+                d->id = col_int(r, 0, 0);
+                d->next_attempt_at = col_int(r, 0, 1);
+                d->created_at = now;
+                d->status = DM_ALERT_PENDING;
+        }
+        PQclear(r);
+        return ret;
+}
+
+static int alert_delivery_cmp(const void *a, const void *b)
+{
+        const struct dm_alert_delivery *x = a, *y = b;
+        if (x->rule_id != y->rule_id)
+                return (x->rule_id > y->rule_id) - (x->rule_id < y->rule_id);
+        return (x->id > y->id) - (x->id < y->id);
+}
+
+static int alert_deliveries_from_res(PGresult *r, struct dm_alert_delivery **ret_d, size_t *ret_n)
+{
+        size_t n = (size_t)PQntuples(r), done = 0;
+        int ret = 0;
+        struct dm_alert_delivery *d = calloc(n ? n : 1, sizeof(*d));
+        if (!d)
+                ret = DM_ENOMEM;
+        for (; ret == 0 && done < n; done++)
+                ret = alert_delivery_from_res(r, (int)done, &d[done]);
+        PQclear(r);
+        if (ret < 0) {
+                dm_alert_deliveries_free(d, done);
+                return ret;
+        }
+        *ret_d = d;
+        *ret_n = n;
+        return 0;
+}
+
+static int pg_alert_delivery_claim(struct dm_store *st, int64_t owner, int64_t lease_ms,
+                                   size_t limit, int64_t now, struct dm_alert_delivery **ret_d,
+                                   size_t *ret_n)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, owner);
+        param_i64(&p, now);
+        param_i64(&p, lease_ms);
+        param_i64(&p, clamp_limit(limit));
+        int ret = alert_run(
+            pg_of(st),
+            "UPDATE alert_deliveries SET claimed_by = $1::bigint, claimed_until = $2::bigint + "
+            "$3::bigint WHERE id = ANY (ARRAY(SELECT id FROM alert_deliveries WHERE status = "
+            "'pending' AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= "
+            "$2 OR claimed_by = $1) ORDER BY rule_id, id LIMIT $4::bigint FOR UPDATE SKIP "
+            "LOCKED)) RETURNING " ALERT_DLV_COLS,
+            &p, "alert delivery claim", &r);
+        if (ret < 0)
+                return ret;
+        size_t n = 0;
+        ret = alert_deliveries_from_res(r, ret_d, &n);
+        if (ret < 0)
+                return ret;
+        if (n > 1)
+                qsort(*ret_d, n, sizeof(**ret_d), alert_delivery_cmp);
+        *ret_n = n;
+        return 0;
+}
+
+static int pg_alert_delivery_finish(struct dm_store *st, int64_t owner,
+                                    const struct dm_alert_delivery *d)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, d->id);
+        param_i64(&p, owner);
+        param_text(&p, dm_alert_status_name(d->status));
+        param_i32(&p, (int32_t)d->attempts);
+        param_text(&p, d->last_error[0] ? d->last_error : NULL);
+        param_i64(&p, d->next_attempt_at);
+        param_time(&p, d->delivered_at);
+        int ret = alert_run(pg_of(st),
+                            "UPDATE alert_deliveries SET status = $3::text, attempts = "
+                            "$4::integer, last_error = $5::text, next_attempt_at = $6::bigint, "
+                            "delivered_at = $7::bigint, claimed_by = NULL, claimed_until = NULL "
+                            "WHERE id = $1::bigint AND claimed_by = $2::bigint",
+                            &p, "alert delivery finish", &r);
+        if (ret < 0)
+                return ret;
+        if (pg_affected(r) == 0)
+                ret = DM_ENOENT;
+        PQclear(r);
+        return ret;
+}
+
+static int pg_alert_delivery_list(struct dm_store *st, int64_t rule_id, int64_t before_id,
+                                  size_t limit, struct dm_alert_delivery **ret_d, size_t *ret_n)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, rule_id);
+        param_i64(&p, before_id);
+        param_i64(&p, clamp_limit(limit));
+        int ret = alert_run(pg_of(st),
+                            "SELECT " ALERT_DLV_COLS " FROM alert_deliveries WHERE rule_id = "
+                            "$1::bigint AND ($2::bigint = 0 OR id < $2) ORDER BY id DESC "
+                            "LIMIT $3::bigint",
+                            &p, "alert delivery list", &r);
+        if (ret < 0)
+                return ret;
+        return alert_deliveries_from_res(r, ret_d, ret_n);
+}
+
 static int pg_wipe(struct dm_store *st)
 {
         struct pg_store *s = pg_of(st);
@@ -2919,8 +3242,8 @@ static int pg_wipe(struct dm_store *st)
         if (ret < 0)
                 return ret;
         ret = pg_exec(c,
-                      "TRUNCATE outbox, dns_changes, dns_current, tls_changes, tls_current, "
-                      "api_keys, domains, sessions, settings",
+                      "TRUNCATE alert_deliveries, alert_rules, outbox, dns_changes, dns_current, "
+                      "tls_changes, tls_current, api_keys, domains, sessions, settings",
                       "wipe");
         pool_put(s, c);
         return ret;
@@ -2962,6 +3285,15 @@ const struct dm_store_ops dm_store_pg_ops = {
     .outbox_claim = pg_outbox_claim,
     .outbox_delete = pg_outbox_delete,
     .outbox_count = pg_outbox_count,
+    .alert_rule_insert = pg_alert_rule_insert,
+    .alert_rule_get = pg_alert_rule_get,
+    .alert_rule_update = pg_alert_rule_update,
+    .alert_rule_delete = pg_alert_rule_delete,
+    .alert_rule_list = pg_alert_rule_list,
+    .alert_delivery_add = pg_alert_delivery_add,
+    .alert_delivery_claim = pg_alert_delivery_claim,
+    .alert_delivery_finish = pg_alert_delivery_finish,
+    .alert_delivery_list = pg_alert_delivery_list,
     .wipe = pg_wipe,
     .tls_commit = pg_tls_commit,
     .tls_current = pg_tls_current,

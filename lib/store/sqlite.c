@@ -2286,11 +2286,382 @@ static int sqlite_outbox_count(struct dm_store *st, size_t *ret_n)
         return ret;
 }
 
+/* ---- alerts ----
+ * Few rows and rare calls next to the scans: these statements are prepared per call rather
+ * than kept on every connection. */
+
+#define ALERT_RULE_COLS "id, name, channel, target, secret, spec, created_at, updated_at"
+#define ALERT_DLV_COLS                                                                             \
+        "id, rule_id, event_key, routing_key, domain, body, status, attempts, last_error, "        \
+        "next_attempt_at, delivered_at, created_at"
+
+static int alert_prepare(struct sqlite_conn *c, const char *sql, sqlite3_stmt **ret_stmt)
+{
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, ret_stmt, NULL);
+        if (rc != SQLITE_OK) {
+                *ret_stmt = NULL;
+                return sqlite_error(c, rc, "prepare");
+        }
+        return 0;
+}
+
+static int alert_rule_from_row(sqlite3_stmt *stmt, struct dm_alert_rule *r)
+{
+        memset(r, 0, sizeof(*r));
+        r->id = sqlite3_column_int64(stmt, 0);
+        col_copy(stmt, 1, r->name, sizeof(r->name));
+        if (dm_alert_channel_parse((const char *)sqlite3_column_text(stmt, 2), &r->channel) < 0)
+                r->channel = DM_ALERT_CHANNEL_NONE; /* sends nothing */
+        col_copy(stmt, 3, r->target, sizeof(r->target));
+        col_copy(stmt, 4, r->secret, sizeof(r->secret));
+        r->created_at = sqlite3_column_int64(stmt, 6);
+        r->updated_at = sqlite3_column_int64(stmt, 7);
+        return col_strdup(stmt, 5, &r->spec);
+}
+
+static int alert_delivery_from_row(sqlite3_stmt *stmt, struct dm_alert_delivery *d)
+{
+        memset(d, 0, sizeof(*d));
+        d->id = sqlite3_column_int64(stmt, 0);
+        d->rule_id = sqlite3_column_int64(stmt, 1);
+        col_copy(stmt, 2, d->event_key, sizeof(d->event_key));
+        col_copy(stmt, 3, d->routing_key, sizeof(d->routing_key));
+        col_copy(stmt, 4, d->domain, sizeof(d->domain));
+        if (dm_alert_status_parse((const char *)sqlite3_column_text(stmt, 6), &d->status) < 0)
+                d->status = DM_ALERT_FAILED;
+        d->attempts = (unsigned)sqlite3_column_int(stmt, 7);
+        col_copy(stmt, 8, d->last_error, sizeof(d->last_error));
+        d->next_attempt_at = sqlite3_column_int64(stmt, 9);
+        d->delivered_at = sqlite3_column_int64(stmt, 10);
+        d->created_at = sqlite3_column_int64(stmt, 11);
+        return col_strdup(stmt, 5, &d->body);
+}
+
+static void alert_rule_bind(sqlite3_stmt *stmt, const struct dm_alert_rule *r)
+{
+        bind_text(stmt, 1, r->name);
+        bind_text(stmt, 2, dm_alert_channel_name(r->channel));
+        bind_text(stmt, 3, r->target);
+        bind_text(stmt, 4, r->secret);
+        bind_text(stmt, 5, r->spec);
+}
+
+static int sqlite_alert_rule_insert(struct dm_store *st, struct dm_alert_rule *rule)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t now = dm_now_ms();
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = alert_prepare(c,
+                                "INSERT INTO alert_rules (name, channel, target, secret, spec, "
+                                "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                                &stmt);
+        if (ret == 0) {
+                alert_rule_bind(stmt, rule);
+                sqlite3_bind_int64(stmt, 6, now);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_DONE) {
+                        rule->id = sqlite3_last_insert_rowid(c->db);
+                        rule->created_at = rule->updated_at = now;
+                } else {
+                        ret = sqlite_error(c, rc, "alert rule insert");
+                }
+        }
+        sqlite3_finalize(stmt);
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_alert_rule_get(struct dm_store *st, int64_t id, struct dm_alert_rule *ret_rule)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = read_begin(s);
+        int ret =
+            alert_prepare(c, "SELECT " ALERT_RULE_COLS " FROM alert_rules WHERE id = ?1", &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, id);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW) {
+                        struct dm_alert_rule r;
+                        ret = alert_rule_from_row(stmt, &r);
+                        if (ret == 0)
+                                *ret_rule = r;
+                } else if (rc == SQLITE_DONE) {
+                        ret = DM_ENOENT;
+                } else {
+                        ret = sqlite_error(c, rc, "alert rule get");
+                }
+        }
+        sqlite3_finalize(stmt);
+        read_end(s, c);
+        return ret;
+}
+
+static int sqlite_alert_rule_update(struct dm_store *st, struct dm_alert_rule *rule)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t now = dm_now_ms();
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = alert_prepare(c,
+                                "UPDATE alert_rules SET name = ?1, channel = ?2, target = ?3, "
+                                "secret = ?4, spec = ?5, updated_at = max(updated_at, ?6) "
+                                "WHERE id = ?7 RETURNING updated_at",
+                                &stmt);
+        if (ret == 0) {
+                alert_rule_bind(stmt, rule);
+                sqlite3_bind_int64(stmt, 6, now);
+                sqlite3_bind_int64(stmt, 7, rule->id);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW) {
+                        rule->updated_at = sqlite3_column_int64(stmt, 0);
+                        rc = sqlite3_step(stmt);
+                } else if (rc == SQLITE_DONE) {
+                        ret = DM_ENOENT;
+                }
+                if (ret == 0 && rc != SQLITE_DONE)
+                        ret = sqlite_error(c, rc, "alert rule update");
+        }
+        sqlite3_finalize(stmt);
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_alert_rule_delete(struct dm_store *st, int64_t id)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = alert_prepare(c, "DELETE FROM alert_rules WHERE id = ?1", &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, id);
+                int rc = sqlite3_step(stmt);
+                if (rc != SQLITE_DONE)
+                        ret = sqlite_error(c, rc, "alert rule delete");
+                else if (sqlite3_changes(c->db) == 0)
+                        ret = DM_ENOENT;
+        }
+        sqlite3_finalize(stmt);
+        write_end(s);
+        return ret;
+}
+
+/* Steps `stmt` to the end, appending each row with `from_row` into a growing array of
+ * `size`-byte items. On failure what was read is handed back for the caller to free. */
+static int alert_collect(struct sqlite_conn *c, sqlite3_stmt *stmt, const char *what, size_t size,
+                         int (*from_row)(sqlite3_stmt *, void *), void **items, size_t *n)
+{
+        size_t cap = 0;
+        int ret = 0, rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                if (ret < 0)
+                        continue;
+                ret = array_reserve(items, &cap, *n, size);
+                if (ret < 0)
+                        continue;
+                ret = from_row(stmt, (char *)*items + *n * size);
+                (*n)++;
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, what);
+        return ret;
+}
+
+static int rule_row(sqlite3_stmt *stmt, void *item)
+{
+        return alert_rule_from_row(stmt, item);
+}
+
+static int delivery_row(sqlite3_stmt *stmt, void *item)
+{
+        return alert_delivery_from_row(stmt, item);
+}
+
+static int sqlite_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limit,
+                                  struct dm_alert_rule **ret_rules, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        void *items = NULL;
+        size_t n = 0;
+        struct sqlite_conn *c = read_begin(s);
+        int ret = alert_prepare(
+            c, "SELECT " ALERT_RULE_COLS " FROM alert_rules WHERE id > ?1 ORDER BY id LIMIT ?2",
+            &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, after_id);
+                sqlite3_bind_int64(stmt, 2, clamp_limit(limit));
+                ret = alert_collect(c, stmt, "alert rule list", sizeof(struct dm_alert_rule),
+                                    rule_row, &items, &n);
+        }
+        sqlite3_finalize(stmt);
+        read_end(s, c);
+        if (ret < 0) {
+                dm_alert_rules_free(items, n);
+                return ret;
+        }
+        *ret_rules = items;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
+                                     int64_t quiet_ms)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = alert_prepare(
+            c,
+            "INSERT INTO alert_deliveries (rule_id, event_key, routing_key, domain, body, "
+            "next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, max(CASE WHEN ?6 > ?7 THEN "
+            "coalesce((SELECT min(next_attempt_at) FROM alert_deliveries WHERE rule_id = ?1 AND "
+            "status = 'pending' AND attempts = 0 AND next_attempt_at > ?7), ?6) ELSE ?6 END, "
+            "CASE WHEN ?8 > 0 AND "
+            "?4 <> '' THEN coalesce((SELECT max(delivered_at) FROM alert_deliveries WHERE "
+            "rule_id = ?1 AND domain = ?4 AND status = 'delivered') + ?8, 0) ELSE 0 END), ?7) "
+            "ON CONFLICT (rule_id, event_key) DO NOTHING RETURNING id, next_attempt_at",
+            &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, d->rule_id);
+                bind_text(stmt, 2, d->event_key);
+                bind_text(stmt, 3, d->routing_key);
+                bind_text(stmt, 4, d->domain);
+                bind_text(stmt, 5, d->body);
+                sqlite3_bind_int64(stmt, 6, d->next_attempt_at);
+                sqlite3_bind_int64(stmt, 7, now);
+                sqlite3_bind_int64(stmt, 8, quiet_ms);
+                int rc = sqlite3_step(stmt);
+                if (rc == SQLITE_ROW) {
+                        d->id = sqlite3_column_int64(stmt, 0);
+                        d->next_attempt_at = sqlite3_column_int64(stmt, 1);
+                        d->created_at = now;
+                        d->status = DM_ALERT_PENDING;
+                        rc = sqlite3_step(stmt);
+                } else if (rc == SQLITE_DONE) {
+                        ret = DM_EEXIST;
+                }
+                if (ret == 0 && rc != SQLITE_DONE)
+                        ret = sqlite_error(c, rc, "alert delivery add");
+        }
+        sqlite3_finalize(stmt);
+        write_end(s);
+        return ret;
+}
+
+static int alert_delivery_cmp(const void *a, const void *b)
+{
+        const struct dm_alert_delivery *x = a, *y = b;
+        if (x->rule_id != y->rule_id)
+                return (x->rule_id > y->rule_id) - (x->rule_id < y->rule_id);
+        return (x->id > y->id) - (x->id < y->id);
+}
+
+static int sqlite_alert_delivery_claim(struct dm_store *st, int64_t owner, int64_t lease_ms,
+                                       size_t limit, int64_t now, struct dm_alert_delivery **ret_d,
+                                       size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        void *items = NULL;
+        size_t n = 0;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = alert_prepare(
+            c,
+            "UPDATE alert_deliveries SET claimed_by = ?1, claimed_until = ?2 + ?3 WHERE id IN "
+            "(SELECT id FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= ?2 "
+            "AND (claimed_until IS NULL OR claimed_until <= ?2 OR claimed_by = ?1) ORDER BY "
+            "rule_id, id LIMIT ?4) RETURNING " ALERT_DLV_COLS,
+            &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, owner);
+                sqlite3_bind_int64(stmt, 2, now);
+                sqlite3_bind_int64(stmt, 3, lease_ms);
+                sqlite3_bind_int64(stmt, 4, clamp_limit(limit));
+                ret = alert_collect(c, stmt, "alert delivery claim",
+                                    sizeof(struct dm_alert_delivery), delivery_row, &items, &n);
+        }
+        sqlite3_finalize(stmt);
+        write_end(s);
+        if (ret < 0) {
+                dm_alert_deliveries_free(items, n);
+                return ret;
+        }
+        if (n > 1)
+                qsort(items, n, sizeof(struct dm_alert_delivery), alert_delivery_cmp);
+        *ret_d = items;
+        *ret_n = n;
+        return 0;
+}
+
+static int sqlite_alert_delivery_finish(struct dm_store *st, int64_t owner,
+                                        const struct dm_alert_delivery *d)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = alert_prepare(c,
+                                "UPDATE alert_deliveries SET status = ?3, attempts = ?4, "
+                                "last_error = ?5, next_attempt_at = ?6, delivered_at = ?7, "
+                                "claimed_by = NULL, claimed_until = NULL "
+                                "WHERE id = ?1 AND claimed_by = ?2",
+                                &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, d->id);
+                sqlite3_bind_int64(stmt, 2, owner);
+                bind_text(stmt, 3, dm_alert_status_name(d->status));
+                sqlite3_bind_int64(stmt, 4, d->attempts);
+                bind_text(stmt, 5, d->last_error[0] ? d->last_error : NULL);
+                sqlite3_bind_int64(stmt, 6, d->next_attempt_at);
+                bind_time(stmt, 7, d->delivered_at);
+                int rc = sqlite3_step(stmt);
+                if (rc != SQLITE_DONE)
+                        ret = sqlite_error(c, rc, "alert delivery finish");
+                else if (sqlite3_changes(c->db) == 0)
+                        ret = DM_ENOENT;
+        }
+        sqlite3_finalize(stmt);
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_alert_delivery_list(struct dm_store *st, int64_t rule_id, int64_t before_id,
+                                      size_t limit, struct dm_alert_delivery **ret_d, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        void *items = NULL;
+        size_t n = 0;
+        struct sqlite_conn *c = read_begin(s);
+        int ret = alert_prepare(c,
+                                "SELECT " ALERT_DLV_COLS " FROM alert_deliveries WHERE rule_id = "
+                                "?1 AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3",
+                                &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, rule_id);
+                sqlite3_bind_int64(stmt, 2, before_id);
+                sqlite3_bind_int64(stmt, 3, clamp_limit(limit));
+                ret = alert_collect(c, stmt, "alert delivery list",
+                                    sizeof(struct dm_alert_delivery), delivery_row, &items, &n);
+        }
+        sqlite3_finalize(stmt);
+        read_end(s, c);
+        if (ret < 0) {
+                dm_alert_deliveries_free(items, n);
+                return ret;
+        }
+        *ret_d = items;
+        *ret_n = n;
+        return 0;
+}
+
 static int sqlite_wipe(struct dm_store *st)
 {
         struct sqlite_store *s = sqlite_of(st);
         struct sqlite_conn *c = write_begin(s);
-        int ret = conn_exec(c, "BEGIN IMMEDIATE; DELETE FROM outbox; DELETE FROM dns_changes; "
+        int ret = conn_exec(c, "BEGIN IMMEDIATE; DELETE FROM alert_deliveries; DELETE FROM "
+                               "alert_rules; DELETE FROM outbox; DELETE FROM dns_changes; "
                                "DELETE FROM tls_changes; DELETE FROM tls_current; "
                                "DELETE FROM dns_current; DELETE FROM api_keys; "
                                "DELETE FROM sessions; DELETE FROM settings; "
@@ -2337,6 +2708,15 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .outbox_claim = sqlite_outbox_claim,
     .outbox_delete = sqlite_outbox_delete,
     .outbox_count = sqlite_outbox_count,
+    .alert_rule_insert = sqlite_alert_rule_insert,
+    .alert_rule_get = sqlite_alert_rule_get,
+    .alert_rule_update = sqlite_alert_rule_update,
+    .alert_rule_delete = sqlite_alert_rule_delete,
+    .alert_rule_list = sqlite_alert_rule_list,
+    .alert_delivery_add = sqlite_alert_delivery_add,
+    .alert_delivery_claim = sqlite_alert_delivery_claim,
+    .alert_delivery_finish = sqlite_alert_delivery_finish,
+    .alert_delivery_list = sqlite_alert_delivery_list,
     .wipe = sqlite_wipe,
     .tls_commit = sqlite_tls_commit,
     .tls_current = sqlite_tls_current,

@@ -464,6 +464,155 @@ int dm_store_outbox_count(struct dm_store *st, size_t *ret_n)
         return st->ops->outbox_count(st, ret_n);
 }
 
+/* ---- alerts ---- */
+
+static bool alert_rule_ok(const struct dm_alert_rule *r)
+{
+        return r && r->spec && r->name[0] && r->channel != DM_ALERT_CHANNEL_NONE && r->target[0];
+}
+
+int dm_store_alert_rule_insert(struct dm_store *st, struct dm_alert_rule *rule)
+{
+        if (!st || !alert_rule_ok(rule))
+                return DM_EINVAL;
+        return st->ops->alert_rule_insert(st, rule);
+}
+
+int dm_store_alert_rule_get(struct dm_store *st, int64_t id, struct dm_alert_rule *ret_rule)
+{
+        if (!st || id <= 0 || !ret_rule)
+                return DM_EINVAL;
+        return st->ops->alert_rule_get(st, id, ret_rule);
+}
+
+int dm_store_alert_rule_update(struct dm_store *st, struct dm_alert_rule *rule)
+{
+        if (!st || !alert_rule_ok(rule) || rule->id <= 0)
+                return DM_EINVAL;
+        return st->ops->alert_rule_update(st, rule);
+}
+
+int dm_store_alert_rule_delete(struct dm_store *st, int64_t id)
+{
+        if (!st || id <= 0)
+                return DM_EINVAL;
+        return st->ops->alert_rule_delete(st, id);
+}
+
+int dm_store_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limit,
+                             struct dm_alert_rule **ret_rules, size_t *ret_n)
+{
+        if (!st || limit == 0 || !ret_rules || !ret_n || after_id < 0)
+                return DM_EINVAL;
+        return st->ops->alert_rule_list(st, after_id, limit, ret_rules, ret_n);
+}
+
+int dm_store_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
+                                int64_t quiet_ms)
+{
+        if (!st || !d || d->rule_id <= 0 || !d->event_key[0] || !d->routing_key[0] || !d->body ||
+            quiet_ms < 0)
+                return DM_EINVAL;
+        return st->ops->alert_delivery_add(st, d, now, quiet_ms);
+}
+
+int dm_store_alert_delivery_claim(struct dm_store *st, int64_t owner, int64_t lease_ms,
+                                  size_t limit, int64_t now, struct dm_alert_delivery **ret,
+                                  size_t *ret_n)
+{
+        if (!st || owner == 0 || lease_ms <= 0 || limit == 0 || !ret || !ret_n ||
+            now > INT64_MAX - lease_ms)
+                return DM_EINVAL;
+        return st->ops->alert_delivery_claim(st, owner, lease_ms, limit, now, ret, ret_n);
+}
+
+int dm_store_alert_delivery_finish(struct dm_store *st, int64_t owner,
+                                   const struct dm_alert_delivery *d)
+{
+        if (!st || owner == 0 || !d || d->id <= 0)
+                return DM_EINVAL;
+        return st->ops->alert_delivery_finish(st, owner, d);
+}
+
+int dm_store_alert_delivery_list(struct dm_store *st, int64_t rule_id, int64_t before_id,
+                                 size_t limit, struct dm_alert_delivery **ret, size_t *ret_n)
+{
+        if (!st || rule_id <= 0 || before_id < 0 || limit == 0 || !ret || !ret_n)
+                return DM_EINVAL;
+        return st->ops->alert_delivery_list(st, rule_id, before_id, limit, ret, ret_n);
+}
+
+static const char *const alert_channel_names[] = {
+    [DM_ALERT_WEBHOOK] = "webhook", [DM_ALERT_EMAIL] = "email", [DM_ALERT_SMS] = "sms"};
+static const char *const alert_status_names[] = {[DM_ALERT_PENDING] = "pending",
+                                                 [DM_ALERT_DELIVERED] = "delivered",
+                                                 [DM_ALERT_FAILED] = "failed"};
+
+const char *dm_alert_channel_name(enum dm_alert_channel c)
+{
+        if ((unsigned)c >= sizeof(alert_channel_names) / sizeof(alert_channel_names[0]) ||
+            !alert_channel_names[c])
+                return "none";
+        return alert_channel_names[c];
+}
+
+int dm_alert_channel_parse(const char *s, enum dm_alert_channel *ret_channel)
+{
+        for (unsigned i = 1; s && i < sizeof(alert_channel_names) / sizeof(alert_channel_names[0]);
+             i++) {
+                if (strcmp(s, alert_channel_names[i]) == 0) {
+                        *ret_channel = (enum dm_alert_channel)i;
+                        return 0;
+                }
+        }
+        return DM_EINVAL;
+}
+
+const char *dm_alert_status_name(enum dm_alert_status s)
+{
+        if ((unsigned)s >= sizeof(alert_status_names) / sizeof(alert_status_names[0]))
+                return "pending";
+        return alert_status_names[s];
+}
+
+int dm_alert_status_parse(const char *s, enum dm_alert_status *ret_status)
+{
+        for (unsigned i = 0; s && i < sizeof(alert_status_names) / sizeof(alert_status_names[0]);
+             i++) {
+                if (strcmp(s, alert_status_names[i]) == 0) {
+                        *ret_status = (enum dm_alert_status)i;
+                        return 0;
+                }
+        }
+        return DM_EINVAL;
+}
+
+void dm_alert_rule_done(struct dm_alert_rule *rule)
+{
+        if (!rule)
+                return;
+        free(rule->spec);
+        rule->spec = NULL;
+}
+
+void dm_alert_rules_free(struct dm_alert_rule *rules, size_t n)
+{
+        if (!rules)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(rules[i].spec);
+        free(rules);
+}
+
+void dm_alert_deliveries_free(struct dm_alert_delivery *d, size_t n)
+{
+        if (!d)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(d[i].body);
+        free(d);
+}
+
 int dm_store_wipe(struct dm_store *st)
 {
         if (!st)

@@ -94,6 +94,22 @@ struct dm_store_ops {
                            struct dm_tls_endpoint **ret_endpoints, size_t *ret_n);
         int (*tls_change_list)(struct dm_store *st, int64_t domain_id, int64_t before_id,
                                size_t limit, struct dm_tls_change **ret_changes, size_t *ret_n);
+        /* Alerts; arguments checked by store.c (see include/dm/store.h). */
+        int (*alert_rule_insert)(struct dm_store *st, struct dm_alert_rule *rule);
+        int (*alert_rule_get)(struct dm_store *st, int64_t id, struct dm_alert_rule *ret_rule);
+        int (*alert_rule_update)(struct dm_store *st, struct dm_alert_rule *rule);
+        int (*alert_rule_delete)(struct dm_store *st, int64_t id);
+        int (*alert_rule_list)(struct dm_store *st, int64_t after_id, size_t limit,
+                               struct dm_alert_rule **ret_rules, size_t *ret_n);
+        int (*alert_delivery_add)(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
+                                  int64_t quiet_ms);
+        int (*alert_delivery_claim)(struct dm_store *st, int64_t owner, int64_t lease_ms,
+                                    size_t limit, int64_t now, struct dm_alert_delivery **ret,
+                                    size_t *ret_n);
+        int (*alert_delivery_finish)(struct dm_store *st, int64_t owner,
+                                     const struct dm_alert_delivery *d);
+        int (*alert_delivery_list)(struct dm_store *st, int64_t rule_id, int64_t before_id,
+                                   size_t limit, struct dm_alert_delivery **ret, size_t *ret_n);
 
         /* Deletes every row of every table, keeping the schema. Only the contract tests
          * call it (through dm_store_wipe), so that a server database shared between test

@@ -42,6 +42,8 @@ extern const struct dm_http_route dm_ui_routes[];
 /* The cookie check of the HTTP server (dm_http_session_auth_fn); `arg` is the dm_app. */
 int dm_api_session_auth(void *arg, const struct dm_http_request *req,
                         struct dm_http_principal *ret);
+/* /api/v1/alerts... */
+extern const struct dm_http_route dm_api_alert_routes[];
 
 /* Problem types of the domain API. */
 extern const struct dm_http_problem_type dm_problem_domain_exists;

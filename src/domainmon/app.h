@@ -76,6 +76,12 @@ struct dm_dns_service;
 int dm_dns_service_start(struct dm_app *app, struct dm_dns_service **ret_service);
 void dm_dns_service_stop(struct dm_dns_service *s);
 
+/* Alert service: consumes events, matches rules, sends alerts with retries. start returns
+ * once it consumes; stop ends consuming and sending (what is pending stays in the store). */
+struct dm_alert_service;
+int dm_alert_service_start(struct dm_app *app, struct dm_alert_service **ret_service);
+void dm_alert_service_stop(struct dm_alert_service *s);
+
 /* Subcommand `scan`: makes every enabled domain due, runs one full cycle through the real
  * pipeline (scheduler -> bus -> scanners -> diff -> store), waits until every claimed domain
  * is written, prints a summary (domains, lookups, failures, seconds, lookups/s, changes,

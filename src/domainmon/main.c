@@ -18,6 +18,7 @@
 enum dm_role {
         DM_ROLE_DOMAIN = 1 << 0,
         DM_ROLE_DNS = 1 << 1,
+        DM_ROLE_ALERT = 1 << 2,
 };
 
 struct dm_command {
@@ -47,7 +48,7 @@ static const struct dm_command commands[] = {
     {.name = "all",
      .summary = "every service in one process (the embedded default)",
      .run = cmd_serve,
-     .roles = DM_ROLE_DOMAIN | DM_ROLE_DNS,
+     .roles = DM_ROLE_DOMAIN | DM_ROLE_DNS | DM_ROLE_ALERT,
      .needs_store = true,
      .needs_bus = true,
      .usage =
@@ -72,6 +73,16 @@ static const struct dm_command commands[] = {
      .usage = "usage: domainmon dns-service [--option value ...]\n\n"
               "Runs the scheduler and the DNS scanners until SIGINT or SIGTERM; /healthz and\n"
               "/readyz answer on DM_LISTEN. Run as many as the load needs.\n"},
+    {.name = "alert-service",
+     .summary = "alerts: events -> rules -> email, SMS, webhooks (and /healthz, /readyz)",
+     .run = cmd_serve,
+     .roles = DM_ROLE_ALERT,
+     .needs_store = true,
+     .needs_bus = true,
+     .usage = "usage: domainmon alert-service [--option value ...]\n\n"
+              "Matches events to alert rules and delivers the alerts (email, SMS, webhooks)\n"
+              "until SIGINT or SIGTERM; /healthz and /readyz answer on DM_LISTEN. Run as many\n"
+              "as the load needs: each alert is sent by one of them.\n"},
     {.name = "scan",
      .summary = "scan every enabled domain once and print figures ([-v] [--resolve-only])",
      .run = dm_cmd_scan,
@@ -258,6 +269,7 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         struct dm_domain_service *domain = NULL;
         struct dm_dns_service *dns = NULL;
         struct dm_probe_service *probe = NULL;
+        struct dm_alert_service *alert = NULL;
         const struct dm_command *self = find_command(app->command);
         int r, sig = 0, rc = 1;
 
@@ -300,11 +312,19 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                         goto out_domain;
                 }
         }
+        if (self->roles & DM_ROLE_ALERT) {
+                r = dm_alert_service_start(app, &alert);
+                if (r < 0) {
+                        dm_log_error("main", "msg=\"alert service failed to start\" err=\"%s\"",
+                                     dm_strerror(r));
+                        goto out_dns;
+                }
+        }
         /* Without the API, /healthz and /readyz get a listener of their own. */
         if (!(self->roles & DM_ROLE_DOMAIN)) {
                 r = dm_probe_service_start(app, &probe);
                 if (r < 0)
-                        goto out_dns;
+                        goto out_alert;
         }
         /* Which database and which broker, so that two processes that should share them
          * can be seen to; passwords masked. */
@@ -325,6 +345,8 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         rc = 0;
 
         dm_probe_service_stop(probe);
+out_alert:
+        dm_alert_service_stop(alert);
 out_dns:
         dm_dns_service_stop(dns);
 out_domain:

@@ -632,23 +632,52 @@ static void test_rabbitmq_credentials(void **state)
 static void test_print_all_entries(void **state)
 {
         static const char *const names[] = {
-            "DATABASE_URL",         "RABBITMQ_URL",
-            "RABBITMQ_HOST",        "RABBITMQ_USER",
-            "RABBITMQ_PASSWORD",    "REDIS_URL",
-            "SECRET_KEY",           "DM_LISTEN",
-            "DM_LOG_LEVEL",         "DM_LOG_FORMAT",
-            "DM_SCAN_INTERVAL",     "DM_MIN_INTERVAL",
-            "DM_HTTP_THREADS",      "DM_MAX_BODY",
-            "DM_DNS_SERVERS",       "DM_DNS_TIMEOUT",
-            "DM_DNS_RETRIES",       "DM_DNS_CONCURRENCY",
-            "DM_DNS_QPS",           "DM_DNS_LOOPS",
-            "DM_DNS_AUTHORITATIVE", "DM_SCAN_BATCH",
-            "DM_HISTORY_RETENTION", "DM_EVENTS_MAX_STREAMS",
-            "DM_EVENTS_REPLAY",     "DM_EVENTS_REPLAY_BYTES",
-            "DM_EVENTS_BACKLOG",    "DM_EVENTS_HEARTBEAT",
-            "DM_API_URL",           "DM_API_KEY",
-            "DM_DEFAULT_CHECKS",    "DM_TLS_CA_FILE",
+            "DATABASE_URL",
+            "RABBITMQ_URL",
+            "RABBITMQ_HOST",
+            "RABBITMQ_USER",
+            "RABBITMQ_PASSWORD",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "DM_LISTEN",
+            "DM_LOG_LEVEL",
+            "DM_LOG_FORMAT",
+            "DM_SCAN_INTERVAL",
+            "DM_MIN_INTERVAL",
+            "DM_HTTP_THREADS",
+            "DM_MAX_BODY",
+            "DM_DNS_SERVERS",
+            "DM_DNS_TIMEOUT",
+            "DM_DNS_RETRIES",
+            "DM_DNS_CONCURRENCY",
+            "DM_DNS_QPS",
+            "DM_DNS_LOOPS",
+            "DM_DNS_AUTHORITATIVE",
+            "DM_SCAN_BATCH",
+            "DM_HISTORY_RETENTION",
+            "DM_EVENTS_MAX_STREAMS",
+            "DM_EVENTS_REPLAY",
+            "DM_EVENTS_REPLAY_BYTES",
+            "DM_EVENTS_BACKLOG",
+            "DM_EVENTS_HEARTBEAT",
+            "DM_API_URL",
+            "DM_API_KEY",
+            "DM_DEFAULT_CHECKS",
+            "DM_TLS_CA_FILE",
             "DM_TLS_TIMEOUT",
+            "DM_ALERT_GROUP_WAIT",
+            "DM_ALERT_DIGEST_MIN",
+            "DM_ALERT_RETRY_MIN",
+            "DM_ALERT_MAX_ATTEMPTS",
+            "DM_ALLOW_PRIVATE_TARGETS",
+            "DM_SMTP_URL",
+            "DM_SMTP_FROM",
+            "DM_SMTP_USER",
+            "DM_SMTP_PASSWORD",
+            "DM_SMS_URL",
+            "DM_SMS_USER",
+            "DM_SMS_PASSWORD",
+            "DM_SMS_FROM",
         };
         struct dm_conf c;
         char err[256] = "";
@@ -783,7 +812,7 @@ static void test_help_and_markdown(void **state)
         size_t rows = 0;
         for (const char *p = text; (p = strstr(p, "\n| `")); p++)
                 rows++;
-        assert_int_equal(rows, 33);
+        assert_int_equal(rows, 46);
         assert_non_null(strstr(text, "| `DM_DNS_TIMEOUT` | `--dns-timeout` | `2s` | budget for "
                                      "one lookup, retries included |"));
         assert_non_null(strstr(text, "| `DM_API_KEY` | `--api-key` |"));
