@@ -38,6 +38,7 @@ struct dm_domain {
         enum dm_check_status status;
         char status_error[256]; /* why, when status is DM_CHECK_ERROR */
         uint8_t dns_fp[DM_FP_LEN];
+        int64_t registration_expires_at; /* read only: expiry from the registration check */
 };
 
 struct dm_domain_query {
@@ -140,6 +141,61 @@ struct dm_dns_commit {
                        domain is gone; DM_E2BIG when a row's values or a change's sets pass
                        DM_RRSET_JSON_MAX (nothing of this item was written) */
 };
+
+/* Registration check state (the data itself is the JSON of dm_reg_record_to_json, see
+ * dm/registration.h; the store keeps it as text). `status` and `source` hold the values of
+ * enum dm_reg_status and enum dm_reg_source (0: pending, none). */
+/* Largest registration text stored (data, raw WHOIS text, change fields); beyond it
+ * dm_store_reg_commit returns DM_E2BIG. */
+#define DM_REG_STATE_MAX (512 * 1024)
+
+struct dm_reg_task {
+        int64_t domain_id;
+        char name[DM_NAME_MAX + 1];
+};
+
+struct dm_reg_state {
+        int64_t domain_id;
+        int status;
+        int source;
+        char registrable[DM_NAME_MAX + 1];
+        char *error; /* why, when status is error or unsupported; owned; NULL */
+        char *data;  /* JSON object of the last successful lookup; owned; NULL: never */
+        char *raw;   /* WHOIS text of the last successful WHOIS lookup; owned; NULL */
+        int64_t checked_at;
+        int64_t changed_at; /* when `data` last changed (0: never held data) */
+};
+
+/* One history entry: a scan that changed something. */
+struct dm_reg_change {
+        int64_t id; /* assigned by the store */
+        int64_t domain_id;
+        char domain[DM_NAME_MAX + 1];
+        int64_t observed_at;
+        char *fields; /* JSON object {"<field>": {"before", "after"}}; owned */
+};
+
+/* The result of one registration check, written by dm_store_reg_commit. */
+struct dm_reg_commit {
+        int64_t domain_id;
+        int64_t checked_at;
+        int64_t old_changed_at; /* the stored changed_at the diff was made against (0: none) */
+        int status;
+        int source;
+        const char *registrable;
+        const char *error; /* NULL unless the status says why */
+        /* A successful lookup: its record (JSON) and, from WHOIS, the raw text. NULL keeps
+         * what is stored (a failed lookup never replaces data). */
+        const char *data;
+        const char *raw;
+        int64_t expires_at; /* with data: the domain's registration_expires_at (0: unknown) */
+        /* The fields that changed (JSON), or NULL: no history entry. With data only. */
+        const char *fields;
+};
+
+typedef char *(*dm_reg_change_event_fn)(const struct dm_reg_change *change, void *arg);
+
+#define DM_EVENT_CHANGE_REGISTRATION "change.registration"
 
 struct dm_outbox_event {
         int64_t id;
@@ -255,6 +311,33 @@ int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
  * the writer long. *ret_n (may be NULL) receives how many went; fewer than `limit` means
  * none older is left. The current rows stay. */
 int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
+
+/* Registration checks. Claims up to `limit` enabled domains whose registration check is
+ * due (never checked, or last claimed `interval_ms` ago; dm_store_domain_request_scan
+ * makes it due too) and moves their next registration check to now + interval_ms in the
+ * same statement; two claimers never get the same domain. */
+int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
+                           struct dm_reg_task *ret_tasks, size_t *ret_n);
+/* Moves a domain's next registration check to `at` (a server asked us to wait). */
+int dm_store_reg_defer(struct dm_store *st, int64_t domain_id, int64_t at);
+/* The stored state; DM_ENOENT when the domain was never checked. Free with
+ * dm_reg_state_done. */
+int dm_store_reg_get(struct dm_store *st, int64_t domain_id, struct dm_reg_state *ret_state);
+/* Writes one check in one transaction: the state (status, error, checked_at; data, raw
+ * and the domain's registration_expires_at only when c->data is set), and with c->fields
+ * a history entry and its outbox event DM_EVENT_CHANGE_REGISTRATION with body
+ * event_fn(entry). A compare-and-swap on changed_at: when the stored one is no longer
+ * c->old_changed_at (another check wrote data meanwhile) and c->data is set, nothing is
+ * written and DM_ECONFLICT returned. DM_ENOENT when the domain is gone. *ret_change_id
+ * (may be NULL) receives the entry's id (0: none). */
+int dm_store_reg_commit(struct dm_store *st, const struct dm_reg_commit *c,
+                        dm_reg_change_event_fn event_fn, void *event_arg, int64_t *ret_change_id);
+/* History of one domain, newest first: up to `limit` entries with ids below before_id
+ * (0: from the newest). Free with dm_reg_changes_free. */
+int dm_store_reg_changes(struct dm_store *st, int64_t domain_id, int64_t before_id, size_t limit,
+                         struct dm_reg_change **ret_changes, size_t *ret_n);
+void dm_reg_state_done(struct dm_reg_state *s);
+void dm_reg_changes_free(struct dm_reg_change *changes, size_t n);
 
 /* Outbox: events written in the transaction of what they announce, published after commit
  * by relays (lib/outbox) that claim them, publish them and delete them. Any number of
