@@ -42,7 +42,10 @@ struct dm_conf {
         int64_t events_replay_bytes;     /* DM_EVENTS_REPLAY_BYTES: their bytes */
         int64_t events_backlog;          /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
         int64_t events_heartbeat_ms;     /* DM_EVENTS_HEARTBEAT */
-        enum dm_conf_source sources[32]; /* where each table entry came from, by index */
+        int64_t default_checks;          /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
+        char *tls_ca_file;               /* DM_TLS_CA_FILE; NULL: the system trust store */
+        int64_t tls_timeout_ms;          /* DM_TLS_TIMEOUT: connect and handshake */
+        enum dm_conf_source sources[40]; /* where each table entry came from, by index */
 };
 
 /* Fills `conf` from defaults, then `dotenv_path` (NULL: "./.env"; missing file is fine),

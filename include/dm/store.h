@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dm/check.h"
 #include "dm/name.h"
 #include "dm/rrset.h"
 #include "dm/rrtype.h"
@@ -30,6 +31,9 @@ struct dm_domain {
         int64_t interval_ms; /* 0: the configured default (DM_SCAN_INTERVAL) */
         uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
         size_t nrecord_types; /* 0: the default set */
+        unsigned checks;      /* DM_CHECKS_* bits; 0: the configured default (DM_DEFAULT_CHECKS) */
+        uint16_t tls_ports[DM_TLS_PORTS_MAX]; /* distinct, 1..65535, in the order given */
+        size_t ntls_ports;                    /* 0: the default, DM_TLS_PORT_DEFAULT */
         int64_t created_at;
         int64_t updated_at;
         int64_t next_check_at;
@@ -152,6 +156,7 @@ struct dm_dns_commit {
 struct dm_reg_task {
         int64_t domain_id;
         char name[DM_NAME_MAX + 1];
+        unsigned checks; /* the domain's DM_CHECKS_* bits; 0: the configured default */
 };
 
 struct dm_reg_state {
@@ -238,7 +243,10 @@ enum {
         DM_DOMAIN_ENABLED = 1u << 0,
         DM_DOMAIN_INTERVAL = 1u << 1,
         DM_DOMAIN_RECORD_TYPES = 1u << 2,
-        DM_DOMAIN_SETTINGS = DM_DOMAIN_ENABLED | DM_DOMAIN_INTERVAL | DM_DOMAIN_RECORD_TYPES,
+        DM_DOMAIN_CHECKS = 1u << 3,
+        DM_DOMAIN_TLS_PORTS = 1u << 4,
+        DM_DOMAIN_SETTINGS = DM_DOMAIN_ENABLED | DM_DOMAIN_INTERVAL | DM_DOMAIN_RECORD_TYPES |
+                             DM_DOMAIN_CHECKS | DM_DOMAIN_TLS_PORTS,
 };
 
 /* Writes the `fields` (DM_DOMAIN_* bits) of d to the domain named d->name and moves its
@@ -315,7 +323,9 @@ int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, si
 /* Registration checks. Claims up to `limit` enabled domains whose registration check is
  * due (never checked, or last claimed `interval_ms` ago; dm_store_domain_request_scan
  * makes it due too) and moves their next registration check to now + interval_ms in the
- * same statement; two claimers never get the same domain. */
+ * same statement; two claimers never get the same domain. Domains whose checks leave out
+ * registration are claimed too (their checks follow DM_DEFAULT_CHECKS, which the store
+ * does not know): the caller skips them. */
 int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
                            struct dm_reg_task *ret_tasks, size_t *ret_n);
 /* Moves a domain's next registration check to `at` (a server asked us to wait). */

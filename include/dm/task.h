@@ -2,8 +2,10 @@
  * A message may come from a broker that other programs can publish to, so decoding trusts
  * nothing: it checks every field and takes the whole message or none of it.
  *
- * Format: {"tasks":[{"id":1,"name":"example.com","types":["A","MX"],"fp":"<32 hex>"}]}
- * (`types` empty: the default set; `fp` all zeros: no state stored yet). */
+ * Format: {"tasks":[{"id":1,"name":"example.com","types":["A","MX"],"fp":"<32 hex>",
+ *            "checks":["dns","tls"],"tls_ports":[443]}]}
+ * (`types` empty: the default set; `fp` all zeros: no state stored yet; `checks` absent or
+ * empty: the configured default; `tls_ports` absent or empty: 443). */
 #ifndef DM_TASK_H
 #define DM_TASK_H
 
@@ -12,6 +14,7 @@
 #include <stdint.h>
 
 #include "dm/buf.h"
+#include "dm/check.h"
 #include "dm/name.h"
 #include "dm/rrset.h"
 #include "dm/rrtype.h"
@@ -23,6 +26,9 @@ struct dm_scan_task {
         uint16_t record_types[DM_RRTYPE_MAX_PER_DOMAIN];
         size_t nrecord_types; /* 0: the default set */
         uint8_t dns_fp[DM_FP_LEN];
+        unsigned checks; /* DM_CHECKS_* bits; 0: the configured default */
+        uint16_t tls_ports[DM_TLS_PORTS_MAX];
+        size_t ntls_ports; /* 0: DM_TLS_PORT_DEFAULT */
 };
 
 #define DM_TASKS_PER_MSG_MAX 1024  /* most tasks accepted in one message */

@@ -10,6 +10,7 @@
 #include "dm/conf.h"
 
 #include "dm/buf.h"
+#include "dm/check.h"
 #include "dm/error.h"
 #include "dm/time.h"
 
@@ -40,6 +41,7 @@ enum dm_conf_type {
         DM_CONF_T_INT,      /* integer within min..max */
         DM_CONF_T_DURATION, /* dm_duration_parse, in ms within min..max */
         DM_CONF_T_ENUM,     /* one of `choices` */
+        DM_CONF_T_CHECKS,   /* a list of check names (dm_checks_parse), as DM_CHECKS_* bits */
 };
 
 struct dm_conf_entry {
@@ -61,6 +63,12 @@ static const char *const dm_conf_redis_schemes[] = {"redis://", "rediss://", NUL
 static const char *const dm_conf_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 #define DM_CONF_FIELD(f) offsetof(struct dm_conf, f)
+
+/* Types whose field is an int64_t rather than an owned string. */
+static bool conf_numeric(enum dm_conf_type t)
+{
+        return t == DM_CONF_T_INT || t == DM_CONF_T_DURATION || t == DM_CONF_T_CHECKS;
+}
 
 static const struct dm_conf_entry dm_conf_table[] = {
     {.env = "DATABASE_URL",
@@ -244,6 +252,23 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .def = "15s",
      .offset = DM_CONF_FIELD(events_heartbeat_ms),
      .help = "an event stream silent this long gets a comment line, so proxies keep it open"},
+    {.env = "DM_DEFAULT_CHECKS",
+     .type = DM_CONF_T_CHECKS,
+     .def = DM_CHECKS_DEFAULT_TEXT,
+     .offset = DM_CONF_FIELD(default_checks),
+     .help = "checks of a domain that names none: a list of dns, tls, registration"},
+    {.env = "DM_TLS_CA_FILE",
+     .type = DM_CONF_T_STRING,
+     .unset_text = "the system's trust store",
+     .offset = DM_CONF_FIELD(tls_ca_file),
+     .help = "PEM file of the certificate authorities TLS chains are verified against"},
+    {.env = "DM_TLS_TIMEOUT",
+     .type = DM_CONF_T_DURATION,
+     .min = 100,
+     .max = 120 * DM_SECOND,
+     .def = "10s",
+     .offset = DM_CONF_FIELD(tls_timeout_ms),
+     .help = "longest a TLS check of one endpoint may take: connect and handshake"},
 };
 
 #define DM_CONF_N (sizeof(dm_conf_table) / sizeof(dm_conf_table[0]))
@@ -774,6 +799,14 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
                 *(int64_t *)field = ms;
                 return 0;
         }
+        case DM_CONF_T_CHECKS: {
+                char why[96];
+                unsigned checks = 0;
+                if (dm_checks_parse(value, why, sizeof(why), &checks) < 0)
+                        return dm_errorf(DM_ECONFIG, err, errlen, "%s: %s", e->env, why);
+                *(int64_t *)field = checks;
+                return 0;
+        }
         }
 
         char *copy = strdup(value);
@@ -898,7 +931,7 @@ void dm_conf_done(struct dm_conf *conf)
                 return;
         for (size_t i = 0; i < DM_CONF_N; i++) {
                 const struct dm_conf_entry *e = &dm_conf_table[i];
-                if (e->type == DM_CONF_T_INT || e->type == DM_CONF_T_DURATION)
+                if (conf_numeric(e->type))
                         continue;
                 char **field = (char **)((char *)conf + e->offset);
                 free(*field);
@@ -940,6 +973,9 @@ static const char *conf_entry_value(const struct dm_conf *conf, size_t i, char *
                 return buf;
         case DM_CONF_T_DURATION:
                 return conf_format_duration(*(const int64_t *)field, buf, size);
+        case DM_CONF_T_CHECKS:
+                dm_checks_format((unsigned)*(const int64_t *)field, buf, size);
+                return buf;
         default:
                 break;
         }
@@ -979,7 +1015,7 @@ void dm_conf_print(const struct dm_conf *conf, FILE *out)
                         ? dm_conf_source_names[src]
                         : "?";
                 /* A number without a default is unset while it is 0. */
-                bool numeric = e->type == DM_CONF_T_INT || e->type == DM_CONF_T_DURATION;
+                bool numeric = conf_numeric(e->type);
                 bool unset = numeric ? !e->def && *(const int64_t *)field == 0
                                      : *(char *const *)field == NULL;
 
@@ -1012,6 +1048,8 @@ static const char *conf_metavar(enum dm_conf_type type)
                 return "DURATION";
         case DM_CONF_T_ENUM:
                 return "LEVEL";
+        case DM_CONF_T_CHECKS:
+                return "CHECKS";
         case DM_CONF_T_STRING:
                 break;
         }

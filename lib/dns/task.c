@@ -22,6 +22,9 @@ static const struct dm_json_field task_fields[] = {
     {.name = "name", .type = DM_JSON_STRING, .flags = DM_JSON_REQUIRED},
     {.name = "types", .type = DM_JSON_ARRAY, .flags = DM_JSON_REQUIRED},
     {.name = "fp", .type = DM_JSON_STRING, .flags = DM_JSON_REQUIRED},
+    /* Optional: a task from a scheduler that predates them means DNS alone. */
+    {.name = "checks", .type = DM_JSON_ARRAY, .flags = 0},
+    {.name = "tls_ports", .type = DM_JSON_ARRAY, .flags = 0},
     {.name = NULL},
 };
 
@@ -41,7 +44,17 @@ int dm_scan_tasks_encode(const struct dm_scan_task *t, size_t n, struct dm_buf *
                                         dm_rrtype_name(t[i].record_types[j], tbuf));
                 dm_hex_encode(t[i].dns_fp, DM_FP_LEN, hex);
                 if (r == 0)
-                        r = dm_buf_addf(b, "],\"fp\":\"%s\"}", hex);
+                        r = dm_buf_addf(b, "],\"fp\":\"%s\",\"checks\":[", hex);
+                for (unsigned bit = 1, k = 0; r == 0 && bit <= DM_CHECKS_ALL; bit <<= 1) {
+                        if (t[i].checks & bit)
+                                r = dm_buf_addf(b, "%s\"%s\"", k++ ? "," : "", dm_check_name(bit));
+                }
+                if (r == 0)
+                        r = dm_buf_addstr(b, "],\"tls_ports\":[");
+                for (size_t j = 0; r == 0 && j < t[i].ntls_ports; j++)
+                        r = dm_buf_addf(b, "%s%u", j ? "," : "", (unsigned)t[i].tls_ports[j]);
+                if (r == 0)
+                        r = dm_buf_addstr(b, "]}");
         }
         if (r == 0)
                 r = dm_buf_addstr(b, "]}");
@@ -90,6 +103,31 @@ static int decode_task(const json_t *t, size_t index, char *why, size_t whylen,
         }
         if (dm_hex_decode(fp, strlen(fp), task.dns_fp, DM_FP_LEN) < 0)
                 return task_fail(why, whylen, index, "fp must be 32 hex digits");
+        const json_t *checks = json_object_get(t, "checks");
+        if (!checks)
+                task.checks = DM_CHECKS_DNS;
+        json_array_foreach(checks, i, v)
+        {
+                const char *s = json_string_value(v);
+                unsigned bit;
+                if (!s || dm_check_from_name(s, json_string_length(v), &bit) < 0)
+                        return task_fail(why, whylen, index, "checks holds an unknown check");
+                task.checks |= bit;
+        }
+        const json_t *ports = json_object_get(t, "tls_ports");
+        if (json_array_size(ports) > DM_TLS_PORTS_MAX)
+                return task_fail(why, whylen, index, "too many tls_ports");
+        json_array_foreach(ports, i, v)
+        {
+                json_int_t p = json_integer_value(v);
+                if (!json_is_integer(v) || p < 1 || p > 65535)
+                        return task_fail(why, whylen, index, "tls_ports holds a bad port");
+                for (size_t k = 0; k < task.ntls_ports; k++) {
+                        if (task.tls_ports[k] == p)
+                                return task_fail(why, whylen, index, "tls_ports repeats a port");
+                }
+                task.tls_ports[task.ntls_ports++] = (uint16_t)p;
+        }
         *ret_task = task;
         return 0;
 }

@@ -107,8 +107,8 @@ enum pg_stmt_id {
 
 #define DOMAIN_COLS                                                                                \
         "id, name, unicode_name, enabled, interval_ms, record_types, created_at, updated_at, "     \
-        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, "          \
-        "registration_expires_at"
+        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, checks, "  \
+        "tls_ports, registration_expires_at"
 #define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
 #define KEY_VALUES "$1::text, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint, $7::bigint"
 /* A history read, newest first, of up to $5 entries, and of those only the ones whose
@@ -142,17 +142,19 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     /* Conflicts are an answer (DM_EEXIST), not an error to log. */
     [STMT_DOMAIN_INSERT] =
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
-        "created_at, updated_at, next_check_at, status, phase_ms) VALUES ($1::text, $2::text, "
-        "$3::boolean, $4::bigint, $5::text, $6::bigint, $6, $6, $7::smallint, $8::bigint) "
+        "created_at, updated_at, next_check_at, status, phase_ms, checks, tls_ports) VALUES "
+        "($1::text, $2::text, $3::boolean, $4::bigint, $5::text, $6::bigint, $6, $6, "
+        "$7::smallint, $8::bigint, $9::text, $10::text) "
         "ON CONFLICT (name) DO NOTHING RETURNING " DOMAIN_COLS,
     /* Names are unique within the arrays (the caller drops repeats); ids follow the order
      * of the batch. */
     [STMT_DOMAIN_INSERT_MANY] =
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
-        "created_at, updated_at, next_check_at, status, phase_ms) "
+        "created_at, updated_at, next_check_at, status, phase_ms, checks, tls_ports) "
         "SELECT u.name, u.uname, u.enabled, u.iv, u.types, $6::bigint, $6, $6, $7::smallint, "
-        "u.phase FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::text[], "
-        "$8::bigint[]) WITH ORDINALITY AS u(name, uname, enabled, iv, types, phase, ord) "
+        "u.phase, u.checks, u.ports FROM unnest($1::text[], $2::text[], $3::boolean[], "
+        "$4::bigint[], $5::text[], $8::bigint[], $9::text[], $10::text[]) WITH ORDINALITY "
+        "AS u(name, uname, enabled, iv, types, phase, checks, ports, ord) "
         "ORDER BY u.ord ON CONFLICT (name) DO NOTHING RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = $1::text",
     /* As in SQLite: updated_at is the caller's when newer than the stored one, else now; a
@@ -161,6 +163,8 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "UPDATE domains SET enabled = CASE WHEN $5::boolean THEN $2::boolean ELSE enabled END, "
         "interval_ms = CASE WHEN $6::boolean THEN $3::bigint ELSE interval_ms END, "
         "record_types = CASE WHEN $7::boolean THEN $4::text ELSE record_types END, "
+        "checks = CASE WHEN $11::boolean THEN $10::text ELSE checks END, "
+        "tls_ports = CASE WHEN $13::boolean THEN $12::text ELSE tls_ports END, "
         "updated_at = CASE WHEN $8::bigint > updated_at THEN $8 ELSE $9::bigint END, "
         "next_check_at = CASE WHEN $6 AND $3 > 0 AND $3 <> interval_ms "
         "THEN least(next_check_at, $9 + $3) ELSE next_check_at END WHERE name = $1::text",
@@ -204,7 +208,7 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                    "WHERE id = ANY (ARRAY(SELECT id FROM domains "
                    "WHERE enabled AND next_check_at <= $1 ORDER BY next_check_at, id "
                    "LIMIT $4::bigint FOR UPDATE SKIP LOCKED)) "
-                   "RETURNING id, name, record_types, dns_fp",
+                   "RETURNING id, name, record_types, dns_fp, checks, tls_ports",
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status FROM dns_current WHERE domain_id = $1::bigint ORDER BY type",
     /* Every domain of a batch, locked in id order: two commits with overlapping batches
@@ -289,7 +293,7 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "UPDATE domains SET registration_next_at = $1::bigint + $2::bigint WHERE id = ANY "
         "(ARRAY(SELECT id FROM domains WHERE enabled AND registration_next_at <= $1 "
         "ORDER BY registration_next_at, id LIMIT $3::bigint FOR UPDATE SKIP LOCKED)) "
-        "RETURNING id, name",
+        "RETURNING id, name, checks",
     [STMT_REG_DEFER] = "UPDATE domains SET registration_next_at = $2::bigint WHERE id = $1::bigint",
     [STMT_REG_GET] = "SELECT status, source, registrable, error, data, raw, checked_at, "
                      "changed_at FROM registration_current WHERE domain_id = $1::bigint",
@@ -348,7 +352,7 @@ static struct pg_store *pg_of(struct dm_store *st)
 
 /* ---- parameters and arrays, in PostgreSQL's binary formats ---- */
 
-#define PG_PARAMS_MAX 12
+#define PG_PARAMS_MAX 16
 
 struct pg_params {
         int n;
@@ -618,6 +622,21 @@ static void col_types(const PGresult *r, int row, int col, int64_t domain_id, ui
         dm_store_types_from_text(s, domain_id, types, ret_n);
 }
 
+static unsigned col_checks(const PGresult *r, int row, int col, int64_t domain_id)
+{
+        char s[DM_CHECKS_TEXT_MAX + 8];
+        col_copy(r, row, col, s, sizeof(s));
+        return dm_store_checks_from_text(s, domain_id);
+}
+
+static void col_ports(const PGresult *r, int row, int col, int64_t domain_id, uint16_t *ports,
+                      size_t *ret_n)
+{
+        char s[DM_TLS_PORTS_TEXT_MAX + 8];
+        col_copy(r, row, col, s, sizeof(s));
+        dm_store_ports_from_text(s, domain_id, ports, ret_n);
+}
+
 /* Rows a statement wrote (INSERT, UPDATE, DELETE). */
 static uint64_t pg_affected(const PGresult *r)
 {
@@ -642,7 +661,9 @@ static void domain_from_row(const PGresult *r, int row, struct dm_domain *d)
         d->status = (enum dm_check_status)col_int(r, row, 11);
         col_copy(r, row, 12, d->status_error, sizeof(d->status_error));
         col_fp(r, row, 13, d->dns_fp);
-        d->registration_expires_at = col_int(r, row, 14);
+        d->checks = col_checks(r, row, 14, d->id);
+        col_ports(r, row, 15, d->id, d->tls_ports, &d->ntls_ports);
+        d->registration_expires_at = col_int(r, row, 16);
 }
 
 static void key_from_row(const PGresult *r, int row, struct dm_api_key *k)
@@ -1159,11 +1180,14 @@ static int pg_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_
 {
         struct pg_store *s = pg_of(st);
         char types[PG_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         struct pg_params p = {0};
         struct pg_conn *c;
         PGresult *r = NULL;
         int64_t now = dm_now_ms(), id = 0;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         param_text(&p, d->name);
@@ -1174,6 +1198,8 @@ static int pg_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_
         param_i64(&p, now);
         param_i16(&p, DM_CHECK_PENDING);
         param_i64(&p, dm_store_phase(d->name));
+        param_text(&p, set.checks);
+        param_text(&p, set.tls_ports);
 
         ret = pool_get(s, &c);
         if (ret < 0)
@@ -1277,7 +1303,7 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                                  dm_domain_event_fn event_fn, void *event_arg, int *ret_results)
 {
         struct pg_store *s = pg_of(st);
-        struct pg_vals names, unames, enabled, ivs, types, phases;
+        struct pg_vals names, unames, enabled, ivs, types, phases, checks, ports;
         struct pg_params p = {0};
         struct pg_conn *c = NULL;
         PGresult *r = NULL;
@@ -1294,6 +1320,8 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         array_init(&ivs, PG_OID_INT8);
         array_init(&types, PG_OID_TEXT);
         array_init(&phases, PG_OID_INT8);
+        array_init(&checks, PG_OID_TEXT);
+        array_init(&ports, PG_OID_TEXT);
         if (!idx || !results || !ids || !rows)
                 goto out_free;
 
@@ -1308,9 +1336,13 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         }
         for (size_t i = 0; i < n; i++) {
                 char t[PG_TYPES_TEXT_MAX];
+                struct dm_store_settings_text set;
                 if (results[i] < 0)
                         continue;
                 ret = dm_store_types_to_text(ds[i].record_types, ds[i].nrecord_types, t, sizeof(t));
+                if (ret == 0)
+                        ret = dm_store_settings_to_text(ds[i].checks, ds[i].tls_ports,
+                                                        ds[i].ntls_ports, &set);
                 if (ret < 0)
                         goto out_free;
                 val_text(&names, ds[i].name);
@@ -1319,6 +1351,8 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
                 val_i64(&ivs, ds[i].interval_ms);
                 val_text(&types, t);
                 val_i64(&phases, dm_store_phase(ds[i].name));
+                val_text(&checks, set.checks);
+                val_text(&ports, set.tls_ports);
         }
         ret = param_array(&p, &names);
         if (ret == 0)
@@ -1334,6 +1368,10 @@ static int pg_domain_insert_many(struct dm_store *st, struct dm_domain *ds, size
         param_i64(&p, now);
         param_i16(&p, DM_CHECK_PENDING);
         ret = param_array(&p, &phases);
+        if (ret == 0)
+                ret = param_array(&p, &checks);
+        if (ret == 0)
+                ret = param_array(&p, &ports);
         if (ret < 0)
                 goto out_free;
 
@@ -1387,6 +1425,8 @@ out_free:
         vals_done(&ivs);
         vals_done(&types);
         vals_done(&phases);
+        vals_done(&checks);
+        vals_done(&ports);
         free(rows);
         free(ids);
         free(results);
@@ -1420,9 +1460,12 @@ static int pg_domain_update(struct dm_store *st, const struct dm_domain *d, unsi
 {
         struct pg_store *s = pg_of(st);
         char types[PG_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         struct pg_params p = {0};
         struct pg_conn *c;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         param_text(&p, d->name);
@@ -1434,6 +1477,10 @@ static int pg_domain_update(struct dm_store *st, const struct dm_domain *d, unsi
         param_bool(&p, fields & DM_DOMAIN_RECORD_TYPES);
         param_i64(&p, d->updated_at);
         param_i64(&p, dm_now_ms());
+        param_text(&p, set.checks);
+        param_bool(&p, fields & DM_DOMAIN_CHECKS);
+        param_text(&p, set.tls_ports);
+        param_bool(&p, fields & DM_DOMAIN_TLS_PORTS);
         ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
@@ -1766,6 +1813,8 @@ static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
                 col_copy(r, row, 1, t->name, sizeof(t->name));
                 col_types(r, row, 2, t->domain_id, t->record_types, &t->nrecord_types);
                 col_fp(r, row, 3, t->dns_fp);
+                t->checks = col_checks(r, row, 4, t->domain_id);
+                col_ports(r, row, 5, t->domain_id, t->tls_ports, &t->ntls_ports);
         }
         PQclear(r);
         *ret_n = n;
@@ -2462,6 +2511,7 @@ static int pg_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_m
                 memset(t, 0, sizeof(*t));
                 t->domain_id = col_int(r, row, 0);
                 col_copy(r, row, 1, t->name, sizeof(t->name));
+                t->checks = col_checks(r, row, 2, t->domain_id);
         }
         PQclear(r);
         *ret_n = n;

@@ -94,8 +94,8 @@ enum sqlite_stmt_id {
 
 #define DOMAIN_COLS                                                                                \
         "id, name, unicode_name, enabled, interval_ms, record_types, created_at, updated_at, "     \
-        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, "          \
-        "registration_expires_at"
+        "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, checks, "  \
+        "tls_ports, registration_expires_at"
 #define KEY_COLS "id, key_id, name, scope, hash, created_at, last_used_at, revoked_at"
 #define CHANGE_SELECT                                                                              \
         "SELECT c.id, c.domain_id, (SELECT name FROM domains WHERE id = c.domain_id), c.type, "    \
@@ -115,8 +115,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     /* Conflicts are an answer (DM_EEXIST), not an error to log. */
     [STMT_DOMAIN_INSERT] =
         "INSERT INTO domains (name, unicode_name, enabled, interval_ms, record_types, "
-        "created_at, updated_at, next_check_at, status, phase_ms) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7) ON CONFLICT (name) DO NOTHING "
+        "created_at, updated_at, next_check_at, status, phase_ms, checks, tls_ports) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, 0, ?7, ?8, ?9) ON CONFLICT (name) DO NOTHING "
         "RETURNING " DOMAIN_COLS,
     [STMT_DOMAIN_GET] = "SELECT " DOMAIN_COLS " FROM domains WHERE name = ?1",
     /* updated_at: the caller's when newer than the stored one, else now, so that a struct
@@ -126,6 +126,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
         "UPDATE domains SET enabled = CASE WHEN ?7 & 1 THEN ?2 ELSE enabled END, "
         "interval_ms = CASE WHEN ?7 & 2 THEN ?3 ELSE interval_ms END, "
         "record_types = CASE WHEN ?7 & 4 THEN ?4 ELSE record_types END, "
+        "checks = CASE WHEN ?10 THEN ?8 ELSE checks END, "
+        "tls_ports = CASE WHEN ?11 THEN ?9 ELSE tls_ports END, "
         "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN "
         "?7 & 2 AND ?3 > 0 AND ?3 <> interval_ms "
         "THEN min(next_check_at, ?6 + ?3) ELSE next_check_at END WHERE name = ?1",
@@ -162,7 +164,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                    "max(coalesce(nullif(interval_ms, 0), ?2), ?3) AS iv FROM domains "
                    "WHERE enabled AND next_check_at <= ?1 "
                    "ORDER BY next_check_at, id LIMIT ?4) AS due "
-                   "WHERE id = due.due_id RETURNING id, name, record_types, dns_fp",
+                   "WHERE id = due.due_id RETURNING id, name, record_types, dns_fp, checks, "
+                   "tls_ports",
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status "
                      "FROM dns_current WHERE domain_id = ?1 ORDER BY type",
@@ -223,7 +226,7 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_REG_CLAIM] = "UPDATE domains SET registration_next_at = ?1 + ?2 FROM (SELECT id AS "
                        "due_id FROM domains WHERE enabled AND registration_next_at <= ?1 "
                        "ORDER BY registration_next_at, id LIMIT ?3) AS due "
-                       "WHERE id = due.due_id RETURNING id, name",
+                       "WHERE id = due.due_id RETURNING id, name, checks",
     [STMT_REG_DEFER] = "UPDATE domains SET registration_next_at = ?2 WHERE id = ?1",
     [STMT_REG_GET] = "SELECT status, source, registrable, error, data, raw, checked_at, "
                      "changed_at FROM registration_current WHERE domain_id = ?1",
@@ -497,7 +500,10 @@ static void domain_from_row(sqlite3_stmt *stmt, struct dm_domain *d)
         d->status = (enum dm_check_status)sqlite3_column_int(stmt, 11);
         col_copy(stmt, 12, d->status_error, sizeof(d->status_error));
         col_fp(stmt, 13, d->dns_fp);
-        d->registration_expires_at = sqlite3_column_int64(stmt, 14);
+        d->checks = dm_store_checks_from_text((const char *)sqlite3_column_text(stmt, 14), d->id);
+        dm_store_ports_from_text((const char *)sqlite3_column_text(stmt, 15), d->id, d->tls_ports,
+                                 &d->ntls_ports);
+        d->registration_expires_at = sqlite3_column_int64(stmt, 16);
 }
 
 static void key_from_row(sqlite3_stmt *stmt, struct dm_api_key *k)
@@ -868,8 +874,11 @@ static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, i
                              struct dm_domain *ret_row)
 {
         char types[SQLITE_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         sqlite3_stmt *stmt = NULL;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         ret = stmt_get(c, STMT_DOMAIN_INSERT, &stmt);
@@ -884,6 +893,8 @@ static int domain_insert_row(struct sqlite_conn *c, const struct dm_domain *d, i
         sqlite3_bind_text(stmt, 5, types, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 6, now);
         sqlite3_bind_int64(stmt, 7, dm_store_phase(d->name));
+        sqlite3_bind_text(stmt, 8, set.checks, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 9, set.tls_ports, -1, SQLITE_STATIC);
         bool inserted = false;
         ret = stmt_domain_row(c, stmt, "domain insert", ret_row, &inserted);
         if (ret == 0 && !inserted)
@@ -1019,7 +1030,10 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, 
 {
         struct sqlite_store *s = sqlite_of(st);
         char types[SQLITE_TYPES_TEXT_MAX];
+        struct dm_store_settings_text set;
         int ret = dm_store_types_to_text(d->record_types, d->nrecord_types, types, sizeof(types));
+        if (ret == 0)
+                ret = dm_store_settings_to_text(d->checks, d->tls_ports, d->ntls_ports, &set);
         if (ret < 0)
                 return ret;
         int64_t now = dm_now_ms();
@@ -1034,6 +1048,10 @@ static int sqlite_domain_update(struct dm_store *st, const struct dm_domain *d, 
                 sqlite3_bind_int64(stmt, 5, d->updated_at);
                 sqlite3_bind_int64(stmt, 6, now);
                 sqlite3_bind_int(stmt, 7, (int)fields);
+                sqlite3_bind_text(stmt, 8, set.checks, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 9, set.tls_ports, -1, SQLITE_STATIC);
+                sqlite3_bind_int(stmt, 10, (fields & DM_DOMAIN_CHECKS) != 0);
+                sqlite3_bind_int(stmt, 11, (fields & DM_DOMAIN_TLS_PORTS) != 0);
                 ret = run_by_name(c, stmt, "domain update");
         }
         write_end(s);
@@ -1353,6 +1371,10 @@ static int sqlite_claim_due(struct dm_store *st, const struct dm_claim_opts *opt
                 col_copy(stmt, 1, t->name, sizeof(t->name));
                 col_types(stmt, 2, t->domain_id, t->record_types, &t->nrecord_types);
                 col_fp(stmt, 3, t->dns_fp);
+                t->checks = dm_store_checks_from_text((const char *)sqlite3_column_text(stmt, 4),
+                                                      t->domain_id);
+                dm_store_ports_from_text((const char *)sqlite3_column_text(stmt, 5), t->domain_id,
+                                         t->tls_ports, &t->ntls_ports);
         }
         if (rc != SQLITE_DONE)
                 ret = sqlite_error(c, rc, "claim");
@@ -1889,6 +1911,8 @@ static int sqlite_reg_claim_due(struct dm_store *st, int64_t now, int64_t interv
                 memset(t, 0, sizeof(*t));
                 t->domain_id = sqlite3_column_int64(stmt, 0);
                 col_copy(stmt, 1, t->name, sizeof(t->name));
+                t->checks = dm_store_checks_from_text((const char *)sqlite3_column_text(stmt, 2),
+                                                      t->domain_id);
         }
         if (rc != SQLITE_DONE)
                 ret = sqlite_error(c, rc, "registration claim");

@@ -104,7 +104,8 @@ int dm_store_ping(struct dm_store *st)
 static bool store_domain_valid(const struct dm_domain *d)
 {
         return d && d->name[0] != '\0' && d->nrecord_types <= DM_RRTYPE_MAX_PER_DOMAIN &&
-               d->interval_ms >= 0;
+               d->interval_ms >= 0 && (d->checks & ~(unsigned)DM_CHECKS_ALL) == 0 &&
+               d->ntls_ports <= DM_TLS_PORTS_MAX;
 }
 
 int dm_store_domain_insert(struct dm_store *st, struct dm_domain *d, dm_domain_event_fn event_fn,
@@ -654,6 +655,44 @@ void dm_store_types_from_text(const char *s, int64_t domain_id, uint16_t *types,
                 dm_log_warn("store",
                             "msg=\"unreadable record types, using defaults\" id=%lld "
                             "types=%s",
+                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
+                n = 0;
+        }
+        *ret_n = n;
+}
+
+int dm_store_settings_to_text(unsigned checks, const uint16_t *ports, size_t nports,
+                              struct dm_store_settings_text *ret_text)
+{
+        struct dm_store_settings_text t;
+        if (nports > DM_TLS_PORTS_MAX || (checks & ~(unsigned)DM_CHECKS_ALL) ||
+            dm_checks_format(checks, t.checks, sizeof(t.checks)) < 0 ||
+            dm_tls_ports_format(ports, nports, t.tls_ports, sizeof(t.tls_ports)) < 0)
+                return DM_EINVAL;
+        *ret_text = t;
+        return 0;
+}
+
+unsigned dm_store_checks_from_text(const char *s, int64_t domain_id)
+{
+        unsigned checks = 0;
+        if (s && *s && dm_checks_parse(s, NULL, 0, &checks) < 0) {
+                char q[64];
+                dm_log_warn("store",
+                            "msg=\"unreadable checks, using the default\" id=%lld checks=%s",
+                            (long long)domain_id, dm_log_quote(q, sizeof(q), s));
+                checks = 0;
+        }
+        return checks;
+}
+
+void dm_store_ports_from_text(const char *s, int64_t domain_id, uint16_t *ports, size_t *ret_n)
+{
+        size_t n = 0;
+        if (s && *s && dm_tls_ports_parse(s, ports, &n) < 0) {
+                char q[64];
+                dm_log_warn("store",
+                            "msg=\"unreadable TLS ports, using the default\" id=%lld ports=%s",
                             (long long)domain_id, dm_log_quote(q, sizeof(q), s));
                 n = 0;
         }

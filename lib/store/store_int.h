@@ -137,6 +137,20 @@ bool dm_store_item_fits(const struct dm_dns_commit *it);
 int dm_store_types_to_text(const uint16_t *types, size_t n, char *buf, size_t size);
 void dm_store_types_from_text(const char *s, int64_t domain_id, uint16_t *types, size_t *ret_n);
 
+/* The stored text of a domain's checks ("dns,tls"; empty: the configured default) and TLS
+ * ports ("443,8443"; empty: the default port), as both backends store them. to_text
+ * returns 0 or DM_EINVAL (a port list that is not 0..DM_TLS_PORTS_MAX distinct ports). The
+ * from_text readers never fail: text that does not parse (only a hand-edited row) is
+ * logged and read as the default. */
+struct dm_store_settings_text {
+        char checks[DM_CHECKS_TEXT_MAX];
+        char tls_ports[DM_TLS_PORTS_TEXT_MAX];
+};
+int dm_store_settings_to_text(unsigned checks, const uint16_t *ports, size_t nports,
+                              struct dm_store_settings_text *ret_text);
+unsigned dm_store_checks_from_text(const char *s, int64_t domain_id);
+void dm_store_ports_from_text(const char *s, int64_t domain_id, uint16_t *ports, size_t *ret_n);
+
 /* Empties every table. For the contract tests only; see dm_store_ops.wipe. */
 int dm_store_wipe(struct dm_store *st);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "dm/check.h"
 #include "dm/error.h"
 #include "dm/log.h"
 #include "dm/name.h"
@@ -48,19 +49,38 @@ json_t *dm_api_domain_json(const struct dm_domain *d, const struct dm_conf *conf
                         return NULL;
                 }
         }
+        unsigned checks = d->checks ? d->checks : (unsigned)conf->default_checks;
+        json_t *clist = json_array(), *plist = json_array();
+        for (unsigned bit = 1; clist && bit <= DM_CHECKS_ALL; bit <<= 1) {
+                if ((checks & bit) && json_array_append_new(clist, json_string(dm_check_name(bit))))
+                        goto nomem;
+        }
+        for (size_t i = 0; plist && i < (d->ntls_ports ? d->ntls_ports : 1); i++) {
+                json_int_t port = d->ntls_ports ? d->tls_ports[i] : DM_TLS_PORT_DEFAULT;
+                if (json_array_append_new(plist, json_integer(port)) < 0)
+                        goto nomem;
+        }
+        if (!clist || !plist)
+                goto nomem;
         json_t *err = d->status == DM_CHECK_ERROR && d->status_error[0]
                           ? dm_json_string_lossy(d->status_error)
                           : json_null();
         /* "o" steals each reference, also on failure. */
-        return json_pack("{s:s, s:o, s:b, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o}", "name",
-                         d->name, "unicode_name", dm_json_string_lossy(d->unicode_name), "enabled",
-                         d->enabled, "interval", (json_int_t)(interval_ms / 1000), "record_types",
-                         list, "created_at", dm_api_time_json(d->created_at), "updated_at",
+        return json_pack("{s:s, s:o, s:b, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o}",
+                         "name", d->name, "unicode_name", dm_json_string_lossy(d->unicode_name),
+                         "enabled", d->enabled, "interval", (json_int_t)(interval_ms / 1000),
+                         "record_types", list, "checks", clist, "tls_ports", plist, "created_at",
+                         dm_api_time_json(d->created_at), "updated_at",
                          dm_api_time_json(d->updated_at), "last_checked_at",
                          dm_api_time_json(d->last_checked_at), "next_check_at",
                          dm_api_time_json(d->next_check_at), "last_changed_at",
                          dm_api_time_json(d->last_changed_at), "status",
                          dm_check_status_name(d->status), "status_error", err);
+nomem:
+        json_decref(list);
+        json_decref(clist);
+        json_decref(plist);
+        return NULL;
 }
 
 int dm_api_store_error(struct dm_http_response *res, int err, const char *what)
@@ -270,8 +290,83 @@ static void read_record_types(const json_t *v, struct field_errors *fe, struct d
         d->nrecord_types = n;
 }
 
-/* The settings a domain's owner may set: interval, record_types, enabled. Fields absent
- * from obj leave d as it is. */
+/* checks: non-empty array of check names, or null (DM_DEFAULT_CHECKS). */
+static void read_checks(const json_t *v, struct field_errors *fe, struct dm_domain *d)
+{
+        unsigned checks = 0;
+        size_t i;
+        json_t *item;
+
+        if (json_is_null(v)) {
+                d->checks = 0;
+                return;
+        }
+        if (json_array_size(v) == 0) {
+                field_error(fe, "checks",
+                            "must not be empty (use null for the default set, or disable the "
+                            "domain)");
+                return;
+        }
+        json_array_foreach(v, i, item)
+        {
+                char field[32];
+                unsigned bit;
+                snprintf(field, sizeof(field), "checks[%zu]", i);
+                if (!json_is_string(item)) {
+                        field_error(fe, field, "must be a string, not %s",
+                                    dm_json_value_type_name(item));
+                        return;
+                }
+                const char *s = json_string_value(item);
+                if (dm_check_from_name(s, json_string_length(item), &bit) < 0) {
+                        field_error(fe, field,
+                                    "unknown check \"%.24s\" (use dns, tls, registration)", s);
+                        return;
+                }
+                checks |= bit;
+        }
+        d->checks = checks;
+}
+
+/* tls_ports: array of 1..DM_TLS_PORTS_MAX distinct ports, or null (443). */
+static void read_tls_ports(const json_t *v, struct field_errors *fe, struct dm_domain *d)
+{
+        uint16_t ports[DM_TLS_PORTS_MAX];
+        size_t n = 0, i;
+        json_t *item;
+
+        if (json_is_null(v)) {
+                d->ntls_ports = 0;
+                return;
+        }
+        if (json_array_size(v) == 0 || json_array_size(v) > DM_TLS_PORTS_MAX) {
+                field_error(fe, "tls_ports", "must hold 1 to %d ports (null: %d)", DM_TLS_PORTS_MAX,
+                            DM_TLS_PORT_DEFAULT);
+                return;
+        }
+        json_array_foreach(v, i, item)
+        {
+                char field[32];
+                snprintf(field, sizeof(field), "tls_ports[%zu]", i);
+                json_int_t p = json_integer_value(item);
+                if (!json_is_integer(item) || p < 1 || p > 65535) {
+                        field_error(fe, field, "must be a port number from 1 to 65535");
+                        return;
+                }
+                for (size_t j = 0; j < n; j++) {
+                        if (ports[j] == p) {
+                                field_error(fe, field, "repeats port %d", (int)p);
+                                return;
+                        }
+                }
+                ports[n++] = (uint16_t)p;
+        }
+        memcpy(d->tls_ports, ports, n * sizeof(ports[0]));
+        d->ntls_ports = n;
+}
+
+/* The settings a domain's owner may set: interval, record_types, checks, tls_ports, enabled.
+ * Fields absent from obj leave d as it is. */
 static void read_settings(const json_t *obj, const struct dm_conf *conf, struct field_errors *fe,
                           struct dm_domain *d)
 {
@@ -281,6 +376,10 @@ static void read_settings(const json_t *obj, const struct dm_conf *conf, struct 
                 read_interval(v, conf, fe, d);
         if ((v = json_object_get(obj, "record_types")))
                 read_record_types(v, fe, d);
+        if ((v = json_object_get(obj, "checks")))
+                read_checks(v, fe, d);
+        if ((v = json_object_get(obj, "tls_ports")))
+                read_tls_ports(v, fe, d);
         if ((v = json_object_get(obj, "enabled")))
                 d->enabled = json_is_true(v);
 }
@@ -328,6 +427,8 @@ static const struct dm_json_field create_fields[] = {
     {"name", DM_JSON_STRING, DM_JSON_REQUIRED},
     {"interval", DM_JSON_INTEGER, DM_JSON_NULLABLE},
     {"record_types", DM_JSON_ARRAY, DM_JSON_NULLABLE},
+    {"checks", DM_JSON_ARRAY, DM_JSON_NULLABLE},
+    {"tls_ports", DM_JSON_ARRAY, DM_JSON_NULLABLE},
     {"enabled", DM_JSON_BOOL, 0},
     {0},
 };
@@ -388,11 +489,14 @@ out:
         json_decref(obj);
 }
 
-/* interval, record_types and enabled, when given, apply to every name of the import. */
+/* interval, record_types, checks, tls_ports and enabled, when given, apply to every name of
+ * the import. */
 static const struct dm_json_field import_fields[] = {
     {"names", DM_JSON_ARRAY, DM_JSON_REQUIRED},
     {"interval", DM_JSON_INTEGER, DM_JSON_NULLABLE},
     {"record_types", DM_JSON_ARRAY, DM_JSON_NULLABLE},
+    {"checks", DM_JSON_ARRAY, DM_JSON_NULLABLE},
+    {"tls_ports", DM_JSON_ARRAY, DM_JSON_NULLABLE},
     {"enabled", DM_JSON_BOOL, 0},
     {0},
 };
@@ -631,6 +735,8 @@ static void domain_get(struct dm_http_request *req, struct dm_http_response *res
 static const struct dm_json_field patch_fields[] = {
     {"interval", DM_JSON_INTEGER, DM_JSON_NULLABLE},
     {"record_types", DM_JSON_ARRAY, DM_JSON_NULLABLE},
+    {"checks", DM_JSON_ARRAY, DM_JSON_NULLABLE},
+    {"tls_ports", DM_JSON_ARRAY, DM_JSON_NULLABLE},
     {"enabled", DM_JSON_BOOL, 0},
     {0},
 };
@@ -664,7 +770,8 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 return;
         if (json_object_size(obj) == 0) {
                 dm_http_problem(res, 400, &dm_problem_invalid_body,
-                                "set at least one of interval, record_types, enabled");
+                                "set at least one of interval, record_types, checks, tls_ports, "
+                                "enabled");
                 goto out;
         }
         d = calloc(1, sizeof(*d));
@@ -695,6 +802,10 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 fields |= DM_DOMAIN_INTERVAL;
         if (json_object_get(obj, "record_types"))
                 fields |= DM_DOMAIN_RECORD_TYPES;
+        if (json_object_get(obj, "checks"))
+                fields |= DM_DOMAIN_CHECKS;
+        if (json_object_get(obj, "tls_ports"))
+                fields |= DM_DOMAIN_TLS_PORTS;
         d->updated_at = dm_now_ms();
         ret = dm_store_domain_update(app->store, d, fields);
         if (ret == 0)

@@ -37,8 +37,8 @@ static int dns_feed_all(struct dm_dns_service *svc)
                         svc->outstanding++;
                         pthread_mutex_unlock(&svc->mu);
                         struct dm_dns_scan *d =
-                            dm_dns_scan_new(page[i].id, page[i].name, page[i].record_types,
-                                            page[i].nrecord_types, NULL);
+                            dm_dns_scan_new(svc, page[i].id, page[i].name, page[i].record_types,
+                                            page[i].nrecord_types, NULL, DM_CHECKS_DNS);
                         if (!d) {
                                 dm_dns_finish(svc, 1, 0);
                                 r = DM_ENOMEM;

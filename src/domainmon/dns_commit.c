@@ -209,6 +209,8 @@ static void dns_commit_batch(struct dm_dns_service *svc, struct dm_dns_scan *lis
                 list = d->next;
                 if (d->abandoned)
                         dm_dns_dispose(svc, d, true);
+                else if (!(d->checks & DM_CHECKS_DNS))
+                        dm_dns_dispose(svc, d, false); /* no DNS check: nothing of it to write */
                 else
                         ds[nd++] = d;
         }

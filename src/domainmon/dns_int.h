@@ -104,8 +104,10 @@ struct dm_dns_scan {
         struct dm_dns_loop *loop;
         int64_t id;
         int64_t observed_at;
-        bool abandoned; /* not finished: stays due, its message is requeued */
-        size_t pending; /* lookups not answered yet */
+        bool abandoned;  /* not finished: stays due, its message is requeued */
+        unsigned checks; /* DM_CHECKS_* bits, resolved (never 0): without DNS nothing is
+                            looked up or written for DNS */
+        size_t pending;  /* lookups not answered yet */
         uint8_t task_fp[DM_FP_LEN];
         uint8_t fp[DM_FP_LEN];
         char name[DM_NAME_MAX + 1];
@@ -243,9 +245,11 @@ size_t dm_dns_reclaim_tasks(struct dm_dns_service *svc);
 
 /* ---- dns_scanner.c ---- */
 
-/* `types` empty means the default set; `fp` NULL: all zero. Returns NULL on ENOMEM. */
-struct dm_dns_scan *dm_dns_scan_new(int64_t id, const char *name, const uint16_t *types,
-                                    size_t ntypes, const uint8_t *fp);
+/* `types` empty means the default set; `fp` NULL: all zero; `checks` the domain's
+ * DM_CHECKS_* bits, 0 for the configured default. Returns NULL on ENOMEM. */
+struct dm_dns_scan *dm_dns_scan_new(const struct dm_dns_service *svc, int64_t id, const char *name,
+                                    const uint16_t *types, size_t ntypes, const uint8_t *fp,
+                                    unsigned checks);
 void dm_dns_scan_free(struct dm_dns_scan *d);
 /* The least loaded loop takes the domain. */
 void dm_dns_dispatch(struct dm_dns_service *svc, struct dm_dns_scan *d);

@@ -24,11 +24,17 @@ static int dns_type_cmp(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-struct dm_dns_scan *dm_dns_scan_new(int64_t id, const char *name, const uint16_t *types,
-                                    size_t ntypes, const uint8_t *fp)
+struct dm_dns_scan *dm_dns_scan_new(const struct dm_dns_service *svc, int64_t id, const char *name,
+                                    const uint16_t *types, size_t ntypes, const uint8_t *fp,
+                                    unsigned checks)
 {
         uint16_t sorted[DM_RRTYPE_MAX_PER_DOMAIN];
-        if (ntypes == 0) {
+        if (checks == 0)
+                checks = (unsigned)svc->app->conf.default_checks;
+        if (!(checks & DM_CHECKS_DNS)) {
+                types = NULL;
+                ntypes = 0;
+        } else if (ntypes == 0) {
                 types = dm_rrtype_defaults;
                 ntypes = dm_rrtype_ndefaults;
         }
@@ -49,6 +55,7 @@ struct dm_dns_scan *dm_dns_scan_new(int64_t id, const char *name, const uint16_t
         d->rr = (struct dm_change_rr *)(d + 1);
         d->lookups = (struct dm_dns_lookup *)(d->rr + n);
         d->id = id;
+        d->checks = checks;
         snprintf(d->name, sizeof(d->name), "%s", name);
         if (fp)
                 memcpy(d->task_fp, fp, DM_FP_LEN);
@@ -306,8 +313,8 @@ void dm_dns_dispatch(struct dm_dns_service *svc, struct dm_dns_scan *d)
 /* ---- task messages ---- */
 
 /* Decodes a task message into domains to scan: all of them or none. */
-static int dns_parse_tasks(const void *body, size_t len, struct dm_dns_scan **ret_scans,
-                           size_t *ret_n, char *why, size_t whylen)
+static int dns_parse_tasks(const struct dm_dns_service *svc, const void *body, size_t len,
+                           struct dm_dns_scan **ret_scans, size_t *ret_n, char *why, size_t whylen)
 {
         struct dm_scan_task *tasks = NULL;
         size_t n = 0, i;
@@ -316,8 +323,8 @@ static int dns_parse_tasks(const void *body, size_t len, struct dm_dns_scan **re
                 return r;
         for (i = 0; i < n; i++) {
                 ret_scans[i] =
-                    dm_dns_scan_new(tasks[i].domain_id, tasks[i].name, tasks[i].record_types,
-                                    tasks[i].nrecord_types, tasks[i].dns_fp);
+                    dm_dns_scan_new(svc, tasks[i].domain_id, tasks[i].name, tasks[i].record_types,
+                                    tasks[i].nrecord_types, tasks[i].dns_fp, tasks[i].checks);
                 if (!ret_scans[i]) {
                         r = DM_ENOMEM;
                         goto free_scans;
@@ -385,7 +392,7 @@ void dm_dns_on_task(void *arg, const struct dm_bus_msg *m)
                 dm_bus_nack(svc->bus, m->tag, true);
                 return;
         }
-        int r = dns_parse_tasks(m->body, m->len, ds, &n, why, sizeof(why));
+        int r = dns_parse_tasks(svc, m->body, m->len, ds, &n, why, sizeof(why));
         if (r == DM_ENOMEM) {
                 dm_bus_nack(svc->bus, m->tag, true);
                 return;

@@ -177,13 +177,16 @@ class DomainMon:
 
     def env(self, extra=None):
         """The environment the binary runs with: a clean base, this instance's address,
-        database and a DNS server nobody answers on (tests never reach the internet),
-        then the test's variables, then `extra`."""
+        database, a DNS server nobody answers on (tests never reach the internet) and
+        DM_DEFAULT_CHECKS=dns, then the test's variables, then `extra`."""
         e = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
         e.update({
             "DM_LISTEN": self.listen,
             "DATABASE_URL": self.database_url,
             "DM_DNS_SERVERS": f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
+            # DNS alone unless a test asks for more: fixture domains point at documentation
+            # addresses (192.0.2.x), and no test sends TLS, RDAP or WHOIS queries there.
+            "DM_DEFAULT_CHECKS": "dns",
         })
         e.update(self.extra_env)
         e.update(extra or {})

@@ -19,7 +19,8 @@ PROBLEM_BASE = "https://domainmon.dev/problems/"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 KEY_RE = re.compile(r"^dmk_[0-9a-f]{12}_[a-z2-7]{32}$")
 DEFAULT_TYPES = {"A", "AAAA", "MX", "TXT", "NS", "CNAME", "SOA", "CAA"}
-DOMAIN_FIELDS = {"name", "unicode_name", "enabled", "interval", "record_types", "created_at",
+DOMAIN_FIELDS = {"name", "unicode_name", "enabled", "interval", "record_types", "checks",
+                 "tls_ports", "created_at",
                  "updated_at", "last_checked_at", "next_check_at", "last_changed_at", "status",
                  "status_error"}
 MIB = 1024 * 1024
@@ -178,6 +179,58 @@ def test_create_with_settings(m):
     assert d["interval"] == 600 and set(d["record_types"]) == DEFAULT_TYPES
     d = add(m, "limits.example", interval=30 * 86400)
     assert d["interval"] == 30 * 86400
+
+
+def test_checks_and_tls_ports(m):
+    """checks default to DM_DEFAULT_CHECKS (the harness sets dns), tls_ports to [443]; both
+    are set on create, import and PATCH, and null goes back to the default."""
+    d = add(m, "plain.example")
+    assert d["checks"] == ["dns"] and d["tls_ports"] == [443]
+    d = add(m, "tls.example", checks=["TLS", "dns", "tls"], tls_ports=[8443, 443])
+    assert d["checks"] == ["dns", "tls"] and d["tls_ports"] == [8443, 443]
+    d = m.request("PATCH", "/api/v1/domains/tls.example", {"checks": ["registration"]}).json()
+    assert d["checks"] == ["registration"] and d["tls_ports"] == [8443, 443]
+    d = m.request("PATCH", "/api/v1/domains/tls.example",
+                  {"tls_ports": None, "checks": None}).json()
+    assert d["checks"] == ["dns"] and d["tls_ports"] == [443]
+    r = m.request("POST", "/api/v1/domains/import",
+                  {"names": ["i1.example"], "checks": ["dns", "tls", "registration"],
+                   "tls_ports": [993]})
+    assert r.status_code == 200 and r.json()["added"] == 1, r
+    d = m.request("GET", "/api/v1/domains/i1.example").json()
+    assert d["checks"] == ["dns", "tls", "registration"] and d["tls_ports"] == [993]
+
+
+def test_default_checks_follow_the_setting(domainmon_factory):
+    mon = domainmon_factory(env={"DM_DEFAULT_CHECKS": "tls,registration"})
+    d = add(mon, "dflt.example")
+    assert d["checks"] == ["tls", "registration"]
+
+
+@pytest.mark.parametrize("body,mentions", [
+    ({"checks": []}, "checks"),
+    ({"checks": "dns"}, "checks"),
+    ({"checks": ["dns", "whois"]}, "checks[1]"),
+    ({"checks": [1]}, "checks[0]"),
+    ({"tls_ports": []}, "tls_ports"),
+    ({"tls_ports": [0]}, "tls_ports[0]"),
+    ({"tls_ports": [443, 65536]}, "tls_ports[1]"),
+    ({"tls_ports": [443, 443]}, "tls_ports[1]"),
+    ({"tls_ports": ["443"]}, "tls_ports[0]"),
+    ({"tls_ports": [1.5]}, "tls_ports[0]"),
+    ({"tls_ports": list(range(1, 10))}, "tls_ports"),
+])
+def test_checks_rejected_changes_nothing(m, body, mentions):
+    before = add(m, "rej.example", checks=["dns", "tls"], tls_ports=[443])
+    assert_problem(m.request("PATCH", "/api/v1/domains/rej.example", body), 400, "invalid-body",
+                   mentions)
+    assert_problem(m.request("POST", "/api/v1/domains", {"name": "new.example", **body}), 400,
+                   "invalid-body", mentions)
+    assert_problem(m.request("POST", "/api/v1/domains/import",
+                             {"names": ["new.example"], **body}), 400, "invalid-body", mentions)
+    after = m.request("GET", "/api/v1/domains/rej.example").json()
+    assert after == before
+    assert names(m) == ["rej.example"]
 
 
 def test_unicode_and_alabel_are_one_domain(m):

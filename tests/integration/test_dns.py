@@ -194,6 +194,24 @@ def test_fixture_shuffle_responder_varies_its_answers(shuffle_responder):
 
 
 # ---------------------------------------------------------------------------------------
+# which checks run
+
+
+def test_dns_check_runs_only_where_checks_name_it(api):
+    """A domain whose checks leave out dns is never looked up for its records: nothing is
+    stored for it while a DNS-checked domain next to it is scanned again and again. (Its
+    name does not exist, so no other check has an address to reach either.)"""
+    api.add("absent-tls-only.example.test", checks=["tls"])
+    api.add("a-only.example.test")
+    api.wait_scans("a-only.example.test", 2)
+    d = api.domain("absent-tls-only.example.test")
+    assert d["checks"] == ["tls"]
+    assert d["last_checked_at"] is None and d["status"] == "pending"
+    assert api.records("absent-tls-only.example.test")["records"] == []
+    assert api.history("absent-tls-only.example.test")["changes"] == []
+
+
+# ---------------------------------------------------------------------------------------
 # records
 
 

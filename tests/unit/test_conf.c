@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "dm/check.h"
 #include "dm/conf.h"
 #include "dm/error.h"
 
@@ -658,6 +659,9 @@ static void test_print_all_entries(void **state)
             "DM_EVENTS_REPLAY_BYTES",
             "DM_EVENTS_BACKLOG",
             "DM_EVENTS_HEARTBEAT",
+            "DM_DEFAULT_CHECKS",
+            "DM_TLS_CA_FILE",
+            "DM_TLS_TIMEOUT",
         };
         struct dm_conf c;
         char err[256] = "";
@@ -680,6 +684,35 @@ static void test_print_all_entries(void **state)
 
 /* DM_HISTORY_RETENTION: unset keeps everything (a duration with no default reads as unset
  * while it is 0), otherwise a duration of an hour or more. */
+static void test_default_checks(void **state)
+{
+        struct dm_conf c;
+        char err[256] = "";
+        (void)state;
+
+        char *const none[] = {NULL};
+        assert_int_equal(load(&c, none, no_file, err, sizeof(err)), 0);
+        assert_int_equal(c.default_checks, DM_CHECKS_ALL);
+        assert_line(&c, "DM_DEFAULT_CHECKS", "DM_DEFAULT_CHECKS=dns,tls,registration  # default");
+        assert_null(c.tls_ca_file);
+        assert_int_equal(c.tls_timeout_ms, 10000);
+        dm_conf_done(&c);
+
+        char *const dns[] = {"DM_DEFAULT_CHECKS=DNS, tls", NULL};
+        assert_int_equal(load(&c, dns, no_file, err, sizeof(err)), 0);
+        assert_int_equal(c.default_checks, DM_CHECKS_DNS | DM_CHECKS_TLS);
+        assert_line(&c, "DM_DEFAULT_CHECKS", "DM_DEFAULT_CHECKS=dns,tls  # environment");
+        dm_conf_done(&c);
+
+        static const char *const bad[] = {"DM_DEFAULT_CHECKS=dns,whois", "DM_DEFAULT_CHECKS=,",
+                                          "DM_DEFAULT_CHECKS=dns,,tls"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char *const envp[] = {(char *)bad[i], NULL};
+                assert_int_equal(load(&c, envp, no_file, err, sizeof(err)), DM_ECONFIG);
+                assert_non_null(strstr(err, "DM_DEFAULT_CHECKS"));
+        }
+}
+
 static void test_history_retention(void **state)
 {
         struct dm_conf c;
@@ -766,6 +799,7 @@ int main(void)
             cmocka_unit_test(test_mask_url),
             cmocka_unit_test(test_print_masks_secrets),
             cmocka_unit_test(test_print_all_entries),
+            cmocka_unit_test(test_default_checks),
             cmocka_unit_test(test_history_retention),
             cmocka_unit_test(test_rabbitmq_credentials),
             cmocka_unit_test(test_help),

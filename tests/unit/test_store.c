@@ -644,6 +644,95 @@ static void test_key_insert_first(void **state)
         assert_int_equal(n, 1);
 }
 
+/* checks and tls_ports: stored, read, updated field by field, imported and carried by the
+ * claim; 0 / none stay "the default". */
+static void test_domain_checks(void **state)
+{
+        struct fixture *f = *state;
+        struct dm_domain d = make_domain("checks.example", 0);
+        d.checks = DM_CHECKS_DNS | DM_CHECKS_TLS;
+        d.tls_ports[0] = 8443;
+        d.tls_ports[1] = 443;
+        d.ntls_ports = 2;
+        assert_int_equal(dm_store_domain_insert(f->st, &d, NULL, NULL), 0);
+        struct dm_domain g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, DM_CHECKS_DNS | DM_CHECKS_TLS);
+        assert_int_equal(g.ntls_ports, 2);
+        assert_int_equal(g.tls_ports[0], 8443);
+        assert_int_equal(g.tls_ports[1], 443);
+
+        struct dm_domain plain = make_domain("plain.example", 0);
+        assert_int_equal(dm_store_domain_insert(f->st, &plain, NULL, NULL), 0);
+        g = get_domain(f->st, "plain.example");
+        assert_int_equal(g.checks, 0);
+        assert_int_equal(g.ntls_ports, 0);
+
+        /* Only the named field is written. */
+        struct dm_domain u = get_domain(f->st, "checks.example");
+        u.checks = DM_CHECKS_REGISTRATION;
+        u.ntls_ports = 0;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_CHECKS), 0);
+        g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, DM_CHECKS_REGISTRATION);
+        assert_int_equal(g.ntls_ports, 2);
+        u.checks = DM_CHECKS_ALL;
+        u.tls_ports[0] = 993;
+        u.ntls_ports = 1;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_TLS_PORTS), 0);
+        g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, DM_CHECKS_REGISTRATION);
+        assert_int_equal(g.ntls_ports, 1);
+        assert_int_equal(g.tls_ports[0], 993);
+        u.checks = 0;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_CHECKS), 0);
+        g = get_domain(f->st, "checks.example");
+        assert_int_equal(g.checks, 0);
+
+        /* Bad values are refused before the backend. */
+        u.checks = 1u << 9;
+        assert_int_equal(dm_store_domain_update(f->st, &u, DM_DOMAIN_CHECKS), DM_EINVAL);
+        struct dm_domain bad = make_domain("bad.example", 0);
+        bad.ntls_ports = DM_TLS_PORTS_MAX + 1;
+        assert_int_equal(dm_store_domain_insert(f->st, &bad, NULL, NULL), DM_EINVAL);
+
+        struct dm_domain many[2] = {make_domain("m1.example", 0), make_domain("m2.example", 0)};
+        int results[2];
+        many[0].checks = DM_CHECKS_TLS;
+        many[0].tls_ports[0] = 465;
+        many[0].ntls_ports = 1;
+        assert_int_equal(dm_store_domain_insert_many(f->st, many, 2, NULL, NULL, results), 0);
+        g = get_domain(f->st, "m1.example");
+        assert_int_equal(g.checks, DM_CHECKS_TLS);
+        assert_int_equal(g.ntls_ports, 1);
+        assert_int_equal(g.tls_ports[0], 465);
+        g = get_domain(f->st, "m2.example");
+        assert_int_equal(g.checks, 0);
+        assert_int_equal(g.ntls_ports, 0);
+
+        struct dm_claim_opts opts = {.now = dm_now_ms() + 1000,
+                                     .limit = 8,
+                                     .default_interval_ms = TEN_MIN_MS,
+                                     .min_interval_ms = MIN_MS};
+        struct dm_scan_task tasks[8];
+        size_t n = 0;
+        assert_int_equal(dm_store_claim_due(f->st, &opts, tasks, &n), 0);
+        assert_int_equal(n, 4);
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(tasks[i].name, "m1.example") == 0) {
+                        assert_int_equal(tasks[i].checks, DM_CHECKS_TLS);
+                        assert_int_equal(tasks[i].ntls_ports, 1);
+                        assert_int_equal(tasks[i].tls_ports[0], 465);
+                } else if (strcmp(tasks[i].name, "checks.example") == 0) {
+                        assert_int_equal(tasks[i].checks, 0);
+                        assert_int_equal(tasks[i].ntls_ports, 1);
+                        assert_int_equal(tasks[i].tls_ports[0], 993);
+                } else {
+                        assert_int_equal(tasks[i].checks, 0);
+                        assert_int_equal(tasks[i].ntls_ports, 0);
+                }
+        }
+}
+
 /* ---- scheduling ---- */
 
 static void test_claim_due(void **state)
@@ -2515,6 +2604,7 @@ static void test_registration_state_and_history(void **state)
         assert_int_equal(dm_store_reg_claim_due(f->st, now + 60, 86400000, 8, tasks, &n), 0);
         assert_int_equal(n, 1);
         assert_int_equal(tasks[0].domain_id, other);
+        assert_int_equal(tasks[0].checks, 0);
 
         /* Gone domains: ENOENT; deleting a domain takes its registration rows. */
         struct dm_reg_commit gone = fail;
@@ -2539,6 +2629,7 @@ int main(void)
         const struct CMUnitTest contract[] = {
             CONTRACT(test_open_migrate_ping),
             CONTRACT(test_domain_crud),
+            CONTRACT(test_domain_checks),
             CONTRACT(test_domain_delete_cascade),
             CONTRACT(test_domain_list),
             CONTRACT(test_domain_insert_many),

@@ -21,6 +21,10 @@ static void test_round_trip(void **state)
         in[0].record_types[1] = DM_RR_HTTPS;
         in[0].nrecord_types = 2;
         memset(in[0].dns_fp, 0xab, DM_FP_LEN);
+        in[0].checks = DM_CHECKS_DNS | DM_CHECKS_TLS;
+        in[0].tls_ports[0] = 8443;
+        in[0].tls_ports[1] = 443;
+        in[0].ntls_ports = 2;
         in[1].domain_id = 8;
         memcpy(in[1].name, "_dmarc.xn--bcher-kva.example", 29);
 
@@ -37,6 +41,22 @@ static void test_round_trip(void **state)
         assert_memory_equal(&out[1], &in[1], sizeof(in[1]));
         free(out);
         dm_buf_done(&b);
+}
+
+/* A task without checks comes from a scheduler that knew only DNS. */
+static void test_without_checks(void **state)
+{
+        (void)state;
+        const char *body = "{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":"
+                           "\"00000000000000000000000000000000\"}]}";
+        struct dm_scan_task *out = NULL;
+        size_t n = 0;
+        char why[200];
+        assert_int_equal(dm_scan_tasks_decode(body, strlen(body), why, sizeof(why), &out, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(out[0].checks, DM_CHECKS_DNS);
+        assert_int_equal(out[0].ntls_ports, 0);
+        free(out);
 }
 
 static void expect_refused(const char *body, const char *mention)
@@ -82,6 +102,18 @@ static void test_refusals(void **state)
                        "type");
         expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":\"00\"}]}",
                        "fp");
+        expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
+                       ",\"checks\":[\"smtp\"]}]}",
+                       "checks");
+        expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
+                       ",\"tls_ports\":[0]}]}",
+                       "tls_ports");
+        expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
+                       ",\"tls_ports\":[443,443]}]}",
+                       "tls_ports");
+        expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
+                       ",\"tls_ports\":[1,2,3,4,5,6,7,8,9]}]}",
+                       "tls_ports");
         /* One bad task refuses the whole message. */
         expect_refused("{\"tasks\":[{\"id\":1,\"name\":\"a.com\",\"types\":[],\"fp\":" FP
                        "},{\"id\":2,\"name\":\"-\",\"types\":[],\"fp\":" FP "}]}",
@@ -117,6 +149,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_round_trip),
+            cmocka_unit_test(test_without_checks),
             cmocka_unit_test(test_refusals),
             cmocka_unit_test(test_limits),
         };
