@@ -45,7 +45,15 @@ struct dm_conf {
         int64_t default_checks;          /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
         char *tls_ca_file;               /* DM_TLS_CA_FILE; NULL: the system trust store */
         int64_t tls_timeout_ms;          /* DM_TLS_TIMEOUT: connect and handshake */
-        enum dm_conf_source sources[40]; /* where each table entry came from, by index */
+        int64_t registration_interval_ms; /* DM_REGISTRATION_INTERVAL */
+        int64_t registration_timeout_ms;  /* DM_REGISTRATION_TIMEOUT: per server asked */
+        int64_t registration_gap_ms;      /* DM_REGISTRATION_RATE: least time between two
+                                             requests to one RDAP or WHOIS server */
+        int64_t registration_workers;     /* DM_REGISTRATION_WORKERS */
+        char *rdap_bootstrap;             /* DM_RDAP_BOOTSTRAP; NULL: the embedded file */
+        char *whois_server;               /* DM_WHOIS_SERVER host[:port]; NULL: per TLD */
+        char *whois_root;                 /* DM_WHOIS_ROOT host[:port] naming TLD servers */
+        enum dm_conf_source sources[48];  /* where each table entry came from, by index */
 };
 
 /* Fills `conf` from defaults, then `dotenv_path` (NULL: "./.env"; missing file is fine),
