@@ -37,14 +37,14 @@ struct dm_conf {
         int64_t scan_batch;       /* DM_SCAN_BATCH: domains claimed per scheduler round */
         /* DM_HISTORY_RETENTION: history older than this is deleted; 0 = keep it forever */
         int64_t history_retention_ms;
-        int64_t events_max_streams;      /* DM_EVENTS_MAX_STREAMS: open live event streams */
-        int64_t events_replay;           /* DM_EVENTS_REPLAY: events kept for Last-Event-ID */
-        int64_t events_replay_bytes;     /* DM_EVENTS_REPLAY_BYTES: their bytes */
-        int64_t events_backlog;          /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
-        int64_t events_heartbeat_ms;     /* DM_EVENTS_HEARTBEAT */
-        int64_t default_checks;          /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
-        char *tls_ca_file;               /* DM_TLS_CA_FILE; NULL: the system trust store */
-        int64_t tls_timeout_ms;          /* DM_TLS_TIMEOUT: connect and handshake */
+        int64_t events_max_streams;       /* DM_EVENTS_MAX_STREAMS: open live event streams */
+        int64_t events_replay;            /* DM_EVENTS_REPLAY: events kept for Last-Event-ID */
+        int64_t events_replay_bytes;      /* DM_EVENTS_REPLAY_BYTES: their bytes */
+        int64_t events_backlog;           /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
+        int64_t events_heartbeat_ms;      /* DM_EVENTS_HEARTBEAT */
+        int64_t default_checks;           /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
+        char *tls_ca_file;                /* DM_TLS_CA_FILE; NULL: the system trust store */
+        int64_t tls_timeout_ms;           /* DM_TLS_TIMEOUT: connect and handshake */
         int64_t registration_interval_ms; /* DM_REGISTRATION_INTERVAL */
         int64_t registration_timeout_ms;  /* DM_REGISTRATION_TIMEOUT: per server asked */
         int64_t registration_gap_ms;      /* DM_REGISTRATION_RATE: least time between two

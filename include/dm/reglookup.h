@@ -19,8 +19,8 @@ struct dm_reg_lookup_conf {
         const char *whois_server;
         /* "host[:port]" of the server that names each TLD's WHOIS server ("refer:"). */
         const char *whois_root;
-        int64_t timeout_ms;              /* per server asked */
-        struct dm_reg_limiter *limiter;  /* not owned */
+        int64_t timeout_ms;             /* per server asked */
+        struct dm_reg_limiter *limiter; /* not owned */
         /* Longest wait for a server's rate limit that a lookup sleeps through; a longer
          * one ends the lookup with DM_EAGAIN and *retry_at set. */
         int64_t max_wait_ms;
@@ -30,10 +30,10 @@ struct dm_reg_result {
         enum dm_reg_status status; /* OK, UNSUPPORTED or ERROR */
         enum dm_reg_source source;
         char registrable[DM_NAME_MAX + 1];
-        char error[256];              /* why, for ERROR and UNSUPPORTED */
-        struct dm_reg_record record;  /* with OK */
-        char *raw;                    /* with OK from WHOIS: the text, cleaned; malloc'd */
-        int64_t retry_at;             /* with DM_EAGAIN: unix ms when the server allows */
+        char error[256];             /* why, for ERROR and UNSUPPORTED */
+        struct dm_reg_record record; /* with OK */
+        char *raw;                   /* with OK from WHOIS: the text, cleaned; malloc'd */
+        int64_t retry_at;            /* with DM_EAGAIN: unix ms when the server allows */
 };
 
 /* Caches and libcurl's global state. Call once before the first lookup (idempotent). */

@@ -375,8 +375,7 @@ static int lookup_whois(const struct dm_reg_lookup_conf *conf, const char *tld,
                 }
                 if (!server[0]) {
                         ret->status = DM_REG_UNSUPPORTED;
-                        set_error(ret,
-                                 "no RDAP service and no WHOIS server for .%s", tld);
+                        set_error(ret, "no RDAP service and no WHOIS server for .%s", tld);
                         return 0;
                 }
                 snprintf(host, sizeof(host), "%s", server);
@@ -395,8 +394,8 @@ static int lookup_whois(const struct dm_reg_lookup_conf *conf, const char *tld,
                 free(text);
                 ret->status = DM_REG_ERROR;
                 set_error(ret, "%s: %s", host,
-                         w.not_found ? "the domain is not registered (no match)"
-                                     : "the answer holds no registration data");
+                          w.not_found ? "the domain is not registered (no match)"
+                                      : "the answer holds no registration data");
                 return 0;
         }
         /* The registrar's server, on the same port as the first (a test pair, or a relay,
@@ -529,8 +528,8 @@ static int lookup_rdap(const struct dm_reg_lookup_conf *conf, const char *base,
         snprintf(url, sizeof(url), "%sdomain/%s", base, ret->registrable);
         if (!url_allowed(url, host, sizeof(host))) {
                 ret->status = DM_REG_ERROR;
-                set_error(ret,
-                         "RDAP server %s refused: plain http is allowed to loopback only", base);
+                set_error(ret, "RDAP server %s refused: plain http is allowed to loopback only",
+                          base);
                 return 0;
         }
         int r = limiter_wait(conf, host, ret);
@@ -550,11 +549,9 @@ static int lookup_rdap(const struct dm_reg_lookup_conf *conf, const char *base,
         if (r < 0) {
                 set_error(ret, "RDAP %s: %s", host, why);
         } else if (code == 404) {
-                set_error(ret,
-                         "RDAP %s: the domain is not registered (HTTP 404)", host);
+                set_error(ret, "RDAP %s: the domain is not registered (HTTP 404)", host);
         } else if (code == 429) {
-                set_error(ret,
-                         "RDAP %s: rate limited (HTTP 429), backing off", host);
+                set_error(ret, "RDAP %s: rate limited (HTTP 429), backing off", host);
         } else if (code != 200) {
                 set_error(ret, "RDAP %s: HTTP %ld", host, code);
         } else {
@@ -583,8 +580,7 @@ int dm_reg_lookup(const struct dm_reg_lookup_conf *conf, const char *name,
         if (r < 0)
                 return r;
         if (dm_reg_registrable(name, ret->registrable, sizeof(ret->registrable)) < 0) {
-                set_error(ret,
-                         "%s is a public suffix: nothing to look up", name);
+                set_error(ret, "%s is a public suffix: nothing to look up", name);
                 ret->status = DM_REG_UNSUPPORTED;
                 return 0;
         }
@@ -632,8 +628,7 @@ int dm_rdap_bootstrap_fetch(const char *src, int64_t timeout_ms, char **ret, siz
                         r = 0;
                         while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
                                 if (dm_buf_add(&body.b, chunk, n) < 0)
-                                        r = dm_errorf(DM_E2BIG, err, errlen, "%s: too large",
-                                                      src);
+                                        r = dm_errorf(DM_E2BIG, err, errlen, "%s: too large", src);
                         if (r == 0 && ferror(f))
                                 r = dm_errorf(DM_EIO, err, errlen, "%s: read error", src);
                         fclose(f);

@@ -8,6 +8,7 @@
 
 #include "dm/embed.h"
 #include "dm/error.h"
+#include "dm/regchange.h"
 #include "dm/registration.h"
 #include "dm/time.h"
 
@@ -418,6 +419,106 @@ static void limiter(void **state)
         dm_reg_limiter_free(l);
 }
 
+static void commit_build(void **state)
+{
+        struct dm_reg_result res;
+        struct dm_reg_commit c;
+        struct dm_reg_commit_bufs owned;
+        char err[256];
+        (void)state;
+
+        memset(&res, 0, sizeof(res));
+        res.status = DM_REG_OK;
+        res.source = DM_REG_SRC_RDAP;
+        snprintf(res.registrable, sizeof(res.registrable), "example.test");
+        assert_int_equal(dm_rdap_parse(rdap_doc, strlen(rdap_doc), &res.record, err, sizeof(err)),
+                         0);
+
+        /* First sight: data and every field. */
+        assert_int_equal(dm_reg_commit_build(7, 1000, NULL, &res, &c, &owned), 0);
+        assert_int_equal(c.domain_id, 7);
+        assert_int_equal(c.status, DM_REG_OK);
+        assert_non_null(c.data);
+        assert_non_null(c.fields);
+        assert_true(c.expires_at == res.record.expires_at);
+        assert_int_equal(c.old_changed_at, 0);
+
+        /* Same data stored: no fields; a renewal: expires_at only. */
+        struct dm_reg_state st = {.domain_id = 7, .status = 1, .changed_at = 1000};
+        st.data = owned.data;
+        struct dm_reg_commit c2;
+        struct dm_reg_commit_bufs owned2;
+        assert_int_equal(dm_reg_commit_build(7, 2000, &st, &res, &c2, &owned2), 0);
+        assert_null(c2.fields);
+        assert_int_equal(c2.old_changed_at, 1000);
+        dm_reg_commit_bufs_done(&owned2);
+        res.record.expires_at += 86400000LL * 365;
+        assert_int_equal(dm_reg_commit_build(7, 3000, &st, &res, &c2, &owned2), 0);
+        assert_non_null(c2.fields);
+        json_t *f = json_loads(c2.fields, 0, NULL);
+        assert_int_equal(json_object_size(f), 1);
+        assert_non_null(json_object_get(f, "expires_at"));
+        json_decref(f);
+
+        /* The event body: the entry plus the domain. */
+        struct dm_reg_change ch = {.id = 42, .observed_at = 3000, .fields = owned2.fields};
+        snprintf(ch.domain, sizeof(ch.domain), "example.test");
+        char *ev = dm_reg_change_event_json(&ch);
+        assert_non_null(ev);
+        json_t *e = json_loads(ev, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(e, "id")), 42);
+        assert_string_equal(json_string_value(json_object_get(e, "domain")), "example.test");
+        assert_string_equal(json_string_value(json_object_get(e, "observed_at")),
+                            "1970-01-01T00:00:03.000Z");
+        assert_non_null(json_object_get(json_object_get(e, "fields"), "expires_at"));
+        json_decref(e);
+        free(ev);
+        dm_reg_commit_bufs_done(&owned2);
+
+        /* A failed lookup carries no data: the stored data stays. */
+        struct dm_reg_result fail;
+        memset(&fail, 0, sizeof(fail));
+        fail.status = DM_REG_ERROR;
+        snprintf(fail.error, sizeof(fail.error), "timed out");
+        assert_int_equal(dm_reg_commit_build(7, 4000, &st, &fail, &c2, &owned2), 0);
+        assert_null(c2.data);
+        assert_null(c2.fields);
+        assert_string_equal(c2.error, "timed out");
+
+        /* The API object keeps the last data with the error. */
+        st.status = DM_REG_ERROR;
+        st.error = "timed out";
+        st.source = DM_REG_SRC_RDAP;
+        st.checked_at = 4000;
+        snprintf(st.registrable, sizeof(st.registrable), "example.test");
+        json_t *o = dm_reg_state_json("www.example.test", &st);
+        assert_string_equal(json_string_value(json_object_get(o, "status")), "error");
+        assert_string_equal(json_string_value(json_object_get(o, "error")), "timed out");
+        assert_string_equal(json_string_value(json_object_get(o, "source")), "rdap");
+        assert_string_equal(json_string_value(json_object_get(o, "registrable_domain")),
+                            "example.test");
+        assert_string_equal(json_string_value(json_object_get(o, "registrar")),
+                            "Example Registrar, Inc.");
+        json_decref(o);
+        o = dm_reg_state_json("new.test", NULL);
+        assert_string_equal(json_string_value(json_object_get(o, "status")), "pending");
+        assert_true(json_is_null(json_object_get(o, "registrar")));
+        assert_true(json_is_null(json_object_get(o, "checked_at")));
+        assert_int_equal(json_array_size(json_object_get(o, "name_servers")), 0);
+        json_decref(o);
+        dm_reg_commit_bufs_done(&owned);
+}
+
+static void raw_clean(void **state)
+{
+        (void)state;
+        char *s = dm_reg_raw_clean("a:\x01"
+                                   "b\r\nc\xff\n\n",
+                                   10);
+        assert_string_equal(s, "a: b\nc\xef\xbf\xbd\n\n");
+        free(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -435,6 +536,8 @@ int main(void)
             cmocka_unit_test(shipped_bootstrap_file),
             cmocka_unit_test(registrable),
             cmocka_unit_test(limiter),
+            cmocka_unit_test(commit_build),
+            cmocka_unit_test(raw_clean),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
