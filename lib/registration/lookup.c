@@ -617,20 +617,20 @@ int dm_rdap_bootstrap_fetch(const char *src, int64_t timeout_ms, char **ret, siz
                 if (r == 0)
                         r = http_get(src, timeout_ms, &code, &retry, &body, err, errlen);
                 if (r == 0 && code != 200)
-                        r = dm_errorf(DM_EIO, err, errlen, "%s: HTTP %ld", src, code);
+                        r = dm_errorf(DM_EIO, err, errlen, "HTTP %ld", code);
         } else {
                 FILE *f = fopen(src, "rb");
                 if (!f) {
-                        r = dm_errorf(DM_EIO, err, errlen, "%s: %s", src, strerror(errno));
+                        r = dm_errorf(DM_EIO, err, errlen, "%s", strerror(errno));
                 } else {
                         char chunk[8192];
                         size_t n;
                         r = 0;
                         while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
                                 if (dm_buf_add(&body.b, chunk, n) < 0)
-                                        r = dm_errorf(DM_E2BIG, err, errlen, "%s: too large", src);
+                                        r = dm_errorf(DM_E2BIG, err, errlen, "too large");
                         if (r == 0 && ferror(f))
-                                r = dm_errorf(DM_EIO, err, errlen, "%s: read error", src);
+                                r = dm_errorf(DM_EIO, err, errlen, "read error");
                         fclose(f);
                 }
         }

@@ -57,5 +57,7 @@ int dm_cmd_scan(struct dm_app *app, int argc, char **argv);
 
 /* Subcommand `keys`: create/list/revoke. argv[0] is the action. Returns an exit code. */
 int dm_cmd_keys(struct dm_app *app, int argc, char **argv);
+/* Subcommand `rdap-bootstrap update FILE|URL`. Returns an exit code. */
+int dm_cmd_rdap_bootstrap(struct dm_app *app, int argc, char **argv);
 
 #endif

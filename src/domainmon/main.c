@@ -70,6 +70,11 @@ static const struct dm_command commands[] = {
      .run = dm_cmd_keys,
      .needs_store = true,
      .takes_args = true},
+    {.name = "rdap-bootstrap",
+     .summary = "rdap-bootstrap update FILE|URL: validate an RDAP bootstrap file (RFC 9224 "
+                "dns.json) and use it",
+     .run = dm_cmd_rdap_bootstrap,
+     .takes_args = true},
     {.name = "config",
      .summary = "print the effective configuration (secrets masked)",
      .run = cmd_config},
@@ -210,7 +215,7 @@ int main(int argc, char **argv)
 
         if (argc < 2) {
                 fprintf(stderr, "domainmon: missing command (all, domain-service, dns-service, "
-                                "scan, migrate, keys, config, version, help)\n");
+                                "scan, migrate, keys, rdap-bootstrap, config, version, help)\n");
                 return 2;
         }
         const char *name = argv[1];
