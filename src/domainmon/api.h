@@ -30,6 +30,8 @@ extern const struct dm_http_route dm_api_probe_routes[];
 extern const struct dm_http_route dm_api_domain_routes[];
 /* /api/v1/domains/{name}/records|history|scan, /api/v1/changes */
 extern const struct dm_http_route dm_api_dns_routes[];
+/* /api/v1/domains/{name}/registration and .../registration/history */
+extern const struct dm_http_route dm_api_registration_routes[];
 /* /api/v1/events: the live stream; needs app->events */
 extern const struct dm_http_route dm_api_event_routes[];
 
