@@ -258,7 +258,7 @@ int dm_dns_reg_start(struct dm_dns_service *svc)
                 want = REG_WORKERS_MAX;
         for (size_t i = 0; i < want; i++) {
                 char name[16];
-                snprintf(name, sizeof(name), "dns-reg-%zu", i);
+                snprintf(name, sizeof(name), "dns-reg-%u", (unsigned)(i % REG_WORKERS_MAX));
                 if (pthread_create(&reg->threads[i], NULL, reg_worker_main, reg) != 0)
                         return DM_EAGAIN;
                 pthread_setname_np(reg->threads[i], name);
