@@ -126,7 +126,7 @@ static void reg_commit(struct dm_dns_reg *reg, const struct dm_reg_task *t,
         char q[300];
 
         for (int attempt = 0; attempt < 2; attempt++) {
-                struct dm_reg_state st;
+                struct dm_reg_state st = {0};
                 struct dm_reg_commit c;
                 struct dm_reg_commit_bufs owned;
                 int64_t change_id = 0;
