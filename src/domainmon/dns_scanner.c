@@ -40,7 +40,8 @@ struct dm_dns_scan *dm_dns_scan_new(const struct dm_dns_service *svc, int64_t id
         }
         if (ntypes > DM_RRTYPE_MAX_PER_DOMAIN)
                 ntypes = DM_RRTYPE_MAX_PER_DOMAIN;
-        memcpy(sorted, types, ntypes * sizeof(*types));
+        if (ntypes > 0)
+                memcpy(sorted, types, ntypes * sizeof(*types));
         qsort(sorted, ntypes, sizeof(sorted[0]), dns_type_cmp);
         size_t n = 0;
         for (size_t i = 0; i < ntypes; i++) {
