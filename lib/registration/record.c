@@ -145,26 +145,33 @@ const char *dm_reg_status_rdap(const char *code, size_t len, char *buf, size_t s
 
         if (size == 0)
                 return buf;
-        if (len == 2 && (code[0] == 'o' || code[0] == 'O') && (code[1] == 'k' || code[1] == 'K')) {
-                snprintf(buf, size, "active");
-                return buf;
-        }
-        for (size_t i = 0; i < len && out + 2 < size; i++) {
+        /* A status that does not fit is no EPP status: dropped whole, never cut (a cut one
+         * would read differently the next time). */
+        for (size_t i = 0; i < len; i++) {
                 char c = code[i];
+                bool space_first = false;
                 if (c >= 'A' && c <= 'Z') {
-                        if (out > 0 && buf[out - 1] != ' ')
-                                buf[out++] = ' ';
+                        space_first = out > 0 && buf[out - 1] != ' ';
                         c = (char)(c - 'A' + 'a');
                 } else if (c == '_' || c == '-') {
                         c = ' ';
                 }
                 if (c == ' ' && (out == 0 || buf[out - 1] == ' '))
                         continue;
+                if (out + (space_first ? 2 : 1) + 1 > size) {
+                        buf[0] = '\0';
+                        return buf;
+                }
+                if (space_first)
+                        buf[out++] = ' ';
                 buf[out++] = c;
         }
         while (out > 0 && buf[out - 1] == ' ')
                 out--;
         buf[out] = '\0';
+        /* RFC 8056: EPP "ok" is RDAP "active". */
+        if (strcmp(buf, "ok") == 0 || strcmp(buf, "o k") == 0)
+                snprintf(buf, size, "active");
         return buf;
 }
 

@@ -227,6 +227,9 @@ static void status_spelling(void **state)
         dm_reg_add_status(&r, "client transfer prohibited", 26);
         dm_reg_add_status(&r, "clientTransferProhibited (https://x)", 36);
         dm_reg_add_status(&r, "bad;status", 10);
+        dm_reg_add_status(&r, "OK_", 3); /* "ok" however written is "active" */
+        /* Too long for a status: dropped whole, never cut. */
+        dm_reg_add_status(&r, "clientTransferProhibitedClientTransferProhibitedClientTransfer", 62);
         dm_reg_record_normalize(&r);
         assert_int_equal(r.nstatuses, 2);
         assert_string_equal(r.statuses[0], "active");
