@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,8 +168,32 @@ static int64_t left_ms(int64_t deadline)
         return l > 0 ? l : 0;
 }
 
-static int tcp_connect(const char *host, const char *port, int64_t deadline, char *why,
-                       size_t whylen)
+#define CANCEL_SLICE_MS 100 /* how soon a cancel (a stopping service) is seen */
+#define POLL_CANCELED (-2)
+
+static bool canceled(const atomic_bool *cancel)
+{
+        return cancel && atomic_load(cancel);
+}
+
+/* poll() until the deadline, in slices so that a cancel is seen soon: poll's result, 0 at
+ * the deadline, POLL_CANCELED. */
+static int poll_until(struct pollfd *pfd, int64_t deadline, const atomic_bool *cancel)
+{
+        for (;;) {
+                if (canceled(cancel))
+                        return POLL_CANCELED;
+                int64_t left = left_ms(deadline);
+                if (left <= 0)
+                        return 0;
+                int pr = poll(pfd, 1, (int)(left < CANCEL_SLICE_MS ? left : CANCEL_SLICE_MS));
+                if (pr != 0)
+                        return pr;
+        }
+}
+
+static int tcp_connect(const char *host, const char *port, int64_t deadline,
+                       const atomic_bool *cancel, char *why, size_t whylen)
 {
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
         struct addrinfo *res = NULL;
@@ -185,13 +210,17 @@ static int tcp_connect(const char *host, const char *port, int64_t deadline, cha
                         break;
                 if (errno == EINPROGRESS) {
                         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-                        int pr = poll(&pfd, 1, (int)left_ms(deadline));
+                        int pr = poll_until(&pfd, deadline, cancel);
                         int soerr = 0;
                         socklen_t sl = sizeof(soerr);
                         if (pr == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
                             soerr == 0)
                                 break;
-                        if (pr == 0) {
+                        if (pr == POLL_CANCELED) {
+                                close(fd);
+                                freeaddrinfo(res);
+                                return dm_errorf(DM_ECANCELED, why, whylen, "canceled");
+                        } else if (pr == 0) {
                                 ret = dm_errorf(DM_ETIMEDOUT, why, whylen,
                                                 "%s port %s: connect timed out", host, port);
                         } else {
@@ -212,14 +241,15 @@ static int tcp_connect(const char *host, const char *port, int64_t deadline, cha
 
 /* Sends "query\r\n" and reads the answer to EOF, at most DM_REG_RAW_MAX bytes. */
 static int whois_query(const char *host, const char *port, const char *query, int64_t timeout_ms,
-                       char **ret_text, size_t *ret_len, char *why, size_t whylen)
+                       const atomic_bool *cancel, char **ret_text, size_t *ret_len, char *why,
+                       size_t whylen)
 {
         int64_t deadline = dm_mono_ms() + timeout_ms;
         struct dm_buf b;
         char line[DM_NAME_MAX + 4];
         int ret;
 
-        int fd = tcp_connect(host, port, deadline, why, whylen);
+        int fd = tcp_connect(host, port, deadline, cancel, why, whylen);
         if (fd < 0)
                 return fd;
         int n = snprintf(line, sizeof(line), "%s\r\n", query);
@@ -236,8 +266,11 @@ static int whois_query(const char *host, const char *port, const char *query, in
                                          strerror(errno));
                 }
                 struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-                if (poll(&pfd, 1, (int)left_ms(deadline)) <= 0) {
+                int pr = poll_until(&pfd, deadline, cancel);
+                if (pr <= 0) {
                         close(fd);
+                        if (pr == POLL_CANCELED)
+                                return dm_errorf(DM_ECANCELED, why, whylen, "canceled");
                         return dm_errorf(DM_ETIMEDOUT, why, whylen, "%s: send timed out", host);
                 }
         }
@@ -261,7 +294,11 @@ static int whois_query(const char *host, const char *port, const char *query, in
                         goto fail;
                 }
                 struct pollfd pfd = {.fd = fd, .events = POLLIN};
-                int pr = poll(&pfd, 1, (int)left_ms(deadline));
+                int pr = poll_until(&pfd, deadline, cancel);
+                if (pr == POLL_CANCELED) {
+                        ret = dm_errorf(DM_ECANCELED, why, whylen, "canceled");
+                        goto fail;
+                }
                 if (pr <= 0) {
                         ret = dm_errorf(DM_ETIMEDOUT, why, whylen,
                                         "%s port %s: no answer within %lld ms", host, port,
@@ -301,8 +338,14 @@ static int limiter_wait(const struct dm_reg_lookup_conf *conf, const char *serve
                         ret->retry_at = now + wait;
                         return DM_EAGAIN;
                 }
-                struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000L};
-                nanosleep(&ts, NULL);
+                /* Sleep in slices: a stopping service must not wait out the limit. */
+                int64_t until = dm_mono_ms() + wait;
+                while (dm_mono_ms() < until) {
+                        if (canceled(conf->cancel))
+                                return DM_ECANCELED;
+                        struct timespec ts = {.tv_nsec = CANCEL_SLICE_MS * 1000000L};
+                        nanosleep(&ts, NULL);
+                }
         }
 }
 
@@ -319,8 +362,10 @@ static int whois_ask(const struct dm_reg_lookup_conf *conf, const char *host, co
         int r = limiter_wait(conf, host, ret);
         if (r < 0)
                 return r;
-        r = whois_query(host, port, query, conf->timeout_ms, text, len, ret->error,
+        r = whois_query(host, port, query, conf->timeout_ms, conf->cancel, text, len, ret->error,
                         sizeof(ret->error));
+        if (r == DM_ECANCELED)
+                return r;
         limiter_report(conf, host, r == 0, 0);
         return r;
 }
@@ -367,7 +412,7 @@ static int lookup_whois(const struct dm_reg_lookup_conf *conf, const char *tld,
                                          "bad DM_WHOIS_SERVER");
         } else {
                 r = whois_server_for(conf, tld, server, sizeof(server), ret);
-                if (r == DM_EAGAIN)
+                if (r == DM_EAGAIN || r == DM_ECANCELED)
                         return r;
                 if (r < 0) {
                         ret->status = DM_REG_ERROR;
@@ -383,7 +428,7 @@ static int lookup_whois(const struct dm_reg_lookup_conf *conf, const char *tld,
         }
         ret->source = DM_REG_SRC_WHOIS;
         r = whois_ask(conf, host, port, ret->registrable, &text, &len, ret);
-        if (r == DM_EAGAIN || r == DM_ENOMEM)
+        if (r == DM_EAGAIN || r == DM_ENOMEM || r == DM_ECANCELED)
                 return r;
         if (r < 0) {
                 ret->status = DM_REG_ERROR;
@@ -404,6 +449,10 @@ static int lookup_whois(const struct dm_reg_lookup_conf *conf, const char *tld,
                 char err2[256];
                 snprintf(err2, sizeof(err2), "%s", ret->error);
                 r = whois_ask(conf, w.referral, port, ret->registrable, &text2, &len2, ret);
+                if (r == DM_ECANCELED) {
+                        free(text);
+                        return r;
+                }
                 if (r == 0) {
                         dm_whois_parse(text2, len2, &w2);
                         dm_reg_record_merge(&w.record, &w2.record);
@@ -474,8 +523,15 @@ static bool url_allowed(const char *url, char *host, size_t size)
                strcmp(host, "[::1]") == 0;
 }
 
-static int http_get(const char *url, int64_t timeout_ms, long *ret_code, int64_t *ret_retry_ms,
-                    struct http_body *body, char *why, size_t whylen)
+static int http_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+        (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+        return canceled(arg) ? 1 : 0;
+}
+
+static int http_get(const char *url, int64_t timeout_ms, const atomic_bool *cancel, long *ret_code,
+                    int64_t *ret_retry_ms, struct http_body *body, char *why, size_t whylen)
 {
         CURL *c = curl_easy_init();
         struct curl_slist *hdr = NULL;
@@ -497,9 +553,16 @@ static int http_get(const char *url, int64_t timeout_ms, long *ret_code, int64_t
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        if (cancel) {
+                curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+                curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, http_progress);
+                curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)cancel);
+        }
         CURLcode cr = curl_easy_perform(c);
         if (cr != CURLE_OK) {
-                if (body->too_big)
+                if (cr == CURLE_ABORTED_BY_CALLBACK)
+                        ret = dm_errorf(DM_ECANCELED, why, whylen, "canceled");
+                else if (body->too_big)
                         ret = dm_errorf(DM_E2BIG, why, whylen, "answer longer than %zu bytes",
                                         body->b.max);
                 else
@@ -538,8 +601,9 @@ static int lookup_rdap(const struct dm_reg_lookup_conf *conf, const char *base,
         dm_buf_init(&body.b, DM_REG_RDAP_MAX);
         body.too_big = false;
         char why[200];
-        r = http_get(url, conf->timeout_ms, &code, &retry_ms, &body, why, sizeof(why));
-        if (r == DM_ENOMEM) {
+        r = http_get(url, conf->timeout_ms, conf->cancel, &code, &retry_ms, &body, why,
+                     sizeof(why));
+        if (r == DM_ENOMEM || r == DM_ECANCELED) {
                 dm_buf_done(&body.b);
                 return r;
         }
@@ -615,7 +679,7 @@ int dm_rdap_bootstrap_fetch(const char *src, int64_t timeout_ms, char **ret, siz
                 int64_t retry = 0;
                 r = dm_reg_lookup_init();
                 if (r == 0)
-                        r = http_get(src, timeout_ms, &code, &retry, &body, err, errlen);
+                        r = http_get(src, timeout_ms, NULL, &code, &retry, &body, err, errlen);
                 if (r == 0 && code != 200)
                         r = dm_errorf(DM_EIO, err, errlen, "HTTP %ld", code);
         } else {

@@ -184,12 +184,17 @@ static void reg_check(struct dm_dns_reg *reg, const struct dm_reg_task *t)
             .timeout_ms = conf->registration_timeout_ms,
             .limiter = reg->limiter,
             .max_wait_ms = REG_MAX_WAIT_MS,
+            .cancel = &reg->svc->stopping,
         };
         int r = dm_reg_lookup(&lc, t->name, &res);
         pthread_rwlock_unlock(&reg->lock);
         if (r == DM_EAGAIN) {
                 /* The server asked for a pause: the domain waits for it, nothing recorded. */
                 dm_store_reg_defer(reg->svc->store, t->domain_id, res.retry_at);
+        } else if (r == DM_ECANCELED) {
+                /* Stopping: the claim had moved the check a whole interval on; it is due
+                 * again, for whichever process runs next. */
+                dm_store_reg_defer(reg->svc->store, t->domain_id, dm_now_ms());
         } else if (r == 0) {
                 reg_commit(reg, t, &res);
         } else {

@@ -100,6 +100,7 @@ class WhoisServer:
     def __init__(self, host, port, answer):
         self.answer = answer
         self.silent = False
+        self.silent_seconds = 3
         self.queries = []
         outer = self
 
@@ -114,7 +115,7 @@ class WhoisServer:
                 q = data.decode().strip()
                 outer.queries.append(q)
                 if outer.silent:
-                    time.sleep(3)
+                    time.sleep(outer.silent_seconds)
                     return
                 self.request.sendall(outer.answer(q))
 
@@ -466,5 +467,29 @@ def test_rdap_bootstrap_update_command(rdap, domainmon_factory, tmp_path):
         assert p.returncode == 1 and "HTTP 404" in p.stderr
         p = m.cli("rdap-bootstrap", "frobnicate")
         assert p.returncode == 2
+    finally:
+        os.unlink(path)
+
+
+def test_stop_cancels_a_lookup_in_flight(rdap, whois_pair, domainmon_factory):
+    port, registry, registrar = whois_pair
+    registry.silent = True
+    registry.silent_seconds = 30
+    path = bootstrap_file(rdap.port)
+    try:
+        m = domainmon_factory(env=reg_env(path, DM_WHOIS_SERVER=f"127.0.0.1:{port}",
+                                          DM_REGISTRATION_TIMEOUT="60s"))
+        name = "slow.example"
+        add(m, name)
+        wait_for(lambda: registry.queries, timeout=20, what="query sent to the silent server")
+        m.stop()
+        # A lookup that would wait a minute ends with the service, and records nothing.
+        assert m.stop_seconds < 2, m.stop_seconds
+        registry.silent = False
+        m.start()
+        reg = wait_for(lambda: (lambda x: x if x["status"] != "pending" else None)(
+            registration(m, name)), timeout=20, what="checked after the restart")
+        assert reg["status"] == "ok" and reg["registrar"] == "Example Registrar"
+        assert len(history(m, name)["changes"]) == 1
     finally:
         os.unlink(path)
