@@ -322,10 +322,10 @@ int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, si
 
 /* Registration checks. Claims up to `limit` enabled domains whose registration check is
  * due (never checked, or last claimed `interval_ms` ago; dm_store_domain_request_scan
- * makes it due too) and moves their next registration check to now + interval_ms in the
- * same statement; two claimers never get the same domain. Domains whose checks leave out
- * registration are claimed too (their checks follow DM_DEFAULT_CHECKS, which the store
- * does not know): the caller skips them. */
+ * and an update that changes the domain's checks make it due too) and moves their next registration
+ * check to now + interval_ms in the same statement; two claimers never get the same domain. Domains
+ * whose checks leave out registration are claimed too (their checks follow DM_DEFAULT_CHECKS, which
+ * the store does not know): the caller skips them. */
 int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
                            struct dm_reg_task *ret_tasks, size_t *ret_n);
 /* Moves a domain's next registration check to `at` (a server asked us to wait). */

@@ -164,6 +164,8 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "interval_ms = CASE WHEN $6::boolean THEN $3::bigint ELSE interval_ms END, "
         "record_types = CASE WHEN $7::boolean THEN $4::text ELSE record_types END, "
         "checks = CASE WHEN $11::boolean THEN $10::text ELSE checks END, "
+        "registration_next_at = CASE WHEN $11 AND checks IS DISTINCT FROM $10 THEN 0 "
+        "ELSE registration_next_at END, "
         "tls_ports = CASE WHEN $13::boolean THEN $12::text ELSE tls_ports END, "
         "updated_at = CASE WHEN $8::bigint > updated_at THEN $8 ELSE $9::bigint END, "
         "next_check_at = CASE WHEN $6 AND $3 > 0 AND $3 <> interval_ms "

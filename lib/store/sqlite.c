@@ -127,6 +127,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
         "interval_ms = CASE WHEN ?7 & 2 THEN ?3 ELSE interval_ms END, "
         "record_types = CASE WHEN ?7 & 4 THEN ?4 ELSE record_types END, "
         "checks = CASE WHEN ?10 THEN ?8 ELSE checks END, "
+        "registration_next_at = CASE WHEN ?10 AND checks IS NOT ?8 THEN 0 "
+        "ELSE registration_next_at END, "
         "tls_ports = CASE WHEN ?11 THEN ?9 ELSE tls_ports END, "
         "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN "
         "?7 & 2 AND ?3 > 0 AND ?3 <> interval_ms "

@@ -2606,6 +2606,20 @@ static void test_registration_state_and_history(void **state)
         assert_int_equal(tasks[0].domain_id, other);
         assert_int_equal(tasks[0].checks, 0);
 
+        /* Changed checks make the registration check due at once (registration may have
+         * just been turned on); an update of other fields does not. */
+        struct dm_domain od = get_domain(f->st, "other.example");
+        od.checks = DM_CHECKS_DNS | DM_CHECKS_REGISTRATION;
+        assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_CHECKS), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now + 70, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tasks[0].checks, DM_CHECKS_DNS | DM_CHECKS_REGISTRATION);
+        assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_CHECKS), 0);
+        od.enabled = true;
+        assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_ENABLED), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now + 80, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 0);
+
         /* Gone domains: ENOENT; deleting a domain takes its registration rows. */
         struct dm_reg_commit gone = fail;
         gone.domain_id = 999999999;
