@@ -7,7 +7,6 @@ import copy
 import http.server
 import json
 import os
-import socket
 import socketserver
 import tempfile
 import threading
@@ -119,9 +118,11 @@ class WhoisServer:
                     return
                 self.request.sendall(outer.answer(q))
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server((host, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
