@@ -15,7 +15,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import free_port
+from conftest import PG_URL, free_port, pg_create_database, pg_drop_database
 from dnsfixtures import wait_for
 from test_events import EventStream
 
@@ -492,5 +492,38 @@ def test_stop_cancels_a_lookup_in_flight(rdap, whois_pair, domainmon_factory):
             registration(m, name)), timeout=20, what="checked after the restart")
         assert reg["status"] == "ok" and reg["registrar"] == "Example Registrar"
         assert len(history(m, name)["changes"]) == 1
+    finally:
+        os.unlink(path)
+
+
+@pytest.fixture
+def pg_database():
+    url = pg_create_database()
+    yield url
+    pg_drop_database(url)
+
+
+@pytest.mark.skipif(not PG_URL, reason="DM_TEST_PG_URL is not set")
+def test_distributed_services_on_postgres(rdap, pg_database, domainmon_factory):
+    """The API in a domain service, registration checks in two DNS services, one
+    PostgreSQL database: each domain is looked up once (the store's claim shares the work)
+    and the API shows what the DNS services wrote."""
+    names = [f"d{i}.test" for i in range(6)]
+    for n in names:
+        rdap.docs[n] = copy.deepcopy(RDAP_DOC)
+    path = bootstrap_file(rdap.port)
+    url = pg_database
+    try:
+        api = domainmon_factory(env=reg_env(path), args=("domain-service",), database_url=url)
+        for n in names:
+            add(api, n)
+        for _ in range(2):
+            domainmon_factory(env=reg_env(path), args=("dns-service",), database_url=url)
+        for n in names:
+            reg = wait_for(lambda: (lambda x: x if x["status"] == "ok" else None)(
+                registration(api, n)), timeout=30, what=f"{n} checked")
+            assert reg["expires_at"] == "2027-08-13T04:00:00.000Z"
+        paths = sorted(p for _, p in rdap.requests)
+        assert paths == sorted(f"/rdap/domain/{n}" for n in names)
     finally:
         os.unlink(path)
