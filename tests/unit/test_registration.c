@@ -71,6 +71,36 @@ static void rdap_reads_the_fields(void **state)
         assert_string_equal(r.registrant.country, "NL");
 }
 
+static void rdap_cleans_hostile_text(void **state)
+{
+        struct dm_reg_record r;
+        char err[256];
+        (void)state;
+
+        const char *doc = "{\"objectClassName\":\"domain\",\"entities\":[{\"roles\":"
+                          "[\"registrar\"],\"vcardArray\":[\"vcard\",[[\"fn\",{},\"text\","
+                          "\"Evil\\u001b[31m\\u0085Reg\\u0007 <b>x</b>\"]]]}],"
+                          "\"nameservers\":[{\"ldhName\":\"ns1..x\"},{\"ldhName\":\"a b\"},"
+                          "{\"ldhName\":\"NS<b>.x\"},{\"ldhName\":\"ok.example\"}],"
+                          "\"status\":[\"server\\u0000hold\"]}";
+        /* NUL inside a string is refused by the JSON reader: the answer is an error. */
+        assert_int_equal(dm_rdap_parse(doc, strlen(doc), &r, err, sizeof(err)), DM_EPARSE);
+        const char *doc2 = "{\"objectClassName\":\"domain\",\"entities\":[{\"roles\":"
+                           "[\"registrar\"],\"vcardArray\":[\"vcard\",[[\"fn\",{},\"text\","
+                           "\"Evil\\u001b[31m\\u0085Reg\\u0007 <b>x</b>\"]]]}],"
+                           "\"nameservers\":[{\"ldhName\":\"ns1..x\"},{\"ldhName\":\"a b\"},"
+                           "{\"ldhName\":\"NS<b>.x\"},{\"ldhName\":\"ok.example\"}]}";
+        assert_int_equal(dm_rdap_parse(doc2, strlen(doc2), &r, err, sizeof(err)), 0);
+        assert_string_equal(r.registrar, "Evil [31m Reg <b>x</b>");
+        /* Only host names are name servers ("a b" is "a", its first word). */
+        assert_int_equal(r.nns, 2);
+        assert_string_equal(r.name_servers[0], "a");
+        assert_string_equal(r.name_servers[1], "ok.example");
+        /* Not UTF-8: not JSON. */
+        const char bad[] = "{\"objectClassName\":\"domain\",\"x\":\"\xff\"}";
+        assert_int_equal(dm_rdap_parse(bad, sizeof(bad) - 1, &r, err, sizeof(err)), DM_EPARSE);
+}
+
 static void rdap_rejects_what_is_not_a_domain(void **state)
 {
         struct dm_reg_record r;
@@ -527,6 +557,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(rdap_reads_the_fields),
             cmocka_unit_test(rdap_rejects_what_is_not_a_domain),
+            cmocka_unit_test(rdap_cleans_hostile_text),
             cmocka_unit_test(whois_reads_the_common_spellings),
             cmocka_unit_test(whois_reads_ripe_style_and_iana),
             cmocka_unit_test(whois_cleans_hostile_text),
