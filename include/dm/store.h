@@ -315,7 +315,8 @@ int dm_store_dns_commit(struct dm_store *st, struct dm_dns_commit *items, size_t
 int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
                          struct dm_change **ret_changes, size_t *ret_n);
 /* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, oldest
- * first, in one transaction, so that a large backlog goes in small steps that never hold
+ * first (DNS history, then with what the limit leaves registration history), in one
+ * transaction, so that a large backlog goes in small steps that never hold
  * the writer long. *ret_n (may be NULL) receives how many went; fewer than `limit` means
  * none older is left. The current rows stay. */
 int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);

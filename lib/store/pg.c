@@ -102,6 +102,7 @@ enum pg_stmt_id {
         STMT_REG_EXPIRES,
         STMT_REG_CHANGE_INSERT,
         STMT_REG_CHANGES,
+        STMT_REG_PRUNE,
         STMT_COUNT
 };
 
@@ -322,6 +323,10 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "UPDATE domains SET registration_expires_at = $2::bigint WHERE id = $1::bigint",
     [STMT_REG_CHANGE_INSERT] = "INSERT INTO registration_changes (domain_id, observed_at, "
                                "fields) VALUES ($1::bigint, $2::bigint, $3::text) RETURNING id",
+    /* Registration history is small (an entry per renewal or transfer): no time index. */
+    [STMT_REG_PRUNE] = "DELETE FROM registration_changes WHERE id = ANY (ARRAY(SELECT id FROM "
+                       "registration_changes WHERE observed_at < $1::bigint "
+                       "ORDER BY observed_at, id LIMIT $2::bigint))",
     [STMT_REG_CHANGES] =
         "SELECT c.id, c.domain_id, d.name, c.observed_at, c.fields FROM registration_changes "
         "AS c JOIN domains AS d ON d.id = c.domain_id WHERE c.domain_id = $1::bigint AND "
@@ -2365,15 +2370,34 @@ static int pg_history_prune(struct dm_store *st, int64_t before, size_t limit, s
         PGresult *r = NULL;
         param_i64(&p, before);
         param_i64(&p, clamp_limit(limit));
+        size_t n = 0;
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret = pg_run(c, STMT_HISTORY_PRUNE, &p, "history prune", &r);
-        pool_put(s, c);
+        ret = tx_begin(c);
+        if (ret == 0)
+                ret = pg_run(c, STMT_HISTORY_PRUNE, &p, "history prune", &r);
+        if (ret == 0) {
+                n = (size_t)pg_affected(r);
+                PQclear(r);
+        }
+        /* DNS history first; what the limit leaves goes to the registration history. */
+        if (ret == 0 && n < limit) {
+                struct pg_params q = {0};
+                param_i64(&q, before);
+                param_i64(&q, clamp_limit(limit - n));
+                ret = pg_run(c, STMT_REG_PRUNE, &q, "registration history prune", &r);
+                if (ret == 0) {
+                        n += (size_t)pg_affected(r);
+                        PQclear(r);
+                }
+        }
+        if (ret == 0)
+                ret = tx_commit(c);
+        pool_put(s, c); /* rolls back what is left open */
         if (ret < 0)
                 return ret;
-        *ret_n = (size_t)pg_affected(r);
-        PQclear(r);
+        *ret_n = n;
         return 0;
 }
 

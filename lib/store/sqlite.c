@@ -89,6 +89,7 @@ enum sqlite_stmt_id {
         STMT_REG_EXPIRES,
         STMT_REG_CHANGE_INSERT,
         STMT_REG_CHANGES,
+        STMT_REG_PRUNE,
         STMT_COUNT
 };
 
@@ -251,6 +252,10 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
     [STMT_REG_EXPIRES] = "UPDATE domains SET registration_expires_at = ?2 WHERE id = ?1",
     [STMT_REG_CHANGE_INSERT] = "INSERT INTO registration_changes (domain_id, observed_at, "
                                "fields) VALUES (?1, ?2, ?3)",
+    /* Registration history is small (an entry per renewal or transfer): no time index. */
+    [STMT_REG_PRUNE] = "DELETE FROM registration_changes WHERE id IN (SELECT id FROM "
+                       "registration_changes WHERE observed_at < ?1 ORDER BY observed_at, id "
+                       "LIMIT ?2)",
     [STMT_REG_CHANGES] = "SELECT c.id, c.domain_id, d.name, c.observed_at, c.fields FROM "
                          "registration_changes AS c JOIN domains AS d ON d.id = c.domain_id "
                          "WHERE c.domain_id = ?1 AND c.id < ?2 ORDER BY c.id DESC LIMIT ?3",
@@ -1763,15 +1768,35 @@ static int sqlite_history_prune(struct dm_store *st, int64_t before, size_t limi
 {
         struct sqlite_store *s = sqlite_of(st);
         sqlite3_stmt *stmt = NULL;
+        size_t n = 0;
         struct sqlite_conn *c = write_begin(s);
-        int ret = stmt_get(c, STMT_HISTORY_PRUNE, &stmt);
+        int ret = tx_begin(c);
+        if (ret == 0)
+                ret = stmt_get(c, STMT_HISTORY_PRUNE, &stmt);
         if (ret == 0) {
                 sqlite3_bind_int64(stmt, 1, before);
                 sqlite3_bind_int64(stmt, 2, clamp_limit(limit));
                 ret = stmt_run(c, stmt, "history prune");
         }
         if (ret == 0)
-                *ret_n = (size_t)sqlite3_changes(c->db);
+                n = (size_t)sqlite3_changes(c->db);
+        /* DNS history first; what the limit leaves goes to the registration history. */
+        if (ret == 0 && n < limit) {
+                ret = stmt_get(c, STMT_REG_PRUNE, &stmt);
+                if (ret == 0) {
+                        sqlite3_bind_int64(stmt, 1, before);
+                        sqlite3_bind_int64(stmt, 2, clamp_limit(limit - n));
+                        ret = stmt_run(c, stmt, "registration history prune");
+                }
+                if (ret == 0)
+                        n += (size_t)sqlite3_changes(c->db);
+        }
+        if (ret == 0)
+                ret = tx_commit(c);
+        if (ret < 0)
+                tx_rollback(c);
+        else
+                *ret_n = n;
         write_end(s);
         return ret;
 }

@@ -1906,6 +1906,37 @@ static void test_history_prune(void **state)
         assert_int_equal(count_current(f->st, a), 1);
         assert_int_equal(count_current(f->st, b), 1);
         assert_int_equal(dm_store_history_prune(f->st, base, 0, &n), DM_EINVAL);
+
+        /* Registration history goes too, after the DNS history, within the same limit. */
+        int64_t cid = 0, changed = 0;
+        for (int i = 0; i < 3; i++) {
+                struct dm_reg_commit rc = {.domain_id = a,
+                                           .checked_at = base + i * 1000 + 1,
+                                           .old_changed_at = changed,
+                                           .status = 1,
+                                           .source = 1,
+                                           .data = "{}",
+                                           .fields = "{}"};
+                assert_int_equal(dm_store_reg_commit(f->st, &rc, NULL, NULL, &cid), 0);
+                changed = rc.checked_at;
+        }
+        /* Before base + 8.5 s: DNS i = 7, 8 and the three registration entries. */
+        assert_int_equal(dm_store_history_prune(f->st, base + 8500, 3, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(count_changes(f->st, a) + count_changes(f->st, b), 1);
+        struct dm_reg_change *rch = NULL;
+        size_t nr = 0;
+        assert_int_equal(dm_store_reg_changes(f->st, a, 0, 10, &rch, &nr), 0);
+        assert_int_equal(nr, 2);
+        assert_int_equal(rch[1].observed_at, base + 1001); /* the oldest went first */
+        dm_reg_changes_free(rch, nr);
+        assert_int_equal(dm_store_history_prune(f->st, base + 8500, 3, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(dm_store_history_prune(f->st, base + 8500, 3, &n), 0);
+        assert_int_equal(n, 0);
+        struct dm_reg_state rs;
+        assert_int_equal(dm_store_reg_get(f->st, a, &rs), 0); /* the state is not history */
+        dm_reg_state_done(&rs);
 }
 
 /* The page a history response shows, from what a bounded read returned. */
