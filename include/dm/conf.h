@@ -38,30 +38,38 @@ struct dm_conf {
         int64_t scan_batch;       /* DM_SCAN_BATCH: domains claimed per scheduler round */
         /* DM_HISTORY_RETENTION: history older than this is deleted; 0 = keep it forever */
         int64_t history_retention_ms;
-        int64_t events_max_streams;      /* DM_EVENTS_MAX_STREAMS: open live event streams */
-        int64_t events_replay;           /* DM_EVENTS_REPLAY: events kept for Last-Event-ID */
-        int64_t events_replay_bytes;     /* DM_EVENTS_REPLAY_BYTES: their bytes */
-        int64_t events_backlog;          /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
-        int64_t events_heartbeat_ms;     /* DM_EVENTS_HEARTBEAT */
-        char *api_url;                   /* DM_API_URL: the client's server; NULL: DM_LISTEN */
-        char *api_key;                   /* DM_API_KEY (secret): the client's key */
-        int64_t default_checks;          /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
-        char *tls_ca_file;               /* DM_TLS_CA_FILE; NULL: the system trust store */
-        int64_t tls_timeout_ms;          /* DM_TLS_TIMEOUT: connect and handshake */
-        int64_t alert_group_wait_ms;     /* DM_ALERT_GROUP_WAIT */
-        int64_t alert_digest_min;        /* DM_ALERT_DIGEST_MIN */
-        int64_t alert_retry_min_ms;      /* DM_ALERT_RETRY_MIN */
-        int64_t alert_max_attempts;      /* DM_ALERT_MAX_ATTEMPTS */
-        int64_t allow_private_targets;   /* DM_ALLOW_PRIVATE_TARGETS: 1 = allowed */
-        char *smtp_url;                  /* DM_SMTP_URL smtp:// or smtps:// */
-        char *smtp_from;                 /* DM_SMTP_FROM */
-        char *smtp_user;                 /* DM_SMTP_USER */
-        char *smtp_password;             /* DM_SMTP_PASSWORD (secret) */
-        char *sms_url;                   /* DM_SMS_URL */
-        char *sms_user;                  /* DM_SMS_USER */
-        char *sms_password;              /* DM_SMS_PASSWORD (secret) */
-        char *sms_from;                  /* DM_SMS_FROM */
-        enum dm_conf_source sources[80]; /* where each table entry came from, by index */
+        int64_t events_max_streams;       /* DM_EVENTS_MAX_STREAMS: open live event streams */
+        int64_t events_replay;            /* DM_EVENTS_REPLAY: events kept for Last-Event-ID */
+        int64_t events_replay_bytes;      /* DM_EVENTS_REPLAY_BYTES: their bytes */
+        int64_t events_backlog;           /* DM_EVENTS_BACKLOG: unsent bytes before a drop */
+        int64_t events_heartbeat_ms;      /* DM_EVENTS_HEARTBEAT */
+        char *api_url;                    /* DM_API_URL: the client's server; NULL: DM_LISTEN */
+        char *api_key;                    /* DM_API_KEY (secret): the client's key */
+        int64_t default_checks;           /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
+        char *tls_ca_file;                /* DM_TLS_CA_FILE; NULL: the system trust store */
+        int64_t tls_timeout_ms;           /* DM_TLS_TIMEOUT: connect and handshake */
+        int64_t alert_group_wait_ms;      /* DM_ALERT_GROUP_WAIT */
+        int64_t alert_digest_min;         /* DM_ALERT_DIGEST_MIN */
+        int64_t alert_retry_min_ms;       /* DM_ALERT_RETRY_MIN */
+        int64_t alert_max_attempts;       /* DM_ALERT_MAX_ATTEMPTS */
+        int64_t allow_private_targets;    /* DM_ALLOW_PRIVATE_TARGETS: 1 = allowed */
+        char *smtp_url;                   /* DM_SMTP_URL smtp:// or smtps:// */
+        char *smtp_from;                  /* DM_SMTP_FROM */
+        char *smtp_user;                  /* DM_SMTP_USER */
+        char *smtp_password;              /* DM_SMTP_PASSWORD (secret) */
+        char *sms_url;                    /* DM_SMS_URL */
+        char *sms_user;                   /* DM_SMS_USER */
+        char *sms_password;               /* DM_SMS_PASSWORD (secret) */
+        char *sms_from;                   /* DM_SMS_FROM */
+        int64_t registration_interval_ms; /* DM_REGISTRATION_INTERVAL */
+        int64_t registration_timeout_ms;  /* DM_REGISTRATION_TIMEOUT: per server asked */
+        int64_t registration_gap_ms;      /* DM_REGISTRATION_RATE: least time between two
+                                             requests to one RDAP or WHOIS server */
+        int64_t registration_workers;     /* DM_REGISTRATION_WORKERS */
+        char *rdap_bootstrap;             /* DM_RDAP_BOOTSTRAP; NULL: the embedded file */
+        char *whois_server;               /* DM_WHOIS_SERVER host[:port]; NULL: per TLD */
+        char *whois_root;                 /* DM_WHOIS_ROOT host[:port] naming TLD servers */
+        enum dm_conf_source sources[96];  /* where each table entry came from, by index */
 };
 
 /* Fills `conf` from defaults, then `dotenv_path` (NULL: "./.env"; missing file is fine),

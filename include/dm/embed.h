@@ -20,6 +20,8 @@ extern const struct dm_embed_file dm_embed_sql_postgres[];
 extern const struct dm_embed_file dm_embed_docs[];
 /* web/ * (the UI), by file name. */
 extern const struct dm_embed_file dm_embed_web[];
+/* data/rdap/dns.json: the IANA RDAP bootstrap file (RFC 9224) shipped with the source. */
+extern const struct dm_embed_file dm_embed_rdap[];
 
 /* Returns the entry called `name` in `table`, or NULL. */
 const struct dm_embed_file *dm_embed_find(const struct dm_embed_file *table, const char *name);

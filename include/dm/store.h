@@ -44,8 +44,9 @@ struct dm_domain {
         uint8_t dns_fp[DM_FP_LEN];
         /* The TLS check (read only: set by dm_store_tls_commit, ignored on write). */
         uint8_t tls_fp[DM_FP_LEN];
-        int64_t tls_checked_at; /* 0: never */
-        int64_t tls_expires_at; /* earliest not_after over the endpoints; 0: none known */
+        int64_t tls_checked_at;          /* 0: never */
+        int64_t tls_expires_at;          /* earliest not_after over the endpoints; 0: none known */
+        int64_t registration_expires_at; /* read only: expiry from the registration check */
 };
 
 struct dm_domain_query {
@@ -219,6 +220,62 @@ struct dm_tls_commit {
 
 typedef char *(*dm_tls_change_event_fn)(const struct dm_tls_change *change, void *arg);
 
+/* Registration check state (the data itself is the JSON of dm_reg_record_to_json, see
+ * dm/registration.h; the store keeps it as text). `status` and `source` hold the values of
+ * enum dm_reg_status and enum dm_reg_source (0: pending, none). */
+/* Largest registration text stored (data, raw WHOIS text, change fields); beyond it
+ * dm_store_reg_commit returns DM_E2BIG. */
+#define DM_REG_STATE_MAX (512 * 1024)
+
+struct dm_reg_task {
+        int64_t domain_id;
+        char name[DM_NAME_MAX + 1];
+        unsigned checks; /* the domain's DM_CHECKS_* bits; 0: the configured default */
+};
+
+struct dm_reg_state {
+        int64_t domain_id;
+        int status;
+        int source;
+        char registrable[DM_NAME_MAX + 1];
+        char *error; /* why, when status is error or unsupported; owned; NULL */
+        char *data;  /* JSON object of the last successful lookup; owned; NULL: never */
+        char *raw;   /* WHOIS text of the last successful WHOIS lookup; owned; NULL */
+        int64_t checked_at;
+        int64_t changed_at; /* when `data` last changed (0: never held data) */
+};
+
+/* One history entry: a scan that changed something. */
+struct dm_reg_change {
+        int64_t id; /* assigned by the store */
+        int64_t domain_id;
+        char domain[DM_NAME_MAX + 1];
+        int64_t observed_at;
+        char *fields; /* JSON object {"<field>": {"before", "after"}}; owned */
+};
+
+/* The result of one registration check, written by dm_store_reg_commit. */
+struct dm_reg_commit {
+        int64_t domain_id;
+        int64_t checked_at;
+        int64_t old_changed_at; /* the stored changed_at the diff was made against (0: none) */
+        int status;
+        int source;
+        const char *registrable;
+        const char *error; /* NULL unless the status says why */
+        /* A successful lookup: its record (JSON) and, from WHOIS, the raw text. NULL keeps
+         * what is stored (a failed lookup never replaces data). */
+        const char *data;
+        const char *raw;
+        int64_t expires_at; /* with data: the domain's registration_expires_at (0: unknown) */
+        /* The fields that changed (JSON), or NULL: no history entry. With data only. */
+        const char *fields;
+};
+
+typedef char *(*dm_reg_change_event_fn)(const struct dm_reg_change *change, void *arg);
+
+#define DM_EVENT_CHANGE_REGISTRATION "change.registration"
+
 struct dm_outbox_event {
         int64_t id;
         char *routing_key; /* owned */
@@ -389,11 +446,41 @@ void dm_tls_changes_free(struct dm_tls_change *c, size_t n);
  * *ret_changes malloc'd; free with dm_changes_free. */
 int dm_store_change_list(struct dm_store *st, const struct dm_change_query *q,
                          struct dm_change **ret_changes, size_t *ret_n);
-/* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, DNS
- * then TLS, oldest first, in short transactions, so that a large backlog goes in small
- * steps that never hold the writer long. *ret_n (may be NULL) receives how many went; fewer than
- * `limit` means none older is left. The current rows stay. */
+/* Retention: deletes up to `limit` (>= 1) history entries observed before `before`, oldest
+ * first (DNS, then TLS, then registration history with what the limit leaves), in short
+ * transactions, so that a large backlog goes in small steps that never hold the writer long.
+ * *ret_n (may be NULL) receives how many went; fewer than `limit` means none older is left.
+ * The current rows stay. */
 int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
+
+/* Registration checks. Claims up to `limit` enabled domains whose registration check is
+ * due (never checked, or last claimed `interval_ms` ago; dm_store_domain_request_scan
+ * and an update that changes the domain's checks make it due too) and moves their next registration
+ * check to now + interval_ms in the same statement; two claimers never get the same domain. Domains
+ * whose checks leave out registration are claimed too (their checks follow DM_DEFAULT_CHECKS, which
+ * the store does not know): the caller skips them. */
+int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
+                           struct dm_reg_task *ret_tasks, size_t *ret_n);
+/* Moves a domain's next registration check to `at` (a server asked us to wait). */
+int dm_store_reg_defer(struct dm_store *st, int64_t domain_id, int64_t at);
+/* The stored state; DM_ENOENT when the domain was never checked. Free with
+ * dm_reg_state_done. */
+int dm_store_reg_get(struct dm_store *st, int64_t domain_id, struct dm_reg_state *ret_state);
+/* Writes one check in one transaction: the state (status, error, checked_at; data, raw
+ * and the domain's registration_expires_at only when c->data is set), and with c->fields
+ * a history entry and its outbox event DM_EVENT_CHANGE_REGISTRATION with body
+ * event_fn(entry). A compare-and-swap on changed_at: when the stored one is no longer
+ * c->old_changed_at (another check wrote data meanwhile) and c->data is set, nothing is
+ * written and DM_ECONFLICT returned. DM_ENOENT when the domain is gone. *ret_change_id
+ * (may be NULL) receives the entry's id (0: none). */
+int dm_store_reg_commit(struct dm_store *st, const struct dm_reg_commit *c,
+                        dm_reg_change_event_fn event_fn, void *event_arg, int64_t *ret_change_id);
+/* History of one domain, newest first: up to `limit` entries with ids below before_id
+ * (0: from the newest). Free with dm_reg_changes_free. */
+int dm_store_reg_changes(struct dm_store *st, int64_t domain_id, int64_t before_id, size_t limit,
+                         struct dm_reg_change **ret_changes, size_t *ret_n);
+void dm_reg_state_done(struct dm_reg_state *s);
+void dm_reg_changes_free(struct dm_reg_change *changes, size_t n);
 
 /* Outbox: events written in the transaction of what they announce, published after commit
  * by relays (lib/outbox) that claim them, publish them and delete them. Any number of

@@ -245,7 +245,8 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .max = 36500 * DM_DAY,
      .unset_text = "keep every history entry",
      .offset = DM_CONF_FIELD(history_retention_ms),
-     .help = "delete DNS and TLS history entries older than this, e.g. `90d` (at least `1h`)"},
+     .help = "delete DNS, TLS and registration history entries older than this, e.g. `90d` "
+             "(at least `1h`)"},
     {.env = "DM_EVENTS_MAX_STREAMS",
      .type = DM_CONF_T_INT,
      .min = 1,
@@ -390,6 +391,52 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .type = DM_CONF_T_STRING,
      .offset = DM_CONF_FIELD(sms_from),
      .help = "sender number of SMS alerts"},
+    {.env = "DM_REGISTRATION_INTERVAL",
+     .type = DM_CONF_T_DURATION,
+     .min = 60 * DM_SECOND,
+     .max = 365 * DM_DAY,
+     .def = "1d",
+     .offset = DM_CONF_FIELD(registration_interval_ms),
+     .help = "how often each domain's registration (RDAP or WHOIS) is checked; registries "
+             "throttle hard"},
+    {.env = "DM_REGISTRATION_TIMEOUT",
+     .type = DM_CONF_T_DURATION,
+     .min = 100,
+     .max = 120 * DM_SECOND,
+     .def = "10s",
+     .offset = DM_CONF_FIELD(registration_timeout_ms),
+     .help = "longest one RDAP or WHOIS server may take to answer"},
+    {.env = "DM_REGISTRATION_RATE",
+     .type = DM_CONF_T_DURATION,
+     .min = 0,
+     .max = 3600 * DM_SECOND,
+     .def = "1s",
+     .offset = DM_CONF_FIELD(registration_gap_ms),
+     .help = "least time between two requests to one RDAP or WHOIS server (a failing server "
+             "is backed off from, doubling up to 1 h)"},
+    {.env = "DM_REGISTRATION_WORKERS",
+     .type = DM_CONF_T_INT,
+     .min = 1,
+     .max = 64,
+     .def = "4",
+     .offset = DM_CONF_FIELD(registration_workers),
+     .help = "registration lookups in flight per dns-service process"},
+    {.env = "DM_RDAP_BOOTSTRAP",
+     .type = DM_CONF_T_STRING,
+     .unset_text = "the IANA file built into the binary",
+     .offset = DM_CONF_FIELD(rdap_bootstrap),
+     .help = "RDAP bootstrap file (RFC 9224 dns.json) naming each TLD's RDAP server"},
+    {.env = "DM_WHOIS_SERVER",
+     .type = DM_CONF_T_HOST,
+     .unset_text = "each TLD's server, from DM_WHOIS_ROOT",
+     .offset = DM_CONF_FIELD(whois_server),
+     .help = "host[:port] of the WHOIS server asked for every domain without RDAP (its "
+             "referrals are asked on the same port)"},
+    {.env = "DM_WHOIS_ROOT",
+     .type = DM_CONF_T_HOST,
+     .def = "whois.iana.org:43",
+     .offset = DM_CONF_FIELD(whois_root),
+     .help = "host[:port] of the WHOIS server that names each TLD's WHOIS server (refer:)"},
 };
 
 #define DM_CONF_N (sizeof(dm_conf_table) / sizeof(dm_conf_table[0]))
@@ -1144,7 +1191,8 @@ void dm_conf_print(const struct dm_conf *conf, FILE *out)
                         fprintf(out, "%s=%s  # %s\n", e->env,
                                 conf_default_database_url(value, sizeof(value)), source);
                 } else if (unset) {
-                        fprintf(out, "%s=  # %s: unset, %s\n", e->env, source, e->unset_text);
+                        fprintf(out, "%s=  # %s: unset, %s\n", e->env, source,
+                                e->unset_text ? e->unset_text : "none");
                 } else {
                         fprintf(out, "%s=%s  # %s\n", e->env,
                                 conf_entry_value(conf, i, value, sizeof(value)), source);
@@ -1233,7 +1281,8 @@ void dm_conf_help(FILE *out)
                 if (e->def)
                         fprintf(out, "        default %s%s\n", e->def, range);
                 else
-                        fprintf(out, "        default: %s%s\n", e->unset_text, range);
+                        fprintf(out, "        default: %s%s\n",
+                                e->unset_text ? e->unset_text : "unset", range);
         }
 }
 
@@ -1244,8 +1293,10 @@ static void conf_markdown_default(const struct dm_conf_entry *e, FILE *out)
                 fputs("`sqlite:///<cwd>/" DM_CONF_SQLITE_FILE "`", out);
         else if (e->def)
                 fprintf(out, "`%s`", e->def);
-        else
+        else if (e->unset_text)
                 fprintf(out, "unset (%s)", e->unset_text);
+        else
+                fputs("unset", out);
 }
 
 void dm_conf_markdown(FILE *out)

@@ -110,13 +110,23 @@ enum pg_stmt_id {
         STMT_OUTBOX_CLAIM,
         STMT_OUTBOX_DELETE,
         STMT_OUTBOX_COUNT,
+        STMT_REG_CLAIM,
+        STMT_REG_DEFER,
+        STMT_REG_GET,
+        STMT_REG_LOCK,
+        STMT_REG_UPSERT_DATA,
+        STMT_REG_UPSERT_STATUS,
+        STMT_REG_EXPIRES,
+        STMT_REG_CHANGE_INSERT,
+        STMT_REG_CHANGES,
+        STMT_REG_PRUNE,
         STMT_COUNT
 };
 
 #define DOMAIN_COLS                                                                                \
         "id, name, unicode_name, enabled, interval_ms, record_types, created_at, updated_at, "     \
         "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, checks, "  \
-        "tls_ports, tls_fp, tls_checked_at, tls_expires_at"
+        "tls_ports, tls_fp, tls_checked_at, tls_expires_at, registration_expires_at"
 #define TLS_COLS                                                                                   \
         "port, address, status, error, protocol, chain_valid, chain_error, sha256, not_after, "    \
         "cert, checked_at, changed_at"
@@ -177,6 +187,8 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
         "interval_ms = CASE WHEN $6::boolean THEN $3::bigint ELSE interval_ms END, "
         "record_types = CASE WHEN $7::boolean THEN $4::text ELSE record_types END, "
         "checks = CASE WHEN $11::boolean THEN $10::text ELSE checks END, "
+        "registration_next_at = CASE WHEN $11 AND checks IS DISTINCT FROM $10 THEN 0 "
+        "ELSE registration_next_at END, "
         "tls_ports = CASE WHEN $13::boolean THEN $12::text ELSE tls_ports END, "
         "updated_at = CASE WHEN $8::bigint > updated_at THEN $8 ELSE $9::bigint END, "
         "next_check_at = CASE WHEN $6 AND $3 > 0 AND $3 <> interval_ms "
@@ -220,7 +232,8 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                          "AND ($4::integer = 0 OR ($4 >> status::integer) & 1 = 1) "
                          "ORDER BY name LIMIT $3::bigint",
     [STMT_DOMAIN_REQUEST_SCAN] =
-        "UPDATE domains SET next_check_at = least(next_check_at, $2::bigint) WHERE name = $1::text",
+        "UPDATE domains SET next_check_at = least(next_check_at, $2::bigint), "
+        "registration_next_at = least(registration_next_at, $2::bigint) WHERE name = $1::text",
     /* Rows already due are not rewritten; every enabled domain is counted. */
     [STMT_DOMAIN_REQUEST_SCAN_ALL] = "WITH moved AS (UPDATE domains SET next_check_at = $1::bigint "
                                      "WHERE enabled AND next_check_at > $1 RETURNING 1) "
@@ -340,6 +353,47 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_OUTBOX_DELETE] =
         "DELETE FROM outbox WHERE id = ANY($1::bigint[]) AND claimed_by = $2::bigint",
     [STMT_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+    /* The scheduler's claim for registration checks: locked rows are skipped, so two
+     * claimers never take the same domain. */
+    [STMT_REG_CLAIM] =
+        "UPDATE domains SET registration_next_at = $1::bigint + $2::bigint WHERE id = ANY "
+        "(ARRAY(SELECT id FROM domains WHERE enabled AND registration_next_at <= $1 "
+        "ORDER BY registration_next_at, id LIMIT $3::bigint FOR UPDATE SKIP LOCKED)) "
+        "RETURNING id, name, checks",
+    [STMT_REG_DEFER] = "UPDATE domains SET registration_next_at = $2::bigint WHERE id = $1::bigint",
+    [STMT_REG_GET] = "SELECT status, source, registrable, error, data, raw, checked_at, "
+                     "changed_at FROM registration_current WHERE domain_id = $1::bigint",
+    /* The domain row's lock orders two commits of one domain. */
+    [STMT_REG_LOCK] = "SELECT d.name, r.changed_at FROM domains AS d LEFT JOIN "
+                      "registration_current AS r ON r.domain_id = d.id "
+                      "WHERE d.id = $1::bigint FOR UPDATE OF d",
+    [STMT_REG_UPSERT_DATA] =
+        "INSERT INTO registration_current (domain_id, status, source, registrable, error, "
+        "data, raw, checked_at, changed_at) VALUES ($1::bigint, $2::integer, $3::integer, "
+        "$4::text, $5::text, $6::text, $7::text, $8::bigint, $9::bigint) "
+        "ON CONFLICT (domain_id) DO UPDATE SET status = excluded.status, "
+        "source = excluded.source, registrable = excluded.registrable, error = excluded.error, "
+        "data = excluded.data, raw = excluded.raw, checked_at = excluded.checked_at, "
+        "changed_at = excluded.changed_at",
+    /* A failed or unsupported lookup keeps the data, its source and when it changed. */
+    [STMT_REG_UPSERT_STATUS] =
+        "INSERT INTO registration_current (domain_id, status, source, registrable, error, "
+        "checked_at) VALUES ($1::bigint, $2::integer, $3::integer, $4::text, $5::text, "
+        "$6::bigint) ON CONFLICT (domain_id) DO UPDATE SET status = excluded.status, "
+        "registrable = excluded.registrable, error = excluded.error, "
+        "checked_at = excluded.checked_at",
+    [STMT_REG_EXPIRES] =
+        "UPDATE domains SET registration_expires_at = $2::bigint WHERE id = $1::bigint",
+    [STMT_REG_CHANGE_INSERT] = "INSERT INTO registration_changes (domain_id, observed_at, "
+                               "fields) VALUES ($1::bigint, $2::bigint, $3::text) RETURNING id",
+    /* Registration history is small (an entry per renewal or transfer): no time index. */
+    [STMT_REG_PRUNE] = "DELETE FROM registration_changes WHERE id = ANY (ARRAY(SELECT id FROM "
+                       "registration_changes WHERE observed_at < $1::bigint "
+                       "ORDER BY observed_at, id LIMIT $2::bigint))",
+    [STMT_REG_CHANGES] =
+        "SELECT c.id, c.domain_id, d.name, c.observed_at, c.fields FROM registration_changes "
+        "AS c JOIN domains AS d ON d.id = c.domain_id WHERE c.domain_id = $1::bigint AND "
+        "c.id < $2::bigint ORDER BY c.id DESC LIMIT $3::bigint",
 };
 
 struct pg_conn {
@@ -682,6 +736,7 @@ static void domain_from_row(const PGresult *r, int row, struct dm_domain *d)
         col_fp(r, row, 16, d->tls_fp);
         d->tls_checked_at = col_int(r, row, 17);
         d->tls_expires_at = col_int(r, row, 18);
+        d->registration_expires_at = col_int(r, row, 19);
 }
 
 static void key_from_row(const PGresult *r, int row, struct dm_api_key *k)
@@ -2539,6 +2594,17 @@ static int pg_history_prune(struct dm_store *st, int64_t before, size_t limit, s
                         PQclear(r);
                 }
         }
+        /* Then the registration history, with what the limit leaves. */
+        if (ret == 0 && n < limit) {
+                p.n = 0;
+                param_i64(&p, before);
+                param_i64(&p, clamp_limit(limit - n));
+                ret = pg_run(c, STMT_REG_PRUNE, &p, "registration history prune", &r);
+                if (ret == 0) {
+                        n += (size_t)pg_affected(r);
+                        PQclear(r);
+                }
+        }
         pool_put(s, c);
         if (ret < 0)
                 return ret;
@@ -3234,6 +3300,231 @@ static int pg_alert_delivery_list(struct dm_store *st, int64_t rule_id, int64_t 
         return alert_deliveries_from_res(r, ret_d, ret_n);
 }
 
+/* ---- registration ---- */
+
+static int pg_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
+                            struct dm_reg_task *ret_tasks, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_i64(&p, now);
+        param_i64(&p, interval_ms);
+        param_i64(&p, clamp_limit(limit));
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_REG_CLAIM, &p, "registration claim", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        size_t n = 0;
+        for (int row = 0; row < PQntuples(r) && n < limit; row++) {
+                struct dm_reg_task *t = &ret_tasks[n++];
+                memset(t, 0, sizeof(*t));
+                t->domain_id = col_int(r, row, 0);
+                col_copy(r, row, 1, t->name, sizeof(t->name));
+                t->checks = col_checks(r, row, 2, t->domain_id);
+        }
+        PQclear(r);
+        *ret_n = n;
+        return 0;
+}
+
+static int pg_reg_defer(struct dm_store *st, int64_t domain_id, int64_t at)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        param_i64(&p, domain_id);
+        param_i64(&p, at);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_REG_DEFER, &p, "registration defer", NULL);
+        pool_put(s, c);
+        return ret;
+}
+
+static int pg_reg_get(struct dm_store *st, int64_t domain_id, struct dm_reg_state *ret_state)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        struct dm_reg_state st_;
+        param_i64(&p, domain_id);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_REG_GET, &p, "registration get", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        if (PQntuples(r) == 0) {
+                PQclear(r);
+                return DM_ENOENT;
+        }
+        memset(&st_, 0, sizeof(st_));
+        st_.domain_id = domain_id;
+        st_.status = (int)col_int(r, 0, 0);
+        st_.source = (int)col_int(r, 0, 1);
+        col_copy(r, 0, 2, st_.registrable, sizeof(st_.registrable));
+        ret = col_strdup(r, 0, 3, &st_.error);
+        if (ret == 0)
+                ret = col_strdup(r, 0, 4, &st_.data);
+        if (ret == 0)
+                ret = col_strdup(r, 0, 5, &st_.raw);
+        st_.checked_at = col_int(r, 0, 6);
+        st_.changed_at = col_int(r, 0, 7);
+        PQclear(r);
+        if (ret < 0) {
+                dm_reg_state_done(&st_);
+                return ret;
+        }
+        *ret_state = st_;
+        return 0;
+}
+
+static int reg_commit_tx(struct pg_conn *c, const struct dm_reg_commit *rc,
+                         dm_reg_change_event_fn event_fn, void *event_arg, int64_t *ret_id)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        char name[DM_NAME_MAX + 1];
+        const char *registrable = rc->registrable ? rc->registrable : "";
+
+        param_i64(&p, rc->domain_id);
+        int ret = pg_run(c, STMT_REG_LOCK, &p, "registration commit", &r);
+        if (ret < 0)
+                return ret;
+        if (PQntuples(r) == 0) {
+                PQclear(r);
+                return DM_ENOENT;
+        }
+        col_copy(r, 0, 0, name, sizeof(name));
+        int64_t stored_changed = col_int(r, 0, 1);
+        PQclear(r);
+        if (rc->data && stored_changed != rc->old_changed_at)
+                return DM_ECONFLICT;
+
+        memset(&p, 0, sizeof(p));
+        param_i64(&p, rc->domain_id);
+        param_i32(&p, rc->status);
+        param_i32(&p, rc->source);
+        param_text(&p, registrable);
+        param_text(&p, rc->error);
+        if (rc->data) {
+                param_text(&p, rc->data);
+                param_text(&p, rc->raw);
+                param_i64(&p, rc->checked_at);
+                param_i64(&p, rc->fields ? rc->checked_at : stored_changed);
+                ret = pg_run(c, STMT_REG_UPSERT_DATA, &p, "registration upsert", NULL);
+        } else {
+                param_i64(&p, rc->checked_at);
+                ret = pg_run(c, STMT_REG_UPSERT_STATUS, &p, "registration upsert", NULL);
+        }
+        if (ret < 0 || !rc->data)
+                return ret;
+
+        memset(&p, 0, sizeof(p));
+        param_i64(&p, rc->domain_id);
+        param_time(&p, rc->expires_at);
+        ret = pg_run(c, STMT_REG_EXPIRES, &p, "registration expiry", NULL);
+        if (ret < 0 || !rc->fields)
+                return ret;
+
+        memset(&p, 0, sizeof(p));
+        param_i64(&p, rc->domain_id);
+        param_i64(&p, rc->checked_at);
+        param_text(&p, rc->fields);
+        ret = pg_run(c, STMT_REG_CHANGE_INSERT, &p, "registration change", &r);
+        if (ret < 0)
+                return ret;
+        struct dm_reg_change ch = {.id = col_int(r, 0, 0),
+                                   .domain_id = rc->domain_id,
+                                   .observed_at = rc->checked_at,
+                                   .fields = (char *)rc->fields};
+        PQclear(r);
+        memcpy(ch.domain, name, sizeof(name));
+        *ret_id = ch.id;
+        if (!event_fn)
+                return 0;
+        char *body = event_fn(&ch, event_arg);
+        if (!body)
+                return DM_ENOMEM;
+        memset(&p, 0, sizeof(p));
+        param_text(&p, DM_EVENT_CHANGE_REGISTRATION);
+        param_text(&p, body);
+        param_i64(&p, rc->checked_at);
+        ret = pg_run(c, STMT_OUTBOX_INSERT, &p, "outbox insert", NULL);
+        free(body);
+        return ret;
+}
+
+static int pg_reg_commit(struct dm_store *st, const struct dm_reg_commit *rc,
+                         dm_reg_change_event_fn event_fn, void *event_arg, int64_t *ret_change_id)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_conn *c;
+        int64_t id = 0;
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = tx_begin(c);
+        if (ret == 0)
+                ret = reg_commit_tx(c, rc, event_fn, event_arg, &id);
+        if (ret == 0)
+                ret = tx_commit(c);
+        pool_put(s, c); /* rolls back what is left open */
+        if (ret == 0)
+                *ret_change_id = id;
+        return ret;
+}
+
+static int pg_reg_changes(struct dm_store *st, int64_t domain_id, int64_t before_id, size_t limit,
+                          struct dm_reg_change **ret_changes, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        struct pg_params p = {0};
+        struct pg_conn *c;
+        PGresult *r = NULL;
+        param_i64(&p, domain_id);
+        param_i64(&p, before_id);
+        param_i64(&p, clamp_limit(limit));
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        ret = pg_run(c, STMT_REG_CHANGES, &p, "registration history", &r);
+        pool_put(s, c);
+        if (ret < 0)
+                return ret;
+        size_t n = (size_t)PQntuples(r);
+        struct dm_reg_change *changes = calloc(n ? n : 1, sizeof(*changes));
+        if (!changes) {
+                PQclear(r);
+                return DM_ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct dm_reg_change *ch = &changes[i];
+                ch->id = col_int(r, (int)i, 0);
+                ch->domain_id = col_int(r, (int)i, 1);
+                col_copy(r, (int)i, 2, ch->domain, sizeof(ch->domain));
+                ch->observed_at = col_int(r, (int)i, 3);
+                ret = col_strdup(r, (int)i, 4, &ch->fields);
+                if (ret < 0) {
+                        PQclear(r);
+                        dm_reg_changes_free(changes, i);
+                        return ret;
+                }
+        }
+        PQclear(r);
+        *ret_changes = changes;
+        *ret_n = n;
+        return 0;
+}
+
 static int pg_wipe(struct dm_store *st)
 {
         struct pg_store *s = pg_of(st);
@@ -3243,7 +3534,8 @@ static int pg_wipe(struct dm_store *st)
                 return ret;
         ret = pg_exec(c,
                       "TRUNCATE alert_deliveries, alert_rules, outbox, dns_changes, dns_current, "
-                      "tls_changes, tls_current, api_keys, domains, sessions, settings",
+                      "tls_changes, tls_current, registration_changes, registration_current, "
+                      "api_keys, domains, sessions, settings",
                       "wipe");
         pool_put(s, c);
         return ret;
@@ -3281,6 +3573,11 @@ const struct dm_store_ops dm_store_pg_ops = {
     .dns_commit = pg_dns_commit,
     .change_list = pg_change_list,
     .history_prune = pg_history_prune,
+    .reg_claim_due = pg_reg_claim_due,
+    .reg_defer = pg_reg_defer,
+    .reg_get = pg_reg_get,
+    .reg_commit = pg_reg_commit,
+    .reg_changes = pg_reg_changes,
     .outbox_add = pg_outbox_add,
     .outbox_claim = pg_outbox_claim,
     .outbox_delete = pg_outbox_delete,

@@ -97,13 +97,23 @@ enum sqlite_stmt_id {
         STMT_TLS_CURRENT,
         STMT_TLS_CHANGES,
         STMT_TLS_PRUNE,
+        STMT_REG_CLAIM,
+        STMT_REG_DEFER,
+        STMT_REG_GET,
+        STMT_REG_CHANGED_AT,
+        STMT_REG_UPSERT_DATA,
+        STMT_REG_UPSERT_STATUS,
+        STMT_REG_EXPIRES,
+        STMT_REG_CHANGE_INSERT,
+        STMT_REG_CHANGES,
+        STMT_REG_PRUNE,
         STMT_COUNT
 };
 
 #define DOMAIN_COLS                                                                                \
         "id, name, unicode_name, enabled, interval_ms, record_types, created_at, updated_at, "     \
         "next_check_at, last_checked_at, last_changed_at, status, status_error, dns_fp, checks, "  \
-        "tls_ports, tls_fp, tls_checked_at, tls_expires_at"
+        "tls_ports, tls_fp, tls_checked_at, tls_expires_at, registration_expires_at"
 #define TLS_COLS                                                                                   \
         "port, address, status, error, protocol, chain_valid, chain_error, sha256, not_after, "    \
         "cert, checked_at, changed_at"
@@ -140,6 +150,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
         "interval_ms = CASE WHEN ?7 & 2 THEN ?3 ELSE interval_ms END, "
         "record_types = CASE WHEN ?7 & 4 THEN ?4 ELSE record_types END, "
         "checks = CASE WHEN ?10 THEN ?8 ELSE checks END, "
+        "registration_next_at = CASE WHEN ?10 AND checks IS NOT ?8 THEN 0 "
+        "ELSE registration_next_at END, "
         "tls_ports = CASE WHEN ?11 THEN ?9 ELSE tls_ports END, "
         "updated_at = CASE WHEN ?5 > updated_at THEN ?5 ELSE ?6 END, next_check_at = CASE WHEN "
         "?7 & 2 AND ?3 > 0 AND ?3 <> interval_ms "
@@ -150,7 +162,8 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                          "unicode_name LIKE ?2 ESCAPE '\\') AND (?4 = 0 OR (?4 >> status) & 1) "
                          "ORDER BY name LIMIT ?3",
     [STMT_DOMAIN_REQUEST_SCAN] =
-        "UPDATE domains SET next_check_at = min(next_check_at, ?2) WHERE name = ?1",
+        "UPDATE domains SET next_check_at = min(next_check_at, ?2), "
+        "registration_next_at = min(registration_next_at, ?2) WHERE name = ?1",
     [STMT_DOMAIN_REQUEST_SCAN_ALL] =
         "UPDATE domains SET next_check_at = min(next_check_at, ?1) WHERE enabled",
     [STMT_DOMAIN_COUNT] = "SELECT count(*) FROM domains",
@@ -268,6 +281,39 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                          "c.observed_at, c.before, c.after FROM tls_changes AS c JOIN domains "
                          "AS d ON d.id = c.domain_id WHERE c.domain_id = ?1 AND c.id < ?2 "
                          "ORDER BY c.id DESC LIMIT ?3",
+    [STMT_REG_CLAIM] = "UPDATE domains SET registration_next_at = ?1 + ?2 FROM (SELECT id AS "
+                       "due_id FROM domains WHERE enabled AND registration_next_at <= ?1 "
+                       "ORDER BY registration_next_at, id LIMIT ?3) AS due "
+                       "WHERE id = due.due_id RETURNING id, name, checks",
+    [STMT_REG_DEFER] = "UPDATE domains SET registration_next_at = ?2 WHERE id = ?1",
+    [STMT_REG_GET] = "SELECT status, source, registrable, error, data, raw, checked_at, "
+                     "changed_at FROM registration_current WHERE domain_id = ?1",
+    [STMT_REG_CHANGED_AT] = "SELECT (SELECT name FROM domains WHERE id = ?1), "
+                            "(SELECT changed_at FROM registration_current WHERE domain_id = ?1)",
+    [STMT_REG_UPSERT_DATA] =
+        "INSERT INTO registration_current (domain_id, status, source, registrable, error, "
+        "data, raw, checked_at, changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT (domain_id) DO UPDATE SET status = excluded.status, "
+        "source = excluded.source, registrable = excluded.registrable, error = excluded.error, "
+        "data = excluded.data, raw = excluded.raw, checked_at = excluded.checked_at, "
+        "changed_at = excluded.changed_at",
+    /* A failed or unsupported lookup keeps the data, its source and when it changed. */
+    [STMT_REG_UPSERT_STATUS] =
+        "INSERT INTO registration_current (domain_id, status, source, registrable, error, "
+        "checked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+        "ON CONFLICT (domain_id) DO UPDATE SET status = excluded.status, "
+        "registrable = excluded.registrable, error = excluded.error, "
+        "checked_at = excluded.checked_at",
+    [STMT_REG_EXPIRES] = "UPDATE domains SET registration_expires_at = ?2 WHERE id = ?1",
+    [STMT_REG_CHANGE_INSERT] = "INSERT INTO registration_changes (domain_id, observed_at, "
+                               "fields) VALUES (?1, ?2, ?3)",
+    /* Registration history is small (an entry per renewal or transfer): no time index. */
+    [STMT_REG_PRUNE] = "DELETE FROM registration_changes WHERE id IN (SELECT id FROM "
+                       "registration_changes WHERE observed_at < ?1 ORDER BY observed_at, id "
+                       "LIMIT ?2)",
+    [STMT_REG_CHANGES] = "SELECT c.id, c.domain_id, d.name, c.observed_at, c.fields FROM "
+                         "registration_changes AS c JOIN domains AS d ON d.id = c.domain_id "
+                         "WHERE c.domain_id = ?1 AND c.id < ?2 ORDER BY c.id DESC LIMIT ?3",
 };
 
 struct sqlite_conn {
@@ -522,6 +568,7 @@ static void domain_from_row(sqlite3_stmt *stmt, struct dm_domain *d)
         col_fp(stmt, 16, d->tls_fp);
         d->tls_checked_at = sqlite3_column_int64(stmt, 17);
         d->tls_expires_at = sqlite3_column_int64(stmt, 18);
+        d->registration_expires_at = sqlite3_column_int64(stmt, 19);
 }
 
 static void key_from_row(sqlite3_stmt *stmt, struct dm_api_key *k)
@@ -1914,6 +1961,16 @@ static int sqlite_history_prune(struct dm_store *st, int64_t before, size_t limi
                 if (ret == 0)
                         n += (size_t)sqlite3_changes(c->db);
         }
+        /* Then the registration history, with what the limit leaves. */
+        if (ret == 0 && n < limit)
+                ret = stmt_get(c, STMT_REG_PRUNE, &stmt);
+        if (ret == 0 && n < limit) {
+                sqlite3_bind_int64(stmt, 1, before);
+                sqlite3_bind_int64(stmt, 2, clamp_limit(limit - n));
+                ret = stmt_run(c, stmt, "registration history prune");
+                if (ret == 0)
+                        n += (size_t)sqlite3_changes(c->db);
+        }
         if (ret == 0)
                 *ret_n = n;
         write_end(s);
@@ -2656,6 +2713,250 @@ static int sqlite_alert_delivery_list(struct dm_store *st, int64_t rule_id, int6
         return 0;
 }
 
+/* ---- registration ---- */
+
+static int sqlite_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
+                                struct dm_reg_task *ret_tasks, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        size_t n = 0;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_REG_CLAIM, &stmt);
+        if (ret < 0)
+                goto out_unlock;
+        sqlite3_bind_int64(stmt, 1, now);
+        sqlite3_bind_int64(stmt, 2, interval_ms);
+        sqlite3_bind_int64(stmt, 3, clamp_limit(limit));
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                if (n >= limit)
+                        continue;
+                struct dm_reg_task *t = &ret_tasks[n++];
+                memset(t, 0, sizeof(*t));
+                t->domain_id = sqlite3_column_int64(stmt, 0);
+                col_copy(stmt, 1, t->name, sizeof(t->name));
+                t->checks = dm_store_checks_from_text((const char *)sqlite3_column_text(stmt, 2),
+                                                      t->domain_id);
+        }
+        if (rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "registration claim");
+        stmt_reset(stmt);
+        if (ret == 0)
+                *ret_n = n;
+out_unlock:
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_reg_defer(struct dm_store *st, int64_t domain_id, int64_t at)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = stmt_get(c, STMT_REG_DEFER, &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, domain_id);
+                sqlite3_bind_int64(stmt, 2, at);
+                ret = stmt_run(c, stmt, "registration defer");
+        }
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_reg_get(struct dm_store *st, int64_t domain_id, struct dm_reg_state *ret_state)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_reg_state r;
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = read_begin(s);
+        int ret = stmt_get(c, STMT_REG_GET, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_int64(stmt, 1, domain_id);
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE) {
+                ret = DM_ENOENT;
+        } else if (rc != SQLITE_ROW) {
+                ret = sqlite_error(c, rc, "registration get");
+        } else {
+                memset(&r, 0, sizeof(r));
+                r.domain_id = domain_id;
+                r.status = sqlite3_column_int(stmt, 0);
+                r.source = sqlite3_column_int(stmt, 1);
+                col_copy(stmt, 2, r.registrable, sizeof(r.registrable));
+                ret = col_strdup(stmt, 3, &r.error);
+                if (ret == 0)
+                        ret = col_strdup(stmt, 4, &r.data);
+                if (ret == 0)
+                        ret = col_strdup(stmt, 5, &r.raw);
+                r.checked_at = sqlite3_column_int64(stmt, 6);
+                r.changed_at = sqlite3_column_int64(stmt, 7);
+                if (ret == 0)
+                        *ret_state = r;
+                else
+                        dm_reg_state_done(&r);
+        }
+        stmt_reset(stmt);
+out_release:
+        read_end(s, c);
+        return ret;
+}
+
+static int reg_commit_tx(struct sqlite_conn *c, const struct dm_reg_commit *rc_,
+                         dm_reg_change_event_fn event_fn, void *event_arg, int64_t *ret_id)
+{
+        sqlite3_stmt *stmt = NULL;
+        char name[DM_NAME_MAX + 1] = "";
+        int64_t stored_changed = 0;
+        int ret, rc;
+
+        ret = stmt_get(c, STMT_REG_CHANGED_AT, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, rc_->domain_id);
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW) {
+                ret = sqlite_error(c, rc, "registration commit");
+                stmt_reset(stmt);
+                return ret;
+        }
+        bool exists = sqlite3_column_type(stmt, 0) != SQLITE_NULL;
+        col_copy(stmt, 0, name, sizeof(name));
+        stored_changed = sqlite3_column_int64(stmt, 1);
+        stmt_reset(stmt);
+        if (!exists)
+                return DM_ENOENT;
+        if (rc_->data && stored_changed != rc_->old_changed_at)
+                return DM_ECONFLICT;
+
+        if (rc_->data) {
+                ret = stmt_get(c, STMT_REG_UPSERT_DATA, &stmt);
+                if (ret < 0)
+                        return ret;
+                sqlite3_bind_int64(stmt, 1, rc_->domain_id);
+                sqlite3_bind_int(stmt, 2, rc_->status);
+                sqlite3_bind_int(stmt, 3, rc_->source);
+                bind_text(stmt, 4, rc_->registrable ? rc_->registrable : "");
+                bind_text(stmt, 5, rc_->error);
+                bind_text(stmt, 6, rc_->data);
+                bind_text(stmt, 7, rc_->raw);
+                sqlite3_bind_int64(stmt, 8, rc_->checked_at);
+                sqlite3_bind_int64(stmt, 9, rc_->fields ? rc_->checked_at : stored_changed);
+        } else {
+                ret = stmt_get(c, STMT_REG_UPSERT_STATUS, &stmt);
+                if (ret < 0)
+                        return ret;
+                sqlite3_bind_int64(stmt, 1, rc_->domain_id);
+                sqlite3_bind_int(stmt, 2, rc_->status);
+                sqlite3_bind_int(stmt, 3, rc_->source);
+                bind_text(stmt, 4, rc_->registrable ? rc_->registrable : "");
+                bind_text(stmt, 5, rc_->error);
+                sqlite3_bind_int64(stmt, 6, rc_->checked_at);
+        }
+        ret = stmt_run(c, stmt, "registration upsert");
+        if (ret < 0 || !rc_->data)
+                return ret;
+
+        ret = stmt_get(c, STMT_REG_EXPIRES, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, rc_->domain_id);
+        bind_time(stmt, 2, rc_->expires_at);
+        ret = stmt_run(c, stmt, "registration expiry");
+        if (ret < 0 || !rc_->fields)
+                return ret;
+
+        ret = stmt_get(c, STMT_REG_CHANGE_INSERT, &stmt);
+        if (ret < 0)
+                return ret;
+        sqlite3_bind_int64(stmt, 1, rc_->domain_id);
+        sqlite3_bind_int64(stmt, 2, rc_->checked_at);
+        bind_text(stmt, 3, rc_->fields);
+        ret = stmt_run(c, stmt, "registration change");
+        if (ret < 0)
+                return ret;
+        struct dm_reg_change ch = {.id = sqlite3_last_insert_rowid(c->db),
+                                   .domain_id = rc_->domain_id,
+                                   .observed_at = rc_->checked_at,
+                                   .fields = (char *)rc_->fields};
+        memcpy(ch.domain, name, sizeof(name));
+        *ret_id = ch.id;
+        if (!event_fn)
+                return 0;
+        char *body = event_fn(&ch, event_arg);
+        if (!body)
+                return DM_ENOMEM;
+        ret = outbox_insert_row(c, DM_EVENT_CHANGE_REGISTRATION, body, rc_->checked_at);
+        free(body);
+        return ret;
+}
+
+static int sqlite_reg_commit(struct dm_store *st, const struct dm_reg_commit *rc_,
+                             dm_reg_change_event_fn event_fn, void *event_arg,
+                             int64_t *ret_change_id)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        int64_t id = 0;
+        struct sqlite_conn *c = write_begin(s);
+        int ret = tx_begin(c);
+        if (ret < 0)
+                goto out_unlock;
+        ret = reg_commit_tx(c, rc_, event_fn, event_arg, &id);
+        if (ret == 0)
+                ret = tx_commit(c);
+        if (ret < 0)
+                tx_rollback(c);
+        else
+                *ret_change_id = id;
+out_unlock:
+        write_end(s);
+        return ret;
+}
+
+static int sqlite_reg_changes(struct dm_store *st, int64_t domain_id, int64_t before_id,
+                              size_t limit, struct dm_reg_change **ret_changes, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        struct dm_reg_change *changes = NULL;
+        size_t n = 0, cap = 0;
+        sqlite3_stmt *stmt = NULL;
+        struct sqlite_conn *c = read_begin(s);
+        int ret = stmt_get(c, STMT_REG_CHANGES, &stmt);
+        if (ret < 0)
+                goto out_release;
+        sqlite3_bind_int64(stmt, 1, domain_id);
+        sqlite3_bind_int64(stmt, 2, before_id);
+        sqlite3_bind_int64(stmt, 3, clamp_limit(limit));
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                ret = array_reserve((void **)&changes, &cap, n, sizeof(*changes));
+                if (ret < 0)
+                        break;
+                struct dm_reg_change *ch = &changes[n++];
+                memset(ch, 0, sizeof(*ch));
+                ch->id = sqlite3_column_int64(stmt, 0);
+                ch->domain_id = sqlite3_column_int64(stmt, 1);
+                col_copy(stmt, 2, ch->domain, sizeof(ch->domain));
+                ch->observed_at = sqlite3_column_int64(stmt, 3);
+                ret = col_strdup(stmt, 4, &ch->fields);
+                if (ret < 0)
+                        break;
+        }
+        if (ret == 0 && rc != SQLITE_DONE)
+                ret = sqlite_error(c, rc, "registration history");
+        stmt_reset(stmt);
+out_release:
+        read_end(s, c);
+        if (ret < 0) {
+                dm_reg_changes_free(changes, n);
+                return ret;
+        }
+        *ret_changes = changes;
+        *ret_n = n;
+        return 0;
+}
+
 static int sqlite_wipe(struct dm_store *st)
 {
         struct sqlite_store *s = sqlite_of(st);
@@ -2663,6 +2964,8 @@ static int sqlite_wipe(struct dm_store *st)
         int ret = conn_exec(c, "BEGIN IMMEDIATE; DELETE FROM alert_deliveries; DELETE FROM "
                                "alert_rules; DELETE FROM outbox; DELETE FROM dns_changes; "
                                "DELETE FROM tls_changes; DELETE FROM tls_current; "
+                               "DELETE FROM registration_changes; "
+                               "DELETE FROM registration_current; "
                                "DELETE FROM dns_current; DELETE FROM api_keys; "
                                "DELETE FROM sessions; DELETE FROM settings; "
                                "DELETE FROM domains; COMMIT;");
@@ -2704,6 +3007,11 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .dns_commit = sqlite_dns_commit,
     .change_list = sqlite_change_list,
     .history_prune = sqlite_history_prune,
+    .reg_claim_due = sqlite_reg_claim_due,
+    .reg_defer = sqlite_reg_defer,
+    .reg_get = sqlite_reg_get,
+    .reg_commit = sqlite_reg_commit,
+    .reg_changes = sqlite_reg_changes,
     .outbox_add = sqlite_outbox_add,
     .outbox_claim = sqlite_outbox_claim,
     .outbox_delete = sqlite_outbox_delete,

@@ -379,6 +379,73 @@ int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, si
         return ret;
 }
 
+int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
+                           struct dm_reg_task *ret_tasks, size_t *ret_n)
+{
+        if (!st || limit == 0 || interval_ms <= 0 || !ret_tasks || !ret_n)
+                return DM_EINVAL;
+        return st->ops->reg_claim_due(st, now, interval_ms, limit, ret_tasks, ret_n);
+}
+
+int dm_store_reg_defer(struct dm_store *st, int64_t domain_id, int64_t at)
+{
+        if (!st || domain_id <= 0)
+                return DM_EINVAL;
+        return st->ops->reg_defer(st, domain_id, at);
+}
+
+int dm_store_reg_get(struct dm_store *st, int64_t domain_id, struct dm_reg_state *ret_state)
+{
+        if (!st || domain_id <= 0 || !ret_state)
+                return DM_EINVAL;
+        return st->ops->reg_get(st, domain_id, ret_state);
+}
+
+int dm_store_reg_commit(struct dm_store *st, const struct dm_reg_commit *c,
+                        dm_reg_change_event_fn event_fn, void *event_arg, int64_t *ret_change_id)
+{
+        int64_t id = 0;
+        if (!st || !c || c->domain_id <= 0 || (c->fields && !c->data) || c->status < 0 ||
+            c->status > 3)
+                return DM_EINVAL;
+        if ((c->data && strlen(c->data) > DM_REG_STATE_MAX) ||
+            (c->raw && strlen(c->raw) > DM_REG_STATE_MAX) ||
+            (c->fields && strlen(c->fields) > DM_REG_STATE_MAX))
+                return DM_E2BIG;
+        int ret = st->ops->reg_commit(st, c, event_fn, event_arg, &id);
+        if (ret == 0 && ret_change_id)
+                *ret_change_id = id;
+        return ret;
+}
+
+int dm_store_reg_changes(struct dm_store *st, int64_t domain_id, int64_t before_id, size_t limit,
+                         struct dm_reg_change **ret_changes, size_t *ret_n)
+{
+        if (!st || domain_id <= 0 || limit == 0 || !ret_changes || !ret_n)
+                return DM_EINVAL;
+        return st->ops->reg_changes(st, domain_id, before_id > 0 ? before_id : INT64_MAX, limit,
+                                    ret_changes, ret_n);
+}
+
+void dm_reg_state_done(struct dm_reg_state *s)
+{
+        if (!s)
+                return;
+        free(s->error);
+        free(s->data);
+        free(s->raw);
+        s->error = s->data = s->raw = NULL;
+}
+
+void dm_reg_changes_free(struct dm_reg_change *changes, size_t n)
+{
+        if (!changes)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(changes[i].fields);
+        free(changes);
+}
+
 static bool store_text_fits(const char *s)
 {
         return !s || strlen(s) <= DM_RRSET_JSON_MAX;

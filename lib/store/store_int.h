@@ -79,6 +79,16 @@ struct dm_store_ops {
                            struct dm_change **ret_changes, size_t *ret_n);
         int (*history_prune)(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
+        int (*reg_claim_due)(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
+                             struct dm_reg_task *ret_tasks, size_t *ret_n);
+        int (*reg_defer)(struct dm_store *st, int64_t domain_id, int64_t at);
+        int (*reg_get)(struct dm_store *st, int64_t domain_id, struct dm_reg_state *ret_state);
+        /* ret_change_id is never NULL here. */
+        int (*reg_commit)(struct dm_store *st, const struct dm_reg_commit *c,
+                          dm_reg_change_event_fn event_fn, void *event_arg, int64_t *ret_change_id);
+        int (*reg_changes)(struct dm_store *st, int64_t domain_id, int64_t before_id, size_t limit,
+                           struct dm_reg_change **ret_changes, size_t *ret_n);
+
         int (*outbox_add)(struct dm_store *st, const char *routing_key, const char *body);
         /* owner != 0, lease_ms >= 1, limit >= 1. Events oldest first. */
         int (*outbox_claim)(struct dm_store *st, int64_t owner, int64_t lease_ms, size_t limit,

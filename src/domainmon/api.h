@@ -32,6 +32,8 @@ extern const struct dm_http_route dm_api_domain_routes[];
 extern const struct dm_http_route dm_api_dns_routes[];
 /* /api/v1/domains/{name}/tls and /tls/history */
 extern const struct dm_http_route dm_api_tls_routes[];
+/* /api/v1/domains/{name}/registration and .../registration/history */
+extern const struct dm_http_route dm_api_registration_routes[];
 /* /api/v1/events: the live stream; needs app->events */
 extern const struct dm_http_route dm_api_event_routes[];
 /* /api/v1/session: web UI sign-in and sign-out; needs app->session_secret */

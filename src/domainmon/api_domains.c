@@ -66,7 +66,7 @@ json_t *dm_api_domain_json(const struct dm_domain *d, const struct dm_conf *conf
                           ? dm_json_string_lossy(d->status_error)
                           : json_null();
         /* "o" steals each reference, also on failure. */
-        return json_pack(
+        json_t *o = json_pack(
             "{s:s, s:o, s:b, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o, "
             "s:o}",
             "name", d->name, "unicode_name", dm_json_string_lossy(d->unicode_name), "enabled",
@@ -77,6 +77,12 @@ json_t *dm_api_domain_json(const struct dm_domain *d, const struct dm_conf *conf
             dm_api_time_json(d->next_check_at), "last_changed_at",
             dm_api_time_json(d->last_changed_at), "status", dm_check_status_name(d->status),
             "status_error", err, "tls_expires_at", dm_api_time_json(d->tls_expires_at));
+        if (o && json_object_set_new(o, "registration_expires_at",
+                                     dm_api_time_json(d->registration_expires_at))) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 nomem:
         json_decref(list);
         json_decref(clist);

@@ -91,6 +91,8 @@ int dm_cmd_scan(struct dm_app *app, int argc, char **argv);
 
 /* Subcommand `keys`: create/list/revoke. argv[0] is the action. Returns an exit code. */
 int dm_cmd_keys(struct dm_app *app, int argc, char **argv);
+/* Subcommand `rdap-bootstrap update FILE|URL`. Returns an exit code. */
+int dm_cmd_rdap_bootstrap(struct dm_app *app, int argc, char **argv);
 
 /* The command-line client (cmd_client.c): talk to a running service's API (DM_API_URL,
  * DM_API_KEY) and return an exit code (0, 1 server or network, 2 usage). argv[0] of

@@ -8,6 +8,7 @@
  *   dns_commit.c     finished scans -> lib/dns/change.c -> one dns_commit per batch ->
  *                    settle the task messages; backs off while the store fails
  *   dns_retention.c  deletes history older than DM_HISTORY_RETENTION, in small batches
+ *   dns_registration.c  registration checks (RDAP, WHOIS): claim, look up, commit
  *   cmd_scan.c       `domainmon scan`: one pass through the same parts
  *
  * Threads: dns-sched, the bus's delivery thread (handler), dns-loop-N, dns-commit,
@@ -226,6 +227,11 @@ struct dm_dns_service {
         pthread_t retention;
         bool retention_started;
 
+        /* Registration checks (dns_registration.c): DM_REGISTRATION_WORKERS threads, each
+         * claiming one due domain at a time. The bootstrap is swapped under reg_lock when
+         * its file changes. */
+        struct dm_dns_reg *reg;
+
         atomic_uint_fast64_t domains, changes, conflicts, rejected;
         /* Report a failing dependency once, and its recovery once. */
         atomic_bool store_down, bus_down;
@@ -325,5 +331,18 @@ void *dm_dns_commit_main(void *arg);
 /* ---- dns_retention.c ---- */
 
 void *dm_dns_retention_main(void *arg);
+
+/* ---- dns_registration.c ---- */
+
+/* Loads the bootstrap file and starts the workers (service mode only). */
+int dm_dns_reg_start(struct dm_dns_service *svc);
+/* Joins the workers (svc->stopping is set) and frees. NULL-safe. */
+void dm_dns_reg_stop(struct dm_dns_service *svc);
+
+/* The bootstrap file in use: DM_RDAP_BOOTSTRAP, else DM_RDAP_BOOTSTRAP_LOCAL in the working
+ * directory when `domainmon rdap-bootstrap update` wrote one, else NULL (the embedded
+ * copy). */
+#define DM_RDAP_BOOTSTRAP_LOCAL "rdap-dns.json"
+const char *dm_dns_reg_bootstrap_path(const struct dm_conf *conf);
 
 #endif

@@ -49,7 +49,7 @@ struct dm_dns_scan *dm_dns_scan_new(const struct dm_dns_service *svc, const stru
         }
         if (ntypes > DM_RRTYPE_MAX_PER_DOMAIN)
                 ntypes = DM_RRTYPE_MAX_PER_DOMAIN;
-        if (ntypes)
+        if (ntypes > 0)
                 memcpy(sorted, types, ntypes * sizeof(*types));
         qsort(sorted, ntypes, sizeof(sorted[0]), dns_type_cmp);
         size_t n = 0;

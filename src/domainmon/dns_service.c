@@ -245,6 +245,7 @@ void dm_dns_stop(struct dm_dns_service *svc)
                 pthread_join(svc->scheduler, NULL);
         if (svc->retention_started)
                 pthread_join(svc->retention, NULL);
+        dm_dns_reg_stop(svc);
         if (svc->consuming)
                 dm_bus_cancel(svc->bus, svc->queue, dm_dns_on_task, svc);
 
@@ -456,6 +457,15 @@ int dm_dns_start(struct dm_app *app, enum dm_dns_mode mode, struct dm_dns_servic
                 if (r < 0)
                         goto fail_stop;
                 svc->scheduler_started = true;
+        }
+        if (mode == DM_DNS_MODE_SERVICE) {
+                r = dm_dns_reg_start(svc);
+                if (r < 0) {
+                        dm_log_error(DM_DNS_SVC,
+                                     "msg=\"cannot start registration checks\" err=\"%s\"",
+                                     dm_strerror(r));
+                        goto fail_stop;
+                }
         }
         if (mode == DM_DNS_MODE_SERVICE && conf->history_retention_ms > 0) {
                 r = dns_start_thread(&svc->retention, dm_dns_retention_main, svc, "dns-retain");

@@ -28,8 +28,9 @@ struct dm_domain_service {
 /* Every route table of the API. A new API file declares its table in api.h and is added
  * here. */
 static const struct dm_http_route *const route_tables[] = {
-    dm_api_meta_routes,  dm_api_domain_routes, dm_api_dns_routes,     dm_api_tls_routes,
-    dm_api_event_routes, dm_api_alert_routes,  dm_api_session_routes, dm_ui_routes,
+    dm_api_meta_routes,  dm_api_domain_routes,       dm_api_dns_routes,
+    dm_api_tls_routes,   dm_api_registration_routes, dm_api_event_routes,
+    dm_api_alert_routes, dm_api_session_routes,      dm_ui_routes,
 };
 
 /* "Bearer <key>" -> the key's scope. Nothing is cached: a revoked key stops working on

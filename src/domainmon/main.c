@@ -165,6 +165,15 @@ static const struct dm_command commands[] = {
               "FILE, also while services write to it (what is still in the WAL included); to\n"
               "restore, stop the service and put the copy in the database's place. A plain cp\n"
               "of a running database misses what is in its WAL. For PostgreSQL use pg_dump.\n"},
+    {.name = "rdap-bootstrap",
+     .summary = "rdap-bootstrap update FILE|URL: validate an RDAP bootstrap file (RFC 9224 "
+                "dns.json) and use it",
+     .run = dm_cmd_rdap_bootstrap,
+     .takes_args = true,
+     .usage = "usage: domainmon rdap-bootstrap update FILE|URL\n\n"
+              "Checks an RDAP bootstrap file (IANA's dns.json, RFC 9224) and writes it to\n"
+              "DM_RDAP_BOOTSTRAP, or to ./rdap-dns.json, which then replaces the copy built into\n"
+              "the binary; a running service reloads it within a minute.\n"},
     {.name = "config",
      .summary = "print the effective configuration (secrets masked)",
      .run = cmd_config,

@@ -22,7 +22,7 @@ DEFAULT_TYPES = {"A", "AAAA", "MX", "TXT", "NS", "CNAME", "SOA", "CAA"}
 DOMAIN_FIELDS = {"name", "unicode_name", "enabled", "interval", "record_types", "checks",
                  "tls_ports", "tls_expires_at", "created_at",
                  "updated_at", "last_checked_at", "next_check_at", "last_changed_at", "status",
-                 "status_error"}
+                 "status_error", "registration_expires_at"}
 MIB = 1024 * 1024
 
 

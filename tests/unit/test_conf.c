@@ -629,6 +629,28 @@ static void test_rabbitmq_credentials(void **state)
         assert_non_null(strstr(err, "RABBITMQ_URL"));
 }
 
+static void test_registration_settings(void **state)
+{
+        struct dm_conf c;
+        char err[256] = "";
+        (void)state;
+        char *const envp[] = {"DM_REGISTRATION_INTERVAL=6h", "DM_WHOIS_SERVER=127.0.0.1:4343",
+                              NULL};
+        int argc = 1;
+        char *argv[] = {"domainmon", NULL};
+        assert_int_equal(dm_conf_load(&c, &argc, argv, envp, "/nonexistent", err, sizeof(err)), 0);
+        assert_int_equal(c.registration_interval_ms, 6 * 3600 * 1000LL);
+        assert_string_equal(c.whois_server, "127.0.0.1:4343");
+        assert_string_equal(c.whois_root, "whois.iana.org:43");
+        assert_null(c.rdap_bootstrap);
+        assert_int_equal(c.registration_workers, 4);
+        dm_conf_done(&c);
+        char *const bad[] = {"DM_REGISTRATION_INTERVAL=10s", NULL};
+        assert_int_equal(dm_conf_load(&c, &argc, argv, bad, "/nonexistent", err, sizeof(err)),
+                         DM_ECONFIG);
+        assert_non_null(strstr(err, "DM_REGISTRATION_INTERVAL"));
+}
+
 static void test_print_all_entries(void **state)
 {
         static const char *const names[] = {
@@ -678,6 +700,13 @@ static void test_print_all_entries(void **state)
             "DM_SMS_USER",
             "DM_SMS_PASSWORD",
             "DM_SMS_FROM",
+            "DM_REGISTRATION_INTERVAL",
+            "DM_REGISTRATION_TIMEOUT",
+            "DM_REGISTRATION_RATE",
+            "DM_REGISTRATION_WORKERS",
+            "DM_RDAP_BOOTSTRAP",
+            "DM_WHOIS_SERVER",
+            "DM_WHOIS_ROOT",
         };
         struct dm_conf c;
         char err[256] = "";
@@ -812,7 +841,7 @@ static void test_help_and_markdown(void **state)
         size_t rows = 0;
         for (const char *p = text; (p = strstr(p, "\n| `")); p++)
                 rows++;
-        assert_int_equal(rows, 46);
+        assert_int_equal(rows, 53);
         assert_non_null(strstr(text, "| `DM_DNS_TIMEOUT` | `--dns-timeout` | `2s` | budget for "
                                      "one lookup, retries included |"));
         assert_non_null(strstr(text, "| `DM_API_KEY` | `--api-key` |"));
@@ -869,6 +898,7 @@ int main(void)
             cmocka_unit_test(test_mask_url),
             cmocka_unit_test(test_print_masks_secrets),
             cmocka_unit_test(test_print_all_entries),
+            cmocka_unit_test(test_registration_settings),
             cmocka_unit_test(test_default_checks),
             cmocka_unit_test(test_history_retention),
             cmocka_unit_test(test_rabbitmq_credentials),

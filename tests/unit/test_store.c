@@ -2331,6 +2331,37 @@ static void test_history_prune(void **state)
         assert_int_equal(tcs[0].id, recent.id);
         dm_tls_changes_free(tcs, n);
         assert_int_equal(dm_store_history_prune(f->st, base, 0, &n), DM_EINVAL);
+
+        /* Registration history goes too, after the DNS history, within the same limit. */
+        int64_t cid = 0, changed = 0;
+        for (int i = 0; i < 3; i++) {
+                struct dm_reg_commit rc = {.domain_id = a,
+                                           .checked_at = base + i * 1000 + 1,
+                                           .old_changed_at = changed,
+                                           .status = 1,
+                                           .source = 1,
+                                           .data = "{}",
+                                           .fields = "{}"};
+                assert_int_equal(dm_store_reg_commit(f->st, &rc, NULL, NULL, &cid), 0);
+                changed = rc.checked_at;
+        }
+        /* Before base + 8.5 s: DNS i = 7, 8 and the three registration entries. */
+        assert_int_equal(dm_store_history_prune(f->st, base + 8500, 3, &n), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(count_changes(f->st, a) + count_changes(f->st, b), 1);
+        struct dm_reg_change *rch = NULL;
+        size_t nr = 0;
+        assert_int_equal(dm_store_reg_changes(f->st, a, 0, 10, &rch, &nr), 0);
+        assert_int_equal(nr, 2);
+        assert_int_equal(rch[1].observed_at, base + 1001); /* the oldest went first */
+        dm_reg_changes_free(rch, nr);
+        assert_int_equal(dm_store_history_prune(f->st, base + 8500, 3, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(dm_store_history_prune(f->st, base + 8500, 3, &n), 0);
+        assert_int_equal(n, 0);
+        struct dm_reg_state rs;
+        assert_int_equal(dm_store_reg_get(f->st, a, &rs), 0); /* the state is not history */
+        dm_reg_state_done(&rs);
 }
 
 /* The page a history response shows, from what a bounded read returned. */
@@ -2900,6 +2931,167 @@ static void test_bad_arguments(void **state)
         dm_store_free(st);
 }
 
+static char *reg_event(const struct dm_reg_change *ch, void *arg)
+{
+        char *body = NULL;
+        (void)arg;
+        if (asprintf(&body, "{\"id\":%lld,\"domain\":\"%s\",\"fields\":%s}", (long long)ch->id,
+                     ch->domain, ch->fields) < 0)
+                return NULL;
+        return body;
+}
+
+static void test_registration_state_and_history(void **state)
+{
+        struct fixture *f = *state;
+        int64_t id = add_domain(f->st, "reg.example", 0);
+        int64_t other = add_domain(f->st, "other.example", 0);
+        struct dm_reg_state rs;
+        struct dm_reg_task tasks[8];
+        size_t n = 0;
+        int64_t now = dm_now_ms(), cid = -1;
+
+        /* New domains are due at once; a claim moves them a whole interval on. */
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(dm_store_reg_get(f->st, id, &rs), DM_ENOENT);
+
+        /* First lookup: data and a history entry with its event. */
+        struct dm_reg_commit c = {.domain_id = id,
+                                  .checked_at = now,
+                                  .status = 1,
+                                  .source = 2,
+                                  .registrable = "reg.example",
+                                  .data = "{\"registrar\":\"R1\"}",
+                                  .raw = "Registrar: R1\n",
+                                  .expires_at = now + 1000,
+                                  .fields = "{\"registrar\":{\"before\":null,\"after\":\"R1\"}}"};
+        assert_int_equal(dm_store_reg_commit(f->st, &c, reg_event, NULL, &cid), 0);
+        assert_true(cid > 0);
+        assert_int_equal(dm_store_reg_get(f->st, id, &rs), 0);
+        assert_int_equal(rs.status, 1);
+        assert_int_equal(rs.source, 2);
+        assert_string_equal(rs.registrable, "reg.example");
+        assert_string_equal(rs.data, "{\"registrar\":\"R1\"}");
+        assert_string_equal(rs.raw, "Registrar: R1\n");
+        assert_null(rs.error);
+        assert_int_equal(rs.changed_at, now);
+        int64_t changed = rs.changed_at;
+        dm_reg_state_done(&rs);
+        struct dm_domain g = get_domain(f->st, "reg.example");
+        assert_int_equal(g.registration_expires_at, now + 1000);
+        struct dm_outbox_event *ev = claim(f->st, OWNER_A, 10, &n);
+        assert_int_equal(n, 1);
+        assert_string_equal(ev[0].routing_key, "change.registration");
+        assert_non_null(strstr(ev[0].body, "\"domain\":\"reg.example\""));
+        dm_outbox_events_free(ev, n);
+
+        /* A failed lookup keeps the data and writes no history. */
+        struct dm_reg_commit fail = {.domain_id = id,
+                                     .checked_at = now + 10,
+                                     .status = 3,
+                                     .registrable = "reg.example",
+                                     .error = "timed out"};
+        assert_int_equal(dm_store_reg_commit(f->st, &fail, reg_event, NULL, &cid), 0);
+        assert_int_equal(cid, 0);
+        assert_int_equal(dm_store_reg_get(f->st, id, &rs), 0);
+        assert_int_equal(rs.status, 3);
+        assert_int_equal(rs.source, 2);
+        assert_string_equal(rs.error, "timed out");
+        assert_string_equal(rs.data, "{\"registrar\":\"R1\"}");
+        assert_int_equal(rs.checked_at, now + 10);
+        assert_int_equal(rs.changed_at, changed);
+        dm_reg_state_done(&rs);
+        assert_int_equal(get_domain(f->st, "reg.example").registration_expires_at, now + 1000);
+
+        /* A commit made against an older state is refused whole. */
+        struct dm_reg_commit stale = c;
+        stale.checked_at = now + 20;
+        stale.old_changed_at = 0;
+        assert_int_equal(dm_store_reg_commit(f->st, &stale, reg_event, NULL, &cid), DM_ECONFLICT);
+
+        /* Unchanged data: state moves, no entry; changed data: a second entry. */
+        struct dm_reg_commit same = c;
+        same.checked_at = now + 30;
+        same.old_changed_at = changed;
+        same.fields = NULL;
+        assert_int_equal(dm_store_reg_commit(f->st, &same, reg_event, NULL, &cid), 0);
+        assert_int_equal(dm_store_reg_get(f->st, id, &rs), 0);
+        assert_int_equal(rs.status, 1);
+        assert_null(rs.error);
+        assert_int_equal(rs.changed_at, changed);
+        dm_reg_state_done(&rs);
+        struct dm_reg_commit renew = c;
+        renew.checked_at = now + 40;
+        renew.old_changed_at = changed;
+        renew.data = "{\"registrar\":\"R2\"}";
+        renew.expires_at = 0;
+        renew.fields = "{\"registrar\":{\"before\":\"R1\",\"after\":\"R2\"}}";
+        assert_int_equal(dm_store_reg_commit(f->st, &renew, reg_event, NULL, &cid), 0);
+        assert_int_equal(get_domain(f->st, "reg.example").registration_expires_at, 0);
+
+        struct dm_reg_change *ch = NULL;
+        size_t nc = 0;
+        assert_int_equal(dm_store_reg_changes(f->st, id, 0, 10, &ch, &nc), 0);
+        assert_int_equal(nc, 2);
+        assert_true(ch[0].id > ch[1].id);
+        assert_string_equal(ch[0].domain, "reg.example");
+        assert_int_equal(ch[0].observed_at, now + 40);
+        assert_string_equal(ch[0].fields, renew.fields);
+        int64_t older = ch[1].id;
+        dm_reg_changes_free(ch, nc);
+        assert_int_equal(dm_store_reg_changes(f->st, id, older + 1, 1, &ch, &nc), 0);
+        assert_int_equal(nc, 1);
+        assert_int_equal(ch[0].id, older);
+        dm_reg_changes_free(ch, nc);
+        assert_int_equal(dm_store_reg_changes(f->st, other, 0, 10, &ch, &nc), 0);
+        assert_int_equal(nc, 0);
+        dm_reg_changes_free(ch, nc);
+
+        /* A requested scan and a deferral move the next registration check. */
+        assert_int_equal(dm_store_domain_request_scan(f->st, "reg.example", now + 50), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now + 50, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tasks[0].domain_id, id);
+        assert_string_equal(tasks[0].name, "reg.example");
+        assert_int_equal(dm_store_reg_defer(f->st, other, now + 60), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now + 60, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tasks[0].domain_id, other);
+        assert_int_equal(tasks[0].checks, 0);
+
+        /* Changed checks make the registration check due at once (registration may have
+         * just been turned on); an update of other fields does not. */
+        struct dm_domain od = get_domain(f->st, "other.example");
+        od.checks = DM_CHECKS_DNS | DM_CHECKS_REGISTRATION;
+        assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_CHECKS), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now + 70, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tasks[0].checks, DM_CHECKS_DNS | DM_CHECKS_REGISTRATION);
+        assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_CHECKS), 0);
+        od.enabled = true;
+        assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_ENABLED), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now + 80, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(n, 0);
+
+        /* Gone domains: ENOENT; deleting a domain takes its registration rows. */
+        struct dm_reg_commit gone = fail;
+        gone.domain_id = 999999999;
+        assert_int_equal(dm_store_reg_commit(f->st, &gone, NULL, NULL, NULL), DM_ENOENT);
+        assert_int_equal(dm_store_domain_delete(f->st, "reg.example", NULL, NULL), 0);
+        assert_int_equal(dm_store_reg_get(f->st, id, &rs), DM_ENOENT);
+        assert_int_equal(dm_store_reg_changes(f->st, id, 0, 10, &ch, &nc), 0);
+        assert_int_equal(nc, 0);
+        dm_reg_changes_free(ch, nc);
+
+        /* Bad arguments change nothing. */
+        struct dm_reg_commit bad = {.domain_id = other, .fields = "{}"};
+        assert_int_equal(dm_store_reg_commit(f->st, &bad, NULL, NULL, NULL), DM_EINVAL);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, 0, 8, tasks, &n), DM_EINVAL);
+}
+
 #define CONTRACT(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -2940,6 +3132,7 @@ int main(void)
             CONTRACT(test_dns_commit_refuses_oversized_rows),
             CONTRACT(test_change_list_max_bytes),
             CONTRACT(test_history_prune),
+            CONTRACT(test_registration_state_and_history),
         };
         const struct CMUnitTest front[] = {
             cmocka_unit_test(test_open_urls),
