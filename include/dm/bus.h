@@ -109,10 +109,11 @@ struct dm_bus_out {
 };
 
 /* Publishes `n` messages and waits for all of them: on a broker they are sent together
- * and confirmed in one round trip. Each message is routed on its own (one may fail while
- * the others are taken); order is kept. Returns 0 when every message was taken, otherwise
- * the first failing message's result (every result is set). When any message is invalid
- * nothing is published: DM_EINVAL, the invalid ones' result DM_EINVAL and the others'
+ * and confirmed in one round trip. Each message is routed on its own (one may have no route
+ * while the others are taken); order is kept: after a message the bus could not take (no
+ * room, no connection) the rest are not sent and get DM_ECANCELED. Returns 0 when every message was
+ * taken, otherwise the first failing message's result (every result is set). When any message is
+ * invalid nothing is published: DM_EINVAL, the invalid ones' result DM_EINVAL and the others'
  * DM_ECANCELED. The caller keeps ownership of the array. */
 int dm_bus_publish_batch(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags);
 /* Starts consuming `queue` with at most `prefetch` unacked messages outstanding (0 or more

@@ -451,11 +451,21 @@ static int inproc_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n,
 {
         struct inproc_bus *b = (struct inproc_bus *)bus;
         int first = 0;
+        bool stop = false;
         for (size_t i = 0; i < n; i++) {
+                /* After a message the bus could not take the rest are not sent: a later one
+                 * must never get in ahead of it (a consumer may make room in between). A
+                 * message with no route (DM_BUS_MANDATORY) stops nothing. */
+                if (stop) {
+                        msgs[i].result = DM_ECANCELED;
+                        continue;
+                }
                 msgs[i].result =
                     inproc_publish_one(b, msgs[i].routing_key, msgs[i].body, msgs[i].len, flags);
                 if (msgs[i].result < 0 && first == 0)
                         first = msgs[i].result;
+                if (msgs[i].result < 0 && msgs[i].result != DM_ENOROUTE)
+                        stop = true;
         }
         return first;
 }
