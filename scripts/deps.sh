@@ -6,9 +6,9 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libidn2-dev libssl-dev libcmocka-dev
-  librabbitmq-dev libpq-dev
+  librabbitmq-dev libpq-dev libhiredis-dev
   sqlite3 knot knot-dnsutils dnsperf python3-pytest python3-dnspython curl rabbitmq-server
-  postgresql
+  postgresql redis-server wrk nginx-light
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #include "dm/log.h"
 
 #include "dm/error.h"
+#include "dm/secret.h"
 #include "dm/time.h"
 
 #include <errno.h>
@@ -82,8 +83,14 @@ void dm_log(enum dm_log_level level, const char *svc, const char *fmt, ...)
         if (n > 0)
                 len += ((size_t)n >= room - len) ? room - len - 1 : (size_t)n;
 
-        line[len++] = '\n';
-        log_write_all(line, len);
+        line[len] = '\0';
+        /* The last line of defence: a URL or parameter password that reached a message
+         * (an error text of a library, a URL someone logged) is masked here. */
+        char masked[DM_LOG_LINE_MAX];
+        dm_secret_mask(line, masked, sizeof(masked) - 1);
+        len = strlen(masked);
+        masked[len++] = '\n';
+        log_write_all(masked, len);
         errno = saved_errno;
 }
 

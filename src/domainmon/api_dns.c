@@ -267,10 +267,8 @@ out:
         dm_changes_free(changes, n);
 }
 
-/* GET /api/v1/domains/{name}/records */
-static void records_get(struct dm_http_request *req, struct dm_http_response *res)
+static void records_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
-        static const char *const no_params[] = {NULL};
         struct dm_app *app = req->app;
         struct dm_domain d;
         struct dm_rrset_row *rows = NULL;
@@ -278,9 +276,7 @@ static void records_get(struct dm_http_request *req, struct dm_http_response *re
         json_t *list = NULL, *doc = NULL;
         int r;
 
-        if (dm_http_query_check(req, no_params, res) < 0)
-                return;
-        if (dm_api_domain_lookup(req, res, &d) < 0)
+        if (dm_api_domain_get(req, res, arg, &d) < 0)
                 return;
         r = dm_store_dns_current(app->store, d.id, &rows, &n);
         if (r < 0) {
@@ -313,19 +309,43 @@ out:
         dm_rrset_rows_free(rows, n);
 }
 
-/* GET /api/v1/domains/{name}/history */
-static void history_get(struct dm_http_request *req, struct dm_http_response *res)
+/* GET /api/v1/domains/{name}/records */
+static void records_get(struct dm_http_request *req, struct dm_http_response *res)
+{
+        static const char *const no_params[] = {NULL};
+        char ascii[DM_NAME_MAX + 1];
+
+        if (dm_http_query_check(req, no_params, res) < 0 || dm_api_domain_name(req, res, ascii) < 0)
+                return;
+        dm_api_cached(req, res, ascii, "records", records_build, ascii);
+}
+
+static void history_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
         struct dm_change_query q = {0};
         struct dm_domain d;
         bool empty = false;
 
-        if (dm_api_domain_lookup(req, res, &d) < 0)
+        if (dm_api_domain_get(req, res, arg, &d) < 0)
                 return;
         if (change_query_parse(req, res, &q, &empty) < 0)
                 return;
         q.domain_id = d.id;
         respond_changes(req, res, &q, empty);
+}
+
+/* GET /api/v1/domains/{name}/history: the first page with no parameters is the one every
+ * dashboard asks for, and is cached; other pages are read from the store. */
+static void history_get(struct dm_http_request *req, struct dm_http_response *res)
+{
+        char ascii[DM_NAME_MAX + 1];
+
+        if (dm_api_domain_name(req, res, ascii) < 0)
+                return;
+        if (dm_http_query_count(req) == 0)
+                dm_api_cached(req, res, ascii, "history", history_build, ascii);
+        else
+                history_build(req, res, ascii);
 }
 
 /* GET /api/v1/changes */
@@ -350,6 +370,7 @@ static void scan_post(struct dm_http_request *req, struct dm_http_response *res)
         if (dm_api_domain_lookup(req, res, &d) < 0)
                 return;
         r = dm_store_domain_request_scan(app->store, d.name, dm_now_ms());
+        dm_api_cache_forget(app, d.name); /* next_check_at moved */
         if (r < 0) {
                 dm_api_store_error(res, r, "request scan");
                 return;
@@ -361,6 +382,7 @@ const struct dm_http_route dm_api_dns_routes[] = {
     {DM_HTTP_GET, "/api/v1/domains/{name}/records", records_get, DM_SCOPE_READ, 0},
     {DM_HTTP_GET, "/api/v1/domains/{name}/history", history_get, DM_SCOPE_READ, 0},
     {DM_HTTP_GET, "/api/v1/changes", changes_get, DM_SCOPE_READ, 0},
-    {DM_HTTP_POST, "/api/v1/domains/{name}/scan", scan_post, DM_SCOPE_WRITE, 0},
+    {DM_HTTP_POST, "/api/v1/domains/{name}/scan", scan_post, DM_SCOPE_WRITE,
+     DM_HTTP_ROUTE_EXPENSIVE},
     {0},
 };

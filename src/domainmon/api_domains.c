@@ -126,8 +126,7 @@ static int parse_name(struct dm_http_response *res, const char *field, const cha
         return 0;
 }
 
-int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *res,
-                         struct dm_domain *ret_domain)
+int dm_api_domain_name(struct dm_http_request *req, struct dm_http_response *res, char *ret_ascii)
 {
         const char *raw = dm_http_param(req, "name");
         struct dm_name name;
@@ -140,14 +139,32 @@ int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *r
         ret = parse_name(res, "name", raw, strlen(raw), &name);
         if (ret < 0)
                 return ret;
-        ret = dm_store_domain_get(((struct dm_app *)req->app)->store, name.ascii, ret_domain);
+        memcpy(ret_ascii, name.ascii, strlen(name.ascii) + 1);
+        return 0;
+}
+
+int dm_api_domain_get(struct dm_http_request *req, struct dm_http_response *res, const char *ascii,
+                      struct dm_domain *ret_domain)
+{
+        int ret = dm_store_domain_get(((struct dm_app *)req->app)->store, ascii, ret_domain);
         if (ret == DM_ENOENT) {
-                dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", name.ascii);
+                dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", ascii);
                 return ret;
         }
         if (ret < 0)
                 return dm_api_store_error(res, ret, "get domain");
         return 0;
+}
+
+int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *res,
+                         struct dm_domain *ret_domain)
+{
+        char ascii[DM_NAME_MAX + 1];
+        int ret = dm_api_domain_name(req, res, ascii);
+
+        if (ret < 0)
+                return ret;
+        return dm_api_domain_get(req, res, ascii, ret_domain);
 }
 
 /* ---- field validation with every error reported at once ---- */
@@ -614,7 +631,7 @@ out:
         free(ds);
 }
 
-static void domain_get(struct dm_http_request *req, struct dm_http_response *res)
+static void domain_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
         struct dm_app *app = req->app;
         struct dm_domain *d = malloc(sizeof(*d));
@@ -623,9 +640,18 @@ static void domain_get(struct dm_http_request *req, struct dm_http_response *res
                 dm_api_store_error(res, DM_ENOMEM, "get domain");
                 return;
         }
-        if (dm_http_query_check(req, no_params, res) == 0 && dm_api_domain_lookup(req, res, d) == 0)
+        if (dm_api_domain_get(req, res, arg, d) == 0)
                 respond_domain(res, 200, d, &app->conf);
         free(d);
+}
+
+static void domain_get(struct dm_http_request *req, struct dm_http_response *res)
+{
+        char ascii[DM_NAME_MAX + 1];
+
+        if (dm_http_query_check(req, no_params, res) < 0 || dm_api_domain_name(req, res, ascii) < 0)
+                return;
+        dm_api_cached(req, res, ascii, "domain", domain_build, ascii);
 }
 
 static const struct dm_json_field patch_fields[] = {
@@ -697,6 +723,7 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 fields |= DM_DOMAIN_RECORD_TYPES;
         d->updated_at = dm_now_ms();
         ret = dm_store_domain_update(app->store, d, fields);
+        dm_api_cache_forget(app, name.ascii);
         if (ret == 0)
                 ret = dm_store_domain_get(app->store, name.ascii, d);
         if (ret == DM_ENOENT) {
@@ -725,6 +752,7 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
         if (!raw || parse_name(res, "name", raw, strlen(raw), &name) < 0)
                 return;
         int ret = dm_store_domain_delete(app->store, name.ascii, domain_removed_body, NULL);
+        dm_api_cache_forget(app, name.ascii);
         if (ret == DM_ENOENT) {
                 dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", name.ascii);
                 return;
@@ -742,7 +770,8 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
 const struct dm_http_route dm_api_domain_routes[] = {
     {DM_HTTP_GET, "/api/v1/domains", domain_list, DM_SCOPE_READ, 0},
     {DM_HTTP_POST, "/api/v1/domains", domain_create, DM_SCOPE_WRITE, 0},
-    {DM_HTTP_POST, "/api/v1/domains/import", domain_import, DM_SCOPE_WRITE, 0},
+    {DM_HTTP_POST, "/api/v1/domains/import", domain_import, DM_SCOPE_WRITE,
+     DM_HTTP_ROUTE_EXPENSIVE},
     {DM_HTTP_GET, "/api/v1/domains/{name}", domain_get, DM_SCOPE_READ, 0},
     {DM_HTTP_PATCH, "/api/v1/domains/{name}", domain_patch, DM_SCOPE_WRITE, 0},
     {DM_HTTP_DELETE, "/api/v1/domains/{name}", domain_delete, DM_SCOPE_WRITE, 0},

@@ -3,9 +3,11 @@
 #define DM_APP_H
 
 #include "dm/bus.h"
+#include "dm/cache.h"
 #include "dm/conf.h"
 #include "dm/events.h"
 #include "dm/outbox.h"
+#include "dm/ratelimit.h"
 #include "dm/store.h"
 
 struct dm_app {
@@ -17,6 +19,10 @@ struct dm_app {
         /* The live event stream's hub while the domain service runs, else NULL;
          * thread-safe. */
         struct dm_event_hub *events;
+        /* While the domain service runs (else NULL): the rate limiter its edge uses and the
+         * cache of hot reads; both thread-safe. */
+        struct dm_ratelimit *limiter;
+        struct dm_cache *cache;
         /* The process's one outbox relay, shared by every service that writes events (kick
          * it after a write: dm_outbox_relay_kick, NULL-safe); NULL while none holds it. */
         struct dm_outbox_relay *relay;
