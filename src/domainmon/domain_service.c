@@ -148,7 +148,8 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
         if (ret < 0)
                 goto fail;
         app->limiter = s->limiter;
-        app->cache = s->cache;
+        /* With cache "none" the handlers build every answer (and say nothing of a cache). */
+        app->cache = strcmp(dm_cache_backend(s->cache), "none") != 0 ? s->cache : NULL;
         ret = dm_event_hub_new(&hub_opts, &s->hub);
         if (ret < 0)
                 goto fail;
