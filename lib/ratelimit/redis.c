@@ -2,10 +2,11 @@
  * TAT, the decision and the write are one atomic step for every process sharing the server,
  * on Redis' own clock (processes on machines whose clocks differ still agree).
  *
- * One connection under a mutex. When a command fails the connection is dropped, the limiter
+ * A few connections, each under its own mutex, taken in turn, so that the HTTP threads do not
+ * queue behind one round trip. When a command fails its connection is dropped, the limiter
  * becomes degraded (logged once) and the local memory limiter answers; a new connection is
- * tried at most once per DM_REDIS_RETRY_MS, so a dead Redis costs one timeout a second, not
- * one per request. */
+ * tried at most once per DM_REDIS_RETRY_MS per connection, so a dead Redis costs a timeout
+ * a second, not one per request. */
 #include "ratelimit/ratelimit_int.h"
 
 #include <pthread.h>
@@ -34,14 +35,21 @@ static const char gcra_script[] =
     "redis.call('SET', KEYS[1], nxt, 'PX', math.floor((nxt - now) / 1000) + 1)\n"
     "return {1, nxt - now, 0}\n";
 
+#define POOL 4
+
+struct conn {
+        pthread_mutex_t mu;
+        redisContext *ctx; /* NULL while down */
+        char sha[48];      /* the loaded script */
+        int64_t next_try_ms;
+};
+
 struct redis_limiter {
         struct dm_ratelimit base;
         struct dm_ratelimit *local;
         struct dm_redis_target target;
-        pthread_mutex_t mu;
-        redisContext *ctx;   /* under mu; NULL while down */
-        char sha[48];        /* the loaded script */
-        int64_t next_try_ms; /* under mu */
+        struct conn pool[POOL];
+        atomic_uint next;
         atomic_bool degraded;
 };
 
@@ -60,35 +68,35 @@ static void set_degraded(struct redis_limiter *r, bool down, const char *why)
                 dm_log_info("ratelimit", "msg=\"Redis answers again: rate limits are shared\"");
 }
 
-/* Under mu. */
-static int ensure_conn(struct redis_limiter *r)
+/* Under c->mu. */
+static int ensure_conn(struct redis_limiter *r, struct conn *c)
 {
         char err[256];
         redisReply *rep;
 
-        if (r->ctx)
+        if (c->ctx)
                 return 0;
         int64_t now = dm_mono_ms();
-        if (now < r->next_try_ms)
+        if (now < c->next_try_ms)
                 return DM_EAGAIN;
-        r->next_try_ms = now + DM_REDIS_RETRY_MS;
-        if (dm_redis_connect(&r->target, &r->ctx, err, sizeof(err)) < 0) {
+        c->next_try_ms = now + DM_REDIS_RETRY_MS;
+        if (dm_redis_connect(&r->target, &c->ctx, err, sizeof(err)) < 0) {
                 set_degraded(r, true, err);
                 return DM_EIO;
         }
-        rep = redisCommand(r->ctx, "SCRIPT LOAD %s", gcra_script);
-        if (!rep || rep->type != REDIS_REPLY_STRING || rep->len >= (long)sizeof(r->sha)) {
+        rep = redisCommand(c->ctx, "SCRIPT LOAD %s", gcra_script);
+        if (!rep || rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(c->sha)) {
                 snprintf(err, sizeof(err), "cannot load the rate limit script: %s",
-                         rep && rep->type == REDIS_REPLY_ERROR ? rep->str : r->ctx->errstr);
+                         rep && rep->type == REDIS_REPLY_ERROR ? rep->str : c->ctx->errstr);
                 if (rep)
                         freeReplyObject(rep);
-                redisFree(r->ctx);
-                r->ctx = NULL;
+                redisFree(c->ctx);
+                c->ctx = NULL;
                 set_degraded(r, true, err);
                 return DM_EIO;
         }
-        memcpy(r->sha, rep->str, (size_t)rep->len);
-        r->sha[rep->len] = '\0';
+        memcpy(c->sha, rep->str, (size_t)rep->len);
+        c->sha[rep->len] = '\0';
         freeReplyObject(rep);
         return 0;
 }
@@ -107,11 +115,13 @@ static int redis_open(const char *url, char *err, size_t errlen, struct dm_ratel
         if (ret_code < 0)
                 goto fail;
         r->base.ops = &dm_ratelimit_redis_ops;
-        pthread_mutex_init(&r->mu, NULL);
+        for (size_t i = 0; i < POOL; i++)
+                pthread_mutex_init(&r->pool[i].mu, NULL);
+        atomic_init(&r->next, 0);
         atomic_init(&r->degraded, false);
-        pthread_mutex_lock(&r->mu);
-        (void)ensure_conn(r);
-        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&r->pool[0].mu);
+        (void)ensure_conn(r, &r->pool[0]);
+        pthread_mutex_unlock(&r->pool[0].mu);
         *ret = &r->base;
         return 0;
 fail:
@@ -122,10 +132,12 @@ fail:
 static void redis_free(struct dm_ratelimit *rl)
 {
         struct redis_limiter *r = (struct redis_limiter *)rl;
-        if (r->ctx)
-                redisFree(r->ctx);
+        for (size_t i = 0; i < POOL; i++) {
+                if (r->pool[i].ctx)
+                        redisFree(r->pool[i].ctx);
+                pthread_mutex_destroy(&r->pool[i].mu);
+        }
         dm_ratelimit_free(r->local);
-        pthread_mutex_destroy(&r->mu);
         free(r);
 }
 
@@ -141,14 +153,15 @@ static int redis_check(struct dm_ratelimit *rl, const char *key, const struct dm
         snprintf(k, sizeof(k), "dm:rl:%.*s", DM_RATE_KEY_MAX - 1, key);
         snprintf(em, sizeof(em), "%lld", (long long)(emission > 0 ? emission : 1));
         snprintf(win, sizeof(win), "%lld", (long long)(p->window_ms * 1000));
-        pthread_mutex_lock(&r->mu);
-        if (ensure_conn(r) == 0) {
-                rep = redisCommand(r->ctx, "EVALSHA %s 1 %s %s %s", r->sha, k, em, win);
+        struct conn *c = &r->pool[atomic_fetch_add(&r->next, 1) % POOL];
+        pthread_mutex_lock(&c->mu);
+        if (ensure_conn(r, c) == 0) {
+                rep = redisCommand(c->ctx, "EVALSHA %s 1 %s %s %s", c->sha, k, em, win);
                 if (rep && rep->type == REDIS_REPLY_ERROR &&
                     strncmp(rep->str, "NOSCRIPT", 8) == 0) {
                         /* The server restarted and forgot the script: send it whole. */
                         freeReplyObject(rep);
-                        rep = redisCommand(r->ctx, "EVAL %s 1 %s %s %s", gcra_script, k, em, win);
+                        rep = redisCommand(c->ctx, "EVAL %s 1 %s %s %s", gcra_script, k, em, win);
                 }
                 if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
                     rep->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -159,19 +172,19 @@ static int redis_check(struct dm_ratelimit *rl, const char *key, const struct dm
                         ok = true;
                 } else {
                         snprintf(err, sizeof(err), "%s",
-                                 !rep                             ? r->ctx->errstr
+                                 !rep                             ? c->ctx->errstr
                                  : rep->type == REDIS_REPLY_ERROR ? rep->str
                                                                   : "unexpected reply");
                         /* A connection in an unknown state is not reused. */
-                        redisFree(r->ctx);
-                        r->ctx = NULL;
+                        redisFree(c->ctx);
+                        c->ctx = NULL;
                 }
                 if (rep)
                         freeReplyObject(rep);
         } else {
                 snprintf(err, sizeof(err), "not connected");
         }
-        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_unlock(&c->mu);
         if (ok) {
                 set_degraded(r, false, NULL);
                 return 0;
