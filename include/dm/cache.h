@@ -53,6 +53,17 @@ int dm_cache_get(struct dm_cache *c, const char *name, const char *kind, char **
  * value was not kept: too large, generation moved on, backend down) or DM_ENOMEM. */
 int dm_cache_put(struct dm_cache *c, const char *name, const char *kind, uint64_t token,
                  const void *value, size_t len);
+/* The same, for answers built from data that carries its own version (a row's update times):
+ * a value is a hit only when it was stored under the same `version` (a string without
+ * '\n', at most DM_CACHE_VERSION_MAX bytes), so an answer whose source has moved on since
+ * is never served even when no event said so. A longer version always misses. */
+#define DM_CACHE_VERSION_MAX 128
+int dm_cache_get_version(struct dm_cache *c, const char *name, const char *kind,
+                         const char *version, char **ret_value, size_t *ret_len,
+                         uint64_t *ret_token);
+int dm_cache_put_version(struct dm_cache *c, const char *name, const char *kind, uint64_t token,
+                         const char *version, const void *value, size_t len);
+
 /* Every answer about `name` is gone for every reader from the return on. Returns 0, or
  * DM_EIO when a shared backend could not be told (it is then degraded and serves nothing
  * until it is back in a new epoch). */

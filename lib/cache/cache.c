@@ -69,6 +69,54 @@ int dm_cache_put(struct dm_cache *c, const char *name, const char *kind, uint64_
         return c->ops->put(c, name, kind, token, value, len);
 }
 
+static bool version_ok(const char *version)
+{
+        return strlen(version) <= DM_CACHE_VERSION_MAX && !strchr(version, '\n');
+}
+
+int dm_cache_get_version(struct dm_cache *c, const char *name, const char *kind,
+                         const char *version, char **ret_value, size_t *ret_len,
+                         uint64_t *ret_token)
+{
+        char *v = NULL;
+        size_t n = 0, vl = strlen(version);
+        int r = dm_cache_get(c, name, kind, &v, &n, ret_token);
+
+        if (r < 0)
+                return r;
+        if (!version_ok(version) || n < vl + 1 || memcmp(v, version, vl) != 0 || v[vl] != '\n') {
+                free(v);
+                /* Counted as a hit by dm_cache_get: it was not one. */
+                __atomic_sub_fetch(&c->hits, 1, __ATOMIC_RELAXED);
+                __atomic_add_fetch(&c->misses, 1, __ATOMIC_RELAXED);
+                return DM_ENOENT;
+        }
+        memmove(v, v + vl + 1, n - vl - 1);
+        *ret_value = v;
+        *ret_len = n - vl - 1;
+        return 0;
+}
+
+int dm_cache_put_version(struct dm_cache *c, const char *name, const char *kind, uint64_t token,
+                         const char *version, const void *value, size_t len)
+{
+        size_t vl = strlen(version);
+        char *buf;
+        int r;
+
+        if (token == 0 || !version_ok(version))
+                return 0;
+        buf = malloc(vl + 1 + len);
+        if (!buf)
+                return DM_ENOMEM;
+        memcpy(buf, version, vl);
+        buf[vl] = '\n';
+        memcpy(buf + vl + 1, value, len);
+        r = dm_cache_put(c, name, kind, token, buf, vl + 1 + len);
+        free(buf);
+        return r;
+}
+
 int dm_cache_invalidate(struct dm_cache *c, const char *name)
 {
         if (strlen(name) >= DM_CACHE_NAME_MAX)

@@ -51,23 +51,16 @@ json_t *dm_api_time_json(int64_t unix_ms);
 int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *res,
                          struct dm_domain *ret_domain);
 
-/* Parses the {name} capture into its A-label form (ret_ascii, DM_NAME_MAX + 1 bytes).
- * Returns 0, or makes the 400 problem and returns the error. */
-int dm_api_domain_name(struct dm_http_request *req, struct dm_http_response *res, char *ret_ascii);
-
-/* Reads domain `ascii` from the store: 0, or the 404/503 problem is made and the error
- * returned. */
-int dm_api_domain_get(struct dm_http_request *req, struct dm_http_response *res, const char *ascii,
-                      struct dm_domain *ret_domain);
-
 /* Builds the answer of a cacheable read into `res` (any status; only a 200 is cached). */
 typedef void (*dm_api_build_fn)(struct dm_http_request *req, struct dm_http_response *res,
                                 void *arg);
-/* Answers a read about domain `name` (A-label) that the cache may hold as `kind`: from the
- * cache, or by `build` (whose 200 is then cached). A 200 carries an ETag, and a request
- * whose If-None-Match matches it gets 304 with no body. With no cache: build and ETag. */
-void dm_api_cached(struct dm_http_request *req, struct dm_http_response *res, const char *name,
-                   const char *kind, dm_api_build_fn build, void *arg);
+/* Answers a read about domain `d` (just read from the store) that the cache may hold as
+ * `kind`: from the cache when it holds an answer built from this same state of the domain
+ * row (its update, check and change times), else by `build`, whose 200 is then cached. A
+ * 200 carries an ETag, and a request whose If-None-Match matches it gets 304 with no body.
+ * With no cache: build and ETag. */
+void dm_api_cached(struct dm_http_request *req, struct dm_http_response *res,
+                   const struct dm_domain *d, const char *kind, dm_api_build_fn build, void *arg);
 /* Forgets every cached answer about `name` (after a write to it). */
 void dm_api_cache_forget(struct dm_app *app, const char *name);
 

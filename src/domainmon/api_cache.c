@@ -2,6 +2,7 @@
  * first history page). The cache holds the JSON bytes of a 200; the ETag is the digest of
  * those bytes, so a cached and a freshly built answer with the same content have the same
  * tag, on every Domain Service. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,11 +27,22 @@ static void finish(struct dm_http_request *req, struct dm_http_response *res, co
                 dm_http_response_header(res, "X-Cache", xcache);
 }
 
-void dm_api_cached(struct dm_http_request *req, struct dm_http_response *res, const char *name,
-                   const char *kind, dm_api_build_fn build, void *arg)
+/* What an answer about a domain is built from moves with these: the scanner moves
+ * last_checked_at on every scan (records, statuses and TTLs are written with it), writes move
+ * updated_at, and scheduling moves next_check_at. */
+static void domain_version(const struct dm_domain *d, char *buf, size_t size)
+{
+        snprintf(buf, size, "%lld:%lld:%lld:%lld:%lld:%d:%d", (long long)d->id,
+                 (long long)d->updated_at, (long long)d->next_check_at,
+                 (long long)d->last_checked_at, (long long)d->last_changed_at, (int)d->status,
+                 (int)d->enabled);
+}
+
+void dm_api_cached(struct dm_http_request *req, struct dm_http_response *res,
+                   const struct dm_domain *d, const char *kind, dm_api_build_fn build, void *arg)
 {
         struct dm_app *app = req->app;
-        char *value = NULL;
+        char *value = NULL, version[DM_CACHE_VERSION_MAX];
         size_t len = 0;
         uint64_t token = 0;
 
@@ -39,7 +51,8 @@ void dm_api_cached(struct dm_http_request *req, struct dm_http_response *res, co
                 finish(req, res, NULL);
                 return;
         }
-        if (dm_cache_get(app->cache, name, kind, &value, &len, &token) == 0) {
+        domain_version(d, version, sizeof(version));
+        if (dm_cache_get_version(app->cache, d->name, kind, version, &value, &len, &token) == 0) {
                 dm_http_respond(res, 200, "application/json", value, len);
                 free(value);
                 finish(req, res, "hit");
@@ -47,7 +60,8 @@ void dm_api_cached(struct dm_http_request *req, struct dm_http_response *res, co
         }
         build(req, res, arg);
         if (res->status == 200 && !res->mhd && res->body &&
-            dm_cache_put(app->cache, name, kind, token, res->body, res->body_len) < 0)
+            dm_cache_put_version(app->cache, d->name, kind, token, version, res->body,
+                                 res->body_len) < 0)
                 dm_log_warn("api", "msg=\"cannot cache an answer\" err=\"out of memory\"");
         finish(req, res, "miss");
 }

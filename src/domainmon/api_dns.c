@@ -270,14 +270,13 @@ out:
 static void records_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
         struct dm_app *app = req->app;
-        struct dm_domain d;
+        const struct dm_domain *dp = arg;
+        const struct dm_domain d = *dp;
         struct dm_rrset_row *rows = NULL;
         size_t n = 0;
         json_t *list = NULL, *doc = NULL;
         int r;
 
-        if (dm_api_domain_get(req, res, arg, &d) < 0)
-                return;
         r = dm_store_dns_current(app->store, d.id, &rows, &n);
         if (r < 0) {
                 dm_api_store_error(res, r, "dns current");
@@ -313,24 +312,22 @@ out:
 static void records_get(struct dm_http_request *req, struct dm_http_response *res)
 {
         static const char *const no_params[] = {NULL};
-        char ascii[DM_NAME_MAX + 1];
+        struct dm_domain d;
 
-        if (dm_http_query_check(req, no_params, res) < 0 || dm_api_domain_name(req, res, ascii) < 0)
+        if (dm_http_query_check(req, no_params, res) < 0 || dm_api_domain_lookup(req, res, &d) < 0)
                 return;
-        dm_api_cached(req, res, ascii, "records", records_build, ascii);
+        dm_api_cached(req, res, &d, "records", records_build, &d);
 }
 
 static void history_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
+        const struct dm_domain *d = arg;
         struct dm_change_query q = {0};
-        struct dm_domain d;
         bool empty = false;
 
-        if (dm_api_domain_get(req, res, arg, &d) < 0)
-                return;
         if (change_query_parse(req, res, &q, &empty) < 0)
                 return;
-        q.domain_id = d.id;
+        q.domain_id = d->id;
         respond_changes(req, res, &q, empty);
 }
 
@@ -338,14 +335,14 @@ static void history_build(struct dm_http_request *req, struct dm_http_response *
  * dashboard asks for, and is cached; other pages are read from the store. */
 static void history_get(struct dm_http_request *req, struct dm_http_response *res)
 {
-        char ascii[DM_NAME_MAX + 1];
+        struct dm_domain d;
 
-        if (dm_api_domain_name(req, res, ascii) < 0)
+        if (dm_api_domain_lookup(req, res, &d) < 0)
                 return;
         if (dm_http_query_count(req) == 0)
-                dm_api_cached(req, res, ascii, "history", history_build, ascii);
+                dm_api_cached(req, res, &d, "history", history_build, &d);
         else
-                history_build(req, res, ascii);
+                history_build(req, res, &d);
 }
 
 /* GET /api/v1/changes */

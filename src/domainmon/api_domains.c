@@ -126,7 +126,8 @@ static int parse_name(struct dm_http_response *res, const char *field, const cha
         return 0;
 }
 
-int dm_api_domain_name(struct dm_http_request *req, struct dm_http_response *res, char *ret_ascii)
+int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *res,
+                         struct dm_domain *ret_domain)
 {
         const char *raw = dm_http_param(req, "name");
         struct dm_name name;
@@ -139,32 +140,14 @@ int dm_api_domain_name(struct dm_http_request *req, struct dm_http_response *res
         ret = parse_name(res, "name", raw, strlen(raw), &name);
         if (ret < 0)
                 return ret;
-        memcpy(ret_ascii, name.ascii, strlen(name.ascii) + 1);
-        return 0;
-}
-
-int dm_api_domain_get(struct dm_http_request *req, struct dm_http_response *res, const char *ascii,
-                      struct dm_domain *ret_domain)
-{
-        int ret = dm_store_domain_get(((struct dm_app *)req->app)->store, ascii, ret_domain);
+        ret = dm_store_domain_get(((struct dm_app *)req->app)->store, name.ascii, ret_domain);
         if (ret == DM_ENOENT) {
-                dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", ascii);
+                dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s", name.ascii);
                 return ret;
         }
         if (ret < 0)
                 return dm_api_store_error(res, ret, "get domain");
         return 0;
-}
-
-int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *res,
-                         struct dm_domain *ret_domain)
-{
-        char ascii[DM_NAME_MAX + 1];
-        int ret = dm_api_domain_name(req, res, ascii);
-
-        if (ret < 0)
-                return ret;
-        return dm_api_domain_get(req, res, ascii, ret_domain);
 }
 
 /* ---- field validation with every error reported at once ---- */
@@ -634,24 +617,20 @@ out:
 static void domain_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
         struct dm_app *app = req->app;
+        respond_domain(res, 200, arg, &app->conf);
+}
+
+static void domain_get(struct dm_http_request *req, struct dm_http_response *res)
+{
         struct dm_domain *d = malloc(sizeof(*d));
 
         if (!d) {
                 dm_api_store_error(res, DM_ENOMEM, "get domain");
                 return;
         }
-        if (dm_api_domain_get(req, res, arg, d) == 0)
-                respond_domain(res, 200, d, &app->conf);
+        if (dm_http_query_check(req, no_params, res) == 0 && dm_api_domain_lookup(req, res, d) == 0)
+                dm_api_cached(req, res, d, "domain", domain_build, d);
         free(d);
-}
-
-static void domain_get(struct dm_http_request *req, struct dm_http_response *res)
-{
-        char ascii[DM_NAME_MAX + 1];
-
-        if (dm_http_query_check(req, no_params, res) < 0 || dm_api_domain_name(req, res, ascii) < 0)
-                return;
-        dm_api_cached(req, res, ascii, "domain", domain_build, ascii);
 }
 
 static const struct dm_json_field patch_fields[] = {

@@ -459,6 +459,7 @@ def test_redis_going_away_degrades_to_local_limits_and_says_so(domainmon_factory
     url, d = redis_url
     m = domainmon_factory(env={"REDIS_URL": url, "DM_RATE_LIMIT": "1000/m"})
     assert m.request("GET", "/readyz").json()["status"] == "ready"
+    assert m.request("POST", "/api/v1/domains", {"name": "a.example"}).status_code == 201
     script = os.path.join(REPO, "scripts", "redis.sh")
     port = int(open(os.path.join(d, "port")).read())
     # Stop the server, keep its folder for the restart.
@@ -468,7 +469,7 @@ def test_redis_going_away_degrades_to_local_limits_and_says_so(domainmon_factory
     try:
         for _ in range(5):
             assert m.request("GET", "/api/v1/domains").status_code == 200
-            assert m.request("GET", "/api/v1/domains/a.example").status_code == 404
+            assert m.request("GET", "/api/v1/domains/a.example").status_code == 200
 
         def degraded():
             r = m.request("GET", "/readyz")
@@ -554,6 +555,26 @@ c IN A 192.0.2.1
     m.request("DELETE", "/api/v1/domains/c.cache.test")
     assert m.request("GET", path).status_code == 404
     assert m.request("GET", "/api/v1/domains/c.cache.test").status_code == 404
+
+
+def test_two_domain_services_share_one_redis_cache(domainmon_factory, redis_url):
+    url, _ = redis_url
+    env = {"REDIS_URL": url, "DM_CACHE": "redis", "DM_CACHE_TTL": "1h"}
+    a = domainmon_factory(env=env, args=("domain-service",))
+    b = domainmon_factory(env=env, args=("domain-service",), database_url=a.database_url)
+    assert a.request("POST", "/api/v1/domains", {"name": "shared.example"}).status_code == 201
+    path = "/api/v1/domains/shared.example"
+    first = b.request("GET", path, key=a.admin_key)
+    assert first.status_code == 200 and first.json()["interval"] == 600
+    # Cached by b, in Redis: a's next read is a hit with the same bytes and tag.
+    r = a.request("GET", path)
+    assert r.headers["X-Cache"] == "hit" and r.headers["ETag"] == first.headers["ETag"]
+    # A write through a invalidates for b too.
+    assert a.request("PATCH", path, {"interval": 7200}).status_code == 200
+    r = b.request("GET", path, key=a.admin_key)
+    assert r.json()["interval"] == 7200 and r.headers["X-Cache"] == "miss"
+    assert b.request("GET", path, key=a.admin_key,
+                     headers={"If-None-Match": first.headers["ETag"]}).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------

@@ -105,6 +105,41 @@ static void contract(struct dm_cache *c)
         assert_false(dm_cache_degraded(c));
 }
 
+/* An answer stored under one version of its source is not served under another. */
+static void test_versions(void **state)
+{
+        (void)state;
+        struct dm_cache *c = open_cache("memory", 1 << 20);
+        char *v = NULL;
+        size_t n = 0;
+        uint64_t tok;
+
+        assert_int_equal(dm_cache_get_version(c, "v.example", "records", "1:10", &v, &n, &tok),
+                         DM_ENOENT);
+        assert_int_equal(dm_cache_put_version(c, "v.example", "records", tok, "1:10", "A", 1), 0);
+        assert_int_equal(dm_cache_get_version(c, "v.example", "records", "1:10", &v, &n, &tok), 0);
+        assert_int_equal(n, 1);
+        assert_memory_equal(v, "A", 1);
+        free(v);
+        /* The row moved on (a scan): a miss, and the new answer replaces the old. */
+        assert_int_equal(dm_cache_get_version(c, "v.example", "records", "1:11", &v, &n, &tok),
+                         DM_ENOENT);
+        assert_int_equal(dm_cache_put_version(c, "v.example", "records", tok, "1:11", "B", 1), 0);
+        assert_int_equal(dm_cache_get_version(c, "v.example", "records", "1:10", &v, &n, &tok),
+                         DM_ENOENT);
+        assert_int_equal(dm_cache_get_version(c, "v.example", "records", "1:11", &v, &n, &tok), 0);
+        assert_memory_equal(v, "B", 1);
+        free(v);
+        /* A version that is a prefix of another is not it. */
+        assert_int_equal(dm_cache_get_version(c, "v.example", "records", "1:1", &v, &n, &tok),
+                         DM_ENOENT);
+        /* Versions with a newline or too long never store. */
+        assert_int_equal(dm_cache_put_version(c, "w.example", "records", tok, "a\nb", "C", 1), 0);
+        assert_int_equal(dm_cache_get_version(c, "w.example", "records", "a\nb", &v, &n, &tok),
+                         DM_ENOENT);
+        dm_cache_free(c);
+}
+
 static void test_memory_contract(void **state)
 {
         (void)state;
@@ -257,14 +292,11 @@ static void test_redis_down(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_memory_contract),
-            cmocka_unit_test(test_memory_lru),
-            cmocka_unit_test(test_none),
-            cmocka_unit_test(test_bad_backends),
-            cmocka_unit_test(test_event_domain),
+            cmocka_unit_test(test_memory_contract), cmocka_unit_test(test_memory_lru),
+            cmocka_unit_test(test_versions),        cmocka_unit_test(test_none),
+            cmocka_unit_test(test_bad_backends),    cmocka_unit_test(test_event_domain),
 #ifdef DM_HAVE_HIREDIS
-            cmocka_unit_test(test_redis_contract),
-            cmocka_unit_test(test_redis_down),
+            cmocka_unit_test(test_redis_contract),  cmocka_unit_test(test_redis_down),
 #endif
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
