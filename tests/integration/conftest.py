@@ -184,10 +184,11 @@ class DomainMon:
             "DM_LISTEN": self.listen,
             "DATABASE_URL": self.database_url,
             "DM_DNS_SERVERS": f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
-            # Tests poll and import in bursts from one address; the tests of the limits
-            # themselves (test_edge.py) set their own.
+            # Tests poll, import and hold many streams from one address; the tests of the
+            # limits themselves (test_edge.py) set their own.
             "DM_RATE_LIMIT": "1000000/m",
             "DM_RATE_LIMIT_EXPENSIVE": "1000000/m",
+            "DM_MAX_CONNECTIONS_PER_IP": "100000",
         })
         e.update(self.extra_env)
         e.update(extra or {})
