@@ -254,8 +254,9 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .type = DM_CONF_T_RATE,
      .def = "600/m",
      .offset = DM_CONF_FIELD(rate_limit),
-     .help = "requests allowed per client address, and per API key: COUNT/UNIT (s, m, h, d) "
-             "or COUNT/DURATION, e.g. 600/m or 50/10s; over it: 429"},
+     .help = "requests allowed per API key, and per client address for requests without a "
+             "valid key: COUNT/UNIT (s, m, h, d) or COUNT/DURATION, e.g. 600/m or 50/10s; over "
+             "it: 429"},
     {.env = "DM_RATE_LIMIT_EXPENSIVE",
      .type = DM_CONF_T_RATE,
      .def = "30/m",

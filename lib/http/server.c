@@ -484,16 +484,24 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                                 hbytes, s->max_header_bytes);
                 return true;
         }
-        /* Before the key is checked: guessing keys costs a budget like anything else. */
-        client_key(conn, key, sizeof(key));
-        if (rate_refused(st, key, &s->rate, "from this address", res))
-                return true;
         ret = dm_http_router_match(s->router, req->method, st->path, &req->match);
         if (ret == DM_EINVAL) {
                 dm_http_problem(res, 400, &dm_problem_invalid_parameter,
                                 "the path holds a malformed percent-encoding");
                 return true;
         }
+        /* A request that presents no key (a public route, an unknown path, a missing key)
+         * counts against its client address before anything else is done for it. One with
+         * a key counts against the key once the key is good, and against the address when
+         * it is not: guessing keys spends the address's budget. */
+        const struct dm_http_route *rt = req->match.route;
+        enum dm_scope need = rt ? dm_http_route_scope(rt) : DM_SCOPE_NONE;
+        const char *authz =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        client_key(conn, key, sizeof(key));
+        if (!(need != DM_SCOPE_NONE && authz) &&
+            rate_refused(st, key, &s->rate, "from this address", res))
+                return true;
         if (cors_preflight(st, conn, res))
                 return true;
         if (!req->match.route) {
@@ -508,12 +516,11 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                 return true;
         }
 
-        const struct dm_http_route *rt = req->match.route;
-        enum dm_scope need = dm_http_route_scope(rt);
         if (need != DM_SCOPE_NONE) {
-                const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                MHD_HTTP_HEADER_AUTHORIZATION);
                 ret = s->auth ? s->auth(s->auth_arg, authz, &req->principal) : DM_EACCES;
+                if (ret == DM_EACCES && authz &&
+                    rate_refused(st, key, &s->rate, "from this address", res))
+                        return true;
                 if (ret == DM_EACCES) {
                         dm_http_problem(res, 401, &dm_problem_unauthorized, "%s",
                                         authz ? "the API key is not valid"
