@@ -1,6 +1,6 @@
 /* Fuzz target for what the edge reads from outside: If-None-Match values from clients,
  * event bodies from the bus (which domain to invalidate), rate policies and CORS origin
- * lists, and any text that goes through secret masking. Properties checked: nothing
+ * lists, REDIS_URL values, and any text that goes through secret masking. Properties checked: nothing
  * crashes, masking never lengthens text beyond its bound and is idempotent, and a name
  * taken from an event is NUL-free and fits. */
 #include "dm/cache.h"
@@ -8,6 +8,9 @@
 #include "dm/http.h"
 #include "dm/ratelimit.h"
 #include "dm/secret.h"
+#ifdef DM_HAVE_HIREDIS
+#include "redis/redis_int.h"
+#endif
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +47,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (dm_http_cors_parse(s, err, sizeof(err), &c) == 0)
                 (void)dm_http_cors_allow(c, s);
         dm_http_cors_free(c);
+
+#ifdef DM_HAVE_HIREDIS
+        struct dm_redis_target t;
+        if (dm_redis_url_parse(s, &t, err, sizeof(err)) == 0 &&
+            (t.host[0] == '\0' || t.port == 0 || t.port > 65535))
+                abort();
+#endif
 
         dm_secret_mask(s, once, sizeof(once));
         if (strlen(once) >= sizeof(once))
