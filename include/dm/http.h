@@ -341,9 +341,12 @@ struct dm_http_server_opts {
         unsigned max_conns_per_ip;  /* connections one client address may hold; 0: 64 */
         unsigned request_timeout_s; /* from the request line to the whole body; 0: 30 */
         size_t max_header_bytes;    /* request line and headers together; 0: 16384 */
-        /* Rate limiting: NULL limiter means none. `rate` counts every request per client
-         * address, and per key once the key is known; `rate_expensive` (limit 0: none)
-         * counts DM_HTTP_ROUTE_EXPENSIVE routes again. Borrowed. */
+        /* Rate limiting: NULL limiter means none. `rate` is each key's budget for requests
+         * with a good key, and each client address's for every other request (no key, a
+         * key that fails, a public route, an unknown path); `rate_expensive` (limit 0:
+         * none) counts DM_HTTP_ROUTE_EXPENSIVE routes again, per key or address. Answers
+         * carry RateLimit-Policy and RateLimit; a refusal is 429 with Retry-After.
+         * Borrowed: must outlive the server. */
         struct dm_ratelimit *limiter;
         struct dm_rate_policy rate;
         struct dm_rate_policy rate_expensive;
