@@ -72,8 +72,9 @@ int dm_ratelimit_open(const char *redis_url, char *err, size_t errlen,
 void dm_ratelimit_free(struct dm_ratelimit *rl);
 const char *dm_ratelimit_backend(const struct dm_ratelimit *rl);
 
-/* Counts one request of `key` (at most DM_RATE_KEY_MAX - 1 bytes; longer keys are cut)
- * against `p` and fills *ret_result. Returns 0; an error only for DM_EINVAL (bad policy).
+/* Counts one request of `key` (longer keys are cut to DM_RATE_KEY_MAX - 1 bytes with the
+ * policy's prefix) against `p` and fills *ret_result. Each policy keeps its own state per
+ * key, so a changed limit starts afresh. Returns 0; an error only for DM_EINVAL (bad policy).
  * A backend failure is not an error: the local limiter answers instead. */
 int dm_ratelimit_check(struct dm_ratelimit *rl, const char *key, const struct dm_rate_policy *p,
                        struct dm_rate_result *ret_result);

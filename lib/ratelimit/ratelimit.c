@@ -145,9 +145,14 @@ const char *dm_ratelimit_backend(const struct dm_ratelimit *rl)
 int dm_ratelimit_check(struct dm_ratelimit *rl, const char *key, const struct dm_rate_policy *p,
                        struct dm_rate_result *ret)
 {
+        char k[DM_RATE_KEY_MAX];
+
         if (!p || p->limit == 0 || p->window_ms <= 0)
                 return DM_EINVAL;
-        return rl->ops->check(rl, key, p, ret);
+        /* A key's state belongs to one policy: a TAT computed under "40/h" read under
+         * "600/m" would refuse for up to an hour. Processes configured alike share it. */
+        snprintf(k, sizeof(k), "%u/%lld:%s", p->limit, (long long)p->window_ms, key);
+        return rl->ops->check(rl, k, p, ret);
 }
 
 bool dm_ratelimit_degraded(const struct dm_ratelimit *rl)

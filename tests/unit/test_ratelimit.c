@@ -157,6 +157,12 @@ static void test_memory_contract(void **state)
         longkey[sizeof(longkey) - 1] = '\0';
         assert_int_equal(dm_ratelimit_check(rl, longkey, &p, &r), 0);
         assert_true(r.allowed);
+        /* Another policy keeps its own state for the same key. */
+        struct dm_rate_policy other = {.limit = 1, .window_ms = 3600000};
+        assert_int_equal(dm_ratelimit_check(rl, "a", &other, &r), 0);
+        assert_true(r.allowed);
+        assert_int_equal(dm_ratelimit_check(rl, "a", &other, &r), 0);
+        assert_false(r.allowed);
         /* A bad policy is the caller's error. */
         struct dm_rate_policy zero = {0};
         assert_int_equal(dm_ratelimit_check(rl, "c", &zero, &r), DM_EINVAL);
