@@ -6,10 +6,10 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libidn2-dev libssl-dev libcmocka-dev
-  librabbitmq-dev libpq-dev libpsl-dev publicsuffix libcurl4-openssl-dev
+  librabbitmq-dev libpq-dev libpsl-dev publicsuffix libcurl4-openssl-dev libhiredis-dev
   sqlite3 knot knot-dnsutils dnsperf python3-pytest python3-dnspython python3-cryptography python3-aiosmtpd openssl curl
   rabbitmq-server
-  postgresql
+  postgresql redis-server wrk nginx-light
   chromium nodejs
 )
 # The browser tests run `npm ci`: Debian's npm, unless a Node.js that brings its own npm

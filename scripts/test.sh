@@ -13,7 +13,8 @@
 # set too).
 # Steps 2 and 3 run the store's contract against SQLite and against a throwaway PostgreSQL
 # server started here (scripts/pg.sh) and stopped on the way out, also on failure. A server
-# that cannot start is a failure, not a skip.
+# that cannot start is a failure, not a skip. The same goes for Redis (scripts/redis.sh,
+# DM_TEST_REDIS_URL): the cache and rate limiter contracts run on it too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -23,8 +24,10 @@ failed=0
 log=$(mktemp -d)
 rmq_dir=""
 pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/dm-test-pg.XXXXXX")
+redis_dir=$(mktemp -d "${TMPDIR:-/tmp}/dm-test-redis.XXXXXX")
 cleanup() {
   ./scripts/pg.sh stop "$pg_dir"
+  ./scripts/redis.sh stop "$redis_dir"
   if [ -n "$rmq_dir" ]; then
     ./scripts/rabbitmq.sh stop "$rmq_dir" >/dev/null 2>&1 || true
     rm -rf "$rmq_dir"
@@ -40,6 +43,15 @@ if DM_TEST_PG_URL=$(./scripts/pg.sh start "$pg_dir"); then
   echo "$DM_TEST_PG_URL"
 else
   echo "FAILED: PostgreSQL did not start; the PostgreSQL store tests cannot run" >&2
+  failed=$((failed + 1))
+fi
+
+echo "== redis (throwaway server for the cache and rate limiter tests)"
+if DM_TEST_REDIS_URL=$(./scripts/redis.sh start "$redis_dir"); then
+  export DM_TEST_REDIS_URL
+  echo "$DM_TEST_REDIS_URL"
+else
+  echo "FAILED: Redis did not start; the Redis cache and rate limiter tests cannot run" >&2
   failed=$((failed + 1))
 fi
 

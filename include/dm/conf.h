@@ -69,7 +69,17 @@ struct dm_conf {
         char *rdap_bootstrap;             /* DM_RDAP_BOOTSTRAP; NULL: the embedded file */
         char *whois_server;               /* DM_WHOIS_SERVER host[:port]; NULL: per TLD */
         char *whois_root;                 /* DM_WHOIS_ROOT host[:port] naming TLD servers */
-        enum dm_conf_source sources[96];  /* where each table entry came from, by index */
+        char *rate_limit;                 /* DM_RATE_LIMIT: "600/m" (dm_rate_policy_parse) */
+        char *rate_limit_expensive;       /* DM_RATE_LIMIT_EXPENSIVE */
+        char *cors_origins;               /* DM_CORS_ORIGINS; NULL: CORS off */
+        char *cache;                      /* DM_CACHE: auto|memory|redis|none */
+        int64_t cache_bytes;              /* DM_CACHE_BYTES */
+        int64_t cache_ttl_ms;             /* DM_CACHE_TTL */
+        int64_t max_connections;          /* DM_MAX_CONNECTIONS */
+        int64_t max_connections_per_ip;   /* DM_MAX_CONNECTIONS_PER_IP */
+        int64_t request_timeout_ms;       /* DM_REQUEST_TIMEOUT */
+        int64_t max_header_bytes;         /* DM_MAX_HEADER_BYTES */
+        enum dm_conf_source sources[112]; /* where each table entry came from, by index */
 };
 
 /* Fills `conf` from defaults, then `dotenv_path` (NULL: "./.env"; missing file is fine),
@@ -110,7 +120,16 @@ size_t dm_conf_inert_set(const struct dm_conf *conf, const char **ret_names, siz
  * DM_EINVAL. */
 int dm_conf_rabbitmq_url(const struct dm_conf *conf, char *buf, size_t size, const char **ret_url);
 
-/* Copies `url` into buf with any password (user:PASS@) replaced by "****". */
+/* Copies `url` into buf with any password (user:PASS@, ?password=PASS) replaced by "****". */
 const char *dm_conf_mask_url(const char *url, char *buf, size_t size);
+
+/* Refuses to serve beyond this machine unprotected: a DM_LISTEN that is not a loopback
+ * address (127.0.0.0/8, ::1, localhost) needs SECRET_KEY. Returns 0, or DM_ECONFIG with a
+ * one-line message in `err`. */
+int dm_conf_check_exposure(const struct dm_conf *conf, char *err, size_t errlen);
+
+/* The cache backend the configuration names: "none", "memory" or the REDIS_URL, or NULL
+ * with a message in `err` when DM_CACHE=redis has no REDIS_URL. */
+const char *dm_conf_cache_backend(const struct dm_conf *conf, char *err, size_t errlen);
 
 #endif

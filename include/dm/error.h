@@ -22,7 +22,8 @@
         X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                                       \
         X(ECANCELED, -ECANCELED, "canceled")                                                       \
         X(ENOSPC, -ENOSPC, "no space left")                                                        \
-        X(ESTALE, -ESTALE, "stale: the connection it belonged to was lost")
+        X(ESTALE, -ESTALE, "stale: the connection it belonged to was lost")                        \
+        X(EADDRINUSE, -EADDRINUSE, "address already in use")
 
 #define DM_DOMAIN_MAP(X)                                                                           \
         X(ECONFLICT, -1001, "concurrent update")                                                   \

@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "dm/metrics.h"
+#include "dm/ratelimit.h"
 #include "dm/store.h"
 
 #define DM_HTTP_PATH_MAX 2048 /* longest request path accepted (414 above) */
@@ -57,12 +58,18 @@ typedef void (*dm_http_handler)(struct dm_http_request *req, struct dm_http_resp
 
 /* Route flags. */
 #define DM_HTTP_ROUTE_ANY_BODY 1u /* accept any Content-Type (default: JSON only, else 415) */
+/* Answered without a key. Only this flag makes a route public: a route whose scope is left
+ * at DM_SCOPE_NONE without it needs an admin key (the zero value is the strictest). */
+#define DM_HTTP_ROUTE_PUBLIC 2u
+/* Costly for the service (import, scan now, sign-in): counted against the smaller
+ * expensive budget as well as the normal one. */
+#define DM_HTTP_ROUTE_EXPENSIVE 4u
 
 struct dm_http_route {
         unsigned method;     /* exactly one DM_HTTP_* bit; GET routes also answer HEAD */
         const char *pattern; /* "/api/v1/domains/{name}"; NULL ends a table */
         dm_http_handler handler;
-        enum dm_scope scope; /* least key scope needed; DM_SCOPE_NONE: no key at all */
+        enum dm_scope scope; /* least key scope needed; DM_SCOPE_NONE: admin, unless PUBLIC */
         unsigned flags;      /* DM_HTTP_ROUTE_* */
 };
 
@@ -174,6 +181,8 @@ const char *dm_http_param(const struct dm_http_request *req, const char *name);
 /* First value of query parameter `name`, decoded; NULL when absent. A parameter given
  * without '=' reads as "". */
 const char *dm_http_query(const struct dm_http_request *req, const char *name);
+/* How many query parameters the request has. */
+size_t dm_http_query_count(const struct dm_http_request *req);
 /* A request header, or NULL. */
 const char *dm_http_header(const struct dm_http_request *req, const char *name);
 /* Fails with a 400 problem in `res` when the query string holds a parameter not in
@@ -304,6 +313,38 @@ void dm_http_stream_abort(struct dm_http_stream *s);
 int dm_http_cursor_encode(const char *key, char *out, size_t size);
 int dm_http_cursor_decode(const char *cursor, char *out, size_t size);
 
+/* ---- the edge: decisions the server applies to every request ---- */
+
+#define DM_HTTP_ETAG_LEN 35 /* a quoted 32-digit tag and its NUL */
+
+/* The strong entity tag of a body: '"' + 32 hex digits of its SHA-256 + '"'. */
+void dm_http_etag(const void *body, size_t len, char out[DM_HTTP_ETAG_LEN]);
+/* Whether an If-None-Match value (a list of tags, or "*") matches `etag`, with the weak
+ * comparison of RFC 9110. A malformed value matches nothing. */
+bool dm_http_etag_match(const char *if_none_match, const char *etag);
+
+/* Origins allowed to call the API from a browser: DM_CORS_ORIGINS, a comma-separated list of
+ * "https://host[:port]" or "*". Empty: CORS is off (no CORS header is ever sent, and a
+ * preflight OPTIONS is a plain 405). */
+struct dm_http_cors;
+/* Returns 0 and *ret (free with dm_http_cors_free), DM_EINVAL with a reason in `err`, or
+ * DM_ENOMEM. NULL or "" gives a list that allows nothing. */
+int dm_http_cors_parse(const char *text, char *err, size_t errlen, struct dm_http_cors **ret);
+void dm_http_cors_free(struct dm_http_cors *c);
+bool dm_http_cors_enabled(const struct dm_http_cors *c);
+/* The Access-Control-Allow-Origin value for a request's Origin, or NULL (not allowed). */
+const char *dm_http_cors_allow(const struct dm_http_cors *c, const char *origin);
+
+struct dm_http_static_header {
+        const char *name, *value;
+};
+/* Sent on every response the server makes (NULL-terminated). */
+extern const struct dm_http_static_header dm_http_security_headers[];
+
+/* The scope a route really needs: DM_SCOPE_NONE only with DM_HTTP_ROUTE_PUBLIC; a route
+ * with no scope and no flag needs DM_SCOPE_ADMIN. */
+enum dm_scope dm_http_route_scope(const struct dm_http_route *rt);
+
 /* ---- server ---- */
 
 struct dm_http_server_opts {
@@ -323,12 +364,28 @@ struct dm_http_server_opts {
          * ("/api/v1/domains/{name}"), never the raw path, or "unmatched". */
         struct dm_metric *metric_requests;
         struct dm_metric *metric_seconds;
+        /* Limits of the edge (0: the defaults in docs/security.md). */
+        unsigned max_conns_per_ip;  /* connections one client address may hold; 0: 64 */
+        unsigned request_timeout_s; /* from the request line to the whole body; 0: 30 */
+        size_t max_header_bytes;    /* request line and headers together; 0: 16384 */
+        /* Rate limiting: NULL limiter means none. `rate` is each key's budget for requests
+         * with a good key, and each client address's for every other request (no key, a
+         * key that fails, a public route, an unknown path); `rate_expensive` (limit 0:
+         * none) counts DM_HTTP_ROUTE_EXPENSIVE routes again, per key or address. Answers
+         * carry RateLimit-Policy and RateLimit; a refusal is 429 with Retry-After.
+         * Borrowed: must outlive the server. */
+        struct dm_ratelimit *limiter;
+        struct dm_rate_policy rate;
+        struct dm_rate_policy rate_expensive;
+        const struct dm_http_cors *cors; /* borrowed; NULL: CORS off */
 };
 
 struct dm_http_server;
 
-/* Binds and starts serving; returns once the socket listens. `err` gets a one-line
- * reason. Returns 0, DM_EINVAL (bad listen address), DM_EIO (cannot bind/start). */
+/* Binds and starts serving; returns once the socket listens. The socket is the server's
+ * alone (no SO_REUSEPORT): a port another process listens on is an error, DM_EADDRINUSE,
+ * with a message saying so. `err` gets a one-line reason. Returns 0, DM_EINVAL (bad listen
+ * address), DM_EADDRINUSE, DM_EIO (cannot bind/start). */
 int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size_t errlen,
                          struct dm_http_server **ret_server);
 /* The bound address as "host:port" (the real port when 0 was asked for). */

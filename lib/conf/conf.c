@@ -12,6 +12,9 @@
 #include "dm/buf.h"
 #include "dm/check.h"
 #include "dm/error.h"
+#include "dm/http.h"
+#include "dm/ratelimit.h"
+#include "dm/secret.h"
 #include "dm/time.h"
 
 #include <arpa/inet.h>
@@ -50,6 +53,8 @@ enum dm_conf_type {
         DM_CONF_T_DURATION, /* dm_duration_parse, in ms within min..max */
         DM_CONF_T_ENUM,     /* one of `choices` */
         DM_CONF_T_CHECKS,   /* a list of check names (dm_checks_parse), as DM_CHECKS_* bits */
+        DM_CONF_T_RATE,     /* a rate limit policy, dm_rate_policy_parse: kept as text */
+        DM_CONF_T_ORIGINS,  /* CORS origins, dm_http_cors_parse: kept as text */
 };
 
 struct dm_conf_entry {
@@ -73,6 +78,7 @@ static const char *const dm_conf_smtp_schemes[] = {"smtp://", "smtps://", NULL};
 static const char *const dm_conf_http_schemes[] = {"http://", "https://", NULL};
 static const char *const dm_conf_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const dm_conf_log_formats[] = {"logfmt", "json", NULL};
+static const char *const dm_conf_caches[] = {"auto", "memory", "redis", "none", NULL};
 
 #define DM_CONF_FIELD(f) offsetof(struct dm_conf, f)
 
@@ -123,18 +129,17 @@ static const struct dm_conf_entry dm_conf_table[] = {
     {.env = "REDIS_URL",
      .type = DM_CONF_T_URL,
      .schemes = dm_conf_redis_schemes,
-     .unset_text = "not used",
-     .inert = true,
+     .unset_text = "the cache and rate limits in each process's memory",
      .offset = DM_CONF_FIELD(redis_url),
-     .help = "reserved for a Redis cache and rate limiter (`redis://host:6379/0`); this build "
-             "does not use it, and warns when it is set"},
+     .help = "Redis for the cache and the rate limiter, shared by every Domain Service on it: "
+             "`redis://[:pass@]host:6379/0`"},
     {.env = "SECRET_KEY",
      .type = DM_CONF_T_STRING,
      .secret = true,
      .unset_text = "a random secret made once and kept in the database",
      .offset = DM_CONF_FIELD(secret_key),
      .help = "secret for signing web UI sessions; set the same value on every Domain "
-             "Service of a deployment"},
+             "Service of a deployment; required when DM_LISTEN is not a loopback address"},
     {.env = "DM_LISTEN",
      .type = DM_CONF_T_LISTEN,
      .def = "127.0.0.1:8080",
@@ -437,6 +442,74 @@ static const struct dm_conf_entry dm_conf_table[] = {
      .def = "whois.iana.org:43",
      .offset = DM_CONF_FIELD(whois_root),
      .help = "host[:port] of the WHOIS server that names each TLD's WHOIS server (refer:)"},
+    {.env = "DM_RATE_LIMIT",
+     .type = DM_CONF_T_RATE,
+     .def = "600/m",
+     .offset = DM_CONF_FIELD(rate_limit),
+     .help = "requests allowed per API key, and per client address for requests without a "
+             "valid key: COUNT/UNIT (s, m, h, d) or COUNT/DURATION, e.g. 600/m or 50/10s; over "
+             "it: 429"},
+    {.env = "DM_RATE_LIMIT_EXPENSIVE",
+     .type = DM_CONF_T_RATE,
+     .def = "30/m",
+     .offset = DM_CONF_FIELD(rate_limit_expensive),
+     .help = "the smaller budget of costly routes (import, scan now), counted as well"},
+    {.env = "DM_CORS_ORIGINS",
+     .type = DM_CONF_T_ORIGINS,
+     .unset_text = "CORS off: browsers on other origins cannot call the API",
+     .offset = DM_CONF_FIELD(cors_origins),
+     .help = "origins allowed to call the API from a browser, comma-separated "
+             "(https://app.example.com), or *"},
+    {.env = "DM_CACHE",
+     .type = DM_CONF_T_ENUM,
+     .choices = dm_conf_caches,
+     .def = "auto",
+     .offset = DM_CONF_FIELD(cache),
+     .help = "cache of hot API reads: memory, redis (needs REDIS_URL), none, or auto (redis "
+             "when REDIS_URL is set, else memory)"},
+    {.env = "DM_CACHE_BYTES",
+     .type = DM_CONF_T_INT,
+     .min = 1024 * 1024,
+     .max = 64LL * 1024 * 1024 * 1024,
+     .def = "67108864",
+     .offset = DM_CONF_FIELD(cache_bytes),
+     .help = "memory cache: most bytes held (least recently used answers go first)"},
+    {.env = "DM_CACHE_TTL",
+     .type = DM_CONF_T_DURATION,
+     .min = DM_SECOND,
+     .max = DM_DAY,
+     .def = "60s",
+     .offset = DM_CONF_FIELD(cache_ttl_ms),
+     .help = "a cached answer is dropped after this even without a change"},
+    {.env = "DM_MAX_CONNECTIONS",
+     .type = DM_CONF_T_INT,
+     .min = 16,
+     .max = 1000000,
+     .def = "1024",
+     .offset = DM_CONF_FIELD(max_connections),
+     .help = "HTTP connections open at once, event streams not counted; more are closed at "
+             "once"},
+    {.env = "DM_MAX_CONNECTIONS_PER_IP",
+     .type = DM_CONF_T_INT,
+     .min = 1,
+     .max = 1000000,
+     .def = "64",
+     .offset = DM_CONF_FIELD(max_connections_per_ip),
+     .help = "HTTP connections one client address may hold open"},
+    {.env = "DM_REQUEST_TIMEOUT",
+     .type = DM_CONF_T_DURATION,
+     .min = DM_SECOND,
+     .max = 3600 * DM_SECOND,
+     .def = "30s",
+     .offset = DM_CONF_FIELD(request_timeout_ms),
+     .help = "time a client has from its request line to the last byte of its body"},
+    {.env = "DM_MAX_HEADER_BYTES",
+     .type = DM_CONF_T_INT,
+     .min = 1024,
+     .max = 1024 * 1024,
+     .def = "16384",
+     .offset = DM_CONF_FIELD(max_header_bytes),
+     .help = "bytes of request headers accepted; more: 431"},
 };
 
 #define DM_CONF_N (sizeof(dm_conf_table) / sizeof(dm_conf_table[0]))
@@ -862,7 +935,7 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
         else if (e->type == DM_CONF_T_URL)
                 dm_conf_mask_url(value, shown, sizeof(shown));
         else
-                snprintf(shown, sizeof(shown), "%.80s", value);
+                dm_secret_mask(value, shown, 81);
         if (conf_has_ctl(value))
                 return dm_errorf(DM_ECONFIG, err, errlen, "%s: contains control characters",
                                  e->env);
@@ -918,6 +991,25 @@ static int conf_apply(struct dm_conf *conf, size_t i, const char *value, char *e
                                 break;
                         p = comma + 1;
                 }
+                break;
+        }
+        case DM_CONF_T_RATE: {
+                struct dm_rate_policy p;
+                if (dm_rate_policy_parse(value, &p) < 0)
+                        return dm_errorf(DM_ECONFIG, err, errlen,
+                                         "%s: \"%s\" is not a rate such as 600/m, 10/s or 50/10s "
+                                         "(1 s to 1 d)",
+                                         e->env, shown);
+                break;
+        }
+        case DM_CONF_T_ORIGINS: {
+                struct dm_http_cors *c = NULL;
+                int r = dm_http_cors_parse(value, err, errlen, &c);
+                dm_http_cors_free(c);
+                if (r == DM_EINVAL)
+                        return DM_ECONFIG;
+                if (r < 0)
+                        return dm_errorf(DM_ECONFIG, err, errlen, "out of memory");
                 break;
         }
         case DM_CONF_T_ENUM: {
@@ -1122,12 +1214,72 @@ const char *dm_conf_mask_url(const char *url, char *buf, size_t size)
                         at = p; /* the last '@' ends the userinfo */
         }
         const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (!colon) {
-                snprintf(buf, size, "%s", url);
-                return buf;
-        }
-        snprintf(buf, size, "%.*s****%s", (int)(colon + 1 - url), url, at);
+        char tmp[DM_CONF_VALUE_MAX + 8];
+        if (!colon)
+                snprintf(tmp, sizeof(tmp), "%s", url);
+        else
+                snprintf(tmp, sizeof(tmp), "%.*s****%s", (int)(colon + 1 - url), url, at);
+        /* Then passwords in any other position: ?password=, libpq's password=... */
+        dm_secret_mask(tmp, buf, size);
         return buf;
+}
+
+/* Whether the host of a DM_LISTEN value is a loopback address. */
+static bool conf_listen_is_loopback(const char *listen)
+{
+        char host[64];
+        const char *h = listen;
+        size_t n;
+
+        if (listen[0] == '[') {
+                const char *close = strchr(listen, ']');
+                if (!close)
+                        return false;
+                h = listen + 1;
+                n = (size_t)(close - h);
+        } else {
+                const char *colon = strrchr(listen, ':');
+                n = colon ? (size_t)(colon - listen) : strlen(listen);
+        }
+        if (n >= sizeof(host))
+                return false;
+        memcpy(host, h, n);
+        host[n] = '\0';
+        if (strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+                return true;
+        struct in_addr a4;
+        if (inet_pton(AF_INET, host, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        return false;
+}
+
+int dm_conf_check_exposure(const struct dm_conf *conf, char *err, size_t errlen)
+{
+        const char *listen = conf->listen ? conf->listen : "127.0.0.1:8080";
+
+        if (conf_listen_is_loopback(listen))
+                return 0;
+        if (conf->secret_key && strlen(conf->secret_key) >= 16)
+                return 0;
+        return dm_errorf(DM_ECONFIG, err, errlen,
+                         "DM_LISTEN: %.80s is reachable from other machines, which needs "
+                         "SECRET_KEY set (16 characters or more, e.g. from `openssl rand -hex "
+                         "32`); or listen on 127.0.0.1",
+                         listen);
+}
+
+const char *dm_conf_cache_backend(const struct dm_conf *conf, char *err, size_t errlen)
+{
+        const char *c = conf->cache ? conf->cache : "auto";
+
+        if (strcmp(c, "none") == 0 || strcmp(c, "memory") == 0)
+                return c;
+        if (conf->redis_url)
+                return conf->redis_url;
+        if (strcmp(c, "auto") == 0)
+                return "memory";
+        dm_errorf(DM_ECONFIG, err, errlen, "DM_CACHE: redis needs REDIS_URL");
+        return NULL;
 }
 
 static const char *conf_entry_value(const struct dm_conf *conf, size_t i, char *buf, size_t size)
@@ -1157,7 +1309,7 @@ static const char *conf_entry_value(const struct dm_conf *conf, size_t i, char *
         else if (e->type == DM_CONF_T_URL)
                 dm_conf_mask_url(s, buf, size);
         else
-                snprintf(buf, size, "%s", s);
+                dm_secret_mask(s, buf, size);
         return buf;
 }
 
@@ -1219,6 +1371,10 @@ static const char *conf_metavar(enum dm_conf_type type)
                 return "LEVEL";
         case DM_CONF_T_CHECKS:
                 return "CHECKS";
+        case DM_CONF_T_RATE:
+                return "N/UNIT";
+        case DM_CONF_T_ORIGINS:
+                return "ORIGIN,...";
         case DM_CONF_T_STRING:
                 break;
         }

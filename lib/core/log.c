@@ -4,6 +4,7 @@
 #include "dm/log.h"
 
 #include "dm/error.h"
+#include "dm/secret.h"
 #include "dm/time.h"
 
 #include <errno.h>
@@ -205,15 +206,21 @@ void dm_log(enum dm_log_level level, const char *svc, const char *fmt, ...)
         if (n > 0)
                 len += ((size_t)n >= room - len) ? room - len - 1 : (size_t)n;
 
+        line[len] = '\0';
+        /* The last line of defence: a URL or parameter password that reached a message
+         * (an error text of a library, a URL someone logged) is masked here. */
+        char masked[DM_LOG_LINE_MAX];
+        dm_secret_mask(line, masked, sizeof(masked) - 1);
+        len = strlen(masked);
         if (atomic_load_explicit(&dm_log_fmt, memory_order_relaxed) == DM_LOG_JSON) {
                 /* Every escape can grow a byte sixfold; the bound keeps a line whole. */
                 char json[DM_LOG_LINE_MAX * 2];
-                size_t jn = dm_log_logfmt_to_json(line, len, json, sizeof(json) - 1);
+                size_t jn = dm_log_logfmt_to_json(masked, len, json, sizeof(json) - 1);
                 json[jn++] = '\n';
                 log_write_all(json, jn);
         } else {
-                line[len++] = '\n';
-                log_write_all(line, len);
+                masked[len++] = '\n';
+                log_write_all(masked, len);
         }
         errno = saved_errno;
 }

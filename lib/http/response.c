@@ -10,6 +10,7 @@
 #include <microhttpd.h>
 
 #include "dm/error.h"
+#include "dm/secret.h"
 #include "dm/json.h"
 #include "http/internal.h"
 
@@ -209,8 +210,10 @@ json_t *dm_http_problem_new(unsigned status, const struct dm_http_problem_type *
             json_object_set_new(p, "status", json_integer(status)) < 0)
                 goto fail;
         if (detail) {
-                char clean[PROBLEM_DETAIL_MAX];
-                dm_json_safe_text(clean, sizeof(clean), detail, strlen(detail));
+                char clean[PROBLEM_DETAIL_MAX], masked[PROBLEM_DETAIL_MAX];
+                /* A detail may quote a library's error text, which may quote a URL. */
+                dm_secret_mask(detail, masked, sizeof(masked));
+                dm_json_safe_text(clean, sizeof(clean), masked, strlen(masked));
                 if (json_object_set_new(p, "detail", json_string(clean)) < 0)
                         goto fail;
         }

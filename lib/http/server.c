@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <errno.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,12 +34,22 @@
 
 #define DEFAULT_MAX_CONNS 1024
 #define DEFAULT_IDLE_TIMEOUT_S 60
+#define DEFAULT_CONNS_PER_IP 64
+#define DEFAULT_REQUEST_TIMEOUT_S 30
+#define DEFAULT_HEADER_BYTES 16384
+#define LISTEN_BACKLOG 1024
+#define WATCHDOG_TICK_MS 250
+/* Longest request target, query string included (414 above). */
+#define URI_MAX 8192
 #define MAX_POOL_THREADS 64
 #define DRAIN_TIMEOUT_MS 5000
 #define MAX_QUERY_PARAMS 32
 
+struct req_state;
+
 struct dm_http_server {
         struct MHD_Daemon *daemon;
+        int lsock; /* ours until MHD takes it */
         const struct dm_http_router *router;
         dm_http_auth_fn auth;
         void *auth_arg;
@@ -52,16 +64,35 @@ struct dm_http_server {
         pthread_mutex_t lock;
         pthread_cond_t drained;
         unsigned inflight; /* requests begun and not completed; under lock */
+        /* Requests whose body is not in yet, oldest first: the watchdog cuts those past
+         * request_timeout_ms (slow headers or bodies). Under lock. */
+        struct req_state *watch_head;
+        int64_t request_timeout_ms;
+        size_t max_header_bytes;
+        pthread_t watchdog;
+        bool watchdog_running;
+        bool watchdog_stop; /* under lock */
+        pthread_cond_t watchdog_wake;
+        struct dm_ratelimit *limiter;
+        struct dm_rate_policy rate, rate_expensive;
+        const struct dm_http_cors *cors;
 };
 
 struct req_state {
         struct dm_http_server *srv;
+        struct req_state *wprev, *wnext; /* the watch list, while watched */
+        bool watched;
+        int fd;
         int64_t start_ms;
         struct timespec start; /* for the latency metric */
         bool path_too_long;
-        bool started;  /* the first access call has run */
-        bool queued;   /* a response is queued; nothing more to do */
-        bool rejected; /* `pending` holds the answer, sent after the body */
+        bool uri_too_long;
+        bool have_rate; /* `rate` holds the result to show in RateLimit headers */
+        struct dm_rate_result rate;
+        const char *cors_origin; /* Access-Control-Allow-Origin to send, or NULL */
+        bool started;            /* the first access call has run */
+        bool queued;             /* a response is queued; nothing more to do */
+        bool rejected;           /* `pending` holds the answer, sent after the body */
         bool too_large;
         size_t discarded; /* body bytes dropped (rejected or too_large) */
         long long clen;   /* Content-Length; -1 absent, -2 malformed */
@@ -87,6 +118,59 @@ static void inflight_add(struct dm_http_server *s, int delta)
         pthread_mutex_unlock(&s->lock);
 }
 
+/* Under s->lock. */
+static void watch_remove(struct dm_http_server *s, struct req_state *st)
+{
+        if (!st->watched)
+                return;
+        if (st->wprev)
+                st->wprev->wnext = st->wnext;
+        else
+                s->watch_head = st->wnext;
+        if (st->wnext)
+                st->wnext->wprev = st->wprev;
+        st->wprev = st->wnext = NULL;
+        st->watched = false;
+}
+
+static void unwatch(struct req_state *st)
+{
+        pthread_mutex_lock(&st->srv->lock);
+        watch_remove(st->srv, st);
+        pthread_mutex_unlock(&st->srv->lock);
+}
+
+/* Slowloris: a client that sends its headers or body a byte at a time never trips MHD's
+ * idle timeout. Every request gets request_timeout_ms from its request line to its last
+ * body byte; past that its socket is shut down (not closed: the descriptor stays MHD's, and
+ * MHD sees the connection end and cleans up as for any client that went away). A request
+ * leaves the list before on_completed can free it, so the descriptor is still open here. */
+static void *watchdog_main(void *arg)
+{
+        struct dm_http_server *s = arg;
+        struct timespec ts;
+
+        pthread_mutex_lock(&s->lock);
+        while (!s->watchdog_stop) {
+                int64_t now = dm_mono_ms();
+                for (struct req_state *st = s->watch_head; st; st = st->wnext) {
+                        if (now - st->start_ms > s->request_timeout_ms && st->fd >= 0) {
+                                shutdown(st->fd, SHUT_RDWR);
+                                st->fd = -1;
+                        }
+                }
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&s->watchdog_wake, &s->lock, &ts);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
         struct dm_http_server *s = cls;
@@ -98,6 +182,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         st->srv = s;
         st->start_ms = dm_mono_ms();
         clock_gettime(CLOCK_MONOTONIC, &st->start);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        st->fd = ci ? ci->connect_fd : -1;
+        if (strlen(uri) > URI_MAX)
+                st->uri_too_long = true;
         size_t len = strcspn(uri, "?#");
         if (len > DM_HTTP_PATH_MAX) {
                 st->path_too_long = true;
@@ -107,6 +196,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         st->path[len] = '\0';
         dm_buf_init(&st->body, s->max_body);
         inflight_add(s, 1);
+        pthread_mutex_lock(&s->lock);
+        st->wnext = s->watch_head;
+        if (s->watch_head)
+                s->watch_head->wprev = st;
+        s->watch_head = st;
+        st->watched = true;
+        pthread_mutex_unlock(&s->lock);
         return st;
 }
 
@@ -152,6 +248,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (!st)
                 return;
         *con_cls = NULL;
+        unwatch(st);
         dm_log_info(
             "http", "msg=\"request\" method=%s path=%s status=%u dur_ms=%lld bytes=%zu%s",
             dm_log_quote(qmethod, sizeof(qmethod), st->req.method_name ? st->req.method_name : "-"),
@@ -173,6 +270,7 @@ static enum MHD_Result queue_response(struct req_state *st, struct MHD_Connectio
         struct MHD_Response *r;
         enum MHD_Result ok;
 
+        unwatch(st);
         if (res->status < 100 || res->status > 599)
                 dm_http_problem(res, 500, NULL, "the request could not be answered");
         if (res->mhd) {
@@ -201,7 +299,29 @@ static enum MHD_Result queue_response(struct req_state *st, struct MHD_Connectio
         }
         if (res->content_type)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        /* A handler's own value of a security header (the web UI's Content-Security-Policy)
+         * replaces the default: two policies would both apply, the strictest winning. */
+        for (const struct dm_http_static_header *h = dm_http_security_headers; h->name; h++) {
+                bool own = false;
+                for (size_t i = 0; i < res->nheaders && !own; i++)
+                        own = strcasecmp(res->headers[i].name, h->name) == 0;
+                if (!own)
+                        MHD_add_response_header(r, h->name, h->value);
+        }
+        if (st->have_rate) {
+                char policy[96], state[96];
+                dm_rate_headers("default", &st->rate, policy, sizeof(policy), state, sizeof(state));
+                MHD_add_response_header(r, "RateLimit-Policy", policy);
+                MHD_add_response_header(r, "RateLimit", state);
+        }
+        if (st->cors_origin) {
+                MHD_add_response_header(r, "Access-Control-Allow-Origin", st->cors_origin);
+                MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                        "ETag, Location, RateLimit, RateLimit-Policy, "
+                                        "Retry-After");
+        }
+        if (dm_http_cors_enabled(st->srv->cors))
+                MHD_add_response_header(r, "Vary", "Origin");
         for (size_t i = 0; i < res->nheaders; i++)
                 MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
         /* Keep-alive clients learn to reconnect elsewhere while the server drains. */
@@ -310,6 +430,84 @@ const char *dm_http_auth_problem(const char *authorization)
         return "the API key is not valid";
 }
 
+static const struct dm_http_problem_type problem_rate_limited = {"rate-limited",
+                                                                 "Too many requests"};
+static const struct dm_http_problem_type problem_headers_too_large = {"headers-too-large",
+                                                                      "Request headers too large"};
+
+static enum MHD_Result sum_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+        size_t *n = cls;
+        *n += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+        return MHD_YES;
+}
+
+/* "ip:192.0.2.1" / "ip:2001:db8::1": the client address as a rate limit key. The address is
+ * the TCP peer's; headers such as X-Forwarded-For are not trusted. */
+static void client_key(struct MHD_Connection *conn, char *buf, size_t size)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char host[INET6_ADDRSTRLEN] = "unknown";
+
+        if (ci && ci->client_addr) {
+                const struct sockaddr *sa = ci->client_addr;
+                if (sa->sa_family == AF_INET)
+                        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host,
+                                  sizeof(host));
+                else if (sa->sa_family == AF_INET6)
+                        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
+                                  sizeof(host));
+        }
+        snprintf(buf, size, "ip:%s", host);
+}
+
+/* Counts the request against `key`; true when refused (the 429 is made in `res`). The
+ * headers show the tightest budget the request was counted against. */
+static bool rate_refused(struct req_state *st, const char *key, const struct dm_rate_policy *p,
+                         const char *what, struct dm_http_response *res)
+{
+        struct dm_rate_result r;
+        char retry[16];
+
+        if (!st->srv->limiter || p->limit == 0)
+                return false;
+        if (dm_ratelimit_check(st->srv->limiter, key, p, &r) < 0)
+                return false;
+        if (!st->have_rate || !r.allowed || r.remaining < st->rate.remaining) {
+                st->rate = r;
+                st->have_rate = true;
+        }
+        if (r.allowed)
+                return false;
+        dm_http_problem(res, 429, &problem_rate_limited,
+                        "more than %u requests in %u s %s; retry in %u s", r.limit, r.window_s,
+                        what, r.retry_after_s);
+        snprintf(retry, sizeof(retry), "%u", r.retry_after_s);
+        dm_http_response_header(res, "Retry-After", retry);
+        return true;
+}
+
+/* A CORS preflight (OPTIONS with Access-Control-Request-Method) from an allowed origin, on
+ * a path that exists: answered here, without a key, as browsers send none. */
+static bool cors_preflight(struct req_state *st, struct MHD_Connection *conn,
+                           struct dm_http_response *res)
+{
+        char allow[96];
+
+        if (st->req.method != DM_HTTP_OPTIONS || !st->cors_origin || !st->req.match.allow ||
+            !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
+                return false;
+        dm_http_allow_format(st->req.match.allow, allow, sizeof(allow));
+        dm_http_respond_empty(res, 204);
+        dm_http_response_header(res, "Access-Control-Allow-Methods", allow);
+        dm_http_response_header(res, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, If-None-Match");
+        dm_http_response_header(res, "Access-Control-Max-Age", "600");
+        return true;
+}
+
 /* Decides what can be decided before the body: route, key, size and type. Returns true
  * when a response was made in `res`. */
 static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
@@ -317,17 +515,32 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
 {
         struct dm_http_server *s = st->srv;
         struct dm_http_request *req = &st->req;
-        char allow[96];
+        char allow[96], key[DM_RATE_KEY_MAX];
         int ret;
 
+        st->cors_origin = dm_http_cors_allow(
+            s->cors, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"));
         st->clen = content_length(conn);
         st->chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
         if (check_framing(st, conn, res))
                 return true;
+        if (st->uri_too_long) {
+                dm_http_problem(res, 414, &dm_problem_uri_too_long,
+                                "the request target is longer than %d bytes", URI_MAX);
+                return true;
+        }
         if (st->path_too_long) {
                 dm_http_problem(res, 414, &dm_problem_uri_too_long,
                                 "the request path is longer than %d bytes", DM_HTTP_PATH_MAX);
+                return true;
+        }
+        size_t hbytes = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header_bytes, &hbytes);
+        if (hbytes > s->max_header_bytes) {
+                dm_http_problem(res, 431, &problem_headers_too_large,
+                                "the request headers take %zu bytes; at most %zu are accepted",
+                                hbytes, s->max_header_bytes);
                 return true;
         }
         ret = dm_http_router_match(s->router, req->method, st->path, &req->match);
@@ -336,6 +549,20 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                                 "the path holds a malformed percent-encoding");
                 return true;
         }
+        /* A request that presents no key (a public route, an unknown path, a missing key)
+         * counts against its client address before anything else is done for it. One with
+         * a key counts against the key once the key is good, and against the address when
+         * it is not: guessing keys spends the address's budget. */
+        const struct dm_http_route *rt = req->match.route;
+        enum dm_scope need = rt ? dm_http_route_scope(rt) : DM_SCOPE_NONE;
+        const char *authz =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        client_key(conn, key, sizeof(key));
+        if (!(need != DM_SCOPE_NONE && authz) &&
+            rate_refused(st, key, &s->rate, "from this address", res))
+                return true;
+        if (cors_preflight(st, conn, res))
+                return true;
         if (!req->match.route) {
                 if (!req->match.allow) {
                         dm_http_problem(res, 404, NULL, "no resource at %s", st->path);
@@ -348,10 +575,7 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                 return true;
         }
 
-        const struct dm_http_route *rt = req->match.route;
-        if (rt->scope != DM_SCOPE_NONE) {
-                const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                MHD_HTTP_HEADER_AUTHORIZATION);
+        if (need != DM_SCOPE_NONE) {
                 if (!authz && s->session_auth)
                         ret = s->session_auth(s->session_auth_arg, req, &req->principal);
                 else
@@ -362,6 +586,9 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                                         "this service's own pages (Origin)");
                         return true;
                 }
+                if (ret == DM_EACCES && authz &&
+                    rate_refused(st, key, &s->rate, "from this address", res))
+                        return true;
                 if (ret == DM_EACCES) {
                         dm_http_problem(res, 401, &dm_problem_unauthorized, "%s",
                                         dm_http_auth_problem(authz));
@@ -375,13 +602,21 @@ static bool check_headers(struct req_state *st, struct MHD_Connection *conn,
                                         "the API key could not be checked: %s", dm_strerror(ret));
                         return true;
                 }
-                if (req->principal.scope < rt->scope) {
+                if (req->principal.scope < need) {
                         dm_http_problem(res, 403, &dm_problem_forbidden,
                                         "this key has scope '%s'; '%s' is needed",
-                                        dm_scope_name(req->principal.scope),
-                                        dm_scope_name(rt->scope));
+                                        dm_scope_name(req->principal.scope), dm_scope_name(need));
                         return true;
                 }
+                snprintf(key, sizeof(key), "key:%lld", (long long)req->principal.key_id);
+                if (rate_refused(st, key, &s->rate, "with this key", res))
+                        return true;
+        }
+        if (rt->flags & DM_HTTP_ROUTE_EXPENSIVE) {
+                char xkey[DM_RATE_KEY_MAX + 4];
+                snprintf(xkey, sizeof(xkey), "x:%s", key);
+                if (rate_refused(st, xkey, &s->rate_expensive, "on costly routes", res))
+                        return true;
         }
 
         /* A decoded %00 would cut the value short where handlers read it as a C string:
@@ -489,6 +724,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                         return MHD_NO;
                 return MHD_YES;
         }
+        /* The whole request is in: the watchdog's deadline no longer applies (a handler, or
+         * a live stream, may take as long as it takes). */
+        unwatch(st);
         if (st->rejected)
                 return queue_response(st, conn, &st->pending);
         if (st->too_large)
@@ -521,6 +759,21 @@ const char *dm_http_query(const struct dm_http_request *req, const char *name)
                                                         strlen(name), &v, &vlen) != MHD_YES)
                 return NULL;
         return v ? v : "";
+}
+
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+        (*(size_t *)cls)++;
+        return MHD_YES;
+}
+
+size_t dm_http_query_count(const struct dm_http_request *req)
+{
+        size_t n = 0;
+        if (req->conn)
+                MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, count_arg, &n);
+        return n;
 }
 
 const char *dm_http_header(const struct dm_http_request *req, const char *name)
@@ -710,6 +963,41 @@ bad:
         return DM_EINVAL;
 }
 
+/* The listening socket, made here rather than by MHD so that a taken port is reported as
+ * such. SO_REUSEADDR only lets a restart bind past connections in TIME_WAIT; without
+ * SO_REUSEPORT a second server on the same address fails instead of silently sharing the
+ * port (and its requests) with the first. */
+static int listen_socket(const union listen_addr *a, const char *shown, int *ret_fd, char *err,
+                         size_t errlen)
+{
+        int one = 1;
+        socklen_t len = a->sa.sa_family == AF_INET6 ? sizeof(a->v6) : sizeof(a->v4);
+        int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        if (fd < 0) {
+                snprintf(err, errlen, "cannot listen on %s: %s", shown, strerror(errno));
+                return DM_EIO;
+        }
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (a->sa.sa_family == AF_INET6)
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, &a->sa, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+                int e = errno;
+                close(fd);
+                const char *hint =
+                    e == EADDRINUSE ? "another process is listening there (another domainmon?): "
+                                      "stop it, or choose another address with DM_LISTEN or "
+                                      "--listen"
+                    : e == EADDRNOTAVAIL ? "that address is not one of this machine's"
+                    : e == EACCES        ? "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+                                         : "check DM_LISTEN";
+                snprintf(err, errlen, "cannot listen on %s: %s (%s)", shown, strerror(e), hint);
+                return e == EADDRINUSE ? DM_EADDRINUSE : DM_EIO;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
 static void format_addr(struct dm_http_server *s, const union listen_addr *a)
 {
         char host[INET6_ADDRSTRLEN];
@@ -721,46 +1009,6 @@ static void format_addr(struct dm_http_server *s, const union listen_addr *a)
                 inet_ntop(AF_INET, &a->v4.sin_addr, host, sizeof(host));
                 snprintf(s->addr, sizeof(s->addr), "%s:%u", host, s->port);
         }
-}
-
-/* Binds and listens on `a` ourselves rather than through MHD, so that a failure says why
- * in words (MHD logs "Failed to bind to port 0" when handed a socket address). Returns the
- * socket, or -1 with the reason in err. */
-static int bind_listener(const union listen_addr *a, const char *where, char *err, size_t errlen)
-{
-        char shown[96];
-        int one = 1;
-        socklen_t len = a->sa.sa_family == AF_INET6 ? sizeof(a->v6) : sizeof(a->v4);
-        int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        int e = 0;
-
-        dm_log_quote(shown, sizeof(shown), where);
-        if (fd < 0) {
-                e = errno;
-                goto fail;
-        }
-        /* Restarts may bind while old connections sit in TIME_WAIT; never SO_REUSEPORT,
-         * which would let a second service share the port without a word. */
-        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (a->sa.sa_family == AF_INET6)
-                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(fd, &a->sa, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-                e = errno;
-                goto fail;
-        }
-        return fd;
-fail:
-        if (fd >= 0)
-                close(fd);
-        const char *hint = e == EADDRINUSE
-                               ? "another process is listening there: stop it, or choose another "
-                                 "address with DM_LISTEN or --listen"
-                           : e == EADDRNOTAVAIL ? "that address is not one of this machine's"
-                           : e == EACCES        ? "ports below 1024 need root or "
-                                                  "CAP_NET_BIND_SERVICE"
-                                                : "check DM_LISTEN";
-        snprintf(err, errlen, "cannot listen on %s: %s (%s)", shown, strerror(e), hint);
-        return -1;
 }
 
 int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size_t errlen,
@@ -788,50 +1036,76 @@ int dm_http_server_start(const struct dm_http_server_opts *opts, char *err, size
         s->metric_requests = opts->metric_requests;
         s->metric_seconds = opts->metric_seconds;
         s->max_body = opts->max_body;
+        s->lsock = -1;
+        s->request_timeout_ms = 1000LL * (opts->request_timeout_s ? opts->request_timeout_s
+                                                                  : DEFAULT_REQUEST_TIMEOUT_S);
+        s->max_header_bytes =
+            opts->max_header_bytes ? opts->max_header_bytes : DEFAULT_HEADER_BYTES;
+        s->limiter = opts->limiter;
+        s->rate = opts->rate;
+        s->rate_expensive = opts->rate_expensive;
+        s->cors = opts->cors;
         atomic_init(&s->stopping, false);
         pthread_mutex_init(&s->lock, NULL);
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&s->drained, &ca);
+        pthread_cond_init(&s->watchdog_wake, &ca);
         pthread_condattr_destroy(&ca);
 
-        int lfd = bind_listener(&addr, opts->listen ? opts->listen : "127.0.0.1:8080", err, errlen);
-        if (lfd < 0) {
-                ret = DM_EIO;
+        char shown[96];
+        dm_log_quote(shown, sizeof(shown), opts->listen ? opts->listen : "127.0.0.1:8080");
+        ret = listen_socket(&addr, shown, &s->lsock, err, errlen);
+        if (ret < 0)
                 goto fail;
-        }
+        union listen_addr bound;
+        socklen_t blen = sizeof(bound);
+        if (getsockname(s->lsock, &bound.sa, &blen) == 0)
+                s->port =
+                    ntohs(bound.sa.sa_family == AF_INET6 ? bound.v6.sin6_port : bound.v4.sin_port);
+
         unsigned threads = opts->threads > MAX_POOL_THREADS ? MAX_POOL_THREADS : opts->threads;
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (addr.sa.sa_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         /* The logger goes first so that MHD reports nothing on its own. */
+        /* MHD's pool per connection holds the request line and headers (and buffers): twice
+         * the header cap, so that our own check, which answers with a problem document,
+         * comes first; MHD's plain 431 is the backstop. */
+        size_t pool = s->max_header_bytes * 2 + 16384;
         s->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,
+            MHD_OPTION_LISTEN_SOCKET, s->lsock, MHD_OPTION_THREAD_POOL_SIZE,
             threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
-            opts->max_conns ? opts->max_conns : DEFAULT_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
+            opts->max_conns ? opts->max_conns : DEFAULT_MAX_CONNS,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            opts->max_conns_per_ip ? opts->max_conns_per_ip : DEFAULT_CONNS_PER_IP,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_TIMEOUT,
             opts->idle_timeout_s ? opts->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S,
             MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
             MHD_OPTION_END);
         if (!s->daemon) {
-                char shown[96];
-                close(lfd);
-                snprintf(err, errlen, "cannot serve HTTP on %s (see the http warning above)",
-                         dm_log_quote(shown, sizeof(shown), opts->listen ? opts->listen : ""));
+                snprintf(err, errlen, "cannot start the HTTP server on %s", shown);
                 ret = DM_EIO;
                 goto fail;
         }
-        /* The port bound (the kernel's choice when 0 was asked for). */
-        union listen_addr bound;
-        socklen_t blen = sizeof(bound);
-        if (getsockname(lfd, &bound.sa, &blen) == 0)
-                s->port =
-                    ntohs(bound.sa.sa_family == AF_INET6 ? bound.v6.sin6_port : bound.v4.sin_port);
+        s->lsock = -1; /* MHD's now */
+        if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+                MHD_stop_daemon(s->daemon);
+                snprintf(err, errlen, "cannot start the HTTP watchdog thread");
+                ret = DM_EAGAIN;
+                goto fail;
+        }
+        pthread_setname_np(s->watchdog, "http-watchdog");
+        s->watchdog_running = true;
         format_addr(s, &addr);
         *ret_server = s;
         return 0;
 fail:
+        if (s->lsock >= 0)
+                close(s->lsock);
+        pthread_cond_destroy(&s->watchdog_wake);
         pthread_cond_destroy(&s->drained);
         pthread_mutex_destroy(&s->lock);
         free(s);
@@ -869,9 +1143,16 @@ void dm_http_server_stop(struct dm_http_server *s)
         if (left)
                 dm_log_warn("http", "msg=\"stopping with requests unfinished\" count=%u", left);
 
+        pthread_mutex_lock(&s->lock);
+        s->watchdog_stop = true;
+        pthread_cond_broadcast(&s->watchdog_wake);
+        pthread_mutex_unlock(&s->lock);
+        if (s->watchdog_running)
+                pthread_join(s->watchdog, NULL);
         MHD_stop_daemon(s->daemon);
         if (lsock != MHD_INVALID_SOCKET)
                 close(lsock);
+        pthread_cond_destroy(&s->watchdog_wake);
         pthread_cond_destroy(&s->drained);
         pthread_mutex_destroy(&s->lock);
         free(s);

@@ -65,6 +65,19 @@ json_t *dm_api_time_json(int64_t unix_ms);
 int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *res,
                          struct dm_domain *ret_domain);
 
+/* Builds the answer of a cacheable read into `res` (any status; only a 200 is cached). */
+typedef void (*dm_api_build_fn)(struct dm_http_request *req, struct dm_http_response *res,
+                                void *arg);
+/* Answers a read about domain `d` (just read from the store) that the cache may hold as
+ * `kind`: from the cache when it holds an answer built from this same state of the domain
+ * row (its update, check and change times), else by `build`, whose 200 is then cached. A
+ * 200 carries an ETag, and a request whose If-None-Match matches it gets 304 with no body.
+ * With no cache: build and ETag. */
+void dm_api_cached(struct dm_http_request *req, struct dm_http_response *res,
+                   const struct dm_domain *d, const char *kind, dm_api_build_fn build, void *arg);
+/* Forgets every cached answer about `name` (after a write to it). */
+void dm_api_cache_forget(struct dm_app *app, const char *name);
+
 /* Parses the body as a JSON object with only `fields`. Returns 0 and *ret_obj (new
  * reference); otherwise a 400 problem naming the field is made and an error returned. */
 int dm_api_read_body(struct dm_http_request *req, struct dm_http_response *res,

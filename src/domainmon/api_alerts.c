@@ -330,6 +330,6 @@ const struct dm_http_route dm_api_alert_routes[] = {
     {DM_HTTP_PATCH, "/api/v1/alerts/{id}", alert_patch, DM_SCOPE_WRITE, 0},
     {DM_HTTP_DELETE, "/api/v1/alerts/{id}", alert_delete, DM_SCOPE_WRITE, 0},
     {DM_HTTP_GET, "/api/v1/alerts/{id}/deliveries", alert_deliveries, DM_SCOPE_READ, 0},
-    {DM_HTTP_POST, "/api/v1/alerts/{id}/test", alert_test, DM_SCOPE_WRITE, 0},
+    {DM_HTTP_POST, "/api/v1/alerts/{id}/test", alert_test, DM_SCOPE_WRITE, DM_HTTP_ROUTE_EXPENSIVE},
     {0},
 };

@@ -292,21 +292,16 @@ out:
         dm_changes_free(changes, n);
 }
 
-/* GET /api/v1/domains/{name}/records */
-static void records_get(struct dm_http_request *req, struct dm_http_response *res)
+static void records_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
-        static const char *const no_params[] = {NULL};
         struct dm_app *app = req->app;
-        struct dm_domain d;
+        const struct dm_domain *dp = arg;
+        const struct dm_domain d = *dp;
         struct dm_rrset_row *rows = NULL;
         size_t n = 0;
         json_t *list = NULL, *doc = NULL;
         int r;
 
-        if (dm_http_query_check(req, no_params, res) < 0)
-                return;
-        if (dm_api_domain_lookup(req, res, &d) < 0)
-                return;
         r = dm_store_dns_current(app->store, d.id, &rows, &n);
         if (r < 0) {
                 dm_api_store_error(res, r, "dns current");
@@ -338,21 +333,43 @@ out:
         dm_rrset_rows_free(rows, n);
 }
 
-/* GET /api/v1/domains/{name}/history */
-static void history_get(struct dm_http_request *req, struct dm_http_response *res)
+/* GET /api/v1/domains/{name}/records */
+static void records_get(struct dm_http_request *req, struct dm_http_response *res)
 {
-        struct dm_change_query q = {0};
+        static const char *const no_params[] = {NULL};
         struct dm_domain d;
+
+        if (dm_http_query_check(req, no_params, res) < 0 || dm_api_domain_lookup(req, res, &d) < 0)
+                return;
+        dm_api_cached(req, res, &d, "records", records_build, &d);
+}
+
+static void history_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
+{
+        const struct dm_domain *d = arg;
+        struct dm_change_query q = {0};
         struct dm_name unused;
         bool empty = false;
 
-        if (dm_api_domain_lookup(req, res, &d) < 0)
-                return;
         if (change_query_parse(req, res, dm_api_history_params, &q, &unused, &empty) < 0)
                 return;
         /* By name: what was recorded before a delete shows under the name added again. */
-        q.domain = d.name;
+        q.domain = d->name;
         respond_changes(req, res, &q, empty);
+}
+
+/* GET /api/v1/domains/{name}/history: the first page with no parameters is the one every
+ * dashboard asks for, and is cached; other pages are read from the store. */
+static void history_get(struct dm_http_request *req, struct dm_http_response *res)
+{
+        struct dm_domain d;
+
+        if (dm_api_domain_lookup(req, res, &d) < 0)
+                return;
+        if (dm_http_query_count(req) == 0)
+                dm_api_cached(req, res, &d, "history", history_build, &d);
+        else
+                history_build(req, res, &d);
 }
 
 /* GET /api/v1/changes */
@@ -378,6 +395,7 @@ static void scan_post(struct dm_http_request *req, struct dm_http_response *res)
         if (dm_api_domain_lookup(req, res, &d) < 0)
                 return;
         r = dm_store_domain_request_scan(app->store, d.name, dm_now_ms());
+        dm_api_cache_forget(app, d.name); /* next_check_at moved */
         if (r < 0) {
                 dm_api_store_error(res, r, "request scan");
                 return;
@@ -390,6 +408,7 @@ const struct dm_http_route dm_api_dns_routes[] = {
     {DM_HTTP_GET, "/api/v1/domains/{name}/records", records_get, DM_SCOPE_READ, 0},
     {DM_HTTP_GET, "/api/v1/domains/{name}/history", history_get, DM_SCOPE_READ, 0},
     {DM_HTTP_GET, "/api/v1/changes", changes_get, DM_SCOPE_READ, 0},
-    {DM_HTTP_POST, "/api/v1/domains/{name}/scan", scan_post, DM_SCOPE_WRITE, 0},
+    {DM_HTTP_POST, "/api/v1/domains/{name}/scan", scan_post, DM_SCOPE_WRITE,
+     DM_HTTP_ROUTE_EXPENSIVE},
     {0},
 };

@@ -755,9 +755,14 @@ out:
         free(ds);
 }
 
-static void domain_get(struct dm_http_request *req, struct dm_http_response *res)
+static void domain_build(struct dm_http_request *req, struct dm_http_response *res, void *arg)
 {
         struct dm_app *app = req->app;
+        respond_domain(res, 200, arg, &app->conf);
+}
+
+static void domain_get(struct dm_http_request *req, struct dm_http_response *res)
+{
         struct dm_domain *d = malloc(sizeof(*d));
 
         if (!d) {
@@ -765,7 +770,7 @@ static void domain_get(struct dm_http_request *req, struct dm_http_response *res
                 return;
         }
         if (dm_http_query_check(req, no_params, res) == 0 && dm_api_domain_lookup(req, res, d) == 0)
-                respond_domain(res, 200, d, &app->conf);
+                dm_api_cached(req, res, d, "domain", domain_build, d);
         free(d);
 }
 
@@ -845,6 +850,7 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 fields |= DM_DOMAIN_TLS_PORTS;
         d->updated_at = dm_now_ms();
         ret = dm_store_domain_update(app->store, d, fields);
+        dm_api_cache_forget(app, name.ascii);
         if (ret == 0)
                 ret = dm_store_domain_get(app->store, name.ascii, d);
         if (ret == DM_ENOENT) {
@@ -889,6 +895,7 @@ static void domain_delete(struct dm_http_request *req, struct dm_http_response *
         const char *names[] = {name.ascii};
         int ret = dm_store_domain_delete_many(app->store, names, 1, purge ? DM_DELETE_PURGE : 0,
                                               domain_removed_body, NULL, &result);
+        dm_api_cache_forget(app, name.ascii);
         if (ret == 0 && result == DM_ENOENT) {
                 dm_http_problem(res, 404, &dm_problem_not_found, "no domain named %s%s", name.ascii,
                                 purge ? " and no history under that name" : "");
@@ -973,6 +980,8 @@ static void domain_bulk_delete(struct dm_http_request *req, struct dm_http_respo
                         dm_api_store_error(res, ret, "delete domains");
                         goto out;
                 }
+                for (size_t k = 0; k < nvalid; k++)
+                        dm_api_cache_forget(app, valid[k]);
                 dm_outbox_relay_kick(app->relay);
         }
         out_list = json_array();
@@ -1022,7 +1031,8 @@ out:
 const struct dm_http_route dm_api_domain_routes[] = {
     {DM_HTTP_GET, "/api/v1/domains", domain_list, DM_SCOPE_READ, 0},
     {DM_HTTP_POST, "/api/v1/domains", domain_create, DM_SCOPE_WRITE, 0},
-    {DM_HTTP_POST, "/api/v1/domains/import", domain_import, DM_SCOPE_WRITE, 0},
+    {DM_HTTP_POST, "/api/v1/domains/import", domain_import, DM_SCOPE_WRITE,
+     DM_HTTP_ROUTE_EXPENSIVE},
     {DM_HTTP_POST, "/api/v1/domains/delete", domain_bulk_delete, DM_SCOPE_WRITE, 0},
     {DM_HTTP_GET, "/api/v1/domains/{name}", domain_get, DM_SCOPE_READ, 0},
     {DM_HTTP_PATCH, "/api/v1/domains/{name}", domain_patch, DM_SCOPE_WRITE, 0},

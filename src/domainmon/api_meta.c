@@ -30,6 +30,25 @@ static void readyz(struct dm_http_request *req, struct dm_http_response *res)
         if (store == 0 && bus == 0) {
                 if (atomic_exchange(&readyz_down, false))
                         dm_log_info("api", "msg=\"ready again\"");
+                /* Redis away: still ready (rate limits hold per process, reads come from the
+                 * store), but said, so that nobody believes the budget is shared. */
+                bool rl = app->limiter && dm_ratelimit_degraded(app->limiter);
+                bool ca = app->cache && dm_cache_degraded(app->cache);
+                if (rl || ca) {
+                        json_t *deg = json_array();
+                        if (deg && rl)
+                                json_array_append_new(deg, json_string("rate_limiter"));
+                        if (deg && ca)
+                                json_array_append_new(deg, json_string("cache"));
+                        dm_http_respond_json(
+                            res, 200,
+                            json_pack("{s:s, s:o, s:s}", "status", "degraded", "degraded", deg,
+                                      "detail",
+                                      "Redis does not answer: rate limits are enforced by each "
+                                      "process alone and cached reads are off until it is "
+                                      "back"));
+                        return;
+                }
                 dm_http_respond_json(res, 200, json_pack("{s:s}", "status", "ready"));
                 return;
         }
@@ -107,16 +126,16 @@ static void metrics(struct dm_http_request *req, struct dm_http_response *res)
 }
 
 const struct dm_http_route dm_api_meta_routes[] = {
-    {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/openapi.json", openapi, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/metrics", metrics, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/openapi.json", openapi, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/metrics", metrics, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
     {0},
 };
 
 const struct dm_http_route dm_api_probe_routes[] = {
-    {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/metrics", metrics, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/healthz", healthz, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/readyz", readyz, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/metrics", metrics, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
     {0},
 };

@@ -152,7 +152,8 @@ static void session_delete(struct dm_http_request *req, struct dm_http_response 
 }
 
 const struct dm_http_route dm_api_session_routes[] = {
-    {DM_HTTP_POST, "/api/v1/session", session_create, DM_SCOPE_NONE, 0},
+    {DM_HTTP_POST, "/api/v1/session", session_create, DM_SCOPE_NONE,
+     DM_HTTP_ROUTE_PUBLIC | DM_HTTP_ROUTE_EXPENSIVE},
     {DM_HTTP_GET, "/api/v1/session", session_get, DM_SCOPE_READ, 0},
     {DM_HTTP_DELETE, "/api/v1/session", session_delete, DM_SCOPE_READ, 0},
     {0},

@@ -3,11 +3,13 @@
 #define DM_APP_H
 
 #include "dm/bus.h"
+#include "dm/cache.h"
 #include "dm/conf.h"
 #include "dm/events.h"
 #include "dm/metrics.h"
 #include "dm/outbox.h"
 #include "dm/session.h"
+#include "dm/ratelimit.h"
 #include "dm/store.h"
 
 struct dm_app {
@@ -21,6 +23,10 @@ struct dm_app {
         struct dm_event_hub *events;
         /* The web UI sessions' signing key while the domain service runs, else NULL. */
         const struct dm_session_secret *session_secret;
+        /* While the domain service runs (else NULL): the rate limiter its edge uses and the
+         * cache of hot reads; both thread-safe. */
+        struct dm_ratelimit *limiter;
+        struct dm_cache *cache;
         /* The process's one outbox relay, shared by every service that writes events (kick
          * it after a write: dm_outbox_relay_kick, NULL-safe); NULL while none holds it. */
         struct dm_outbox_relay *relay;

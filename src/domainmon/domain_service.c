@@ -13,7 +13,6 @@
 #include "event_feed.h"
 
 #define IDLE_TIMEOUT_S 60
-#define MAX_CONNECTIONS 1024
 #define KEY_TOUCH_EVERY_MS 60000
 
 struct dm_domain_service {
@@ -23,7 +22,59 @@ struct dm_domain_service {
         struct dm_event_hub *hub;
         struct dm_event_feed *feed;
         struct dm_session_secret session_secret;
+        struct dm_ratelimit *limiter;
+        struct dm_cache *cache;
+        struct dm_http_cors *cors;
 };
+
+/* The edge's limiter, cache and CORS list, from the configuration. Logs and returns an error
+ * for a value that cannot be used. */
+static int open_edge(struct dm_domain_service *s)
+{
+        const struct dm_conf *conf = &s->app->conf;
+        char err[256], qerr[300];
+        const char *backend;
+        int ret;
+
+        ret = dm_ratelimit_open(conf->redis_url, err, sizeof(err), &s->limiter);
+        if (ret < 0)
+                goto fail;
+        backend = dm_conf_cache_backend(conf, err, sizeof(err));
+        if (!backend) {
+                ret = DM_ECONFIG;
+                goto fail;
+        }
+        struct dm_cache_opts co = {
+            .backend = backend,
+            .max_bytes = (size_t)conf->cache_bytes,
+            .ttl_ms = conf->cache_ttl_ms,
+        };
+        ret = dm_cache_open(&co, err, sizeof(err), &s->cache);
+        if (ret < 0)
+                goto fail;
+        ret = dm_http_cors_parse(conf->cors_origins, err, sizeof(err), &s->cors);
+        if (ret < 0)
+                goto fail;
+        dm_log_info("domain", "msg=\"edge\" rate_limiter=%s%s cache=%s cors=%s",
+                    dm_ratelimit_backend(s->limiter),
+                    dm_ratelimit_degraded(s->limiter) ? " rate_limiter_degraded=true" : "",
+                    dm_cache_backend(s->cache), dm_http_cors_enabled(s->cors) ? "on" : "off");
+        return 0;
+fail:
+        dm_log_error("domain", "msg=\"cannot set up the HTTP edge\" err=%s",
+                     dm_log_quote(qerr, sizeof(qerr), err));
+        return ret;
+}
+
+static void close_edge(struct dm_domain_service *s)
+{
+        dm_http_cors_free(s->cors);
+        dm_cache_free(s->cache);
+        dm_ratelimit_free(s->limiter);
+        s->cors = NULL;
+        s->cache = NULL;
+        s->limiter = NULL;
+}
 
 /* Every route table of the API. A new API file declares its table in api.h and is added
  * here. */
@@ -94,12 +145,18 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
             .max_backlog = (size_t)app->conf.events_backlog,
             .heartbeat_ms = app->conf.events_heartbeat_ms,
         };
+        ret = open_edge(s);
+        if (ret < 0)
+                goto fail;
+        app->limiter = s->limiter;
+        /* With cache "none" the handlers build every answer (and say nothing of a cache). */
+        app->cache = strcmp(dm_cache_backend(s->cache), "none") != 0 ? s->cache : NULL;
         ret = dm_event_hub_new(&hub_opts, &s->hub);
         if (ret < 0)
                 goto fail;
         /* Subscribed before the API listens: a client that sees the API up may rely on
          * the stream getting what happens from then on. */
-        ret = dm_event_feed_start(app->bus, s->hub, &s->feed);
+        ret = dm_event_feed_start(app->bus, s->hub, s->cache, &s->feed);
         if (ret < 0)
                 goto fail;
         app->events = s->hub;
@@ -133,8 +190,14 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
             .threads = app->conf.http_threads > 0 ? (unsigned)app->conf.http_threads : 1,
             .max_body = app->conf.max_body > 0 ? (size_t)app->conf.max_body : 1048576,
             /* Event streams are connections too, held open for long. */
-            .max_conns = MAX_CONNECTIONS + (unsigned)app->conf.events_max_streams,
+            .max_conns =
+                (unsigned)app->conf.max_connections + (unsigned)app->conf.events_max_streams,
+            .max_conns_per_ip = (unsigned)app->conf.max_connections_per_ip,
+            .request_timeout_s = (unsigned)((app->conf.request_timeout_ms + 999) / 1000),
+            .max_header_bytes = (size_t)app->conf.max_header_bytes,
             .idle_timeout_s = IDLE_TIMEOUT_S,
+            .limiter = s->limiter,
+            .cors = s->cors,
             .router = s->router,
             .auth = authenticate,
             .auth_arg = app,
@@ -144,6 +207,9 @@ int dm_domain_service_start(struct dm_app *app, struct dm_domain_service **ret_s
             .metric_requests = app->m ? app->m->http_requests : NULL,
             .metric_seconds = app->m ? app->m->http_seconds : NULL,
         };
+        /* Validated when the configuration was loaded. */
+        (void)dm_rate_policy_parse(app->conf.rate_limit, &opts.rate);
+        (void)dm_rate_policy_parse(app->conf.rate_limit_expensive, &opts.rate_expensive);
         ret = dm_http_server_start(&opts, err, sizeof(err), &s->server);
         if (ret < 0) {
                 dm_log_error("domain", "msg=\"cannot start the HTTP server\" err=%s",
@@ -163,6 +229,9 @@ fail:
         dm_event_feed_stop(s->feed);
         dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
+        app->limiter = NULL;
+        app->cache = NULL;
+        close_edge(s);
         dm_app_relay_release(app);
 fail_free:
         free(s);
@@ -182,6 +251,9 @@ void dm_domain_service_stop(struct dm_domain_service *s)
         s->app->session_secret = NULL;
         dm_event_hub_free(s->hub);
         dm_http_router_free(s->router);
+        s->app->limiter = NULL;
+        s->app->cache = NULL;
+        close_edge(s);
         /* After the last request: the events of every write it answered are published. */
         dm_app_relay_release(s->app);
         dm_log_info("domain", "msg=\"stopped\"");

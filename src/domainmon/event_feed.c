@@ -24,6 +24,7 @@
 struct dm_event_feed {
         struct dm_bus *bus;
         struct dm_event_hub *hub;
+        struct dm_cache *cache;
         char queue[160];
         bool consuming;
         pthread_t ticker;
@@ -55,6 +56,9 @@ static void feed_queue_name(char *buf, size_t size)
 static void feed_on_message(void *arg, const struct dm_bus_msg *msg)
 {
         struct dm_event_feed *f = arg;
+        /* A failed invalidation turns the cache off until it can be trusted again (see
+         * dm/cache.h): nothing to do here but go on. */
+        (void)dm_cache_invalidate_event(f->cache, msg->routing_key, msg->body, msg->len);
         int r = dm_event_hub_publish(f->hub, msg->routing_key, msg->body, msg->len);
 
         if (r == DM_EINVAL || r == DM_E2BIG || r == DM_ENOMEM) {
@@ -105,7 +109,7 @@ static void *feed_ticker_main(void *arg)
         return NULL;
 }
 
-int dm_event_feed_start(struct dm_bus *bus, struct dm_event_hub *hub,
+int dm_event_feed_start(struct dm_bus *bus, struct dm_event_hub *hub, struct dm_cache *cache,
                         struct dm_event_feed **ret_feed)
 {
         static const struct dm_bus_queue_opts transient = {.transient = true};
@@ -118,6 +122,7 @@ int dm_event_feed_start(struct dm_bus *bus, struct dm_event_hub *hub,
                 return DM_ENOMEM;
         f->bus = bus;
         f->hub = hub;
+        f->cache = cache;
         atomic_init(&f->refused, 0);
         pthread_mutex_init(&f->mu, NULL);
         pthread_condattr_init(&ca);

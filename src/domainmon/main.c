@@ -14,6 +14,7 @@
 #include "dm/error.h"
 #include "dm/log.h"
 #include "dm/store_file.h"
+#include "dm/secret.h"
 
 enum dm_role {
         DM_ROLE_DOMAIN = 1 << 0,
@@ -368,7 +369,7 @@ out:
 int main(int argc, char **argv)
 {
         struct dm_app app = {0};
-        char err[512];
+        char err[512], shown[512];
         int rc = 1, r;
 
         if (argc < 2) {
@@ -415,6 +416,14 @@ int main(int argc, char **argv)
                 rc = 2;
                 goto out_conf;
         }
+        if (cmd->roles) {
+                r = dm_conf_check_exposure(&app.conf, err, sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "domainmon: %s\n", err);
+                        rc = 2;
+                        goto out_conf;
+                }
+        }
         enum dm_log_level level = DM_LOG_INFO;
         if (app.conf.log_level && dm_log_level_parse(app.conf.log_level, &level) == 0)
                 dm_log_set_level(level);
@@ -438,7 +447,8 @@ int main(int argc, char **argv)
         if (cmd->needs_store) {
                 r = dm_store_open(app.conf.database_url, err, sizeof(err), &app.store);
                 if (r < 0) {
-                        fprintf(stderr, "domainmon: %s\n", err);
+                        fprintf(stderr, "domainmon: %s\n",
+                                dm_secret_mask(err, shown, sizeof(shown)));
                         goto out_conf;
                 }
                 int applied = 0;
@@ -463,7 +473,8 @@ int main(int argc, char **argv)
                         snprintf(err, sizeof(err), "RabbitMQ URL: %s", dm_strerror(r));
                 explicit_bzero(bus_url, sizeof(bus_url));
                 if (r < 0) {
-                        fprintf(stderr, "domainmon: %s\n", err);
+                        fprintf(stderr, "domainmon: %s\n",
+                                dm_secret_mask(err, shown, sizeof(shown)));
                         goto out_store;
                 }
         }

@@ -32,9 +32,9 @@ static void ui_asset(struct dm_http_request *req, struct dm_http_response *res)
 }
 
 const struct dm_http_route dm_ui_routes[] = {
-    {DM_HTTP_GET, "/", ui_page, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/domains/{name}", ui_page, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/alerts", ui_page, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/ui/{file}", ui_asset, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/", ui_page, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/domains/{name}", ui_page, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/alerts", ui_page, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/ui/{file}", ui_asset, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
     {0},
 };

@@ -187,6 +187,11 @@ class DomainMon:
             # DNS alone unless a test asks for more: fixture domains point at documentation
             # addresses (192.0.2.x), and no test sends TLS, RDAP or WHOIS queries there.
             "DM_DEFAULT_CHECKS": "dns",
+            # Tests poll, import and hold many streams from one address; the tests of the
+            # limits themselves (test_edge.py) set their own.
+            "DM_RATE_LIMIT": "1000000/m",
+            "DM_RATE_LIMIT_EXPENSIVE": "1000000/m",
+            "DM_MAX_CONNECTIONS_PER_IP": "100000",
         })
         e.update(self.extra_env)
         e.update(extra or {})

@@ -74,8 +74,8 @@ static void h_events(struct dm_http_request *req, struct dm_http_response *res)
 
 static const struct dm_http_route routes[] = {
     {DM_HTTP_POST, "/echo", h_echo, DM_SCOPE_READ, 0},
-    {DM_HTTP_GET, "/things/{name}", h_thing, DM_SCOPE_NONE, 0},
-    {DM_HTTP_GET, "/events", h_events, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/things/{name}", h_thing, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
+    {DM_HTTP_GET, "/events", h_events, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
     {0},
 };
 

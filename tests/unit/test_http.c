@@ -53,7 +53,7 @@ static const struct dm_http_route domain_routes[] = {
 /* A second table, as another module would add it. */
 static const struct dm_http_route more_routes[] = {
     {DM_HTTP_GET, "/api/v1/domains/{name}/records/{type}", h_records, DM_SCOPE_READ, 0},
-    {DM_HTTP_GET, "/", h_root, DM_SCOPE_NONE, 0},
+    {DM_HTTP_GET, "/", h_root, DM_SCOPE_NONE, DM_HTTP_ROUTE_PUBLIC},
     {0},
 };
 
