@@ -148,7 +148,7 @@ bench_service() {
         done
         shift
         SVC_PORT=$(free_port)
-        env DM_LISTEN="127.0.0.1:$SVC_PORT" DM_LOG_LEVEL=warn ${envs[@]+"${envs[@]}"} \
+        env DM_LISTEN="127.0.0.1:$SVC_PORT" DM_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" ${envs[@]+"${envs[@]}"} \
                 "$BIN" "$@" >"$WORK/$label.out" 2>"$WORK/$label.err" &
         SVC_PID=$!
         BENCH_PIDS+=("$SVC_PID")
