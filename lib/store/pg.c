@@ -234,10 +234,13 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_DOMAIN_REQUEST_SCAN] =
         "UPDATE domains SET next_check_at = least(next_check_at, $2::bigint), "
         "registration_next_at = least(registration_next_at, $2::bigint) WHERE name = $1::text",
-    /* Rows already due are not rewritten; every enabled domain is counted. */
-    [STMT_DOMAIN_REQUEST_SCAN_ALL] = "WITH moved AS (UPDATE domains SET next_check_at = $1::bigint "
-                                     "WHERE enabled AND next_check_at > $1 RETURNING 1) "
-                                     "SELECT count(*) FROM domains WHERE enabled",
+    /* Rows already due are not rewritten; every enabled domain is counted. The rows are
+     * locked in id order, as a commit locks its batch: a plain UPDATE takes them in the
+     * order of the table and deadlocks with the commits of running DNS services. */
+    [STMT_DOMAIN_REQUEST_SCAN_ALL] =
+        "WITH moved AS (UPDATE domains SET next_check_at = $1::bigint WHERE id IN "
+        "(SELECT id FROM domains WHERE enabled AND next_check_at > $1 ORDER BY id FOR UPDATE) "
+        "RETURNING 1) SELECT count(*) FROM domains WHERE enabled",
     [STMT_DOMAIN_COUNT] = "SELECT count(*) FROM domains",
     [STMT_KEY_INSERT] = "INSERT INTO api_keys (key_id, name, scope, hash, created_at, "
                         "last_used_at, revoked_at) VALUES (" KEY_VALUES ") "

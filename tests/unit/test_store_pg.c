@@ -403,6 +403,78 @@ static void test_claim_skips_locked(void **state)
         dm_store_free(st);
 }
 
+/* ---- making every domain due while a commit holds rows ---- */
+
+struct scan_all {
+        pthread_t thread;
+        struct dm_store *st;
+        int64_t now;
+        size_t n;
+        int ret;
+};
+
+static void *scan_all_main(void *arg)
+{
+        struct scan_all *a = arg;
+        a->ret = dm_store_domain_request_scan_all(a->st, a->now, &a->n);
+        return NULL;
+}
+
+/* A commit locks its batch in id order. request_scan_all must take its rows in the same
+ * order: taken in the order of the table, it would hold a later row while it waits for an
+ * earlier one, and the commit, waiting for that later row, deadlocks with it. */
+static void test_request_scan_all_lock_order(void **state)
+{
+        (void)state;
+        struct dm_store *st = open_store(pg_url);
+        assert_int_equal(dm_store_wipe(st), 0);
+        struct dm_domain a = make_domain("first.example"), b = make_domain("second.example");
+        assert_int_equal(dm_store_domain_insert(st, &a, NULL, NULL), 0);
+        assert_int_equal(dm_store_domain_insert(st, &b, NULL, NULL), 0);
+        assert_true(a.id < b.id);
+
+        PGconn *admin = admin_connect();
+        char sql[256];
+        /* Both in the future; the lower id's new row version goes after the other's, so the
+         * table's order is the reverse of the ids'. */
+        admin_exec(admin, "UPDATE domains SET next_check_at = 9000000000000");
+        snprintf(sql, sizeof(sql),
+                 "UPDATE domains SET next_check_at = 9000000000001 WHERE id = %lld",
+                 (long long)a.id);
+        admin_exec(admin, sql);
+
+        /* A commit has locked the lower id and is about to lock the higher one. */
+        admin_exec(admin, "BEGIN");
+        snprintf(sql, sizeof(sql), "SELECT id FROM domains WHERE id = %lld FOR UPDATE",
+                 (long long)a.id);
+        admin_exec(admin, sql);
+
+        struct scan_all sa = {.st = st, .now = dm_now_ms()};
+        assert_int_equal(pthread_create(&sa.thread, NULL, scan_all_main, &sa), 0);
+        PGconn *watch = admin_connect();
+        int64_t deadline = dm_mono_ms() + 30000;
+        while (admin_count(watch,
+                           "SELECT count(*) FROM pg_stat_activity WHERE "
+                           "wait_event_type = 'Lock' AND query LIKE '%next_check_at%'") == 0 &&
+               dm_mono_ms() < deadline)
+                usleep(20000);
+
+        snprintf(sql, sizeof(sql), "SELECT id FROM domains WHERE id = %lld FOR UPDATE",
+                 (long long)b.id);
+        PGresult *r = PQexec(admin, sql);
+        ExecStatusType locked = PQresultStatus(r);
+        PQclear(r);
+        admin_exec(admin, locked == PGRES_TUPLES_OK ? "COMMIT" : "ROLLBACK");
+        pthread_join(sa.thread, NULL);
+        PQfinish(watch);
+        PQfinish(admin);
+        dm_store_free(st);
+
+        assert_int_equal(locked, PGRES_TUPLES_OK); /* no deadlock: the second row was free */
+        assert_int_equal(sa.ret, 0);
+        assert_int_equal(sa.n, 2);
+}
+
 int main(void)
 {
         pg_url = getenv("DM_TEST_PG_URL");
@@ -415,6 +487,7 @@ int main(void)
             cmocka_unit_test(test_reconnect_after_terminate),
             cmocka_unit_test(test_pool_many_threads),
             cmocka_unit_test(test_claim_skips_locked),
+            cmocka_unit_test(test_request_scan_all_lock_order),
             cmocka_unit_test(test_server_restart),
         };
         return cmocka_run_group_tests_name("store postgres", tests, NULL, NULL);
