@@ -208,6 +208,18 @@ int dm_alert_expiry_event(enum dm_alert_expiry_kind kind, int64_t domain_id, con
                           int64_t expires_at, int64_t now, unsigned threshold,
                           struct dm_alert_delivery *ret_delivery);
 
+/* Whether a rule with `spec` alerts now about `domain`'s expiry of `kind` at `expires_at`
+ * (0: unknown): the rule selects the event and the domain, and a threshold is crossed. Returns
+ * 1 and fills *ret_delivery as dm_alert_expiry_event does (rule_id and due time left to the
+ * caller; body malloc'd), 0 when nothing is to be sent, or DM_ENOMEM. Recording the delivery
+ * under its unique key is what makes it fire once: the caller treats DM_EEXIST as done. */
+int dm_alert_expiry_check(const struct dm_alert_spec *spec, enum dm_alert_expiry_kind kind,
+                          int64_t domain_id, const char *domain, int64_t expires_at, int64_t now,
+                          struct dm_alert_delivery *ret_delivery);
+/* The largest threshold (days) of a rule that selects an expiry event, else 0: how far
+ * ahead the rule looks. */
+unsigned dm_alert_spec_expiry_window(const struct dm_alert_spec *spec);
+
 /* check.failing: whether a rule with `failing_scans` fires for an event of `state` after
  * `failed_scans` failures in a row: once when the run reaches it, once more when a run that
  * reached it ends. */

@@ -52,6 +52,7 @@ struct dm_conf {
         int64_t alert_digest_min;         /* DM_ALERT_DIGEST_MIN */
         int64_t alert_retry_min_ms;       /* DM_ALERT_RETRY_MIN */
         int64_t alert_max_attempts;       /* DM_ALERT_MAX_ATTEMPTS */
+        int64_t alert_expiry_interval_ms; /* DM_ALERT_EXPIRY_INTERVAL */
         int64_t allow_private_targets;    /* DM_ALLOW_PRIVATE_TARGETS: 1 = allowed */
         char *smtp_url;                   /* DM_SMTP_URL smtp:// or smtps:// */
         char *smtp_from;                  /* DM_SMTP_FROM */

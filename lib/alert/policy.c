@@ -225,6 +225,34 @@ int dm_alert_expiry_event(enum dm_alert_expiry_kind kind, int64_t domain_id, con
         return 0;
 }
 
+int dm_alert_expiry_check(const struct dm_alert_spec *spec, enum dm_alert_expiry_kind kind,
+                          int64_t domain_id, const char *domain, int64_t expires_at, int64_t now,
+                          struct dm_alert_delivery *ret_delivery)
+{
+        struct dm_alert_event_info ev = {0};
+        const char *rk = dm_alert_expiry_routing_key(kind);
+
+        if (expires_at <= 0 || !domain || strlen(domain) >= sizeof(ev.domain))
+                return 0;
+        snprintf(ev.domain, sizeof(ev.domain), "%s", domain);
+        if (!dm_alert_spec_matches(spec, rk, &ev))
+                return 0;
+        unsigned t = dm_alert_expiry_threshold(spec->expiry_days, spec->nexpiry, expires_at, now,
+                                               NULL);
+        if (t == 0)
+                return 0;
+        int ret = dm_alert_expiry_event(kind, domain_id, domain, expires_at, now, t, ret_delivery);
+        return ret < 0 ? ret : 1;
+}
+
+unsigned dm_alert_spec_expiry_window(const struct dm_alert_spec *spec)
+{
+        if (!(spec->events & (DM_ALERT_EV_TLS_EXPIRING | DM_ALERT_EV_REGISTRATION_EXPIRING)) ||
+            spec->nexpiry == 0)
+                return 0;
+        return spec->expiry_days[0]; /* descending */
+}
+
 bool dm_alert_failing_fires(unsigned failing_scans, enum dm_alert_failing_state state,
                             unsigned failed_scans)
 {

@@ -579,6 +579,79 @@ static void test_expiry(void **state)
             dm_alert_expiry_event(DM_ALERT_EXPIRY_TLS, 3, "a.example", exp, exp, 0, &d), DM_EINVAL);
 }
 
+static int parse_spec(const char *text, struct dm_alert_spec *ret_spec)
+{
+        struct dm_alert_rule rule = {0};
+        struct dm_alert_error err;
+        int r = apply(&rule, text, true, false, &err);
+        if (r == 0)
+                r = dm_alert_spec_parse(rule.spec, ret_spec);
+        dm_alert_rule_done(&rule);
+        return r;
+}
+
+/* A rule's say on expiry: its events, its domains, its thresholds. */
+static void test_expiry_check(void **state)
+{
+        (void)state;
+        struct dm_alert_spec tls, reg, other;
+        int64_t exp = 1000 * DAY_MS;
+        struct dm_alert_delivery d;
+
+        assert_int_equal(parse_spec("{\"name\": \"t\", \"channel\": \"webhook\", \"target\": "
+                                    "\"https://h.example/\", \"events\": [\"tls.expiring\"], "
+                                    "\"expiry_days\": [14, 60]}",
+                                    &tls),
+                         0);
+        assert_int_equal(parse_spec("{\"name\": \"r\", \"channel\": \"webhook\", \"target\": "
+                                    "\"https://h.example/\", \"events\": "
+                                    "[\"registration.expiring\"], \"domains\": [\"b.example\"]}",
+                                    &reg),
+                         0);
+        assert_int_equal(parse_spec("{\"name\": \"o\", \"channel\": \"webhook\", \"target\": "
+                                    "\"https://h.example/\", \"events\": [\"change.tls\"]}",
+                                    &other),
+                         0);
+        assert_int_equal(dm_alert_spec_expiry_window(&tls), 60);
+        assert_int_equal(dm_alert_spec_expiry_window(&reg), 30);
+        assert_int_equal(dm_alert_spec_expiry_window(&other), 0);
+
+        /* Its own thresholds, its own event. */
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 40 * DAY_MS, &d),
+                         1);
+        assert_string_equal(d.event_key, "tls.expiring:1-86400000-60");
+        free(d.body);
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 10 * DAY_MS, &d),
+                         1);
+        assert_string_equal(d.event_key, "tls.expiring:1-86400000-14");
+        free(d.body);
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 70 * DAY_MS, &d),
+                         0);
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_REGISTRATION, 1, "a.example",
+                                               exp, exp - 10 * DAY_MS, &d),
+                         0);
+        assert_int_equal(
+            dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", 0, exp, &d), 0);
+        /* Its own domains. */
+        assert_int_equal(dm_alert_expiry_check(&reg, DM_ALERT_EXPIRY_REGISTRATION, 1, "a.example",
+                                               exp, exp - 10 * DAY_MS, &d),
+                         0);
+        assert_int_equal(dm_alert_expiry_check(&reg, DM_ALERT_EXPIRY_REGISTRATION, 2, "b.example",
+                                               exp, exp - 10 * DAY_MS, &d),
+                         1);
+        assert_string_equal(d.event_key, "registration.expiring:2-86400000-14");
+        free(d.body);
+        assert_int_equal(dm_alert_expiry_check(&other, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 10 * DAY_MS, &d),
+                         0);
+        dm_alert_spec_done(&tls);
+        dm_alert_spec_done(&reg);
+        dm_alert_spec_done(&other);
+}
+
 static void test_failing(void **state)
 {
         (void)state;
@@ -642,6 +715,7 @@ int main(void)
             cmocka_unit_test(test_plan),
             cmocka_unit_test(test_render),
             cmocka_unit_test(test_expiry),
+            cmocka_unit_test(test_expiry_check),
             cmocka_unit_test(test_failing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
