@@ -237,8 +237,8 @@ int dm_alert_expiry_check(const struct dm_alert_spec *spec, enum dm_alert_expiry
         snprintf(ev.domain, sizeof(ev.domain), "%s", domain);
         if (!dm_alert_spec_matches(spec, rk, &ev))
                 return 0;
-        unsigned t = dm_alert_expiry_threshold(spec->expiry_days, spec->nexpiry, expires_at, now,
-                                               NULL);
+        unsigned t =
+            dm_alert_expiry_threshold(spec->expiry_days, spec->nexpiry, expires_at, now, NULL);
         if (t == 0)
                 return 0;
         int ret = dm_alert_expiry_event(kind, domain_id, domain, expires_at, now, t, ret_delivery);

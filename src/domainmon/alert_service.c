@@ -242,9 +242,9 @@ static int alert_expiry_round(struct dm_alert_service *s)
                         for (size_t k = 0; k < 2 && ret == 0; k++) {
                                 for (size_t r = 0; r < nrules && ret == 0; r++) {
                                         struct dm_alert_delivery d;
-                                        int c = dm_alert_expiry_check(&rules[r].spec, kinds[k],
-                                                                      e->id, e->name, dates[k],
-                                                                      now, &d);
+                                        int c =
+                                            dm_alert_expiry_check(&rules[r].spec, kinds[k], e->id,
+                                                                  e->name, dates[k], now, &d);
                                         if (c <= 0) {
                                                 ret = c;
                                                 continue;
