@@ -526,8 +526,9 @@ void dm_alert_service_stop(struct dm_alert_service *s)
 {
         if (!s)
                 return;
-        /* Events not yet matched stay on the queue (or, in process, are lost with it: their
-         * changes are in the history); deliveries not yet sent stay in the store. */
+        /* Events not yet matched stay on the queue (in process: in the outbox, whose relay
+         * deletes an event only once this consumer has acked it); deliveries not yet sent
+         * stay in the store. */
         if (s->consuming)
                 dm_bus_cancel(s->app->bus, ALERT_QUEUE, alert_on_message, s);
         pthread_mutex_lock(&s->mu);
