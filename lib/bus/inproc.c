@@ -61,9 +61,9 @@ struct inproc_msg {
         /* The publisher waiting for this copy to be consumed (DM_BUS_CONSUMED), or NULL.
          * Detached, under the queue mutex, when the copy is settled. */
         struct inproc_waiter *waiter;
-        atomic_uint refs;        /* the queue or slot holding it, plus running handlers */
-        bool redelivered;        /* guarded by the queue mutex */
-        unsigned returns;        /* nacks with requeue so far; guarded by the queue mutex */
+        atomic_uint refs; /* the queue or slot holding it, plus running handlers */
+        bool redelivered; /* guarded by the queue mutex */
+        unsigned returns; /* nacks with requeue so far; guarded by the queue mutex */
         size_t len;
         const char *routing_key; /* points into data, after the body */
         unsigned char data[];    /* body, NUL, routing key, NUL */
@@ -573,9 +573,9 @@ static int inproc_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n,
         if ((flags & DM_BUS_CONSUMED) && !(waiters = calloc(n, sizeof(*waiters))))
                 return DM_ENOMEM;
         for (size_t i = 0; i < n; i++)
-                msgs[i].result = inproc_publish_one(b, msgs[i].routing_key, msgs[i].body,
-                                                    msgs[i].len, flags,
-                                                    waiters ? &waiters[i] : NULL);
+                msgs[i].result =
+                    inproc_publish_one(b, msgs[i].routing_key, msgs[i].body, msgs[i].len, flags,
+                                       waiters ? &waiters[i] : NULL);
         if (waiters) {
                 /* The whole batch is in the queues before the first wait, so its consumers
                  * work on it together; one deadline for all of it. */

@@ -433,20 +433,19 @@ static void test_publish_consumed(void **state)
         assert_int_equal(dm_bus_consume(bus, "feed", 0, rec_handler, &feed), 0);
 
         /* A durable queue nobody consumes keeps the copy, and nobody is waited for. */
-        assert_int_equal(dm_bus_publish_batch(bus, (struct dm_bus_out[]){{.routing_key =
-                                                                              "change.a",
-                                                                          .body = "x",
-                                                                          .len = 1}},
-                                              1, DM_BUS_CONSUMED),
-                         0);
+        assert_int_equal(
+            dm_bus_publish_batch(
+                bus, (struct dm_bus_out[]){{.routing_key = "change.a", .body = "x", .len = 1}}, 1,
+                DM_BUS_CONSUMED),
+            0);
         uint64_t ready = 0, consumers = 0;
         assert_int_equal(dm_bus_queue_depth(bus, "alerts", &ready, &consumers), 0);
         assert_int_equal(ready, 1);
         /* Routed nowhere: nothing to wait for. */
-        assert_int_equal(dm_bus_publish_batch(bus, (struct dm_bus_out[]){{.routing_key = "other",
-                                                                          .body = "x",
-                                                                          .len = 1}},
-                                              1, DM_BUS_CONSUMED),
+        assert_int_equal(dm_bus_publish_batch(
+                             bus,
+                             (struct dm_bus_out[]){{.routing_key = "other", .body = "x", .len = 1}},
+                             1, DM_BUS_CONSUMED),
                          0);
 
         assert_int_equal(dm_bus_consume(bus, "alerts", 8, rec_handler, &r), 0);
@@ -1495,9 +1494,12 @@ static void test_broker_restart(void **state)
 int main(void)
 {
         const struct CMUnitTest inproc_tests[] = {
-            cmocka_unit_test(test_topic_match),   cmocka_unit_test(test_open_urls),
-            cmocka_unit_test(test_queue_bounded), cmocka_unit_test(test_dead_letter_bounded),
-            cmocka_unit_test(test_reclaim),       cmocka_unit_test(test_publish_consumed),
+            cmocka_unit_test(test_topic_match),
+            cmocka_unit_test(test_open_urls),
+            cmocka_unit_test(test_queue_bounded),
+            cmocka_unit_test(test_dead_letter_bounded),
+            cmocka_unit_test(test_reclaim),
+            cmocka_unit_test(test_publish_consumed),
             CONTRACT_TESTS(be_inproc),
         };
         int failed = cmocka_run_group_tests_name("inproc", inproc_tests, NULL, NULL);
