@@ -510,6 +510,23 @@ static void test_domain_expiring(void **state)
         assert_int_equal(e[0].id, reg);
         free(e);
         assert_int_equal(dm_store_domain_expiring(f->st, now, 0, 0, &e, &n), DM_EINVAL);
+
+        /* What fired is remembered by the delivery's key, across stores opened on the same
+         * database (another alert service, or the next start): a second insert is refused. */
+        int64_t rule = add_rule(f->st, "expiry");
+        struct dm_alert_delivery d =
+            make_delivery(rule, "tls.expiring:7-86400000-14", "tls.example", now);
+        assert_int_equal(dm_store_alert_delivery_add(f->st, &d, now, 0), 0);
+        struct dm_store *other = NULL;
+        char err[256] = "";
+        assert_int_equal(dm_store_open(f->url, err, sizeof(err), &other), 0);
+        struct dm_alert_delivery again =
+            make_delivery(rule, "tls.expiring:7-86400000-14", "tls.example", now);
+        assert_int_equal(dm_store_alert_delivery_add(other, &again, now, 0), DM_EEXIST);
+        struct dm_alert_delivery next =
+            make_delivery(rule, "tls.expiring:7-86400000-7", "tls.example", now);
+        assert_int_equal(dm_store_alert_delivery_add(other, &next, now, 0), 0);
+        dm_store_free(other);
 }
 
 static void test_names(void **state)
