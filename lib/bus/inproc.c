@@ -22,6 +22,12 @@
  * dead-letter queue (dropped when there is none, or when that queue is full), as a quorum
  * queue with a dead-letter exchange does on RabbitMQ.
  *
+ * Consumed confirms (DM_BUS_CONSUMED): a queue here is not the disk a broker's confirm
+ * promises, so such a publish hangs a waiter on each copy it puts in a durable queue with a
+ * consumer, and returns when every copy is settled (acked, nacked without requeue, reclaimed)
+ * or lost (freed unconsumed, or its queue's last consumer cancelled), or at a deadline. The
+ * outbox relay publishes so: its rows go only once the consumer has done its work.
+ *
  * Transient queues leave the registry when their last consumer is cancelled, so they are the
  * one exception to "only grow": the queue itself is kept (unlinked, empty, marked removed)
  * until dm_bus_free, because the cancelled consumers still point to it and may settle what
