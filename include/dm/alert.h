@@ -182,17 +182,43 @@ const char *dm_alert_render_sms(const struct dm_alert_message *m, char *buf, siz
 
 /* ---- thresholds ---- */
 
-/* Expiry alerts. `state` is what was last fired for the expiry date it was fired for: a
- * threshold fires once when crossed; when several are crossed at once only the nearest to
- * the date fires; a later expiry date (a renewal) re-arms them all. */
-struct dm_alert_expiry_state {
-        int64_t expires_at;  /* the date the fired threshold was for; 0: none */
-        unsigned last_fired; /* days of the last threshold fired; 0: none */
-};
-/* Returns the threshold (days) to alert about now, or 0 for none, and updates *state.
- * thresholds: descending, as in dm_alert_spec. expires_at 0 (unknown) fires nothing. */
-unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expires_at, int64_t now,
-                              struct dm_alert_expiry_state *state);
+/* Expiry alerts (tls.expiring, registration.expiring). The decision needs no state: at any
+ * moment the threshold to alert about is the nearest one crossed, and an alert is named by
+ * (rule, kind, domain, expiry date, threshold), a key the store keeps unique. So a threshold
+ * fires once; when several are crossed at once (first sight, or a long outage) only the
+ * nearest fires, and the farther ones, being no longer the nearest, never do; a new expiry
+ * date (a renewal) is a new name, so every threshold is armed again for it. */
+enum dm_alert_expiry_kind { DM_ALERT_EXPIRY_TLS = 0, DM_ALERT_EXPIRY_REGISTRATION };
+
+/* The nearest threshold (days) crossed by `expires_at` at `now`, or 0 for none (also when
+ * expires_at is 0, unknown). Days left are rounded up: 6 days and 1 hour left has not crossed
+ * the 6-day mark; a date already past has 0 days left and has crossed every threshold.
+ * thresholds: descending, as in dm_alert_spec. *ret_days_left (may be NULL) is written when
+ * a threshold is returned. */
+unsigned dm_alert_expiry_threshold(const unsigned *thresholds, size_t n, int64_t expires_at,
+                                   int64_t now, int64_t *ret_days_left);
+/* "tls.expiring" or "registration.expiring". */
+const char *dm_alert_expiry_routing_key(enum dm_alert_expiry_kind kind);
+/* Fills a delivery (rule_id and due time left to the caller) for an expiry alert: event key
+ * "<routing key>:<domain id>-<expiry, Unix seconds>-<threshold>", and body {"id", "domain",
+ * "kind": "tls"|"registration", "expires_at", "days_left", "threshold"}. The body is
+ * malloc'd (ret_delivery->body, the caller frees it). DM_EINVAL for an empty or overlong
+ * domain, an unknown date or threshold 0; DM_ENOMEM. */
+int dm_alert_expiry_event(enum dm_alert_expiry_kind kind, int64_t domain_id, const char *domain,
+                          int64_t expires_at, int64_t now, unsigned threshold,
+                          struct dm_alert_delivery *ret_delivery);
+
+/* Whether a rule with `spec` alerts now about `domain`'s expiry of `kind` at `expires_at`
+ * (0: unknown): the rule selects the event and the domain, and a threshold is crossed. Returns
+ * 1 and fills *ret_delivery as dm_alert_expiry_event does (rule_id and due time left to the
+ * caller; body malloc'd), 0 when nothing is to be sent, or DM_ENOMEM. Recording the delivery
+ * under its unique key is what makes it fire once: the caller treats DM_EEXIST as done. */
+int dm_alert_expiry_check(const struct dm_alert_spec *spec, enum dm_alert_expiry_kind kind,
+                          int64_t domain_id, const char *domain, int64_t expires_at, int64_t now,
+                          struct dm_alert_delivery *ret_delivery);
+/* The largest threshold (days) of a rule that selects an expiry event, else 0: how far
+ * ahead the rule looks. */
+unsigned dm_alert_spec_expiry_window(const struct dm_alert_spec *spec);
 
 /* check.failing: whether a rule with `failing_scans` fires for an event of `state` after
  * `failed_scans` failures in a row: once when the run reaches it, once more when a run that

@@ -86,6 +86,17 @@ enum dm_bus_publish_flags {
         /* A message no binding matches fails with DM_ENOROUTE instead of being dropped (on
          * RabbitMQ: published "mandatory", and the broker's basic.return maps to it). */
         DM_BUS_MANDATORY = 1u << 0,
+        /* Returns only once the message is as safe as it will ever be. On a broker that is its
+         * publisher confirm: the message is on disk in every durable queue it went to, and
+         * the flag changes nothing. In process a queue lives no longer than the process, so
+         * the publish waits until each durable queue's consumer has acked (or nacked without
+         * requeue) its copy: then the publisher may forget the message (the outbox relay
+         * deletes its row) and a crash loses nothing. Transient queues, and durable ones
+         * with no consumer when it is published (nobody to wait for: they keep it, as without
+         * the flag), are not waited for. A copy whose queue loses its last consumer before
+         * taking it is DM_EBUS, and a wait past 5 s DM_ETIMEDOUT: the message may have been
+         * taken; publish it again (consumers deduplicate). */
+        DM_BUS_CONSUMED = 1u << 1,
 };
 
 /* Publishes a persistent message; returns once the bus has taken responsibility for it

@@ -48,10 +48,12 @@ struct dm_conf {
         int64_t default_checks;           /* DM_DEFAULT_CHECKS: DM_CHECKS_* bits, never 0 */
         char *tls_ca_file;                /* DM_TLS_CA_FILE; NULL: the system trust store */
         int64_t tls_timeout_ms;           /* DM_TLS_TIMEOUT: connect and handshake */
+        int64_t outbox_lease_ms;          /* DM_OUTBOX_LEASE */
         int64_t alert_group_wait_ms;      /* DM_ALERT_GROUP_WAIT */
         int64_t alert_digest_min;         /* DM_ALERT_DIGEST_MIN */
         int64_t alert_retry_min_ms;       /* DM_ALERT_RETRY_MIN */
         int64_t alert_max_attempts;       /* DM_ALERT_MAX_ATTEMPTS */
+        int64_t alert_expiry_interval_ms; /* DM_ALERT_EXPIRY_INTERVAL */
         int64_t allow_private_targets;    /* DM_ALLOW_PRIVATE_TARGETS: 1 = allowed */
         char *smtp_url;                   /* DM_SMTP_URL smtp:// or smtps:// */
         char *smtp_from;                  /* DM_SMTP_FROM */

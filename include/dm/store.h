@@ -582,6 +582,19 @@ int dm_store_alert_rule_delete(struct dm_store *st, int64_t id);
 int dm_store_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limit,
                              struct dm_alert_rule **ret_rules, size_t *ret_n);
 
+/* A domain whose certificate or registration expires soon, for expiry alerts. */
+struct dm_domain_expiry {
+        int64_t id;
+        char name[DM_NAME_MAX + 1];      /* A-label */
+        int64_t tls_expires_at;          /* 0: unknown */
+        int64_t registration_expires_at; /* 0: unknown */
+};
+/* Enabled domains with id > after_id whose tls_expires_at or registration_expires_at is known
+ * and at or before `before` (both dates are given, whichever matched), in id order, at most
+ * limit (>= 1). *ret malloc'd (free()). */
+int dm_store_domain_expiring(struct dm_store *st, int64_t before, int64_t after_id, size_t limit,
+                             struct dm_domain_expiry **ret, size_t *ret_n);
+
 /* Adds a pending delivery unless (rule_id, event_key) is already there (DM_EEXIST: a
  * redelivered event; nothing written). Its due time: when d->next_attempt_at is after `now`
  * (a group wait), the due time of the rule's open group if there is one (the earliest

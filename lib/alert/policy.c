@@ -3,10 +3,15 @@
 #include "dm/alert.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "dm/error.h"
+#include "dm/json.h"
+#include "dm/time.h"
 
 #define DAY_MS (86400LL * 1000)
 
@@ -164,17 +169,11 @@ void dm_alert_message_id(const struct dm_alert_message *m, char *buf, size_t siz
 
 /* ---- thresholds ---- */
 
-unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expires_at, int64_t now,
-                              struct dm_alert_expiry_state *state)
+unsigned dm_alert_expiry_threshold(const unsigned *thresholds, size_t n, int64_t expires_at,
+                                   int64_t now, int64_t *ret_days_left)
 {
         if (expires_at <= 0 || n == 0)
                 return 0;
-        /* A later date is a renewal: every threshold may fire again for it. An earlier one
-         * (a correction) keeps what fired, so a threshold does not fire twice. */
-        if (expires_at > state->expires_at) {
-                state->expires_at = expires_at;
-                state->last_fired = 0;
-        }
         int64_t left = expires_at - now;
         /* Days left, rounded up: 6 days and 1 hour left has not crossed the 6-day mark. */
         int64_t days = left <= 0 ? 0 : (left + DAY_MS - 1) / DAY_MS;
@@ -183,10 +182,75 @@ unsigned dm_alert_expiry_step(const unsigned *thresholds, size_t n, int64_t expi
                 if ((int64_t)thresholds[i] >= days)
                         crossed = thresholds[i]; /* descending: ends on the nearest */
         }
-        if (crossed == 0 || (state->last_fired != 0 && crossed >= state->last_fired))
-                return 0;
-        state->last_fired = crossed;
+        if (crossed && ret_days_left)
+                *ret_days_left = days;
         return crossed;
+}
+
+const char *dm_alert_expiry_routing_key(enum dm_alert_expiry_kind kind)
+{
+        return kind == DM_ALERT_EXPIRY_REGISTRATION ? "registration.expiring" : "tls.expiring";
+}
+
+int dm_alert_expiry_event(enum dm_alert_expiry_kind kind, int64_t domain_id, const char *domain,
+                          int64_t expires_at, int64_t now, unsigned threshold,
+                          struct dm_alert_delivery *ret_delivery)
+{
+        char id[96], at[DM_RFC3339_LEN];
+        const char *rk = dm_alert_expiry_routing_key(kind);
+        int64_t left = expires_at - now;
+        int64_t days = left <= 0 ? 0 : (left + DAY_MS - 1) / DAY_MS;
+
+        if (!domain || !domain[0] || strlen(domain) > DM_NAME_MAX || expires_at <= 0 ||
+            threshold == 0)
+                return DM_EINVAL;
+        /* The id names what fired: the domain, the expiry date it fired for and the threshold.
+         * The same decision taken again, by this process or another, is the same key. */
+        snprintf(id, sizeof(id), "%" PRId64 "-%" PRId64 "-%u", domain_id, expires_at / 1000,
+                 threshold);
+        dm_time_format(expires_at, at);
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "id", id, "domain", domain, "kind",
+                      kind == DM_ALERT_EXPIRY_REGISTRATION ? "registration" : "tls", "expires_at",
+                      at, "days_left", (json_int_t)days, "threshold", (int)threshold);
+        char *body = o ? dm_json_dump(o, NULL) : NULL;
+        json_decref(o);
+        if (!body)
+                return DM_ENOMEM;
+        memset(ret_delivery, 0, sizeof(*ret_delivery));
+        snprintf(ret_delivery->event_key, sizeof(ret_delivery->event_key), "%s:%s", rk, id);
+        snprintf(ret_delivery->routing_key, sizeof(ret_delivery->routing_key), "%s", rk);
+        snprintf(ret_delivery->domain, sizeof(ret_delivery->domain), "%s", domain);
+        ret_delivery->body = body;
+        return 0;
+}
+
+int dm_alert_expiry_check(const struct dm_alert_spec *spec, enum dm_alert_expiry_kind kind,
+                          int64_t domain_id, const char *domain, int64_t expires_at, int64_t now,
+                          struct dm_alert_delivery *ret_delivery)
+{
+        struct dm_alert_event_info ev = {0};
+        const char *rk = dm_alert_expiry_routing_key(kind);
+
+        if (expires_at <= 0 || !domain || strlen(domain) >= sizeof(ev.domain))
+                return 0;
+        snprintf(ev.domain, sizeof(ev.domain), "%s", domain);
+        if (!dm_alert_spec_matches(spec, rk, &ev))
+                return 0;
+        unsigned t =
+            dm_alert_expiry_threshold(spec->expiry_days, spec->nexpiry, expires_at, now, NULL);
+        if (t == 0)
+                return 0;
+        int ret = dm_alert_expiry_event(kind, domain_id, domain, expires_at, now, t, ret_delivery);
+        return ret < 0 ? ret : 1;
+}
+
+unsigned dm_alert_spec_expiry_window(const struct dm_alert_spec *spec)
+{
+        if (!(spec->events & (DM_ALERT_EV_TLS_EXPIRING | DM_ALERT_EV_REGISTRATION_EXPIRING)) ||
+            spec->nexpiry == 0)
+                return 0;
+        return spec->expiry_days[0]; /* descending */
 }
 
 bool dm_alert_failing_fires(unsigned failing_scans, enum dm_alert_failing_state state,

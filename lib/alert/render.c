@@ -42,11 +42,14 @@ static const char *event_summary(const struct dm_alert_delivery *d, const json_t
                 snprintf(buf, size, "certificate changed");
         else if (strcmp(rk, "change.registration") == 0)
                 snprintf(buf, size, "registration changed");
-        else if (strcmp(rk, "tls.expiring") == 0)
-                snprintf(buf, size, "certificate expires in %lld days", (long long)days);
-        else if (strcmp(rk, "registration.expiring") == 0)
-                snprintf(buf, size, "registration expires in %lld days", (long long)days);
-        else if (strcmp(rk, "check.failing") == 0)
+        else if (strcmp(rk, "tls.expiring") == 0 || strcmp(rk, "registration.expiring") == 0) {
+                const char *what = rk[0] == 't' ? "certificate" : "registration";
+                if (days <= 0)
+                        snprintf(buf, size, "%s has expired", what);
+                else
+                        snprintf(buf, size, "%s expires in %lld day%s", what, (long long)days,
+                                 days == 1 ? "" : "s");
+        } else if (strcmp(rk, "check.failing") == 0)
                 snprintf(buf, size, "%s",
                          state && strcmp(state, "recovered") == 0 ? "checks recovered"
                                                                   : "checks failing");
@@ -130,6 +133,16 @@ static void add_event_text(struct dm_buf *b, const struct dm_alert_delivery *d)
                         dm_buf_addstr(b, "  now:\n");
                         add_values(b, after, ' ');
                 }
+        } else if (strcmp(d->routing_key, "tls.expiring") == 0 ||
+                   strcmp(d->routing_key, "registration.expiring") == 0) {
+                const char *exp = json_string_value(json_object_get(data, "expires_at"));
+                char safe[DM_RFC3339_LEN + 8];
+                dm_json_safe_text(safe, sizeof(safe), exp ? exp : "?", exp ? strlen(exp) : 1);
+                dm_buf_addf(b, "  expires at: %s\n", safe);
+                dm_buf_addf(b, "  days left: %lld\n",
+                            (long long)json_integer_value(json_object_get(data, "days_left")));
+                dm_buf_addf(b, "  threshold crossed: %lld days\n",
+                            (long long)json_integer_value(json_object_get(data, "threshold")));
         } else {
                 /* Other events: their fields as JSON, one per line, made safe. */
                 const char *key;
@@ -237,6 +250,10 @@ const char *dm_alert_render_sms(const struct dm_alert_message *m, char *buf, siz
                                 n += (size_t)snprintf(text + n, sizeof(text) - n, " -%s",
                                                       json_string_value(v));
                 }
+                const char *exp = json_string_value(json_object_get(data, "expires_at"));
+                if (exp && n < sizeof(text))
+                        n += (size_t)snprintf(text + n, sizeof(text) - n, " (%.*s)", DM_RFC3339_LEN,
+                                              exp);
                 if (m->n > 1 && n < sizeof(text))
                         n += (size_t)snprintf(text + n, sizeof(text) - n, " (+%zu more)", m->n - 1);
                 json_decref(data);

@@ -119,7 +119,7 @@ int dm_bus_publish(struct dm_bus *bus, const char *routing_key, const void *body
 
 int dm_bus_publish_batch(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags)
 {
-        if (!bus || (!msgs && n > 0) || (flags & ~(unsigned)DM_BUS_MANDATORY))
+        if (!bus || (!msgs && n > 0) || (flags & ~(unsigned)(DM_BUS_MANDATORY | DM_BUS_CONSUMED)))
                 return DM_EINVAL;
         int r = 0;
         for (size_t i = 0; i < n; i++) {

@@ -22,6 +22,12 @@
  * dead-letter queue (dropped when there is none, or when that queue is full), as a quorum
  * queue with a dead-letter exchange does on RabbitMQ.
  *
+ * Consumed confirms (DM_BUS_CONSUMED): a queue here is not the disk a broker's confirm
+ * promises, so such a publish hangs a waiter on each copy it puts in a durable queue with a
+ * consumer, and returns when every copy is settled (acked, nacked without requeue, reclaimed)
+ * or lost (freed unconsumed, or its queue's last consumer cancelled), or at a deadline. The
+ * outbox relay publishes so: its rows go only once the consumer has done its work.
+ *
  * Transient queues leave the registry when their last consumer is cancelled, so they are the
  * one exception to "only grow": the queue itself is kept (unlinked, empty, marked removed)
  * until dm_bus_free, because the cancelled consumers still point to it and may settle what
@@ -40,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define INPROC_DEFAULT_MAX_MESSAGES 1000000
 #define INPROC_DEFAULT_MAX_BYTES ((size_t)1 << 30)
@@ -49,12 +56,20 @@
 /* AMQP's prefetch-count is 16 bits; 0 there means "no limit", which here is this. */
 #define INPROC_PREFETCH_MAX 65535u
 #define INPROC_NO_SLOT UINT32_MAX
+/* Longest a DM_BUS_CONSUMED publish waits for its consumers: shorter than the outbox lease
+ * (DM_OUTBOX_LEASE), so a relay waiting on a slow consumer still holds its claim. */
+#define INPROC_CONSUMED_WAIT_MS 5000
+
+struct inproc_waiter;
 
 struct inproc_msg {
         struct inproc_msg *next; /* in the ready list */
-        atomic_uint refs;        /* the queue or slot holding it, plus running handlers */
-        bool redelivered;        /* guarded by the queue mutex */
-        unsigned returns;        /* nacks with requeue so far; guarded by the queue mutex */
+        /* The publisher waiting for this copy to be consumed (DM_BUS_CONSUMED), or NULL.
+         * Detached, under the queue mutex, when the copy is settled. */
+        struct inproc_waiter *waiter;
+        atomic_uint refs; /* the queue or slot holding it, plus running handlers */
+        bool redelivered; /* guarded by the queue mutex */
+        unsigned returns; /* nacks with requeue so far; guarded by the queue mutex */
         size_t len;
         const char *routing_key; /* points into data, after the body */
         unsigned char data[];    /* body, NUL, routing key, NUL */
@@ -118,10 +133,65 @@ struct inproc_bus {
         atomic_bool stopping;
 };
 
+/* A publisher waiting for its message to be consumed (DM_BUS_CONSUMED): one per published
+ * message, shared by its copies in durable queues. Its mutex is a leaf: it may be taken
+ * under a queue mutex, never the other way round. */
+struct inproc_waiter {
+        pthread_mutex_t mu;
+        pthread_cond_t done;
+        unsigned refs;    /* the publisher, plus each copy not yet settled */
+        unsigned pending; /* copies not yet settled */
+        bool lost;        /* a copy went without being consumed */
+};
+
+static struct inproc_waiter *inproc_waiter_new(void)
+{
+        struct inproc_waiter *w = calloc(1, sizeof(*w));
+        pthread_condattr_t ca;
+        if (!w)
+                return NULL;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->done, &ca);
+        pthread_condattr_destroy(&ca);
+        w->refs = 1;
+        return w;
+}
+
+static void inproc_waiter_unref_locked(struct inproc_waiter *w)
+{
+        bool last = --w->refs == 0;
+        pthread_mutex_unlock(&w->mu);
+        if (last) {
+                pthread_cond_destroy(&w->done);
+                pthread_mutex_destroy(&w->mu);
+                free(w);
+        }
+}
+
+/* The copy `m` is settled: consumed (acked, or put aside by its consumer's nack), or lost
+ * (dropped unconsumed). Tells its publisher, if one waits. */
+static void inproc_msg_settle(struct inproc_msg *m, bool consumed)
+{
+        struct inproc_waiter *w = m->waiter;
+        if (!w)
+                return;
+        m->waiter = NULL;
+        pthread_mutex_lock(&w->mu);
+        w->pending--;
+        w->lost |= !consumed;
+        if (w->pending == 0)
+                pthread_cond_broadcast(&w->done);
+        inproc_waiter_unref_locked(w);
+}
+
 static void inproc_msg_unref(struct inproc_msg *m)
 {
-        if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+                inproc_msg_settle(m, false); /* freed while still owed: never consumed */
                 free(m);
+        }
 }
 
 static struct inproc_msg *inproc_msg_new(const char *routing_key, const void *body, size_t len)
@@ -133,6 +203,7 @@ static struct inproc_msg *inproc_msg_new(const char *routing_key, const void *bo
         if (!m)
                 return NULL;
         m->next = NULL;
+        m->waiter = NULL;
         atomic_init(&m->refs, 1);
         m->redelivered = false;
         m->returns = 0;
@@ -384,14 +455,32 @@ static size_t inproc_route(struct inproc_bus *b, const char *routing_key,
         return n;
 }
 
+/* Whether a consumer not cancelled takes from `q`. Under the read lock and q->mu. */
+static bool inproc_consumed(const struct inproc_bus *b, const struct inproc_queue *q)
+{
+        for (size_t i = 0; i < b->nconsumers; i++) {
+                if (b->consumers[i]->q == q && !b->consumers[i]->cancelled)
+                        return true;
+        }
+        return false;
+}
+
+/* With DM_BUS_CONSUMED, *ret_waiter gets the waiter of the copies put in durable queues (NULL
+ * when there are none); the caller waits on it and drops its reference. */
 static int inproc_publish_one(struct inproc_bus *b, const char *routing_key, const void *body,
-                              size_t len, unsigned flags)
+                              size_t len, unsigned flags, struct inproc_waiter **ret_waiter)
 {
         struct inproc_queue *targets[INPROC_MAX_QUEUES];
         struct inproc_msg *msgs[INPROC_MAX_QUEUES];
+        struct inproc_waiter *w = NULL;
         size_t n = 0, nmsgs = 0;
         int r = 0;
 
+        if (flags & DM_BUS_CONSUMED) {
+                w = inproc_waiter_new();
+                if (!w)
+                        return DM_ENOMEM;
+        }
         pthread_rwlock_rdlock(&b->lock);
         if (atomic_load(&b->stopping)) {
                 r = DM_ESHUTDOWN;
@@ -426,6 +515,14 @@ static int inproc_publish_one(struct inproc_bus *b, const char *routing_key, con
                 for (size_t i = 0; i < n; i++) {
                         struct inproc_queue *q = targets[i];
                         struct inproc_msg *m = msgs[i];
+                        /* A durable queue is the one a broker would have written to disk: the
+                         * publisher waits until its consumer has taken the copy. One nobody
+                         * consumes keeps it, as without the flag: nobody would be waited for. */
+                        if (w && !q->transient && inproc_consumed(b, q)) {
+                                m->waiter = w;
+                                w->pending++;
+                                w->refs++;
+                        }
                         if (q->tail)
                                 q->tail->next = m;
                         else
@@ -444,14 +541,44 @@ free_msgs:
                 inproc_msg_unref(msgs[i]);
 unlock:
         pthread_rwlock_unlock(&b->lock);
+        if (w) {
+                pthread_mutex_lock(&w->mu);
+                if (r == 0 && w->pending > 0) {
+                        pthread_mutex_unlock(&w->mu);
+                        *ret_waiter = w;
+                } else {
+                        inproc_waiter_unref_locked(w);
+                }
+        }
+        return r;
+}
+
+/* Waits until every copy `w` stands for is settled, or the deadline (CLOCK_MONOTONIC) passes,
+ * and drops the publisher's reference. 0: all consumed; DM_EBUS: one was lost unconsumed;
+ * DM_ETIMEDOUT: not all settled yet. */
+static int inproc_wait_consumed(struct inproc_waiter *w, const struct timespec *deadline)
+{
+        int r = 0;
+        pthread_mutex_lock(&w->mu);
+        while (w->pending > 0 && r == 0) {
+                if (pthread_cond_timedwait(&w->done, &w->mu, deadline) == ETIMEDOUT)
+                        r = w->pending > 0 ? DM_ETIMEDOUT : 0;
+        }
+        if (r == 0 && w->lost)
+                r = DM_EBUS;
+        inproc_waiter_unref_locked(w);
         return r;
 }
 
 static int inproc_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n, unsigned flags)
 {
         struct inproc_bus *b = (struct inproc_bus *)bus;
+        struct inproc_waiter **waiters = NULL;
         int first = 0;
         bool stop = false;
+
+        if ((flags & DM_BUS_CONSUMED) && !(waiters = calloc(n, sizeof(*waiters))))
+                return DM_ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 /* After a message the bus could not take the rest are not sent: a later one
                  * must never get in ahead of it (a consumer may make room in between). A
@@ -461,11 +588,31 @@ static int inproc_publish(struct dm_bus *bus, struct dm_bus_out *msgs, size_t n,
                         continue;
                 }
                 msgs[i].result =
-                    inproc_publish_one(b, msgs[i].routing_key, msgs[i].body, msgs[i].len, flags);
-                if (msgs[i].result < 0 && first == 0)
-                        first = msgs[i].result;
+                    inproc_publish_one(b, msgs[i].routing_key, msgs[i].body, msgs[i].len, flags,
+                                       waiters ? &waiters[i] : NULL);
                 if (msgs[i].result < 0 && msgs[i].result != DM_ENOROUTE)
                         stop = true;
+        }
+        if (waiters) {
+                /* The whole batch is in the queues before the first wait, so its consumers
+                 * work on it together; one deadline for all of it. */
+                struct timespec deadline;
+                clock_gettime(CLOCK_MONOTONIC, &deadline);
+                deadline.tv_sec += INPROC_CONSUMED_WAIT_MS / 1000;
+                deadline.tv_nsec += (long)(INPROC_CONSUMED_WAIT_MS % 1000) * 1000000L;
+                if (deadline.tv_nsec >= 1000000000L) {
+                        deadline.tv_sec++;
+                        deadline.tv_nsec -= 1000000000L;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        if (waiters[i])
+                                msgs[i].result = inproc_wait_consumed(waiters[i], &deadline);
+                }
+                free(waiters);
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (msgs[i].result < 0 && first == 0)
+                        first = msgs[i].result;
         }
         return first;
 }
@@ -699,6 +846,16 @@ static int inproc_cancel(struct dm_bus *bus, const char *queue, dm_bus_handler h
                 }
                 pthread_mutex_unlock(&q->mu);
         }
+        if (nfound > 0 && !q->transient) {
+                /* Nobody takes from the queue any more: publishers waiting for what is ready
+                 * in it learn now that it was not consumed, instead of at their deadline. */
+                pthread_mutex_lock(&q->mu);
+                if (!inproc_consumed(b, q)) {
+                        for (struct inproc_msg *m = q->head; m; m = m->next)
+                                inproc_msg_settle(m, false);
+                }
+                pthread_mutex_unlock(&q->mu);
+        }
         pthread_rwlock_unlock(&b->lock);
 
         for (size_t i = 0; i < nfound; i++) {
@@ -742,6 +899,7 @@ static int inproc_reclaim(struct dm_bus *bus, const char *queue, dm_bus_handler 
                     .redelivered = m->redelivered,
                 };
                 handler(arg, &dm);
+                inproc_msg_settle(m, true); /* its owner has it back */
                 inproc_msg_unref(m);
                 if (n < INT_MAX)
                         n++;
@@ -795,6 +953,7 @@ static int inproc_ack(struct dm_bus *bus, uint64_t tag)
         if (!s)
                 return DM_ENOENT;
         struct inproc_msg *m = inproc_release_slot(c, s);
+        inproc_msg_settle(m, true);
         pthread_mutex_unlock(&c->q->mu);
         inproc_msg_unref(m);
         return 0;
@@ -858,6 +1017,8 @@ static int inproc_nack(struct dm_bus *bus, uint64_t tag, bool requeue)
                 pthread_cond_signal(&q->ready);
                 m = NULL;
         }
+        if (m)
+                inproc_msg_settle(m, true); /* its consumer put it aside: taken */
         pthread_mutex_unlock(&q->mu);
         if (m)
                 inproc_dead_letter(b, q, m); /* q->dlq is set once and lives until free */

@@ -117,7 +117,7 @@ static int relay_publish(struct dm_outbox_relay *r, const struct dm_outbox_event
                 };
                 idx[i] = i;
         }
-        ret = dm_bus_publish_batch(r->bus, out, n, 0);
+        ret = dm_bus_publish_batch(r->bus, out, n, DM_BUS_CONSUMED);
         if (ret == DM_EINVAL) {
                 /* Nothing was sent. The ones refused can never go: they must not block the
                  * rest, which go again at once. */
@@ -137,7 +137,7 @@ static int relay_publish(struct dm_outbox_relay *r, const struct dm_outbox_event
                         done[ndone++] = e->id;
                         dropped++;
                 }
-                ret = m > 0 ? dm_bus_publish_batch(r->bus, out, m, 0) : 0;
+                ret = m > 0 ? dm_bus_publish_batch(r->bus, out, m, DM_BUS_CONSUMED) : 0;
         }
         for (size_t k = 0; k < m; k++) {
                 if (out[k].result == 0) {

@@ -3163,6 +3163,41 @@ static int pg_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limi
         return 0;
 }
 
+static int pg_domain_expiring(struct dm_store *st, int64_t before, int64_t after_id, size_t limit,
+                              struct dm_domain_expiry **ret_items, size_t *ret_n)
+{
+        struct pg_params p = {0};
+        PGresult *r = NULL;
+        param_i64(&p, before);
+        param_i64(&p, after_id);
+        param_i64(&p, clamp_limit(limit));
+        int ret = alert_run(pg_of(st),
+                            "SELECT id, name, coalesce(tls_expires_at, 0), "
+                            "coalesce(registration_expires_at, 0) FROM domains WHERE enabled "
+                            "AND id > $2::bigint AND ((tls_expires_at > 0 AND tls_expires_at <= "
+                            "$1::bigint) OR (registration_expires_at > 0 AND "
+                            "registration_expires_at <= $1::bigint)) ORDER BY id LIMIT $3::bigint",
+                            &p, "domain expiring", &r);
+        if (ret < 0)
+                return ret;
+        size_t n = (size_t)PQntuples(r);
+        struct dm_domain_expiry *items = calloc(n ? n : 1, sizeof(*items));
+        if (!items) {
+                PQclear(r);
+                return DM_ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                items[i].id = col_int(r, (int)i, 0);
+                col_copy(r, (int)i, 1, items[i].name, sizeof(items[i].name));
+                items[i].tls_expires_at = col_int(r, (int)i, 2);
+                items[i].registration_expires_at = col_int(r, (int)i, 3);
+        }
+        PQclear(r);
+        *ret_items = items;
+        *ret_n = n;
+        return 0;
+}
+
 static int pg_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
                                  int64_t quiet_ms)
 {
@@ -3590,6 +3625,7 @@ const struct dm_store_ops dm_store_pg_ops = {
     .alert_rule_update = pg_alert_rule_update,
     .alert_rule_delete = pg_alert_rule_delete,
     .alert_rule_list = pg_alert_rule_list,
+    .domain_expiring = pg_domain_expiring,
     .alert_delivery_add = pg_alert_delivery_add,
     .alert_delivery_claim = pg_alert_delivery_claim,
     .alert_delivery_finish = pg_alert_delivery_finish,

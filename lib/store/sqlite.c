@@ -2563,6 +2563,50 @@ static int sqlite_alert_rule_list(struct dm_store *st, int64_t after_id, size_t 
         return 0;
 }
 
+static int expiry_row(sqlite3_stmt *stmt, void *item)
+{
+        struct dm_domain_expiry *e = item;
+        memset(e, 0, sizeof(*e));
+        e->id = sqlite3_column_int64(stmt, 0);
+        col_copy(stmt, 1, e->name, sizeof(e->name));
+        e->tls_expires_at = sqlite3_column_int64(stmt, 2);
+        e->registration_expires_at = sqlite3_column_int64(stmt, 3);
+        return 0;
+}
+
+static int sqlite_domain_expiring(struct dm_store *st, int64_t before, int64_t after_id,
+                                  size_t limit, struct dm_domain_expiry **ret_items, size_t *ret_n)
+{
+        struct sqlite_store *s = sqlite_of(st);
+        sqlite3_stmt *stmt = NULL;
+        void *items = NULL;
+        size_t n = 0;
+        struct sqlite_conn *c = read_begin(s);
+        int ret = alert_prepare(c,
+                                "SELECT id, name, coalesce(tls_expires_at, 0), "
+                                "coalesce(registration_expires_at, 0) FROM domains WHERE enabled "
+                                "AND id > ?2 AND ((tls_expires_at > 0 AND tls_expires_at <= ?1) OR "
+                                "(registration_expires_at > 0 AND registration_expires_at <= ?1)) "
+                                "ORDER BY id LIMIT ?3",
+                                &stmt);
+        if (ret == 0) {
+                sqlite3_bind_int64(stmt, 1, before);
+                sqlite3_bind_int64(stmt, 2, after_id);
+                sqlite3_bind_int64(stmt, 3, clamp_limit(limit));
+                ret = alert_collect(c, stmt, "domain expiring", sizeof(struct dm_domain_expiry),
+                                    expiry_row, &items, &n);
+        }
+        sqlite3_finalize(stmt);
+        read_end(s, c);
+        if (ret < 0) {
+                free(items);
+                return ret;
+        }
+        *ret_items = items;
+        *ret_n = n;
+        return 0;
+}
+
 static int sqlite_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
                                      int64_t quiet_ms)
 {
@@ -3021,6 +3065,7 @@ const struct dm_store_ops dm_store_sqlite_ops = {
     .alert_rule_update = sqlite_alert_rule_update,
     .alert_rule_delete = sqlite_alert_rule_delete,
     .alert_rule_list = sqlite_alert_rule_list,
+    .domain_expiring = sqlite_domain_expiring,
     .alert_delivery_add = sqlite_alert_delivery_add,
     .alert_delivery_claim = sqlite_alert_delivery_claim,
     .alert_delivery_finish = sqlite_alert_delivery_finish,

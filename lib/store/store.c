@@ -574,6 +574,14 @@ int dm_store_alert_rule_list(struct dm_store *st, int64_t after_id, size_t limit
         return st->ops->alert_rule_list(st, after_id, limit, ret_rules, ret_n);
 }
 
+int dm_store_domain_expiring(struct dm_store *st, int64_t before, int64_t after_id, size_t limit,
+                             struct dm_domain_expiry **ret, size_t *ret_n)
+{
+        if (!st || limit == 0 || !ret || !ret_n || after_id < 0)
+                return DM_EINVAL;
+        return st->ops->domain_expiring(st, before, after_id, limit, ret, ret_n);
+}
+
 int dm_store_alert_delivery_add(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
                                 int64_t quiet_ms)
 {

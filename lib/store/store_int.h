@@ -111,6 +111,8 @@ struct dm_store_ops {
         int (*alert_rule_delete)(struct dm_store *st, int64_t id);
         int (*alert_rule_list)(struct dm_store *st, int64_t after_id, size_t limit,
                                struct dm_alert_rule **ret_rules, size_t *ret_n);
+        int (*domain_expiring)(struct dm_store *st, int64_t before, int64_t after_id, size_t limit,
+                               struct dm_domain_expiry **ret, size_t *ret_n);
         int (*alert_delivery_add)(struct dm_store *st, struct dm_alert_delivery *d, int64_t now,
                                   int64_t quiet_ms);
         int (*alert_delivery_claim)(struct dm_store *st, int64_t owner, int64_t lease_ms,

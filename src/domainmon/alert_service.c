@@ -141,6 +141,147 @@ static void alert_on_message(void *arg, const struct dm_bus_msg *msg)
         dm_bus_nack(s->app->bus, msg->tag, true);
 }
 
+/* ---- expiry dates -> deliveries ---- */
+
+#define ALERT_EXPIRY_PAGE 500
+#define DAY_MS (86400LL * 1000)
+
+struct expiry_rule {
+        int64_t id;
+        int64_t quiet_ms;
+        struct dm_alert_spec spec;
+};
+
+/* The rules that select an expiry event; *ret_window the largest of their thresholds. */
+static int expiry_rules(struct dm_app *app, struct expiry_rule **ret_rules, size_t *ret_n,
+                        unsigned *ret_window)
+{
+        struct expiry_rule *out = NULL;
+        size_t n = 0, cap = 0;
+        unsigned window = 0;
+        int64_t after = 0;
+        int ret;
+
+        for (;;) {
+                struct dm_alert_rule *rules = NULL;
+                size_t nr = 0;
+                ret = dm_store_alert_rule_list(app->store, after, ALERT_RULE_PAGE, &rules, &nr);
+                if (ret < 0)
+                        break;
+                for (size_t i = 0; i < nr && ret == 0; i++) {
+                        struct dm_alert_spec spec;
+                        after = rules[i].id;
+                        if (dm_alert_spec_parse(rules[i].spec, &spec) < 0)
+                                continue;
+                        unsigned w = dm_alert_spec_expiry_window(&spec);
+                        if (w == 0) {
+                                dm_alert_spec_done(&spec);
+                                continue;
+                        }
+                        if (n == cap) {
+                                size_t nc = cap ? cap * 2 : 16;
+                                struct expiry_rule *t = realloc(out, nc * sizeof(*out));
+                                if (!t) {
+                                        dm_alert_spec_done(&spec);
+                                        ret = DM_ENOMEM;
+                                        break;
+                                }
+                                out = t;
+                                cap = nc;
+                        }
+                        out[n++] = (struct expiry_rule){
+                            .id = rules[i].id, .quiet_ms = spec.quiet_ms, .spec = spec};
+                        if (w > window)
+                                window = w;
+                }
+                dm_alert_rules_free(rules, nr);
+                if (ret < 0 || nr < ALERT_RULE_PAGE)
+                        break;
+        }
+        if (ret < 0) {
+                for (size_t i = 0; i < n; i++)
+                        dm_alert_spec_done(&out[i].spec);
+                free(out);
+                return ret;
+        }
+        *ret_rules = out;
+        *ret_n = n;
+        *ret_window = window;
+        return 0;
+}
+
+/* One pass over the domains whose certificate or registration expires within the largest
+ * threshold of any rule: each rule says whether a threshold is crossed
+ * (dm_alert_expiry_check), and the store's unique (rule, event key) turns a decision taken
+ * before, here or by another alert service, into DM_EEXIST. Every alert service runs it;
+ * the key keeps them from alerting twice. */
+static int alert_expiry_round(struct dm_alert_service *s)
+{
+        struct dm_app *app = s->app;
+        struct expiry_rule *rules = NULL;
+        size_t nrules = 0, added = 0;
+        unsigned window = 0;
+        int64_t after = 0, now = dm_now_ms();
+        int ret = expiry_rules(app, &rules, &nrules, &window);
+
+        if (ret < 0 || nrules == 0)
+                goto out;
+        for (;;) {
+                struct dm_domain_expiry *doms = NULL;
+                size_t nd = 0;
+                ret = dm_store_domain_expiring(app->store, now + (int64_t)window * DAY_MS, after,
+                                               ALERT_EXPIRY_PAGE, &doms, &nd);
+                if (ret < 0)
+                        break;
+                for (size_t i = 0; i < nd && ret == 0; i++) {
+                        const struct dm_domain_expiry *e = &doms[i];
+                        const int64_t dates[2] = {e->tls_expires_at, e->registration_expires_at};
+                        const enum dm_alert_expiry_kind kinds[2] = {DM_ALERT_EXPIRY_TLS,
+                                                                    DM_ALERT_EXPIRY_REGISTRATION};
+                        after = e->id;
+                        for (size_t k = 0; k < 2 && ret == 0; k++) {
+                                for (size_t r = 0; r < nrules && ret == 0; r++) {
+                                        struct dm_alert_delivery d;
+                                        int c =
+                                            dm_alert_expiry_check(&rules[r].spec, kinds[k], e->id,
+                                                                  e->name, dates[k], now, &d);
+                                        if (c <= 0) {
+                                                ret = c;
+                                                continue;
+                                        }
+                                        d.rule_id = rules[r].id;
+                                        d.next_attempt_at = now + app->conf.alert_group_wait_ms;
+                                        ret = dm_store_alert_delivery_add(app->store, &d, now,
+                                                                          rules[r].quiet_ms);
+                                        free(d.body);
+                                        if (ret == 0) {
+                                                added++;
+                                                dm_log_info("alert",
+                                                            "msg=\"expiry threshold crossed\" "
+                                                            "rule=%" PRId64 " event=%s",
+                                                            rules[r].id, d.event_key);
+                                        } else if (ret == DM_EEXIST) {
+                                                ret = 0; /* fired before */
+                                        }
+                                }
+                        }
+                }
+                free(doms);
+                if (ret < 0 || nd < ALERT_EXPIRY_PAGE)
+                        break;
+        }
+out:
+        for (size_t i = 0; i < nrules; i++)
+                dm_alert_spec_done(&rules[i].spec);
+        free(rules);
+        if (ret < 0)
+                dm_log_warn("alert", "msg=\"cannot check expiry dates; next time\" err=\"%s\"",
+                            dm_strerror(ret));
+        else if (added > 0)
+                dm_log_debug("alert", "msg=\"expiry alerts recorded\" new=%zu", added);
+        return ret;
+}
+
 /* ---- sending ---- */
 
 static int alert_send_one(struct dm_alert_service *s, const struct dm_alert_rule *rule,
@@ -294,9 +435,15 @@ static void *alert_sender_main(void *arg)
 {
         struct dm_alert_service *s = arg;
 
+        int64_t expiry_due = 0; /* monotonic ms; 0: at once */
+
         pthread_mutex_lock(&s->mu);
         while (!s->stop) {
                 pthread_mutex_unlock(&s->mu);
+                if (dm_mono_ms() >= expiry_due) {
+                        (void)alert_expiry_round(s); /* failures are logged, tried next time */
+                        expiry_due = dm_mono_ms() + s->app->conf.alert_expiry_interval_ms;
+                }
                 size_t n = alert_round(s);
                 pthread_mutex_lock(&s->mu);
                 if (s->stop || n == ALERT_CLAIM_BATCH)
@@ -379,8 +526,9 @@ void dm_alert_service_stop(struct dm_alert_service *s)
 {
         if (!s)
                 return;
-        /* Events not yet matched stay on the queue (or, in process, are lost with it: their
-         * changes are in the history); deliveries not yet sent stay in the store. */
+        /* Events not yet matched stay on the queue (in process: in the outbox, whose relay
+         * deletes an event only once this consumer has acked it); deliveries not yet sent
+         * stay in the store. */
         if (s->consuming)
                 dm_bus_cancel(s->app->bus, ALERT_QUEUE, alert_on_message, s);
         pthread_mutex_lock(&s->mu);

@@ -11,7 +11,8 @@ int dm_app_relay_hold(struct dm_app *app)
 {
         if (app->relay_holders++ > 0)
                 return 0;
-        struct dm_outbox_relay_opts o = {.store = app->store, .bus = app->bus};
+        struct dm_outbox_relay_opts o = {
+            .store = app->store, .bus = app->bus, .lease_ms = app->conf.outbox_lease_ms};
         int r = dm_outbox_relay_start(&o, &app->relay);
         if (r < 0) {
                 app->relay_holders = 0;

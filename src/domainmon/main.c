@@ -297,15 +297,27 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                 dm_log_error("main", "msg=\"cannot make the metrics\" err=\"%s\"", dm_strerror(r));
                 return 1;
         }
+        /* The alert service first, so that its queue has its consumer before any outbox
+         * relay (started by the domain or DNS service) publishes: in process, an event
+         * published to no queue would be gone, and the relay waits for this consumer to
+         * have recorded an event before it deletes it (DM_BUS_CONSUMED). It stops last. */
+        if (self->roles & DM_ROLE_ALERT) {
+                r = dm_alert_service_start(app, &alert);
+                if (r < 0) {
+                        dm_log_error("main", "msg=\"alert service failed to start\" err=\"%s\"",
+                                     dm_strerror(r));
+                        goto out;
+                }
+        }
         if (self->roles & DM_ROLE_DOMAIN) {
-                /* The listener first: a start that fails (the port taken) must not have made,
-                 * and shown, a key that the next start would then never show again. The
-                 * service logged why it failed. */
+                /* The listener before the key: a start that fails (the port taken) must not
+                 * have made, and shown, a key that the next start would then never show
+                 * again. The service logged why it failed. */
                 r = dm_domain_service_start(app, &domain);
                 if (r < 0) {
                         dm_log_error("main", "msg=\"not started: the domain service could not "
                                              "start (see above)\"");
-                        goto out;
+                        goto out_alert;
                 }
                 r = ensure_admin_key(app);
                 if (r < 0) {
@@ -322,19 +334,11 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
                         goto out_domain;
                 }
         }
-        if (self->roles & DM_ROLE_ALERT) {
-                r = dm_alert_service_start(app, &alert);
-                if (r < 0) {
-                        dm_log_error("main", "msg=\"alert service failed to start\" err=\"%s\"",
-                                     dm_strerror(r));
-                        goto out_dns;
-                }
-        }
         /* Without the API, /healthz and /readyz get a listener of their own. */
         if (!(self->roles & DM_ROLE_DOMAIN)) {
                 r = dm_probe_service_start(app, &probe);
                 if (r < 0)
-                        goto out_alert;
+                        goto out_dns;
         }
         /* Which database and which broker, so that two processes that should share them
          * can be seen to; passwords masked. */
@@ -355,12 +359,12 @@ static int cmd_serve(struct dm_app *app, int argc, char **argv)
         rc = 0;
 
         dm_probe_service_stop(probe);
-out_alert:
-        dm_alert_service_stop(alert);
 out_dns:
         dm_dns_service_stop(dns);
 out_domain:
         dm_domain_service_stop(domain);
+out_alert:
+        dm_alert_service_stop(alert);
 out:
         dm_app_metrics_done(app);
         return rc;

@@ -489,32 +489,167 @@ static void test_render(void **state)
         free(text);
 }
 
+/* The threshold an expiry alert is about at each moment, and the key that makes it fire once:
+ * the same key at every scan until the next threshold, a new one after a renewal. */
+static const char *expiry_key(int64_t exp, int64_t now, char *buf, size_t size)
+{
+        const unsigned th[] = {30, 14, 7, 1};
+        struct dm_alert_delivery d;
+        unsigned t = dm_alert_expiry_threshold(th, 4, exp, now, NULL);
+        if (t == 0)
+                return "";
+        assert_int_equal(
+            dm_alert_expiry_event(DM_ALERT_EXPIRY_TLS, 7, "a.example", exp, now, t, &d), 0);
+        snprintf(buf, size, "%s", d.event_key);
+        free(d.body);
+        return buf;
+}
+
 static void test_expiry(void **state)
 {
         (void)state;
         const unsigned th[] = {30, 14, 7, 1};
-        struct dm_alert_expiry_state st = {0};
-        int64_t exp = 1000 * DAY_MS;
+        int64_t exp = 1000 * DAY_MS, days = -1;
 
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - 40 * DAY_MS, &st), 0);
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - 30 * DAY_MS, &st), 30);
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - 29 * DAY_MS, &st), 0);
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - 20 * DAY_MS, &st), 0);
-        /* Several crossed between two scans: the nearest alone. */
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - 5 * DAY_MS, &st), 7);
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - 5 * DAY_MS, &st), 0);
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - DAY_MS / 2, &st), 1);
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp + DAY_MS, &st), 0); /* expired */
-        /* A renewal re-arms every threshold. */
-        int64_t renewed = exp + 365 * DAY_MS;
-        assert_int_equal(dm_alert_expiry_step(th, 4, renewed, exp, &st), 0);
-        assert_int_equal(dm_alert_expiry_step(th, 4, renewed, renewed - 14 * DAY_MS, &st), 14);
-        /* Unknown expiry fires nothing. */
-        struct dm_alert_expiry_state none = {0};
-        assert_int_equal(dm_alert_expiry_step(th, 4, 0, exp, &none), 0);
-        /* A first sighting already close fires the nearest threshold once. */
-        struct dm_alert_expiry_state fresh = {0};
-        assert_int_equal(dm_alert_expiry_step(th, 4, exp, exp - 13 * DAY_MS - 1, &fresh), 14);
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - 40 * DAY_MS, &days), 0);
+        assert_int_equal(days, -1); /* not written */
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - 31 * DAY_MS + 1, &days), 0);
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - 30 * DAY_MS, &days), 30);
+        assert_int_equal(days, 30);
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - 20 * DAY_MS, NULL), 30);
+        /* Several crossed at once: the nearest alone. */
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - 10 * DAY_MS, &days), 14);
+        assert_int_equal(days, 10);
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - 5 * DAY_MS, NULL), 7);
+        /* Rounded up: 6 days and an hour left is 7 days. */
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - 6 * DAY_MS - 3600000, &days),
+                         7);
+        assert_int_equal(days, 7);
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp - DAY_MS / 2, NULL), 1);
+        /* Expired: every threshold crossed, the nearest is still 1 (the same alert). */
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, exp, exp + DAY_MS, &days), 1);
+        assert_int_equal(days, 0);
+        /* Unknown expiry, no thresholds: nothing. */
+        assert_int_equal(dm_alert_expiry_threshold(th, 4, 0, exp, NULL), 0);
+        assert_int_equal(dm_alert_expiry_threshold(th, 0, exp, exp, NULL), 0);
+
+        /* Keys: one per threshold and date. */
+        char k1[DM_ALERT_EVENT_KEY_MAX], k2[DM_ALERT_EVENT_KEY_MAX];
+        assert_string_equal(expiry_key(exp, exp - 10 * DAY_MS, k1, sizeof(k1)),
+                            expiry_key(exp, exp - 9 * DAY_MS, k2, sizeof(k2)));
+        assert_string_equal(k1, "tls.expiring:7-86400000-14");
+        assert_string_not_equal(expiry_key(exp, exp - 7 * DAY_MS, k2, sizeof(k2)), k1);
+        int64_t renewed = exp + 90 * DAY_MS;
+        assert_string_equal(expiry_key(renewed, renewed - 80 * DAY_MS, k2, sizeof(k2)), "");
+        assert_string_not_equal(expiry_key(renewed, renewed - 10 * DAY_MS, k2, sizeof(k2)), k1);
+
+        /* The body says the domain, the kind, the date, the days left and the threshold. */
+        struct dm_alert_delivery d;
+        assert_int_equal(dm_alert_expiry_event(DM_ALERT_EXPIRY_REGISTRATION, 3, "b.example", exp,
+                                               exp - 10 * DAY_MS + 1, 14, &d),
+                         0);
+        assert_string_equal(d.routing_key, "registration.expiring");
+        assert_string_equal(d.domain, "b.example");
+        assert_string_equal(d.event_key, "registration.expiring:3-86400000-14");
+        assert_string_equal(d.body, "{\"id\":\"3-86400000-14\",\"domain\":\"b.example\","
+                                    "\"kind\":\"registration\",\"expires_at\":"
+                                    "\"1972-09-27T00:00:00.000Z\",\"days_left\":10,"
+                                    "\"threshold\":14}");
+        /* ... and reads well. */
+        const struct dm_alert_delivery *items[] = {&d};
+        struct dm_alert_message m = {.items = items, .n = 1};
+        char sms[DM_ALERT_SMS_MAX + 1], *subject = NULL, *text = NULL;
+        dm_alert_render_sms(&m, sms, sizeof(sms));
+        assert_string_equal(sms, "domainmon: b.example registration expires in 10 days "
+                                 "(1972-09-27T00:00:00.000Z)");
+        assert_int_equal(dm_alert_render_email(&m, "expiry", &subject, &text), 0);
+        assert_string_equal(subject, "[domainmon] b.example: registration expires in 10 days");
+        assert_non_null(strstr(text, "b.example: registration expires in 10 days\n"));
+        assert_non_null(strstr(text, "  expires at: 1972-09-27T00:00:00.000Z\n"));
+        assert_non_null(strstr(text, "  threshold crossed: 14 days\n"));
+        free(subject);
+        free(text);
+        free(d.body);
+
+        assert_int_equal(dm_alert_expiry_event(DM_ALERT_EXPIRY_TLS, 3, "", exp, exp, 14, &d),
+                         DM_EINVAL);
+        assert_int_equal(dm_alert_expiry_event(DM_ALERT_EXPIRY_TLS, 3, "a.example", 0, exp, 14, &d),
+                         DM_EINVAL);
+        assert_int_equal(
+            dm_alert_expiry_event(DM_ALERT_EXPIRY_TLS, 3, "a.example", exp, exp, 0, &d), DM_EINVAL);
+}
+
+static int parse_spec(const char *text, struct dm_alert_spec *ret_spec)
+{
+        struct dm_alert_rule rule = {0};
+        struct dm_alert_error err;
+        int r = apply(&rule, text, true, false, &err);
+        if (r == 0)
+                r = dm_alert_spec_parse(rule.spec, ret_spec);
+        dm_alert_rule_done(&rule);
+        return r;
+}
+
+/* A rule's say on expiry: its events, its domains, its thresholds. */
+static void test_expiry_check(void **state)
+{
+        (void)state;
+        struct dm_alert_spec tls, reg, other;
+        int64_t exp = 1000 * DAY_MS;
+        struct dm_alert_delivery d;
+
+        assert_int_equal(parse_spec("{\"name\": \"t\", \"channel\": \"webhook\", \"target\": "
+                                    "\"https://h.example/\", \"events\": [\"tls.expiring\"], "
+                                    "\"expiry_days\": [14, 60]}",
+                                    &tls),
+                         0);
+        assert_int_equal(parse_spec("{\"name\": \"r\", \"channel\": \"webhook\", \"target\": "
+                                    "\"https://h.example/\", \"events\": "
+                                    "[\"registration.expiring\"], \"domains\": [\"b.example\"]}",
+                                    &reg),
+                         0);
+        assert_int_equal(parse_spec("{\"name\": \"o\", \"channel\": \"webhook\", \"target\": "
+                                    "\"https://h.example/\", \"events\": [\"change.tls\"]}",
+                                    &other),
+                         0);
+        assert_int_equal(dm_alert_spec_expiry_window(&tls), 60);
+        assert_int_equal(dm_alert_spec_expiry_window(&reg), 30);
+        assert_int_equal(dm_alert_spec_expiry_window(&other), 0);
+
+        /* Its own thresholds, its own event. */
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 40 * DAY_MS, &d),
+                         1);
+        assert_string_equal(d.event_key, "tls.expiring:1-86400000-60");
+        free(d.body);
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 10 * DAY_MS, &d),
+                         1);
+        assert_string_equal(d.event_key, "tls.expiring:1-86400000-14");
+        free(d.body);
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 70 * DAY_MS, &d),
+                         0);
+        assert_int_equal(dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_REGISTRATION, 1, "a.example",
+                                               exp, exp - 10 * DAY_MS, &d),
+                         0);
+        assert_int_equal(
+            dm_alert_expiry_check(&tls, DM_ALERT_EXPIRY_TLS, 1, "a.example", 0, exp, &d), 0);
+        /* Its own domains. */
+        assert_int_equal(dm_alert_expiry_check(&reg, DM_ALERT_EXPIRY_REGISTRATION, 1, "a.example",
+                                               exp, exp - 10 * DAY_MS, &d),
+                         0);
+        assert_int_equal(dm_alert_expiry_check(&reg, DM_ALERT_EXPIRY_REGISTRATION, 2, "b.example",
+                                               exp, exp - 10 * DAY_MS, &d),
+                         1);
+        assert_string_equal(d.event_key, "registration.expiring:2-86400000-14");
+        free(d.body);
+        assert_int_equal(dm_alert_expiry_check(&other, DM_ALERT_EXPIRY_TLS, 1, "a.example", exp,
+                                               exp - 10 * DAY_MS, &d),
+                         0);
+        dm_alert_spec_done(&tls);
+        dm_alert_spec_done(&reg);
+        dm_alert_spec_done(&other);
 }
 
 static void test_failing(void **state)
@@ -580,6 +715,7 @@ int main(void)
             cmocka_unit_test(test_plan),
             cmocka_unit_test(test_render),
             cmocka_unit_test(test_expiry),
+            cmocka_unit_test(test_expiry_check),
             cmocka_unit_test(test_failing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

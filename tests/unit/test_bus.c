@@ -378,6 +378,130 @@ static void test_reclaim(void **state)
         rec_done(&back);
 }
 
+/* A publisher on its own thread, for publishes that wait (DM_BUS_CONSUMED). */
+struct waiting_pub {
+        struct dm_bus *bus;
+        struct dm_bus_out out[3];
+        size_t n;
+        int result;
+        atomic_bool done;
+        pthread_t thread;
+};
+
+static void *waiting_pub_main(void *arg)
+{
+        struct waiting_pub *p = arg;
+        p->result = dm_bus_publish_batch(p->bus, p->out, p->n, DM_BUS_CONSUMED);
+        atomic_store(&p->done, true);
+        return NULL;
+}
+
+static void waiting_pub_start(struct waiting_pub *p, struct dm_bus *bus, const char *key,
+                              const char *const *bodies, size_t n)
+{
+        memset(p, 0, sizeof(*p));
+        p->bus = bus;
+        p->n = n;
+        for (size_t i = 0; i < n; i++)
+                p->out[i] = (struct dm_bus_out){
+                    .routing_key = key, .body = bodies[i], .len = strlen(bodies[i])};
+        atomic_init(&p->done, false);
+        assert_int_equal(pthread_create(&p->thread, NULL, waiting_pub_main, p), 0);
+}
+
+static int waiting_pub_join(struct waiting_pub *p)
+{
+        pthread_join(p->thread, NULL);
+        return p->result;
+}
+
+/* In process, a DM_BUS_CONSUMED publish returns once the durable queues' consumers have
+ * settled their copies, so that what the publisher forgets was consumed. */
+static void test_publish_consumed(void **state)
+{
+        (void)state;
+        struct dm_bus *bus = open_url("inproc:");
+        struct recorder r, feed;
+        struct waiting_pub p;
+        static const struct dm_bus_queue_opts transient = {.transient = true};
+        const char *one[] = {"e1"}, *three[] = {"e2", "e3", "e4"}, *held[] = {"e5"};
+
+        rec_init(&r, bus, REC_KEEP);
+        rec_init(&feed, bus, REC_KEEP); /* never acks: a transient queue is not waited for */
+        assert_int_equal(dm_bus_declare(bus, "alerts", "change.#"), 0);
+        assert_int_equal(dm_bus_declare_opts(bus, "feed", "#", &transient), 0);
+        assert_int_equal(dm_bus_consume(bus, "feed", 0, rec_handler, &feed), 0);
+
+        /* A durable queue nobody consumes keeps the copy, and nobody is waited for. */
+        assert_int_equal(
+            dm_bus_publish_batch(
+                bus, (struct dm_bus_out[]){{.routing_key = "change.a", .body = "x", .len = 1}}, 1,
+                DM_BUS_CONSUMED),
+            0);
+        uint64_t ready = 0, consumers = 0;
+        assert_int_equal(dm_bus_queue_depth(bus, "alerts", &ready, &consumers), 0);
+        assert_int_equal(ready, 1);
+        /* Routed nowhere: nothing to wait for. */
+        assert_int_equal(dm_bus_publish_batch(
+                             bus,
+                             (struct dm_bus_out[]){{.routing_key = "other", .body = "x", .len = 1}},
+                             1, DM_BUS_CONSUMED),
+                         0);
+
+        assert_int_equal(dm_bus_consume(bus, "alerts", 8, rec_handler, &r), 0);
+        assert_int_equal(rec_wait(&r, 1, 2000), 1); /* the one left from above */
+        assert_int_equal(dm_bus_ack(bus, r.msgs[0].tag), 0);
+
+        /* Held until the ack; a nack with requeue is not the end of it. */
+        waiting_pub_start(&p, bus, "change.b", one, 1);
+        assert_int_equal(rec_wait(&r, 2, 2000), 2);
+        sleep_ms(100);
+        assert_false(atomic_load(&p.done));
+        assert_int_equal(dm_bus_nack(bus, r.msgs[1].tag, true), 0);
+        assert_int_equal(rec_wait(&r, 3, 2000), 3);
+        assert_true(r.msgs[2].redelivered);
+        sleep_ms(100);
+        assert_false(atomic_load(&p.done));
+        assert_int_equal(dm_bus_ack(bus, r.msgs[2].tag), 0);
+        assert_int_equal(waiting_pub_join(&p), 0);
+        assert_int_equal(p.out[0].result, 0);
+
+        /* A batch waits for all of it. */
+        waiting_pub_start(&p, bus, "change.c", three, 3);
+        assert_int_equal(rec_wait(&r, 6, 2000), 6);
+        assert_int_equal(dm_bus_ack(bus, r.msgs[3].tag), 0);
+        assert_int_equal(dm_bus_nack(bus, r.msgs[4].tag, false), 0); /* put aside: settled */
+        sleep_ms(100);
+        assert_false(atomic_load(&p.done));
+        assert_int_equal(dm_bus_ack(bus, r.msgs[5].tag), 0);
+        assert_int_equal(waiting_pub_join(&p), 0);
+
+        /* Nobody settles: a timeout, the copy still owed. */
+        waiting_pub_start(&p, bus, "change.d", held, 1);
+        assert_int_equal(rec_wait(&r, 7, 2000), 7);
+        assert_int_equal(waiting_pub_join(&p), DM_ETIMEDOUT);
+        assert_int_equal(dm_bus_ack(bus, r.msgs[6].tag), 0);
+
+        /* The consumer goes while the copy waits in the queue: told at once, not at the
+         * deadline. Fill the prefetch first so that the copy stays ready. */
+        for (size_t i = 0; i < 8; i++)
+                assert_int_equal(dm_bus_publish(bus, "change.fill", "f", 1), 0);
+        assert_int_equal(rec_wait(&r, 15, 2000), 15);
+        waiting_pub_start(&p, bus, "change.e", one, 1);
+        sleep_ms(100);
+        assert_false(atomic_load(&p.done));
+        int64_t t0 = (int64_t)time(NULL);
+        assert_int_equal(dm_bus_cancel(bus, "alerts", rec_handler, &r), 0);
+        assert_int_equal(waiting_pub_join(&p), DM_EBUS);
+        assert_true((int64_t)time(NULL) - t0 <= 2);
+
+        /* The transient queue got everything, and holding it unacked delayed nobody. */
+        assert_true(rec_wait(&feed, 16, 2000) >= 16);
+        dm_bus_free(bus);
+        rec_done(&r);
+        rec_done(&feed);
+}
+
 static void test_queue_bounded(void **state)
 {
         struct dm_bus *bus = open_url("inproc:?max_messages=5&max_bytes=64");
@@ -1370,9 +1494,13 @@ static void test_broker_restart(void **state)
 int main(void)
 {
         const struct CMUnitTest inproc_tests[] = {
-            cmocka_unit_test(test_topic_match),   cmocka_unit_test(test_open_urls),
-            cmocka_unit_test(test_queue_bounded), cmocka_unit_test(test_dead_letter_bounded),
-            cmocka_unit_test(test_reclaim),       CONTRACT_TESTS(be_inproc),
+            cmocka_unit_test(test_topic_match),
+            cmocka_unit_test(test_open_urls),
+            cmocka_unit_test(test_queue_bounded),
+            cmocka_unit_test(test_dead_letter_bounded),
+            cmocka_unit_test(test_reclaim),
+            cmocka_unit_test(test_publish_consumed),
+            CONTRACT_TESTS(be_inproc),
         };
         int failed = cmocka_run_group_tests_name("inproc", inproc_tests, NULL, NULL);
 

@@ -770,8 +770,10 @@ static void test_print_all_entries(void **state)
             "DM_DEFAULT_CHECKS",
             "DM_TLS_CA_FILE",
             "DM_TLS_TIMEOUT",
+            "DM_OUTBOX_LEASE",
             "DM_ALERT_GROUP_WAIT",
             "DM_ALERT_DIGEST_MIN",
+            "DM_ALERT_EXPIRY_INTERVAL",
             "DM_ALERT_RETRY_MIN",
             "DM_ALERT_MAX_ATTEMPTS",
             "DM_ALLOW_PRIVATE_TARGETS",
@@ -934,7 +936,7 @@ static void test_help_and_markdown(void **state)
         size_t rows = 0;
         for (const char *p = text; (p = strstr(p, "\n| `")); p++)
                 rows++;
-        assert_int_equal(rows, 63);
+        assert_int_equal(rows, 65);
         assert_non_null(strstr(text, "| `DM_DNS_TIMEOUT` | `--dns-timeout` | `2s` | budget for "
                                      "one lookup, retries included |"));
         assert_non_null(strstr(text, "| `DM_API_KEY` | `--api-key` |"));

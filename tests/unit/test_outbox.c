@@ -280,6 +280,64 @@ static void test_bus_outage_keeps_events(void **state)
         rec_done(&rec);
 }
 
+/* A consumer that keeps the tags of what it is handed, unsettled, for the test to ack. */
+struct holder {
+        pthread_mutex_t mu;
+        uint64_t tags[8];
+        size_t n;
+};
+
+static void hold_handler(void *arg, const struct dm_bus_msg *msg)
+{
+        struct holder *h = arg;
+        pthread_mutex_lock(&h->mu);
+        if (h->n < 8)
+                h->tags[h->n++] = msg->tag;
+        pthread_mutex_unlock(&h->mu);
+}
+
+static size_t held(struct holder *h)
+{
+        pthread_mutex_lock(&h->mu);
+        size_t n = h->n;
+        pthread_mutex_unlock(&h->mu);
+        return n;
+}
+
+/* In process, an event leaves the outbox only once the consumer of its durable queue has
+ * acked it: a crash between the publish and the consumer's work loses nothing. */
+static void test_deleted_only_once_consumed(void **state)
+{
+        (void)state;
+        struct fixture *f = fixture_new("inproc:");
+        struct holder h = {.n = 0};
+        pthread_mutex_init(&h.mu, NULL);
+        assert_int_equal(dm_bus_declare(f->bus, "events", "#"), 0);
+        assert_int_equal(dm_bus_consume(f->bus, "events", 8, hold_handler, &h), 0);
+        add_event(f->st, "change.a", 1);
+        add_event(f->st, "change.b", 2);
+
+        struct dm_outbox_relay *r = relay_start(f->st, f->bus, 0, IDLE_POLL_MS);
+        dm_outbox_relay_kick(r);
+        for (int waited = 0; held(&h) < 2 && waited < WAIT_MS; waited += 10)
+                sleep_ms(10);
+        assert_int_equal(held(&h), 2);
+        sleep_ms(200);
+        assert_int_equal(outbox_count(f->st), 2); /* handed over, not yet consumed */
+        assert_int_equal(dm_bus_ack(f->bus, h.tags[0]), 0);
+        sleep_ms(200);
+        assert_int_equal(outbox_count(f->st), 2); /* a batch goes when all of it is consumed */
+        assert_int_equal(dm_bus_ack(f->bus, h.tags[1]), 0);
+        wait_outbox_empty(f->st);
+        struct dm_outbox_stats s;
+        dm_outbox_relay_stats(r, &s);
+        assert_int_equal(s.published, 2);
+        assert_int_equal(s.outages, 0);
+        dm_outbox_relay_stop(r);
+        fixture_free(f);
+        pthread_mutex_destroy(&h.mu);
+}
+
 /* Events a relay claimed before it died wait for its lease, then another relay publishes
  * them; the dead relay's late delete removes nothing. */
 static void test_takes_over_expired_claims(void **state)
@@ -412,6 +470,7 @@ int main(void)
             cmocka_unit_test(test_publishes_in_order),
             cmocka_unit_test(test_drops_what_the_bus_refuses),
             cmocka_unit_test(test_bus_outage_keeps_events),
+            cmocka_unit_test(test_deleted_only_once_consumed),
             cmocka_unit_test(test_takes_over_expired_claims),
             cmocka_unit_test(test_two_relays_publish_once),
             cmocka_unit_test(test_stop_publishes_what_is_left),

@@ -428,6 +428,107 @@ static void test_failed_scans_counted(void **state)
         assert_string_equal(got[0], "failing/1");
 }
 
+static int64_t expiry_domain(struct dm_store *st, const char *name, bool enabled)
+{
+        struct dm_domain d;
+        memset(&d, 0, sizeof(d));
+        snprintf(d.name, sizeof(d.name), "%s", name);
+        snprintf(d.unicode_name, sizeof(d.unicode_name), "%s", name);
+        d.enabled = enabled;
+        assert_int_equal(dm_store_domain_insert(st, &d, NULL, NULL), 0);
+        return d.id;
+}
+
+/* old, new: the fingerprint bytes before and after (0: none yet), for the compare-and-swap. */
+static void set_tls_expiry(struct dm_store *st, int64_t id, int64_t at, int old, int new)
+{
+        struct dm_tls_commit it = {.domain_id = id, .checked_at = 1000, .expires_at = at};
+        memset(it.old_fp, old, DM_FP_LEN);
+        memset(it.new_fp, new, DM_FP_LEN);
+        assert_int_equal(dm_store_tls_commit(st, &it, 1, NULL, NULL), 0);
+        assert_int_equal(it.result, 0);
+}
+
+static void set_reg_expiry(struct dm_store *st, int64_t id, int64_t at)
+{
+        struct dm_reg_commit c = {.domain_id = id,
+                                  .checked_at = 1000,
+                                  .status = 1,
+                                  .source = 1,
+                                  .registrable = "x.example",
+                                  .data = "{}",
+                                  .expires_at = at};
+        assert_int_equal(dm_store_reg_commit(st, &c, NULL, NULL, NULL), 0);
+}
+
+/* Domains within the expiry window: either date counts, unknown dates and disabled domains
+ * do not, paged by id. */
+static void test_domain_expiring(void **state)
+{
+        struct fixture *f = *state;
+        int64_t day = 86400000, now = 1000 * day;
+        int64_t tls = expiry_domain(f->st, "tls.example", true);
+        int64_t reg = expiry_domain(f->st, "reg.example", true);
+        int64_t far = expiry_domain(f->st, "far.example", true);
+        expiry_domain(f->st, "none.example", true);
+        int64_t off = expiry_domain(f->st, "off.example", false);
+        set_tls_expiry(f->st, tls, now + 10 * day, 0, 1);
+        set_reg_expiry(f->st, reg, now - day); /* already expired: still listed */
+        set_tls_expiry(f->st, far, now + 90 * day, 0, 1);
+        set_reg_expiry(f->st, far, now + 60 * day);
+        set_tls_expiry(f->st, off, now + 2 * day, 0, 1);
+
+        struct dm_domain_expiry *e = NULL;
+        size_t n = 0;
+        assert_int_equal(dm_store_domain_expiring(f->st, now + 30 * day, 0, 10, &e, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(e[0].id, tls);
+        assert_string_equal(e[0].name, "tls.example");
+        assert_int_equal(e[0].tls_expires_at, now + 10 * day);
+        assert_int_equal(e[0].registration_expires_at, 0);
+        assert_int_equal(e[1].id, reg);
+        assert_int_equal(e[1].tls_expires_at, 0);
+        assert_int_equal(e[1].registration_expires_at, now - day);
+        free(e);
+
+        /* Paged; both dates come with a domain that matched by one. */
+        assert_int_equal(dm_store_domain_expiring(f->st, now + 60 * day, 0, 1, &e, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(e[0].id, tls);
+        free(e);
+        assert_int_equal(dm_store_domain_expiring(f->st, now + 60 * day, tls, 10, &e, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(e[1].id, far);
+        assert_int_equal(e[1].tls_expires_at, now + 90 * day);
+        assert_int_equal(e[1].registration_expires_at, now + 60 * day);
+        free(e);
+
+        /* A renewal moves a domain out of the window. */
+        set_tls_expiry(f->st, tls, now + 365 * day, 1, 2);
+        assert_int_equal(dm_store_domain_expiring(f->st, now + 30 * day, 0, 10, &e, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(e[0].id, reg);
+        free(e);
+        assert_int_equal(dm_store_domain_expiring(f->st, now, 0, 0, &e, &n), DM_EINVAL);
+
+        /* What fired is remembered by the delivery's key, across stores opened on the same
+         * database (another alert service, or the next start): a second insert is refused. */
+        int64_t rule = add_rule(f->st, "expiry");
+        struct dm_alert_delivery d =
+            make_delivery(rule, "tls.expiring:7-86400000-14", "tls.example", now);
+        assert_int_equal(dm_store_alert_delivery_add(f->st, &d, now, 0), 0);
+        struct dm_store *other = NULL;
+        char err[256] = "";
+        assert_int_equal(dm_store_open(f->url, err, sizeof(err), &other), 0);
+        struct dm_alert_delivery again =
+            make_delivery(rule, "tls.expiring:7-86400000-14", "tls.example", now);
+        assert_int_equal(dm_store_alert_delivery_add(other, &again, now, 0), DM_EEXIST);
+        struct dm_alert_delivery next =
+            make_delivery(rule, "tls.expiring:7-86400000-7", "tls.example", now);
+        assert_int_equal(dm_store_alert_delivery_add(other, &next, now, 0), 0);
+        dm_store_free(other);
+}
+
 static void test_names(void **state)
 {
         (void)state;
@@ -454,6 +555,7 @@ int main(void)
             CONTRACT(test_delivery_claim),
             CONTRACT(test_delivery_finish_states),
             CONTRACT(test_failed_scans_counted),
+            CONTRACT(test_domain_expiring),
         };
         const struct CMUnitTest front[] = {cmocka_unit_test(test_names)};
         int failed = 0;
