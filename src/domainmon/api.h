@@ -91,6 +91,9 @@ void dm_api_log_write(const struct dm_http_request *req, const char *msg, const 
 /* The history cursors: the id of the last entry shown. parse returns 0 or DM_EINVAL (not a
  * cursor this API made). */
 int dm_api_id_cursor_parse(const char *cursor, int64_t *ret_id);
+/* The next_cursor of a page whose last entry has this id: a JSON string, NULL when out of
+ * memory. */
+json_t *dm_api_id_cursor_json(int64_t last_id);
 
 /* Answers a store failure: 404 for DM_ENOENT, 409 for DM_EEXIST, 503 otherwise (logged
  * once here with `what`). Returns `err`. */

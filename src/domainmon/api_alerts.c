@@ -125,7 +125,6 @@ static void alert_list(struct dm_http_request *req, struct dm_http_response *res
 {
         struct dm_app *app = req->app;
         struct dm_alert_rule *rules = NULL;
-        char after_s[32];
         int64_t limit, after = 0;
         size_t n = 0;
 
@@ -135,9 +134,7 @@ static void alert_list(struct dm_http_request *req, struct dm_http_response *res
                 return;
         const char *cursor = dm_http_query(req, "cursor");
         if (cursor && *cursor) {
-                char *end = NULL;
-                if (dm_http_cursor_decode(cursor, after_s, sizeof(after_s)) < 0 ||
-                    (after = strtoll(after_s, &end, 10)) <= 0 || *end) {
+                if (dm_api_id_cursor_parse(cursor, &after) < 0) {
                         dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, "cursor",
                                               "malformed cursor; use next_cursor from the "
                                               "previous page");
@@ -157,14 +154,11 @@ static void alert_list(struct dm_http_request *req, struct dm_http_response *res
                         list = NULL;
                 }
         }
-        if (list && n > shown) {
-                char key[32], token[64];
-                snprintf(key, sizeof(key), "%" PRId64, rules[shown - 1].id);
-                dm_http_cursor_encode(key, token, sizeof(token));
-                next = json_string(token);
-        }
+        if (list && n > shown)
+                next = dm_api_id_cursor_json(rules[shown - 1].id);
         dm_alert_rules_free(rules, n);
-        if (!list) {
+        if (!list || !next) {
+                json_decref(list);
                 json_decref(next);
                 dm_api_store_error(res, DM_ENOMEM, "list alert rules");
                 return;
@@ -243,7 +237,6 @@ static void alert_deliveries(struct dm_http_request *req, struct dm_http_respons
         struct dm_app *app = req->app;
         struct dm_alert_rule rule;
         struct dm_alert_delivery *ds = NULL;
-        char before_s[32];
         int64_t limit, before = 0;
         size_t n = 0;
 
@@ -253,9 +246,7 @@ static void alert_deliveries(struct dm_http_request *req, struct dm_http_respons
                 return;
         const char *cursor = dm_http_query(req, "cursor");
         if (cursor && *cursor) {
-                char *end = NULL;
-                if (dm_http_cursor_decode(cursor, before_s, sizeof(before_s)) < 0 ||
-                    (before = strtoll(before_s, &end, 10)) <= 0 || *end) {
+                if (dm_api_id_cursor_parse(cursor, &before) < 0) {
                         dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, "cursor",
                                               "malformed cursor; use next_cursor from the "
                                               "previous page");
@@ -279,14 +270,11 @@ static void alert_deliveries(struct dm_http_request *req, struct dm_http_respons
                         list = NULL;
                 }
         }
-        if (list && n > shown) {
-                char key[32], token[64];
-                snprintf(key, sizeof(key), "%" PRId64, ds[shown - 1].id);
-                dm_http_cursor_encode(key, token, sizeof(token));
-                next = json_string(token);
-        }
+        if (list && n > shown)
+                next = dm_api_id_cursor_json(ds[shown - 1].id);
         dm_alert_deliveries_free(ds, n);
-        if (!list) {
+        if (!list || !next) {
+                json_decref(list);
                 json_decref(next);
                 dm_api_store_error(res, DM_ENOMEM, "list deliveries");
                 return;

@@ -154,6 +154,15 @@ int dm_api_id_cursor_parse(const char *cursor, int64_t *ret_id)
         return 0;
 }
 
+json_t *dm_api_id_cursor_json(int64_t last_id)
+{
+        char key[24], cursor[DM_API_CURSOR_MAX];
+        snprintf(key, sizeof(key), "%lld", (long long)last_id);
+        if (dm_http_cursor_encode(key, cursor, sizeof(cursor)) < 0)
+                return NULL;
+        return json_string(cursor);
+}
+
 static int time_param(struct dm_http_request *req, struct dm_http_response *res, const char *name,
                       int64_t *ret_ms)
 {
@@ -271,14 +280,10 @@ static void respond_changes(struct dm_http_request *req, struct dm_http_response
                 if (json_array_append_new(list, c) != 0)
                         goto enomem;
         }
-        json_t *next = json_null();
-        if (more && shown > 0) {
-                char key[24], cursor[DM_API_CURSOR_MAX];
-                snprintf(key, sizeof(key), "%lld", (long long)changes[shown - 1].id);
-                if (dm_http_cursor_encode(key, cursor, sizeof(cursor)) < 0)
-                        goto enomem;
-                next = json_string(cursor);
-        }
+        json_t *next =
+            more && shown > 0 ? dm_api_id_cursor_json(changes[shown - 1].id) : json_null();
+        if (!next)
+                goto enomem;
         /* json_pack takes both references, also when it fails (then doc is NULL: a 500). */
         doc = json_pack("{s:o, s:o}", "changes", list, "next_cursor", next);
         list = NULL;

@@ -10,8 +10,6 @@
 #include "dm/regchange.h"
 #include "dm/store.h"
 
-#define REG_CURSOR_MAX 64
-
 /* GET /api/v1/domains/{name}/registration */
 static void registration_get(struct dm_http_request *req, struct dm_http_response *res)
 {
@@ -39,26 +37,6 @@ static void registration_get(struct dm_http_request *req, struct dm_http_respons
         dm_http_respond_json(res, 200, doc);
 }
 
-/* A page cursor holds the id of the last entry shown, in decimal (as the DNS history's). */
-static int cursor_parse(const char *cursor, int64_t *ret_id)
-{
-        char key[REG_CURSOR_MAX];
-        int64_t id = 0;
-
-        if (dm_http_cursor_decode(cursor, key, sizeof(key)) < 0 || key[0] == '\0' ||
-            strlen(key) > 18)
-                return DM_EINVAL;
-        for (const char *p = key; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return DM_EINVAL;
-                id = id * 10 + (*p - '0');
-        }
-        if (id <= 0)
-                return DM_EINVAL;
-        *ret_id = id;
-        return 0;
-}
-
 /* GET /api/v1/domains/{name}/registration/history?limit=&cursor= */
 static void registration_history_get(struct dm_http_request *req, struct dm_http_response *res)
 {
@@ -76,7 +54,7 @@ static void registration_history_get(struct dm_http_request *req, struct dm_http
                               &limit) < 0)
                 return;
         const char *v = dm_http_query(req, "cursor");
-        if (v && cursor_parse(v, &before) < 0) {
+        if (v && dm_api_id_cursor_parse(v, &before) < 0) {
                 dm_http_problem_field(res, 400, &dm_problem_invalid_parameter, "cursor",
                                       "is not a cursor this API returned");
                 return;
@@ -104,14 +82,10 @@ static void registration_history_get(struct dm_http_request *req, struct dm_http
                 if (!e || json_array_append_new(list, e) != 0)
                         goto enomem;
         }
-        json_t *next = json_null();
-        if (n > shown && shown > 0) {
-                char key[24], cursor[REG_CURSOR_MAX];
-                snprintf(key, sizeof(key), "%lld", (long long)changes[shown - 1].id);
-                if (dm_http_cursor_encode(key, cursor, sizeof(cursor)) < 0)
-                        goto enomem;
-                next = json_string(cursor);
-        }
+        json_t *next =
+            n > shown && shown > 0 ? dm_api_id_cursor_json(changes[shown - 1].id) : json_null();
+        if (!next)
+                goto enomem;
         doc = json_pack("{s:o, s:o}", "changes", list, "next_cursor", next);
         list = NULL;
         dm_http_respond_json(res, 200, doc);

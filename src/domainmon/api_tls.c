@@ -9,8 +9,6 @@
 #include "dm/time.h"
 #include "dm/tls.h"
 
-#define DM_API_CURSOR_MAX 64
-
 /* GET /api/v1/domains/{name}/tls */
 static void tls_get(struct dm_http_request *req, struct dm_http_response *res)
 {
@@ -90,15 +88,9 @@ static void tls_history_get(struct dm_http_request *req, struct dm_http_response
         }
         if (!list)
                 goto enomem;
-        if (n > shown) {
-                char key[24], token[DM_API_CURSOR_MAX];
-                snprintf(key, sizeof(key), "%lld", (long long)chs[shown - 1].id);
-                if (dm_http_cursor_encode(key, token, sizeof(token)) < 0)
-                        goto enomem;
-                next = json_string(token);
-        } else {
-                next = json_null();
-        }
+        next = n > shown ? dm_api_id_cursor_json(chs[shown - 1].id) : json_null();
+        if (!next)
+                goto enomem;
         dm_http_respond_json(res, 200,
                              json_pack("{s:o, s:o}", "changes", list, "next_cursor", next));
         list = NULL;
