@@ -456,11 +456,14 @@ int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, si
 /* Registration checks. Claims up to `limit` enabled domains whose registration check is
  * due (never checked, or last claimed `interval_ms` ago; dm_store_domain_request_scan
  * and an update that changes the domain's checks make it due too) and moves their next registration
- * check to now + interval_ms in the same statement; two claimers never get the same domain. Domains
- * whose checks leave out registration are claimed too (their checks follow DM_DEFAULT_CHECKS, which
- * the store does not know): the caller skips them. */
-int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
-                           struct dm_reg_task *ret_tasks, size_t *ret_n);
+ * check to now + interval_ms in the same statement; two claimers never get the same domain.
+ * `default_checks` are the checks of a domain without its own (DM_DEFAULT_CHECKS). Due domains
+ * whose checks leave out registration are never returned: they are moved on by interval_ms in
+ * bulk, up to a few thousand a call, oldest first, so that they cost one write an interval
+ * each and a claim never walks past them again. */
+int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms,
+                           unsigned default_checks, size_t limit, struct dm_reg_task *ret_tasks,
+                           size_t *ret_n);
 /* Moves a domain's next registration check to `at` (a server asked us to wait). */
 int dm_store_reg_defer(struct dm_store *st, int64_t domain_id, int64_t at);
 /* The stored state; DM_ENOENT when the domain was never checked. Free with

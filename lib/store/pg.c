@@ -358,11 +358,22 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
     /* The scheduler's claim for registration checks: locked rows are skipped, so two
      * claimers never take the same domain. */
+    /* The first $5 due domains in the order of the index domains_registration_due that
+     * no other claim holds: those without the registration check ($4: whether a domain
+     * without checks of its own has it; checks are stored in canonical form) are moved on,
+     * and the first $3 with it are claimed. The last column says which is which. The
+     * others stay due, unlocked at the end of the statement. */
     [STMT_REG_CLAIM] =
-        "UPDATE domains SET registration_next_at = $1::bigint + $2::bigint WHERE id = ANY "
-        "(ARRAY(SELECT id FROM domains WHERE enabled AND registration_next_at <= $1 "
-        "ORDER BY registration_next_at, id LIMIT $3::bigint FOR UPDATE SKIP LOCKED)) "
-        "RETURNING id, name, checks",
+        "WITH due AS MATERIALIZED (SELECT id, registration_next_at AS at, CASE WHEN "
+        "coalesce(checks, '') = '' THEN $4::boolean ELSE strpos(checks, 'registration') > 0 "
+        "END AS reg FROM domains WHERE enabled AND registration_next_at <= $1::bigint "
+        "ORDER BY registration_next_at, id LIMIT $5::bigint FOR UPDATE SKIP LOCKED), "
+        "take AS (SELECT id FROM due WHERE NOT reg UNION ALL "
+        "(SELECT id FROM due WHERE reg ORDER BY at, id LIMIT $3::bigint)) "
+        "UPDATE domains SET registration_next_at = $1 + $2::bigint "
+        "WHERE id = ANY (ARRAY(SELECT id FROM take)) "
+        "RETURNING id, name, checks, CASE WHEN coalesce(checks, '') = '' THEN $4 "
+        "ELSE strpos(checks, 'registration') > 0 END",
     [STMT_REG_DEFER] = "UPDATE domains SET registration_next_at = $2::bigint WHERE id = $1::bigint",
     [STMT_REG_GET] = "SELECT status, source, registrable, error, data, raw, checked_at, "
                      "changed_at FROM registration_current WHERE domain_id = $1::bigint",
@@ -3340,8 +3351,9 @@ static int pg_alert_delivery_list(struct dm_store *st, int64_t rule_id, int64_t 
 
 /* ---- registration ---- */
 
-static int pg_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
-                            struct dm_reg_task *ret_tasks, size_t *ret_n)
+static int pg_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms,
+                            bool default_registration, size_t limit, struct dm_reg_task *ret_tasks,
+                            size_t *ret_n, size_t *ret_skipped)
 {
         struct pg_store *s = pg_of(st);
         struct pg_params p = {0};
@@ -3350,6 +3362,8 @@ static int pg_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_m
         param_i64(&p, now);
         param_i64(&p, interval_ms);
         param_i64(&p, clamp_limit(limit));
+        param_bool(&p, default_registration);
+        param_i64(&p, DM_STORE_REG_WALK);
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
@@ -3357,8 +3371,14 @@ static int pg_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_m
         pool_put(s, c);
         if (ret < 0)
                 return ret;
-        size_t n = 0;
-        for (int row = 0; row < PQntuples(r) && n < limit; row++) {
+        size_t n = 0, skipped = 0;
+        for (int row = 0; row < PQntuples(r); row++) {
+                if (col_int(r, row, 3) == 0) {
+                        skipped++;
+                        continue;
+                }
+                if (n >= limit)
+                        continue;
                 struct dm_reg_task *t = &ret_tasks[n++];
                 memset(t, 0, sizeof(*t));
                 t->domain_id = col_int(r, row, 0);
@@ -3367,6 +3387,7 @@ static int pg_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_m
         }
         PQclear(r);
         *ret_n = n;
+        *ret_skipped = skipped;
         return 0;
 }
 

@@ -287,10 +287,20 @@ static const char *const sqlite_stmt_sql[STMT_COUNT] = {
                          "c.observed_at, c.before, c.after FROM tls_changes AS c JOIN domains "
                          "AS d ON d.id = c.domain_id WHERE c.domain_id = ?1 AND c.id < ?2 "
                          "ORDER BY c.id DESC LIMIT ?3",
-    [STMT_REG_CLAIM] = "UPDATE domains SET registration_next_at = ?1 + ?2 FROM (SELECT id AS "
-                       "due_id FROM domains WHERE enabled AND registration_next_at <= ?1 "
-                       "ORDER BY registration_next_at, id LIMIT ?3) AS due "
-                       "WHERE id = due.due_id RETURNING id, name, checks",
+    /* The first ?5 due domains in the index's order (registration_next_at, then the rowid,
+     * which is id): those without the registration check (?4: whether a domain without
+     * checks of its own has it; checks are stored in canonical form) are moved on, and the
+     * first ?3 with it are claimed. The last column says which is which. */
+    [STMT_REG_CLAIM] =
+        "WITH due AS MATERIALIZED (SELECT id, registration_next_at AS at, CASE WHEN "
+        "coalesce(checks, '') = '' THEN ?4 ELSE instr(checks, 'registration') > 0 END AS reg "
+        "FROM domains WHERE enabled AND registration_next_at <= ?1 "
+        "ORDER BY registration_next_at, id LIMIT ?5), "
+        "take AS (SELECT id FROM due WHERE NOT reg UNION ALL "
+        "SELECT id FROM (SELECT id FROM due WHERE reg ORDER BY at, id LIMIT ?3)) "
+        "UPDATE domains SET registration_next_at = ?1 + ?2 WHERE id IN (SELECT id FROM take) "
+        "RETURNING id, name, checks, CASE WHEN coalesce(checks, '') = '' THEN ?4 "
+        "ELSE instr(checks, 'registration') > 0 END",
     [STMT_REG_DEFER] = "UPDATE domains SET registration_next_at = ?2 WHERE id = ?1",
     [STMT_REG_GET] = "SELECT status, source, registrable, error, data, raw, checked_at, "
                      "changed_at FROM registration_current WHERE domain_id = ?1",
@@ -2765,12 +2775,13 @@ static int sqlite_alert_delivery_list(struct dm_store *st, int64_t rule_id, int6
 
 /* ---- registration ---- */
 
-static int sqlite_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
-                                struct dm_reg_task *ret_tasks, size_t *ret_n)
+static int sqlite_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms,
+                                bool default_registration, size_t limit,
+                                struct dm_reg_task *ret_tasks, size_t *ret_n, size_t *ret_skipped)
 {
         struct sqlite_store *s = sqlite_of(st);
         sqlite3_stmt *stmt = NULL;
-        size_t n = 0;
+        size_t n = 0, skipped = 0;
         struct sqlite_conn *c = write_begin(s);
         int ret = stmt_get(c, STMT_REG_CLAIM, &stmt);
         if (ret < 0)
@@ -2778,8 +2789,14 @@ static int sqlite_reg_claim_due(struct dm_store *st, int64_t now, int64_t interv
         sqlite3_bind_int64(stmt, 1, now);
         sqlite3_bind_int64(stmt, 2, interval_ms);
         sqlite3_bind_int64(stmt, 3, clamp_limit(limit));
+        sqlite3_bind_int(stmt, 4, default_registration);
+        sqlite3_bind_int64(stmt, 5, DM_STORE_REG_WALK);
         int rc;
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                if (!sqlite3_column_int(stmt, 3)) {
+                        skipped++;
+                        continue;
+                }
                 if (n >= limit)
                         continue;
                 struct dm_reg_task *t = &ret_tasks[n++];
@@ -2792,8 +2809,10 @@ static int sqlite_reg_claim_due(struct dm_store *st, int64_t now, int64_t interv
         if (rc != SQLITE_DONE)
                 ret = sqlite_error(c, rc, "registration claim");
         stmt_reset(stmt);
-        if (ret == 0)
+        if (ret == 0) {
                 *ret_n = n;
+                *ret_skipped = skipped;
+        }
 out_unlock:
         write_end(s);
         return ret;

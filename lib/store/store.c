@@ -379,12 +379,31 @@ int dm_store_history_prune(struct dm_store *st, int64_t before, size_t limit, si
         return ret;
 }
 
-int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
-                           struct dm_reg_task *ret_tasks, size_t *ret_n)
+/* Statements a claim may make while it only finds domains without the registration check:
+ * a backlog of them (a million domains watched for DNS alone, all due at the first start)
+ * goes in steps of DM_STORE_REG_WALK x this many, each a short transaction. */
+#define REG_CLAIM_ROUNDS 8
+
+int dm_store_reg_claim_due(struct dm_store *st, int64_t now, int64_t interval_ms,
+                           unsigned default_checks, size_t limit, struct dm_reg_task *ret_tasks,
+                           size_t *ret_n)
 {
         if (!st || limit == 0 || interval_ms <= 0 || !ret_tasks || !ret_n)
                 return DM_EINVAL;
-        return st->ops->reg_claim_due(st, now, interval_ms, limit, ret_tasks, ret_n);
+        bool def = (default_checks & DM_CHECKS_REGISTRATION) != 0;
+        size_t n = 0;
+        for (int round = 0; round < REG_CLAIM_ROUNDS; round++) {
+                size_t skipped = 0;
+                n = 0;
+                int ret = st->ops->reg_claim_due(st, now, interval_ms, def, limit, ret_tasks, &n,
+                                                 &skipped);
+                if (ret < 0)
+                        return ret;
+                if (n > 0 || skipped == 0)
+                        break;
+        }
+        *ret_n = n;
+        return 0;
 }
 
 int dm_store_reg_defer(struct dm_store *st, int64_t domain_id, int64_t at)

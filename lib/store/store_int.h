@@ -14,6 +14,9 @@
 
 #include "dm/store.h"
 
+/* Due domains a registration claim walks in one statement (see reg_claim_due). */
+#define DM_STORE_REG_WALK 1000
+
 /* What a backend can do beyond the contract; callers of the ops may adapt to them. */
 enum dm_store_cap {
         /* The database lives with this process (a file or memory): no server to reach. */
@@ -79,8 +82,13 @@ struct dm_store_ops {
                            struct dm_change **ret_changes, size_t *ret_n);
         int (*history_prune)(struct dm_store *st, int64_t before, size_t limit, size_t *ret_n);
 
-        int (*reg_claim_due)(struct dm_store *st, int64_t now, int64_t interval_ms, size_t limit,
-                             struct dm_reg_task *ret_tasks, size_t *ret_n);
+        /* One statement: walks at most DM_STORE_REG_WALK due domains, oldest first, moves
+         * those without the registration check (`default_registration`: whether a domain
+         * without checks of its own has it) and up to `limit` with it, and returns the
+         * latter. *ret_skipped: how many of the former it moved. */
+        int (*reg_claim_due)(struct dm_store *st, int64_t now, int64_t interval_ms,
+                             bool default_registration, size_t limit, struct dm_reg_task *ret_tasks,
+                             size_t *ret_n, size_t *ret_skipped);
         int (*reg_defer)(struct dm_store *st, int64_t domain_id, int64_t at);
         int (*reg_get)(struct dm_store *st, int64_t domain_id, struct dm_reg_state *ret_state);
         /* ret_change_id is never NULL here. */

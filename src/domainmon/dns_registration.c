@@ -214,8 +214,9 @@ static void *reg_worker_main(void *arg)
         while (!atomic_load(&svc->stopping)) {
                 struct dm_reg_task t;
                 size_t n = 0;
-                int r = dm_store_reg_claim_due(svc->store, dm_now_ms(),
-                                               conf->registration_interval_ms, 1, &t, &n);
+                int r =
+                    dm_store_reg_claim_due(svc->store, dm_now_ms(), conf->registration_interval_ms,
+                                           (unsigned)conf->default_checks, 1, &t, &n);
                 if (r < 0) {
                         if (!failing)
                                 dm_log_warn(REG_SVC,
@@ -230,10 +231,7 @@ static void *reg_worker_main(void *arg)
                         dm_dns_pause(svc, REG_IDLE_MS);
                         continue;
                 }
-                unsigned checks = t.checks ? t.checks : (unsigned)conf->default_checks;
-                if (!(checks & DM_CHECKS_REGISTRATION))
-                        continue;
-                reg_check(reg, &t);
+                reg_check(reg, &t); /* the claim returns only domains with the check */
         }
         return NULL;
 }

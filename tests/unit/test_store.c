@@ -2952,9 +2952,11 @@ static void test_registration_state_and_history(void **state)
         int64_t now = dm_now_ms(), cid = -1;
 
         /* New domains are due at once; a claim moves them a whole interval on. */
-        assert_int_equal(dm_store_reg_claim_due(f->st, now, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, 86400000, DM_CHECKS_ALL, 8, tasks, &n),
+                         0);
         assert_int_equal(n, 2);
-        assert_int_equal(dm_store_reg_claim_due(f->st, now, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, 86400000, DM_CHECKS_ALL, 8, tasks, &n),
+                         0);
         assert_int_equal(n, 0);
         assert_int_equal(dm_store_reg_get(f->st, id, &rs), DM_ENOENT);
 
@@ -3052,12 +3054,14 @@ static void test_registration_state_and_history(void **state)
 
         /* A requested scan and a deferral move the next registration check. */
         assert_int_equal(dm_store_domain_request_scan(f->st, "reg.example", now + 50), 0);
-        assert_int_equal(dm_store_reg_claim_due(f->st, now + 50, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(
+            dm_store_reg_claim_due(f->st, now + 50, 86400000, DM_CHECKS_ALL, 8, tasks, &n), 0);
         assert_int_equal(n, 1);
         assert_int_equal(tasks[0].domain_id, id);
         assert_string_equal(tasks[0].name, "reg.example");
         assert_int_equal(dm_store_reg_defer(f->st, other, now + 60), 0);
-        assert_int_equal(dm_store_reg_claim_due(f->st, now + 60, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(
+            dm_store_reg_claim_due(f->st, now + 60, 86400000, DM_CHECKS_ALL, 8, tasks, &n), 0);
         assert_int_equal(n, 1);
         assert_int_equal(tasks[0].domain_id, other);
         assert_int_equal(tasks[0].checks, 0);
@@ -3067,13 +3071,15 @@ static void test_registration_state_and_history(void **state)
         struct dm_domain od = get_domain(f->st, "other.example");
         od.checks = DM_CHECKS_DNS | DM_CHECKS_REGISTRATION;
         assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_CHECKS), 0);
-        assert_int_equal(dm_store_reg_claim_due(f->st, now + 70, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(
+            dm_store_reg_claim_due(f->st, now + 70, 86400000, DM_CHECKS_ALL, 8, tasks, &n), 0);
         assert_int_equal(n, 1);
         assert_int_equal(tasks[0].checks, DM_CHECKS_DNS | DM_CHECKS_REGISTRATION);
         assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_CHECKS), 0);
         od.enabled = true;
         assert_int_equal(dm_store_domain_update(f->st, &od, DM_DOMAIN_ENABLED), 0);
-        assert_int_equal(dm_store_reg_claim_due(f->st, now + 80, 86400000, 8, tasks, &n), 0);
+        assert_int_equal(
+            dm_store_reg_claim_due(f->st, now + 80, 86400000, DM_CHECKS_ALL, 8, tasks, &n), 0);
         assert_int_equal(n, 0);
 
         /* Gone domains: ENOENT; deleting a domain takes its registration rows. */
@@ -3089,7 +3095,62 @@ static void test_registration_state_and_history(void **state)
         /* Bad arguments change nothing. */
         struct dm_reg_commit bad = {.domain_id = other, .fields = "{}"};
         assert_int_equal(dm_store_reg_commit(f->st, &bad, NULL, NULL, NULL), DM_EINVAL);
-        assert_int_equal(dm_store_reg_claim_due(f->st, now, 0, 8, tasks, &n), DM_EINVAL);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, 0, DM_CHECKS_ALL, 8, tasks, &n),
+                         DM_EINVAL);
+}
+
+/* Domains watched without the registration check never come back from a claim: they are
+ * moved on in bulk, so a claim finds the one domain that has the check behind thousands of
+ * others due at the same instant, and finds them again only an interval later. */
+static void test_registration_claim_skips_other_checks(void **state)
+{
+        struct fixture *f = *state;
+        enum { N = 2500 }; /* more than two walks of one statement */
+        struct dm_domain *ds = calloc(N, sizeof(*ds));
+        int *res = calloc(N, sizeof(*res));
+        assert_non_null(ds);
+        assert_non_null(res);
+        for (size_t i = 0; i < N; i++) {
+                char name[64];
+                snprintf(name, sizeof(name), "dns%04zu.example", i);
+                ds[i] = make_domain(name, 0);
+                ds[i].checks = DM_CHECKS_DNS | DM_CHECKS_TLS;
+        }
+        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, NULL, NULL, res), 0);
+        for (size_t i = 0; i < N; i++)
+                assert_int_equal(res[i], 0);
+        struct dm_domain r = make_domain("reg.example", 0);
+        r.checks = DM_CHECKS_DNS | DM_CHECKS_REGISTRATION;
+        assert_int_equal(dm_store_domain_insert(f->st, &r, NULL, NULL), 0);
+        int64_t def1 = add_domain(f->st, "default1.example", 0); /* checks: the default */
+        int64_t def2 = add_domain(f->st, "default2.example", 0);
+
+        struct dm_reg_task tasks[8];
+        size_t n = 99;
+        int64_t now = dm_now_ms(), iv = 86400000;
+        /* The default leaves registration out: only the domain that asks for it. */
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, iv, DM_CHECKS_DNS, 8, tasks, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(tasks[0].domain_id, r.id);
+        assert_string_equal(tasks[0].name, "reg.example");
+        assert_int_equal(tasks[0].checks, DM_CHECKS_DNS | DM_CHECKS_REGISTRATION);
+        assert_int_equal(dm_store_reg_claim_due(f->st, now, iv, DM_CHECKS_ALL, 8, tasks, &n), 0);
+        assert_int_equal(n, 0); /* every one was moved on, the default ones too */
+
+        /* An interval later, with registration in the default: one at a time, in id order;
+         * the ones not taken stay due. */
+        int64_t later = now + iv;
+        int64_t want[] = {r.id, def1, def2};
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(
+                    dm_store_reg_claim_due(f->st, later, iv, DM_CHECKS_ALL, 1, tasks, &n), 0);
+                assert_int_equal(n, 1);
+                assert_int_equal(tasks[0].domain_id, want[i]);
+        }
+        assert_int_equal(dm_store_reg_claim_due(f->st, later, iv, DM_CHECKS_ALL, 8, tasks, &n), 0);
+        assert_int_equal(n, 0);
+        free(ds);
+        free(res);
 }
 
 #define CONTRACT(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -3133,6 +3194,7 @@ int main(void)
             CONTRACT(test_change_list_max_bytes),
             CONTRACT(test_history_prune),
             CONTRACT(test_registration_state_and_history),
+            CONTRACT(test_registration_claim_skips_other_checks),
         };
         const struct CMUnitTest front[] = {
             cmocka_unit_test(test_open_urls),
