@@ -6,6 +6,7 @@
 #   scripts/rabbitmq.sh stop DIR      stop it and its epmd (the folder stays)
 #   scripts/rabbitmq.sh restart DIR   stop and start it on the same ports and data
 #   scripts/rabbitmq.sh url DIR       print the URL again
+#   scripts/rabbitmq.sh queues DIR    each queue's name and messages (ready and unacked)
 #
 # Why it looks like this (docs and TESTING.md): Debian's broker runs as the `rabbitmq` user,
 # so DIR belongs to it; ports are picked below the kernel's ephemeral range, where an
@@ -25,7 +26,7 @@ die() {
 }
 
 usage() {
-  echo "usage: $0 start|stop|restart|url DIR" >&2
+  echo "usage: $0 start|stop|restart|url|queues DIR" >&2
   exit 2
 }
 
@@ -240,6 +241,10 @@ restart)
 url)
   load_state
   url
+  ;;
+queues)
+  load_state
+  ctl list_queues -q --no-table-headers name messages
   ;;
 *)
   usage
