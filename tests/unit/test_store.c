@@ -108,6 +108,28 @@ static int64_t add_domain(struct dm_store *st, const char *name, int64_t interva
         return d.id;
 }
 
+/* Inserts n domains PREFIX000.example, PREFIX001.example, ... (digits: at least `width`)
+ * in one batch, with the given interval and checks; every one must be new. */
+static void add_domains(struct dm_store *st, const char *prefix, int width, size_t n,
+                        int64_t interval_ms, unsigned checks)
+{
+        struct dm_domain *ds = calloc(n, sizeof(*ds));
+        int *res = calloc(n, sizeof(*res));
+        assert_non_null(ds);
+        assert_non_null(res);
+        for (size_t i = 0; i < n; i++) {
+                char name[64];
+                snprintf(name, sizeof(name), "%s%0*zu.example", prefix, width, i);
+                ds[i] = make_domain(name, interval_ms);
+                ds[i].checks = checks;
+        }
+        assert_int_equal(dm_store_domain_insert_many(st, ds, n, NULL, NULL, res), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(res[i], 0);
+        free(res);
+        free(ds);
+}
+
 static struct dm_domain get_domain(struct dm_store *st, const char *name)
 {
         struct dm_domain d;
@@ -2558,16 +2580,7 @@ static void test_concurrency(void **state)
 {
         struct fixture *f = *state;
         enum { N = 200, WORKERS = 4 };
-        struct dm_domain *ds = calloc(N, sizeof(*ds));
-        int *res = calloc(N, sizeof(*res));
-        assert_non_null(ds);
-        assert_non_null(res);
-        for (size_t i = 0; i < N; i++) {
-                char name[64];
-                snprintf(name, sizeof(name), "c%03zu.example", i);
-                ds[i] = make_domain(name, 1000);
-        }
-        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, NULL, NULL, res), 0);
+        add_domains(f->st, "c", 3, N, 1000, 0);
 
         int64_t base = dm_now_ms() + 1000;
         struct worker w[WORKERS];
@@ -2593,8 +2606,6 @@ static void test_concurrency(void **state)
         assert_true(claimed >= N);
         assert_true(committed > 0);
         assert_int_equal(count_changes(f->st, 0), committed);
-        free(res);
-        free(ds);
 }
 
 /* Schedulers claiming the same instant at once: every due domain exactly once. */
@@ -3105,20 +3116,8 @@ static void test_registration_state_and_history(void **state)
 static void test_registration_claim_skips_other_checks(void **state)
 {
         struct fixture *f = *state;
-        enum { N = 2500 }; /* more than two walks of one statement */
-        struct dm_domain *ds = calloc(N, sizeof(*ds));
-        int *res = calloc(N, sizeof(*res));
-        assert_non_null(ds);
-        assert_non_null(res);
-        for (size_t i = 0; i < N; i++) {
-                char name[64];
-                snprintf(name, sizeof(name), "dns%04zu.example", i);
-                ds[i] = make_domain(name, 0);
-                ds[i].checks = DM_CHECKS_DNS | DM_CHECKS_TLS;
-        }
-        assert_int_equal(dm_store_domain_insert_many(f->st, ds, N, NULL, NULL, res), 0);
-        for (size_t i = 0; i < N; i++)
-                assert_int_equal(res[i], 0);
+        /* More than two walks of one statement. */
+        add_domains(f->st, "dns", 4, 2500, 0, DM_CHECKS_DNS | DM_CHECKS_TLS);
         struct dm_domain r = make_domain("reg.example", 0);
         r.checks = DM_CHECKS_DNS | DM_CHECKS_REGISTRATION;
         assert_int_equal(dm_store_domain_insert(f->st, &r, NULL, NULL), 0);
@@ -3149,8 +3148,6 @@ static void test_registration_claim_skips_other_checks(void **state)
         }
         assert_int_equal(dm_store_reg_claim_due(f->st, later, iv, DM_CHECKS_ALL, 8, tasks, &n), 0);
         assert_int_equal(n, 0);
-        free(ds);
-        free(res);
 }
 
 #define CONTRACT(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
