@@ -1,5 +1,5 @@
-# bench/lib.sh: the set-up the DNS benchmarks share, sourced by bench/scan and
-# bench/distributed: a generated zone of N names (A, AAAA, MX, TXT each) served by a
+# bench/lib.sh: the set-up the benchmarks share, sourced by bench/scan, bench/distributed
+# and bench/store: a generated zone of N names (A, AAAA, MX, TXT each) served by a
 # loopback Knot, the matching dnsperf query file, a free port, an import of the names
 # through the API of a running domain-service, and the median and ratio helpers.
 #
@@ -7,6 +7,12 @@
 # calls bench_stop_pids from its exit trap.
 
 BENCH_PIDS=()
+
+# The benchmarks' PostgreSQL (scripts/pg.sh) gets buffers that hold the domains table and
+# its indexes at 1,000,000 domains (about 700 MB), as docs/deploy.md advises for real
+# servers: 128 MB, PostgreSQL's default, makes every claim at that size read and write
+# pages through the kernel. The same setting at every size. PG_OPTIONS adds to it.
+PG_BENCH_OPTIONS="-c shared_buffers=1GB ${PG_OPTIONS:-}"
 
 die() {
         echo "$BENCH: $*" >&2

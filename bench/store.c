@@ -9,6 +9,8 @@
  *              every domain new, so 4 current rows, 4 history entries and 4 outbox events
  *              each (the first cycle after an import)
  *   unchanged  the next cycle: claim and commit with the fingerprint unchanged
+ *   rescan     request_scan_all (every domain due at one instant, as `domainmon scan` and
+ *              bench/distributed make them), then claim and commit them all unchanged
  *   drain      outbox_claim + outbox_delete in rounds of 1,000 (the relay)
  * and printed as one line per step: `step=first seconds=... domains_per_s=... rows_per_s=...`
  * (rows: current rows + history entries + events written). bench/store runs it on SQLite
@@ -37,13 +39,19 @@ static int die(const char *what, int err)
         exit(1);
 }
 
+/* Milliseconds the step being timed spent in claims and in commits (bench_cycle). */
+static int64_t cycle_claim_ms, cycle_commit_ms;
+
 static void report(const char *step, int64_t t0, size_t domains, size_t rows)
 {
         double s = (double)(dm_mono_ms() - t0) / 1000.0;
         if (s <= 0)
                 s = 0.001;
-        printf("step=%s seconds=%.2f domains=%zu domains_per_s=%.0f rows=%zu rows_per_s=%.0f\n",
-               step, s, domains, (double)domains / s, rows, (double)rows / s);
+        printf("step=%s seconds=%.2f domains=%zu domains_per_s=%.0f rows=%zu rows_per_s=%.0f "
+               "claim_s=%.2f commit_s=%.2f\n",
+               step, s, domains, (double)domains / s, rows, (double)rows / s,
+               (double)cycle_claim_ms / 1000.0, (double)cycle_commit_ms / 1000.0);
+        cycle_claim_ms = cycle_commit_ms = 0;
         fflush(stdout);
 }
 
@@ -95,6 +103,7 @@ struct cycle_buffers {
 static size_t bench_cycle(struct dm_store *st, struct cycle_buffers *b, int64_t now, bool first,
                           size_t *ret_rows)
 {
+        cycle_claim_ms = cycle_commit_ms = 0;
         struct dm_claim_opts opts = {.now = now,
                                      .limit = CLAIM_BATCH,
                                      .default_interval_ms = INTERVAL_MS,
@@ -102,7 +111,9 @@ static size_t bench_cycle(struct dm_store *st, struct cycle_buffers *b, int64_t 
         size_t total = 0, rows = 0;
         for (;;) {
                 size_t n = 0;
+                int64_t t0 = dm_mono_ms();
                 int r = dm_store_claim_due(st, &opts, b->tasks, &n);
+                cycle_claim_ms += dm_mono_ms() - t0;
                 if (r < 0)
                         die("claim_due", r);
                 if (n == 0)
@@ -141,7 +152,9 @@ static size_t bench_cycle(struct dm_store *st, struct cycle_buffers *b, int64_t 
                         it->changes = b->changes[k];
                         it->nchanges = TYPES;
                 }
+                t0 = dm_mono_ms();
                 r = dm_store_dns_commit(st, b->items, n, bench_event, NULL);
+                cycle_commit_ms += dm_mono_ms() - t0;
                 if (r < 0)
                         die("dns_commit", r);
                 for (size_t k = 0; k < n; k++) {
@@ -224,6 +237,15 @@ int main(int argc, char **argv)
          * and a half intervals later every domain is due once. */
         claimed = bench_cycle(st, b, now + INTERVAL_MS * 3 / 2, false, &rows);
         report("unchanged", t0, claimed, 0);
+
+        t0 = dm_mono_ms();
+        int64_t again = now + INTERVAL_MS * 3 / 2 + 1000;
+        size_t due = 0;
+        r = dm_store_domain_request_scan_all(st, again, &due);
+        if (r < 0)
+                die("request_scan_all", r);
+        claimed = bench_cycle(st, b, again, false, &rows);
+        report("rescan", t0, claimed, 0);
 
         t0 = dm_mono_ms();
         size_t drained = 0;

@@ -14,7 +14,7 @@
 # user, which then owns DIR. Durability is switched off (fsync, full page writes): the
 # cluster lives for one test run. Logs: DIR/server.log. PG_BIN overrides the binaries'
 # folder; PG_KEEP=1 keeps DIR on stop; PG_OPTIONS adds server settings to the start
-# (`-c shared_buffers=1GB`, as the benchmarks of 1,000,000 domains do).
+# (`-c shared_buffers=1GB`, as the benchmarks do: see PG_BENCH_OPTIONS in bench/lib.sh).
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}

@@ -264,18 +264,25 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_SETTING_GET] = "SELECT value FROM settings WHERE name = $1::text",
     /* The SQLite backend's slot formula: the first instant after t = now + iv/2 that is
      * phase modulo iv, t + iv - ((t - phase) mod iv), the mod taken twice to stay
-     * non-negative. The due rows are picked and locked by an InitPlan,
-     * which runs once: rows another scheduler holds are skipped, and a row another one has
-     * just moved fails the re-check of next_check_at <= now. `id = ANY (ARRAY(...))` makes
-     * the update fetch the claimed rows by primary key; a join with the subquery would be
-     * planned, in the generic plan of a prepared statement, as a hash of the whole table. */
-    [STMT_CLAIM] = "UPDATE domains SET next_check_at = (SELECT $1::bigint + iv / 2 + iv - "
+     * non-negative. The due rows are picked and locked once, in the CTE: rows another
+     * scheduler holds are skipped, and a row another one has just moved fails the re-check
+     * of next_check_at <= now. The walk starts after ($5, $6), where the last full claim of
+     * this process ended (see pg_claim_due), and the last row picked is returned with every
+     * row. `id = ANY (ARRAY(...))` makes the update fetch the claimed rows by primary key; a
+     * join with the CTE would be planned, in the generic plan of a prepared statement, as a
+     * hash of the whole table. */
+    [STMT_CLAIM] = "WITH picked AS MATERIALIZED (SELECT id, next_check_at FROM domains "
+                   "WHERE enabled AND next_check_at <= $1::bigint AND (next_check_at, id) > "
+                   "($5::bigint, $6::bigint) ORDER BY next_check_at, id LIMIT $4::bigint "
+                   "FOR UPDATE SKIP LOCKED), "
+                   "last AS (SELECT next_check_at, id FROM picked "
+                   "ORDER BY next_check_at DESC, id DESC LIMIT 1) "
+                   "UPDATE domains SET next_check_at = (SELECT $1 + iv / 2 + iv - "
                    "((($1 + iv / 2 - phase_ms) % iv) + iv) % iv FROM (SELECT greatest(coalesce("
                    "nullif(interval_ms, 0), $2::bigint), $3::bigint)) AS s(iv)) "
-                   "WHERE id = ANY (ARRAY(SELECT id FROM domains "
-                   "WHERE enabled AND next_check_at <= $1 ORDER BY next_check_at, id "
-                   "LIMIT $4::bigint FOR UPDATE SKIP LOCKED)) "
-                   "RETURNING id, name, record_types, dns_fp, checks, tls_ports, tls_fp",
+                   "WHERE id = ANY (ARRAY(SELECT id FROM picked)) "
+                   "RETURNING id, name, record_types, dns_fp, checks, tls_ports, tls_fp, "
+                   "(SELECT next_check_at FROM last), (SELECT id FROM last)",
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status FROM dns_current WHERE domain_id = $1::bigint ORDER BY type",
     /* Every domain of a batch, locked in id order: two commits with overlapping batches
@@ -427,6 +434,10 @@ struct pg_store {
         size_t nidle;
 
         atomic_bool down; /* the last connection attempt failed: logged once per outage */
+
+        /* Where this process's last full claim ended, under lock (see pg_claim_due). */
+        bool claim_resume;
+        int64_t claim_after_at, claim_after_id;
 };
 
 static struct pg_store *pg_of(struct dm_store *st)
@@ -2002,17 +2013,35 @@ static int pg_setting_init(struct dm_store *st, const char *name, const char *va
 
 /* ---- scheduling ---- */
 
-static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
-                        struct dm_scan_task *ret_tasks, size_t *ret_n)
+/* A claim takes the first due rows in (next_check_at, id) order. The rows it moves keep
+ * their old entries in `domains_due` until vacuum, at the front of the due range; a claim
+ * from the front would walk past every one of them again, which grows with the square of
+ * the domains made due at once (a scan of them all, or a backlog). So a claim that came
+ * back full resumes where it ended. A resumed claim that comes back short goes on from the
+ * front for the rest, so that a short answer still means nothing else is due: a row passed
+ * over (locked at the time by another claim or a commit, or made due behind the resume
+ * point) is taken then. A clock set back behind the resume point starts from the front. */
+static int pg_claim_once(struct pg_store *s, const struct dm_claim_opts *opts, int64_t limit,
+                         struct dm_scan_task *ret_tasks, size_t *ret_n)
 {
-        struct pg_store *s = pg_of(st);
         struct pg_params p = {0};
         struct pg_conn *c;
         PGresult *r = NULL;
+        int64_t after_at = INT64_MIN, after_id = 0;
+        pthread_mutex_lock(&s->lock);
+        bool resumed = s->claim_resume && s->claim_after_at <= opts->now;
+        if (resumed) {
+                after_at = s->claim_after_at;
+                after_id = s->claim_after_id;
+        }
+        s->claim_resume = false;
+        pthread_mutex_unlock(&s->lock);
         param_i64(&p, opts->now);
         param_i64(&p, opts->default_interval_ms);
         param_i64(&p, opts->min_interval_ms);
-        param_i64(&p, clamp_limit(opts->limit));
+        param_i64(&p, limit);
+        param_i64(&p, after_at);
+        param_i64(&p, after_id);
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
@@ -2020,8 +2049,9 @@ static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
         pool_put(s, c);
         if (ret < 0)
                 return ret;
+        int rows = PQntuples(r);
         size_t n = 0;
-        for (int row = 0; row < PQntuples(r) && n < opts->limit; row++) {
+        for (int row = 0; row < rows && n < (size_t)limit; row++) {
                 struct dm_scan_task *t = &ret_tasks[n++];
                 memset(t, 0, sizeof(*t));
                 t->domain_id = col_int(r, row, 0);
@@ -2032,7 +2062,37 @@ static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
                 col_ports(r, row, 5, t->domain_id, t->tls_ports, &t->ntls_ports);
                 col_fp(r, row, 6, t->tls_fp);
         }
+        if (rows >= limit) {
+                pthread_mutex_lock(&s->lock);
+                s->claim_resume = true;
+                s->claim_after_at = col_int(r, 0, 7);
+                s->claim_after_id = col_int(r, 0, 8);
+                pthread_mutex_unlock(&s->lock);
+        }
         PQclear(r);
+        *ret_n = n;
+        return resumed ? 1 : 0;
+}
+
+static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
+                        struct dm_scan_task *ret_tasks, size_t *ret_n)
+{
+        struct pg_store *s = pg_of(st);
+        int64_t limit = clamp_limit(opts->limit);
+        size_t n = 0;
+        *ret_n = 0;
+        if (limit == 0)
+                return 0;
+        int r = pg_claim_once(s, opts, limit, ret_tasks, &n);
+        if (r < 0)
+                return r;
+        if (r == 1 && n < (size_t)limit) {
+                size_t more = 0;
+                r = pg_claim_once(s, opts, limit - (int64_t)n, ret_tasks + n, &more);
+                if (r < 0 && n == 0)
+                        return r;
+                n += more;
+        }
         *ret_n = n;
         return 0;
 }

@@ -1238,6 +1238,51 @@ static void test_claim_due(void **state)
         assert_string_equal(tasks[0].name, "disabled.example");
 }
 
+/* Claims that come back full, one after the other, the way a scheduler drains a backlog:
+ * a domain made due behind the rows already taken (here: at an earlier instant) is still
+ * taken within the pass, and no domain is taken twice. */
+static void test_claim_pass_takes_every_due(void **state)
+{
+        struct fixture *f = *state;
+        enum { N = 25, LIMIT = 10 };
+        add_domains(f->st, "pass", 3, N, 0, DM_CHECKS_DNS);
+        int64_t now = dm_now_ms() + 1000;
+        struct dm_claim_opts opts = {.now = now,
+                                     .limit = LIMIT,
+                                     .default_interval_ms = TEN_MIN_MS,
+                                     .min_interval_ms = MIN_MS};
+        struct dm_scan_task tasks[LIMIT];
+        int seen[N + 1] = {0};
+        size_t n = 0, total = 0, rounds = 0;
+        char again[sizeof(tasks[0].name)] = "";
+        for (;;) {
+                assert_int_equal(dm_store_claim_due(f->st, &opts, tasks, &n), 0);
+                rounds++;
+                for (size_t i = 0; i < n; i++) {
+                        int k = atoi(tasks[i].name + 4);
+                        assert_true(k >= 0 && k < N);
+                        seen[k]++;
+                }
+                total += n;
+                if (rounds == 1) {
+                        /* The first domain taken, due again before every other one. */
+                        assert_int_equal(n, LIMIT);
+                        snprintf(again, sizeof(again), "%s", tasks[0].name);
+                        struct dm_domain d = get_domain(f->st, again);
+                        assert_int_equal(
+                            dm_store_domain_request_scan(f->st, again, d.created_at - 5000), 0);
+                }
+                if (n < LIMIT)
+                        break;
+        }
+        assert_int_equal(total, N + 1);
+        int k0 = atoi(again + 4);
+        for (int k = 0; k < N; k++)
+                assert_int_equal(seen[k], k == k0 ? 2 : 1);
+        assert_int_equal(dm_store_claim_due(f->st, &opts, tasks, &n), 0);
+        assert_int_equal(n, 0);
+}
+
 static void test_claim_spread(void **state)
 {
         struct fixture *f = *state;
@@ -3171,6 +3216,7 @@ int main(void)
             CONTRACT(test_settings),
             CONTRACT(test_claim_due),
             CONTRACT(test_claim_spread),
+            CONTRACT(test_claim_pass_takes_every_due),
             CONTRACT(test_request_scan),
             CONTRACT(test_dns_commit_first_and_unchanged),
             CONTRACT(test_dns_commit_conflict_and_replay),
