@@ -231,3 +231,18 @@ ratio() {
 field() {
         echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1
 }
+
+# tree_ticks PID...: the CPU time (clock ticks, user + system) the processes and every
+# process under them have used, counting children that already exited (cutime/cstime).
+tree_ticks() {
+        local pid kids sum=0 t
+        for pid in "$@"; do
+                [ -r "/proc/$pid/stat" ] || continue
+                t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }') || t=0
+                sum=$((sum + ${t:-0}))
+                kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+                # shellcheck disable=SC2086 # one pid a word
+                [ -z "${kids// /}" ] || sum=$((sum + $(tree_ticks $kids)))
+        done
+        echo "$sum"
+}
