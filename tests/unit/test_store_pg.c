@@ -467,6 +467,34 @@ static void test_claims_one_at_a_time(void **state)
         assert_int_equal(ct.n, 2);
 }
 
+/* A claim lock held by a process that no longer answers (its connection not yet dropped)
+ * does not stop the claims: after the wait (5 s) a claim goes ahead without it. */
+static void test_claim_lock_stuck(void **state)
+{
+        (void)state;
+        struct dm_store *st = open_store(pg_url);
+        assert_int_equal(dm_store_wipe(st), 0);
+        struct dm_domain a = make_domain("one.example"), b = make_domain("two.example");
+        assert_int_equal(dm_store_domain_insert(st, &a, NULL, NULL), 0);
+        assert_int_equal(dm_store_domain_insert(st, &b, NULL, NULL), 0);
+
+        PGconn *admin = admin_connect();
+        admin_exec(admin, "BEGIN");
+        admin_exec(admin, "SELECT pg_advisory_xact_lock(1684893550, 3)");
+        struct claim_thread ct = {.st = st};
+        atomic_init(&ct.done, false);
+        int64_t t0 = dm_mono_ms();
+        claim_main(&ct);
+        int64_t took = dm_mono_ms() - t0;
+        admin_exec(admin, "COMMIT");
+        PQfinish(admin);
+        dm_store_free(st);
+
+        assert_int_equal(ct.ret, 0);
+        assert_int_equal(ct.n, 2);
+        assert_true(took >= 4000 && took < 60000);
+}
+
 /* ---- making every domain due while a commit holds rows ---- */
 
 struct scan_all {
@@ -552,6 +580,7 @@ int main(void)
             cmocka_unit_test(test_pool_many_threads),
             cmocka_unit_test(test_claim_skips_locked),
             cmocka_unit_test(test_claims_one_at_a_time),
+            cmocka_unit_test(test_claim_lock_stuck),
             cmocka_unit_test(test_request_scan_all_lock_order),
             cmocka_unit_test(test_server_restart),
         };
