@@ -40,11 +40,6 @@
 #define PG_LOCK_CLASS 0x646d6f6e /* "dmon" */
 #define PG_LOCK_MIGRATE 1
 #define PG_LOCK_FIRST_KEY 2
-#define PG_LOCK_CLAIM 3
-/* How long a claim waits for another process's claim before it goes ahead alone: claims
- * of 1,000 take tens of milliseconds, so a holder this slow is stuck (a host cut off whose
- * connection the server has not dropped yet). */
-#define PG_CLAIM_LOCK_WAIT "5s"
 /* A migration waits this long for another process's migrations before giving up. */
 #define PG_MIGRATE_LOCK_TIMEOUT "SET lock_timeout = '600s'"
 /* Most bytes one array parameter or COPY may hold (PostgreSQL takes 1 GB in one value). */
@@ -65,7 +60,6 @@ enum pg_stmt_id {
         STMT_LOCK,
         STMT_UNLOCK,
         STMT_XACT_LOCK,
-        STMT_XACT_LOCK_WAIT,
         STMT_MIGRATION_APPLIED,
         STMT_MIGRATION_RECORD,
         STMT_DOMAIN_INSERT,
@@ -165,10 +159,6 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
     [STMT_LOCK] = "SELECT pg_advisory_lock($1::integer, $2::integer)",
     [STMT_UNLOCK] = "SELECT pg_advisory_unlock($1::integer, $2::integer)",
     [STMT_XACT_LOCK] = "SELECT pg_advisory_xact_lock($1::integer, $2::integer)",
-    /* The lock's wait bounded by lock_timeout, set for this transaction first (the target
-     * list is evaluated in order). */
-    [STMT_XACT_LOCK_WAIT] = "SELECT set_config('lock_timeout', $3::text, true), "
-                            "pg_advisory_xact_lock($1::integer, $2::integer)",
     [STMT_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = $1::bigint",
     [STMT_MIGRATION_RECORD] = "INSERT INTO schema_migrations (version, name, applied_at) "
                               "VALUES ($1::bigint, $2::text, $3::bigint)",
@@ -944,8 +934,6 @@ static int pg_fail(struct pg_conn *c, PGresult *r, const char *what)
         int ret = DM_ESTORE;
         if (state && strcmp(state, "23505") == 0) {
                 ret = DM_EEXIST; /* unique_violation */
-        } else if (state && strcmp(state, "55P03") == 0) {
-                ret = DM_ETIMEDOUT; /* lock_not_available: the caller says what it waited for */
         } else {
                 char m[256], q[300];
                 const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->pq);
@@ -1200,8 +1188,6 @@ static int pg_migrate(struct dm_store *st, int *ret_applied)
         ret = pg_exec(c, PG_MIGRATE_LOCK_TIMEOUT, "migrate");
         if (ret == 0)
                 ret = pg_run(c, STMT_LOCK, &lock, "migrate lock", NULL);
-        if (ret == DM_ETIMEDOUT)
-                dm_log_error("store", "msg=\"another process held the migration lock for 600 s\"");
         if (ret < 0)
                 goto out_put;
         ret = pg_exec(c,
@@ -2034,19 +2020,11 @@ static int pg_setting_init(struct dm_store *st, const char *name, const char *va
  * back full resumes where it ended. A resumed claim that comes back short goes on from the
  * front for the rest, so that a short answer still means nothing else is due: a row passed
  * over (locked at the time by another claim or a commit, or made due behind the resume
- * point) is taken then. A clock set back behind the resume point starts from the front.
- *
- * Claims run one at a time across every process, behind a transaction-scoped advisory
- * lock, and the claim's snapshot is taken once the lock is held. Two claims at once walk
- * the same front of the due range: each passes over the rows the other has locked or has
- * just moved (re-checking each moved row's newest version), and with two DNS services at
- * 1,000,000 domains due at once that made a claimed domain cost 1.4 times the buffers and
- * 5.5 times the time it costs when one process claims (docs/internals/store.md). A claim
- * that waits too long for the lock goes ahead without it. */
+ * point) is taken then. A clock set back behind the resume point starts from the front. */
 static int pg_claim_once(struct pg_store *s, const struct dm_claim_opts *opts, int64_t limit,
                          struct dm_scan_task *ret_tasks, size_t *ret_n)
 {
-        struct pg_params p = {0}, lock = {0};
+        struct pg_params p = {0};
         struct pg_conn *c;
         PGresult *r = NULL;
         int64_t after_at = INT64_MIN, after_id = 0;
@@ -2064,31 +2042,11 @@ static int pg_claim_once(struct pg_store *s, const struct dm_claim_opts *opts, i
         param_i64(&p, limit);
         param_i64(&p, after_at);
         param_i64(&p, after_id);
-        param_i32(&lock, PG_LOCK_CLASS);
-        param_i32(&lock, PG_LOCK_CLAIM);
-        param_text(&lock, PG_CLAIM_LOCK_WAIT);
         int ret = pool_get(s, &c);
         if (ret < 0)
                 return ret;
-        ret = tx_begin(c);
-        if (ret == 0)
-                ret = pg_run(c, STMT_XACT_LOCK_WAIT, &lock, "claim", NULL);
-        if (ret == DM_ETIMEDOUT) {
-                /* Claims are right without taking turns, only slower. */
-                dm_log_warn("store", "msg=\"another process's claim held the claim lock for "
-                                     "over " PG_CLAIM_LOCK_WAIT "; claiming without it\"");
-                ret = pg_exec(c, "ROLLBACK", "claim");
-                if (ret == 0)
-                        ret = tx_begin(c);
-        }
-        if (ret == 0)
-                ret = pg_run(c, STMT_CLAIM, &p, "claim", &r);
-        if (ret == 0) {
-                ret = tx_commit(c);
-                if (ret < 0)
-                        PQclear(r);
-        }
-        pool_put(s, c); /* rolls back what did not commit */
+        ret = pg_run(c, STMT_CLAIM, &p, "claim", &r);
+        pool_put(s, c);
         if (ret < 0)
                 return ret;
         int rows = PQntuples(r);

@@ -405,96 +405,6 @@ static void test_claim_skips_locked(void **state)
         dm_store_free(st);
 }
 
-/* ---- claims one at a time ---- */
-
-struct claim_thread {
-        pthread_t thread;
-        struct dm_store *st;
-        struct dm_scan_task tasks[8];
-        size_t n;
-        int ret;
-        atomic_bool done;
-};
-
-static void *claim_main(void *arg)
-{
-        struct claim_thread *a = arg;
-        struct dm_claim_opts opts = {.now = dm_now_ms() + 1000,
-                                     .limit = 8,
-                                     .default_interval_ms = TEN_MIN_MS,
-                                     .min_interval_ms = MIN_MS};
-        a->ret = dm_store_claim_due(a->st, &opts, a->tasks, &a->n);
-        atomic_store(&a->done, true);
-        return NULL;
-}
-
-/* Another process's claim in flight holds the claim lock (lib/store/pg.c: the "dmon" class,
- * key 3): this one waits for it, then takes every due domain. */
-static void test_claims_one_at_a_time(void **state)
-{
-        (void)state;
-        struct dm_store *st = open_store(pg_url);
-        assert_int_equal(dm_store_wipe(st), 0);
-        struct dm_domain a = make_domain("one.example"), b = make_domain("two.example");
-        assert_int_equal(dm_store_domain_insert(st, &a, NULL, NULL), 0);
-        assert_int_equal(dm_store_domain_insert(st, &b, NULL, NULL), 0);
-
-        PGconn *admin = admin_connect();
-        admin_exec(admin, "BEGIN");
-        admin_exec(admin, "SELECT pg_advisory_xact_lock(1684893550, 3)");
-
-        struct claim_thread ct = {.st = st};
-        atomic_init(&ct.done, false);
-        assert_int_equal(pthread_create(&ct.thread, NULL, claim_main, &ct), 0);
-        PGconn *watch = admin_connect();
-        int64_t deadline = dm_mono_ms() + 30000;
-        int64_t waiting = 0;
-        while (!atomic_load(&ct.done) && dm_mono_ms() < deadline &&
-               (waiting = admin_count(watch, "SELECT count(*) FROM pg_stat_activity WHERE "
-                                             "wait_event_type = 'Lock' AND "
-                                             "wait_event = 'advisory'")) == 0)
-                usleep(20000);
-        bool claimed_early = atomic_load(&ct.done);
-        admin_exec(admin, "COMMIT");
-        pthread_join(ct.thread, NULL);
-        PQfinish(watch);
-        PQfinish(admin);
-        dm_store_free(st);
-
-        assert_false(claimed_early);
-        assert_int_equal(waiting, 1);
-        assert_int_equal(ct.ret, 0);
-        assert_int_equal(ct.n, 2);
-}
-
-/* A claim lock held by a process that no longer answers (its connection not yet dropped)
- * does not stop the claims: after the wait (5 s) a claim goes ahead without it. */
-static void test_claim_lock_stuck(void **state)
-{
-        (void)state;
-        struct dm_store *st = open_store(pg_url);
-        assert_int_equal(dm_store_wipe(st), 0);
-        struct dm_domain a = make_domain("one.example"), b = make_domain("two.example");
-        assert_int_equal(dm_store_domain_insert(st, &a, NULL, NULL), 0);
-        assert_int_equal(dm_store_domain_insert(st, &b, NULL, NULL), 0);
-
-        PGconn *admin = admin_connect();
-        admin_exec(admin, "BEGIN");
-        admin_exec(admin, "SELECT pg_advisory_xact_lock(1684893550, 3)");
-        struct claim_thread ct = {.st = st};
-        atomic_init(&ct.done, false);
-        int64_t t0 = dm_mono_ms();
-        claim_main(&ct);
-        int64_t took = dm_mono_ms() - t0;
-        admin_exec(admin, "COMMIT");
-        PQfinish(admin);
-        dm_store_free(st);
-
-        assert_int_equal(ct.ret, 0);
-        assert_int_equal(ct.n, 2);
-        assert_true(took >= 4000 && took < 60000);
-}
-
 /* ---- making every domain due while a commit holds rows ---- */
 
 struct scan_all {
@@ -579,8 +489,6 @@ int main(void)
             cmocka_unit_test(test_reconnect_after_terminate),
             cmocka_unit_test(test_pool_many_threads),
             cmocka_unit_test(test_claim_skips_locked),
-            cmocka_unit_test(test_claims_one_at_a_time),
-            cmocka_unit_test(test_claim_lock_stuck),
             cmocka_unit_test(test_request_scan_all_lock_order),
             cmocka_unit_test(test_server_restart),
         };
