@@ -232,8 +232,10 @@ field() {
         echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1
 }
 
-# tree_ticks PID...: the CPU time (clock ticks, user + system) the processes and every
-# process under them have used, counting children that already exited (cutime/cstime).
+# tree_ticks PID...: the CPU time (clock ticks, CLK_TCK a second; user + system) the
+# processes and every process under them have used, counting children that already exited
+# (cutime/cstime).
+CLK_TCK=$(getconf CLK_TCK)
 tree_ticks() {
         local pid kids sum=0 t
         for pid in "$@"; do
