@@ -7,7 +7,6 @@ on the next scans, and a renewal arms it again. Every wait is a poll with a dead
 import copy
 import datetime
 import json
-import os
 
 import pytest
 
@@ -173,9 +172,9 @@ def test_certificate_expiring_fires_the_nearest_threshold_once_and_renewal_rearm
 
 
 def test_registration_expiring_fires_once_and_renewal_rearms(receiver_factory, smtp,  # noqa: F811
-                                                             domainmon_factory):
+                                                             domainmon_factory, tmp_path):
     rdap = RdapServer()
-    path = bootstrap_file(rdap.port)
+    path = bootstrap_file(tmp_path, rdap.port)
     try:
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         doc = copy.deepcopy(RDAP_DOC)
@@ -228,7 +227,6 @@ def test_registration_expiring_fires_once_and_renewal_rearms(receiver_factory, s
         assert parse_time(d["registration_expires_at"]) == now + datetime.timedelta(days=13)
     finally:
         rdap.close()
-        os.unlink(path)
 
 
 @pytest.mark.skipif(not PG_URL, reason="DM_TEST_PG_URL not set")
