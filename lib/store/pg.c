@@ -96,6 +96,9 @@ enum pg_stmt_id {
         STMT_SETTING_INSERT,
         STMT_SETTING_GET,
         STMT_CLAIM,
+        STMT_CLAIM_POINT_GET,
+        STMT_CLAIM_POINT_MOVE,
+        STMT_CLAIM_POINT_CLEAR,
         STMT_CURRENT,
         STMT_COMMIT_LOCK,
         STMT_COMMIT_DOMAINS,
@@ -283,6 +286,13 @@ static const char *const pg_stmt_sql[STMT_COUNT] = {
                    "WHERE id = ANY (ARRAY(SELECT id FROM picked)) "
                    "RETURNING id, name, record_types, dns_fp, checks, tls_ports, tls_fp, "
                    "(SELECT next_check_at FROM last), (SELECT id FROM last)",
+    /* The resume point all processes share (see pg_claim_due). It only moves forward, and
+     * is cleared only if no other claim has moved it since it was read. */
+    [STMT_CLAIM_POINT_GET] = "SELECT at_ms, domain_id FROM claim_resume WHERE at_ms IS NOT NULL",
+    [STMT_CLAIM_POINT_MOVE] = "UPDATE claim_resume SET at_ms = $1::bigint, domain_id = $2::bigint "
+                              "WHERE at_ms IS NULL OR (at_ms, domain_id) < ($1, $2)",
+    [STMT_CLAIM_POINT_CLEAR] = "UPDATE claim_resume SET at_ms = NULL, domain_id = NULL "
+                               "WHERE at_ms = $1::bigint AND domain_id = $2::bigint",
     [STMT_CURRENT] = "SELECT type, status, ttl, vals, error, checked_at, changed_at, "
                      "answer_status FROM dns_current WHERE domain_id = $1::bigint ORDER BY type",
     /* Every domain of a batch, locked in id order: two commits with overlapping batches
@@ -2020,38 +2030,67 @@ static int pg_setting_init(struct dm_store *st, const char *name, const char *va
  * back full resumes where it ended. A resumed claim that comes back short goes on from the
  * front for the rest, so that a short answer still means nothing else is due: a row passed
  * over (locked at the time by another claim or a commit, or made due behind the resume
- * point) is taken then. A clock set back behind the resume point starts from the front. */
-static int pg_claim_once(struct pg_store *s, const struct dm_claim_opts *opts, int64_t limit,
-                         struct dm_scan_task *ret_tasks, size_t *ret_n)
+ * point) is taken then. A clock set back behind the resume point starts from the front.
+ *
+ * Every process claims from the same due range, so the resume point is also kept in the
+ * database (`claim_resume`): a claim starts after the later of this process's point and the
+ * shared one, and a full claim moves the shared one forward. Without it, each claim of one
+ * process would walk past every row the others claimed since its own last claim. A claim
+ * from the front that comes back short clears the shared point, as it would this
+ * process's; a point that is stale or lost costs a walk, never a domain. */
+struct claim_point {
+        bool set;
+        int64_t at, id;
+};
+
+static bool claim_point_after(const struct claim_point *a, const struct claim_point *b)
+{
+        return a->set && (!b->set || a->at > b->at || (a->at == b->at && a->id > b->id));
+}
+
+/* The shared point, if there is one. A failure leaves it unset: the claim then starts from
+ * this process's own point. */
+static struct claim_point claim_point_shared(struct pg_conn *c)
+{
+        struct claim_point sp = {0};
+        PGresult *r = NULL;
+        if (pg_run(c, STMT_CLAIM_POINT_GET, NULL, "claim point", &r) < 0)
+                return sp;
+        if (PQntuples(r) == 1)
+                sp = (struct claim_point){true, col_int(r, 0, 0), col_int(r, 0, 1)};
+        PQclear(r);
+        return sp;
+}
+
+static void claim_point_write(struct pg_conn *c, enum pg_stmt_id id, const struct claim_point *pt,
+                              const char *what)
 {
         struct pg_params p = {0};
-        struct pg_conn *c;
+        param_i64(&p, pt->at);
+        param_i64(&p, pt->id);
+        (void)pg_run(c, id, &p, what, NULL); /* logged; the claim stands either way */
+}
+
+/* One claim statement of at most `limit` rows after `from` (from the front if unset).
+ * Returns the number of rows claimed; *ret_last is set if the claim came back full. */
+static int pg_claim_once(struct pg_conn *c, const struct dm_claim_opts *opts, int64_t limit,
+                         const struct claim_point *from, struct dm_scan_task *ret_tasks,
+                         struct claim_point *ret_last)
+{
+        struct pg_params p = {0};
         PGresult *r = NULL;
-        int64_t after_at = INT64_MIN, after_id = 0;
-        pthread_mutex_lock(&s->lock);
-        bool resumed = s->claim_resume && s->claim_after_at <= opts->now;
-        if (resumed) {
-                after_at = s->claim_after_at;
-                after_id = s->claim_after_id;
-        }
-        s->claim_resume = false;
-        pthread_mutex_unlock(&s->lock);
         param_i64(&p, opts->now);
         param_i64(&p, opts->default_interval_ms);
         param_i64(&p, opts->min_interval_ms);
         param_i64(&p, limit);
-        param_i64(&p, after_at);
-        param_i64(&p, after_id);
-        int ret = pool_get(s, &c);
-        if (ret < 0)
-                return ret;
-        ret = pg_run(c, STMT_CLAIM, &p, "claim", &r);
-        pool_put(s, c);
+        param_i64(&p, from->set ? from->at : INT64_MIN);
+        param_i64(&p, from->set ? from->id : 0);
+        int ret = pg_run(c, STMT_CLAIM, &p, "claim", &r);
         if (ret < 0)
                 return ret;
         int rows = PQntuples(r);
-        size_t n = 0;
-        for (int row = 0; row < rows && n < (size_t)limit; row++) {
+        int n = 0;
+        for (int row = 0; row < rows && n < limit; row++) {
                 struct dm_scan_task *t = &ret_tasks[n++];
                 memset(t, 0, sizeof(*t));
                 t->domain_id = col_int(r, row, 0);
@@ -2062,16 +2101,11 @@ static int pg_claim_once(struct pg_store *s, const struct dm_claim_opts *opts, i
                 col_ports(r, row, 5, t->domain_id, t->tls_ports, &t->ntls_ports);
                 col_fp(r, row, 6, t->tls_fp);
         }
-        if (rows >= limit) {
-                pthread_mutex_lock(&s->lock);
-                s->claim_resume = true;
-                s->claim_after_at = col_int(r, 0, 7);
-                s->claim_after_id = col_int(r, 0, 8);
-                pthread_mutex_unlock(&s->lock);
-        }
+        *ret_last = (struct claim_point){0};
+        if (rows >= limit)
+                *ret_last = (struct claim_point){true, col_int(r, 0, 7), col_int(r, 0, 8)};
         PQclear(r);
-        *ret_n = n;
-        return resumed ? 1 : 0;
+        return n;
 }
 
 static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
@@ -2079,21 +2113,52 @@ static int pg_claim_due(struct dm_store *st, const struct dm_claim_opts *opts,
 {
         struct pg_store *s = pg_of(st);
         int64_t limit = clamp_limit(opts->limit);
-        size_t n = 0;
+        struct pg_conn *c;
         *ret_n = 0;
         if (limit == 0)
                 return 0;
-        int r = pg_claim_once(s, opts, limit, ret_tasks, &n);
-        if (r < 0)
-                return r;
-        if (r == 1 && n < (size_t)limit) {
-                size_t more = 0;
-                r = pg_claim_once(s, opts, limit - (int64_t)n, ret_tasks + n, &more);
-                if (r < 0 && n == 0)
-                        return r;
-                n += more;
+        struct claim_point own = {0};
+        pthread_mutex_lock(&s->lock);
+        if (s->claim_resume && s->claim_after_at <= opts->now)
+                own = (struct claim_point){true, s->claim_after_at, s->claim_after_id};
+        s->claim_resume = false;
+        pthread_mutex_unlock(&s->lock);
+        int ret = pool_get(s, &c);
+        if (ret < 0)
+                return ret;
+        struct claim_point shared = claim_point_shared(c);
+        struct claim_point from = own, front = {0}, last;
+        if (shared.set && shared.at <= opts->now && claim_point_after(&shared, &own))
+                from = shared;
+        int n = pg_claim_once(c, opts, limit, &from, ret_tasks, &last);
+        int more = 0;
+        if (n >= 0 && !last.set && from.set) {
+                more = pg_claim_once(c, opts, limit - n, &front, ret_tasks + n, &last);
+                if (more < 0 && n == 0)
+                        n = more;
         }
-        *ret_n = n;
+        if (n < 0 || more < 0) { /* what was claimed stands; the points stay as they are */
+                pool_put(s, c);
+                if (n < 0)
+                        return n;
+                *ret_n = (size_t)n;
+                return 0;
+        }
+        n += more;
+        if (last.set) {
+                pthread_mutex_lock(&s->lock);
+                s->claim_resume = true;
+                s->claim_after_at = last.at;
+                s->claim_after_id = last.id;
+                pthread_mutex_unlock(&s->lock);
+                if (claim_point_after(&last, &shared))
+                        claim_point_write(c, STMT_CLAIM_POINT_MOVE, &last, "claim point");
+        } else if (shared.set) {
+                /* A claim from the front came back short: nothing else is due. */
+                claim_point_write(c, STMT_CLAIM_POINT_CLEAR, &shared, "claim point");
+        }
+        pool_put(s, c);
+        *ret_n = (size_t)n;
         return 0;
 }
 
@@ -3654,7 +3719,8 @@ static int pg_wipe(struct dm_store *st)
         ret = pg_exec(c,
                       "TRUNCATE alert_deliveries, alert_rules, outbox, dns_changes, dns_current, "
                       "tls_changes, tls_current, registration_changes, registration_current, "
-                      "api_keys, domains, sessions, settings",
+                      "api_keys, domains, sessions, settings; "
+                      "UPDATE claim_resume SET at_ms = NULL, domain_id = NULL",
                       "wipe");
         pool_put(s, c);
         return ret;

@@ -405,6 +405,73 @@ static void test_claim_skips_locked(void **state)
         dm_store_free(st);
 }
 
+/* ---- the resume point is shared between processes ---- */
+
+static void claim_names(struct dm_store *st, const struct dm_claim_opts *opts, char *out,
+                        size_t size)
+{
+        struct dm_scan_task tasks[8];
+        size_t n = 0;
+        assert_true(opts->limit <= 8);
+        assert_int_equal(dm_store_claim_due(st, opts, tasks, &n), 0);
+        out[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? " " : "",
+                         tasks[i].name);
+}
+
+static void test_claim_resumes_after_another_process(void **state)
+{
+        (void)state;
+        struct dm_store *a = open_store(pg_url), *b = open_store(pg_url);
+        assert_int_equal(dm_store_wipe(a), 0);
+        for (int i = 0; i < 8; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "d%d.example", i);
+                struct dm_domain d = make_domain(name);
+                assert_int_equal(dm_store_domain_insert(a, &d, NULL, NULL), 0);
+        }
+        PGconn *admin = admin_connect();
+        admin_exec(admin, "UPDATE domains SET next_check_at = 1000");
+        struct dm_claim_opts opts = {.now = dm_now_ms() + 1000,
+                                     .limit = 3,
+                                     .default_interval_ms = TEN_MIN_MS,
+                                     .min_interval_ms = MIN_MS};
+        char got[256];
+        claim_names(a, &opts, got, sizeof(got)); /* full: the shared point is after d2 */
+        assert_string_equal(got, "d0.example d1.example d2.example");
+
+        /* d1 due again, behind the point, as a row passed over would be. The other process
+         * starts after d2 and comes back full without walking the front. */
+        admin_exec(admin, "UPDATE domains SET next_check_at = 500 WHERE name = 'd1.example'");
+        claim_names(b, &opts, got, sizeof(got));
+        assert_string_equal(got, "d3.example d4.example d5.example");
+
+        /* Short after the point: the rest comes from the front, and as that came back short
+         * too, nothing else is due and the shared point is cleared. */
+        opts.limit = 5;
+        claim_names(a, &opts, got, sizeof(got));
+        assert_string_equal(got, "d6.example d7.example d1.example");
+        PGresult *r = PQexec(admin, "SELECT at_ms IS NULL FROM claim_resume");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(PQntuples(r), 1);
+        assert_string_equal(PQgetvalue(r, 0, 0), "t");
+        PQclear(r);
+
+        /* A point ahead of the clock (set back since) is not used: a third process starts
+         * from the front. */
+        admin_exec(admin, "UPDATE domains SET next_check_at = 1000");
+        admin_exec(admin, "UPDATE claim_resume SET at_ms = 9000000000000, domain_id = 0");
+        struct dm_store *c = open_store(pg_url);
+        opts.limit = 2;
+        claim_names(c, &opts, got, sizeof(got));
+        assert_string_equal(got, "d0.example d1.example");
+        PQfinish(admin);
+        dm_store_free(c);
+        dm_store_free(b);
+        dm_store_free(a);
+}
+
 /* ---- making every domain due while a commit holds rows ---- */
 
 struct scan_all {
@@ -489,6 +556,7 @@ int main(void)
             cmocka_unit_test(test_reconnect_after_terminate),
             cmocka_unit_test(test_pool_many_threads),
             cmocka_unit_test(test_claim_skips_locked),
+            cmocka_unit_test(test_claim_resumes_after_another_process),
             cmocka_unit_test(test_request_scan_all_lock_order),
             cmocka_unit_test(test_server_restart),
         };
