@@ -14,10 +14,9 @@
 #include "dm/http.h"
 #include "dm/json.h"
 
-#define DM_API_IMPORT_MAX 10000     /* names per POST /api/v1/domains/import */
-#define DM_API_LIST_DEFAULT 100     /* page size when ?limit= is absent */
-#define DM_API_LIST_MAX 1000        /* larger ?limit= values are clamped to this */
-#define DM_API_INTERVAL_MAX 2592000 /* seconds (30 days) */
+#define DM_API_IMPORT_MAX 10000 /* names per POST /api/v1/domains/import */
+#define DM_API_LIST_DEFAULT 100 /* page size when ?limit= is absent */
+#define DM_API_LIST_MAX 1000    /* larger ?limit= values are clamped to this */
 /* Bytes of record sets one page of history carries at most (plus one entry): a set may
  * hold up to DM_RRSET_JSON_MAX, so 1,000 large entries would make a body of GiB. */
 #define DM_API_PAGE_BYTES (4u << 20)

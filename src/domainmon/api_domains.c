@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "dm/check.h"
+#include "dm/domain_input.h"
 #include "dm/error.h"
 #include "dm/log.h"
 #include "dm/name.h"
@@ -194,225 +195,34 @@ int dm_api_domain_lookup(struct dm_http_request *req, struct dm_http_response *r
         return 0;
 }
 
-/* ---- field validation with every error reported at once ---- */
+/* ---- refusals of a body's fields, all in one answer ---- */
 
-struct field_errors {
-        json_t *problem; /* built on the first error */
-        size_t n;
-        char first[300];
-};
-
-static void field_error(struct field_errors *fe, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void field_error(struct field_errors *fe, const char *field, const char *fmt, ...)
-{
-        char msg[200];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        if (fe->n++ == 0) {
-                snprintf(fe->first, sizeof(fe->first), "%s: %s", field, msg);
-                fe->problem = dm_http_problem_new(400, &dm_problem_invalid_body, NULL);
-        }
-        if (fe->problem)
-                dm_http_problem_add_error(fe->problem, field, msg);
-}
-
-/* Answers the collected errors; returns true when there were any. */
-static bool field_errors_respond(struct field_errors *fe, struct dm_http_response *res)
+/* Answers the collected refusals as one problem; returns true when there were any. */
+static bool field_errors_respond(const struct dm_field_errors *fe, struct dm_http_response *res)
 {
         char detail[400];
 
         if (fe->n == 0)
                 return false;
+        const struct dm_field_error *first = &fe->e[0];
         if (fe->n == 1)
-                snprintf(detail, sizeof(detail), "%s", fe->first);
+                snprintf(detail, sizeof(detail), "%s: %s", first->field, first->msg);
         else
-                snprintf(detail, sizeof(detail), "%s (and %zu more)", fe->first, fe->n - 1);
-        if (fe->problem) {
+                snprintf(detail, sizeof(detail), "%s: %s (and %zu more)", first->field, first->msg,
+                         fe->n - 1);
+        json_t *problem = dm_http_problem_new(400, &dm_problem_invalid_body, NULL);
+        size_t kept = fe->n < DM_FIELD_ERRORS_MAX ? fe->n : DM_FIELD_ERRORS_MAX;
+        for (size_t i = 0; problem && i < kept; i++)
+                dm_http_problem_add_error(problem, fe->e[i].field, fe->e[i].msg);
+        if (problem) {
                 json_t *d = dm_json_string_lossy(detail);
-                if (!d || json_object_set_new(fe->problem, "detail", d) < 0) {
-                        json_decref(fe->problem);
-                        fe->problem = NULL;
+                if (!d || json_object_set_new(problem, "detail", d) < 0) {
+                        json_decref(problem);
+                        problem = NULL;
                 }
         }
-        dm_http_respond_problem_json(res, fe->problem);
-        fe->problem = NULL;
+        dm_http_respond_problem_json(res, problem);
         return true;
-}
-
-static int64_t min_interval_s(const struct dm_conf *conf)
-{
-        int64_t s = (conf->min_interval_ms + 999) / 1000;
-        return s < 1 ? 1 : s;
-}
-
-/* interval: seconds, a duration string ("5m", as the flags take), or null (the configured
- * default). */
-static void read_interval(const json_t *v, const struct dm_conf *conf, struct field_errors *fe,
-                          struct dm_domain *d)
-{
-        char why[160];
-        int64_t s;
-
-        if (json_is_null(v)) {
-                d->interval_ms = 0;
-                return;
-        }
-        if (dm_json_duration_s(v, &s, why, sizeof(why)) < 0) {
-                field_error(fe, "interval", "%s", why);
-                return;
-        }
-        int64_t lo = min_interval_s(conf);
-        if (s < lo || s > DM_API_INTERVAL_MAX) {
-                field_error(fe, "interval", "must be between %lld and %d seconds", (long long)lo,
-                            DM_API_INTERVAL_MAX);
-                return;
-        }
-        d->interval_ms = (int64_t)s * 1000;
-}
-
-/* record_types: non-empty array of type names, or null (the default set). */
-static void read_record_types(const json_t *v, struct field_errors *fe, struct dm_domain *d)
-{
-        uint16_t types[DM_RRTYPE_MAX_PER_DOMAIN];
-        size_t n = 0, i;
-        json_t *item;
-
-        if (json_is_null(v)) {
-                d->nrecord_types = 0;
-                return;
-        }
-        if (json_array_size(v) == 0) {
-                field_error(fe, "record_types", "must not be empty (use null for the default set)");
-                return;
-        }
-        if (json_array_size(v) > DM_RRTYPE_MAX_PER_DOMAIN) {
-                field_error(fe, "record_types", "at most %d record types",
-                            DM_RRTYPE_MAX_PER_DOMAIN);
-                return;
-        }
-        json_array_foreach(v, i, item)
-        {
-                char field[48];
-                uint16_t t;
-
-                snprintf(field, sizeof(field), "record_types[%zu]", i);
-                if (!json_is_string(item)) {
-                        field_error(fe, field, "must be a string, not %s",
-                                    dm_json_value_type_name(item));
-                        return;
-                }
-                const char *s = json_string_value(item);
-                if (strlen(s) != json_string_length(item) || dm_rrtype_from_name(s, &t) < 0) {
-                        field_error(fe, field, "unknown or unsupported record type \"%.24s\"", s);
-                        return;
-                }
-                bool dup = false;
-                for (size_t j = 0; j < n; j++)
-                        dup = dup || types[j] == t;
-                if (!dup)
-                        types[n++] = t;
-        }
-        memcpy(d->record_types, types, n * sizeof(types[0]));
-        d->nrecord_types = n;
-}
-
-/* checks: non-empty array of check names, or null (DM_DEFAULT_CHECKS). */
-static void read_checks(const json_t *v, struct field_errors *fe, struct dm_domain *d)
-{
-        unsigned checks = 0;
-        size_t i;
-        json_t *item;
-
-        if (json_is_null(v)) {
-                d->checks = 0;
-                return;
-        }
-        if (json_array_size(v) == 0) {
-                field_error(fe, "checks",
-                            "must not be empty (use null for the default set, or disable the "
-                            "domain)");
-                return;
-        }
-        json_array_foreach(v, i, item)
-        {
-                char field[32];
-                unsigned bit;
-                snprintf(field, sizeof(field), "checks[%zu]", i);
-                if (!json_is_string(item)) {
-                        field_error(fe, field, "must be a string, not %s",
-                                    dm_json_value_type_name(item));
-                        return;
-                }
-                const char *s = json_string_value(item);
-                if (dm_check_from_name(s, json_string_length(item), &bit) < 0) {
-                        field_error(fe, field,
-                                    "unknown check \"%.24s\" (use dns, tls, registration)", s);
-                        return;
-                }
-                checks |= bit;
-        }
-        d->checks = checks;
-}
-
-/* tls_ports: array of 1..DM_TLS_PORTS_MAX distinct ports, or null (443). */
-static void read_tls_ports(const json_t *v, struct field_errors *fe, struct dm_domain *d)
-{
-        uint16_t ports[DM_TLS_PORTS_MAX];
-        size_t n = 0, i;
-        json_t *item;
-
-        if (json_is_null(v)) {
-                d->ntls_ports = 0;
-                return;
-        }
-        if (json_array_size(v) == 0 || json_array_size(v) > DM_TLS_PORTS_MAX) {
-                field_error(fe, "tls_ports", "must hold 1 to %d ports (null: %d)", DM_TLS_PORTS_MAX,
-                            DM_TLS_PORT_DEFAULT);
-                return;
-        }
-        json_array_foreach(v, i, item)
-        {
-                char field[32];
-                snprintf(field, sizeof(field), "tls_ports[%zu]", i);
-                json_int_t p = json_integer_value(item);
-                if (!json_is_integer(item) || p < 1 || p > 65535) {
-                        field_error(fe, field, "must be a port number from 1 to 65535");
-                        return;
-                }
-                for (size_t j = 0; j < n; j++) {
-                        if (ports[j] == p) {
-                                field_error(fe, field, "repeats port %d", (int)p);
-                                return;
-                        }
-                }
-                ports[n++] = (uint16_t)p;
-        }
-        memcpy(d->tls_ports, ports, n * sizeof(ports[0]));
-        d->ntls_ports = n;
-}
-
-/* The settings a domain's owner may set: interval, record_types, checks, tls_ports, enabled.
- * Fields absent from obj leave d as it is. */
-static void read_settings(const json_t *obj, const struct dm_conf *conf, struct field_errors *fe,
-                          struct dm_domain *d)
-{
-        const json_t *v;
-
-        if ((v = json_object_get(obj, "interval")))
-                read_interval(v, conf, fe, d);
-        if ((v = json_object_get(obj, "record_types")))
-                read_record_types(v, fe, d);
-        if ((v = json_object_get(obj, "checks")))
-                read_checks(v, fe, d);
-        if ((v = json_object_get(obj, "tls_ports")))
-                read_tls_ports(v, fe, d);
-        if ((v = json_object_get(obj, "enabled")))
-                d->enabled = json_is_true(v);
 }
 
 /* ---- events (written by the store in the transaction of the write) ---- */
@@ -467,11 +277,9 @@ static const struct dm_json_field create_fields[] = {
 static void domain_create(struct dm_http_request *req, struct dm_http_response *res)
 {
         struct dm_app *app = req->app;
-        struct field_errors fe = {0};
+        struct dm_field_errors fe = {0};
         struct dm_domain *d = NULL;
-        struct dm_name name;
-        json_t *obj = NULL, *v;
-        char why[160];
+        json_t *obj = NULL;
         int ret;
 
         if (dm_http_query_check(req, no_params, res) < 0 ||
@@ -483,15 +291,8 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
                 goto out;
         }
         d->enabled = true;
-        v = json_object_get(obj, "name");
-        if (dm_name_parse(json_string_value(v), json_string_length(v), why, sizeof(why), &name) <
-            0) {
-                field_error(&fe, "name", "%s", why);
-        } else {
-                memcpy(d->name, name.ascii, sizeof(d->name));
-                memcpy(d->unicode_name, name.unicode, sizeof(d->unicode_name));
-        }
-        read_settings(obj, &app->conf, &fe, d);
+        dm_domain_input_name(json_object_get(obj, "name"), &fe, d);
+        dm_domain_input_settings(obj, app->conf.min_interval_ms, &fe, d);
         if (field_errors_respond(&fe, res))
                 goto out;
 
@@ -514,7 +315,6 @@ static void domain_create(struct dm_http_request *req, struct dm_http_response *
                 dm_http_response_header(res, "Location", location);
         }
 out:
-        json_decref(fe.problem);
         free(d);
         json_decref(obj);
 }
@@ -534,7 +334,7 @@ static const struct dm_json_field import_fields[] = {
 static void domain_import(struct dm_http_request *req, struct dm_http_response *res)
 {
         struct dm_app *app = req->app;
-        struct field_errors fe = {0};
+        struct dm_field_errors fe = {0};
         struct dm_domain *ds = NULL, *tmpl = NULL;
         int *results = NULL, *slot = NULL;
         char **why = NULL;
@@ -576,7 +376,7 @@ static void domain_import(struct dm_http_request *req, struct dm_http_response *
                 goto out;
         }
         tmpl->enabled = true;
-        read_settings(obj, &app->conf, &fe, tmpl);
+        dm_domain_input_settings(obj, app->conf.min_interval_ms, &fe, tmpl);
         if (field_errors_respond(&fe, res))
                 goto out;
 
@@ -664,7 +464,6 @@ out:
         free(results);
         free(ds);
         free(tmpl);
-        json_decref(fe.problem);
         json_decref(obj);
 }
 
@@ -786,7 +585,7 @@ static const struct dm_json_field patch_fields[] = {
 static void domain_patch(struct dm_http_request *req, struct dm_http_response *res)
 {
         struct dm_app *app = req->app;
-        struct field_errors fe = {0};
+        struct dm_field_errors fe = {0};
         struct dm_domain *d = NULL;
         struct dm_name name;
         json_t *obj = NULL;
@@ -821,7 +620,7 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 dm_api_store_error(res, DM_ENOMEM, "update domain");
                 goto out;
         }
-        read_settings(obj, &app->conf, &fe, d);
+        dm_domain_input_settings(obj, app->conf.min_interval_ms, &fe, d);
         if (field_errors_respond(&fe, res))
                 goto out;
 
@@ -836,18 +635,8 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
         }
         /* Validated above into a scratch copy; applied now onto the stored state, and only
          * the fields the request names are written. */
-        read_settings(obj, &app->conf, &fe, d);
-        unsigned fields = 0;
-        if (json_object_get(obj, "enabled"))
-                fields |= DM_DOMAIN_ENABLED;
-        if (json_object_get(obj, "interval"))
-                fields |= DM_DOMAIN_INTERVAL;
-        if (json_object_get(obj, "record_types"))
-                fields |= DM_DOMAIN_RECORD_TYPES;
-        if (json_object_get(obj, "checks"))
-                fields |= DM_DOMAIN_CHECKS;
-        if (json_object_get(obj, "tls_ports"))
-                fields |= DM_DOMAIN_TLS_PORTS;
+        dm_domain_input_settings(obj, app->conf.min_interval_ms, &fe, d);
+        unsigned fields = dm_domain_input_fields(obj);
         d->updated_at = dm_now_ms();
         ret = dm_store_domain_update(app->store, d, fields);
         dm_api_cache_forget(app, name.ascii);
@@ -862,14 +651,10 @@ static void domain_patch(struct dm_http_request *req, struct dm_http_response *r
                 goto out;
         }
         char changed[64];
-        snprintf(changed, sizeof(changed), "%s%s%s", fields & DM_DOMAIN_ENABLED ? "enabled," : "",
-                 fields & DM_DOMAIN_INTERVAL ? "interval," : "",
-                 fields & DM_DOMAIN_RECORD_TYPES ? "record_types," : "");
-        changed[strlen(changed) - 1] = '\0';
-        dm_api_log_write(req, "domain updated", "domain=%s fields=%s", d->name, changed);
+        dm_api_log_write(req, "domain updated", "domain=%s fields=%s", d->name,
+                         dm_domain_fields_names(fields, changed, sizeof(changed)));
         respond_domain(res, 200, d, &app->conf);
 out:
-        json_decref(fe.problem);
         free(d);
         json_decref(obj);
 }

@@ -340,14 +340,19 @@ def test_api_writes_are_logged_with_the_key(domainmon_factory):
     assert r.status_code == 201, r.text
     r = m.request("PATCH", "/api/v1/domains/logged.example", json={"enabled": False}, key=key)
     assert r.status_code == 200, r.text
+    r = m.request("PATCH", "/api/v1/domains/logged.example",
+                  json={"tls_ports": [8443], "checks": ["dns", "tls"]}, key=key)
+    assert r.status_code == 200, r.text
     r = m.request("DELETE", "/api/v1/domains/logged.example", key=key)
     assert r.status_code == 204, r.text
     wait_for(lambda: find_lines(m, msg="domain deleted"), timeout=5, what="the delete line")
     for msg in ("domain added", "domain updated", "domain deleted"):
-        (line,) = find_lines(m, msg=msg, domain="logged.example")
-        assert line["key_name"] == "ci-writer" and int(line["key_id"]) > 0, line
-    (patch,) = find_lines(m, msg="domain updated")
-    assert patch["fields"] == "enabled"
+        lines = find_lines(m, msg=msg, domain="logged.example")
+        assert len(lines) == (2 if msg == "domain updated" else 1), lines
+        for line in lines:
+            assert line["key_name"] == "ci-writer" and int(line["key_id"]) > 0, line
+    patches = find_lines(m, msg="domain updated")
+    assert [p["fields"] for p in patches] == ["enabled", "checks,tls_ports"]
 
 
 def test_json_log_format(knot_factory, domainmon_factory):

@@ -1732,8 +1732,8 @@ static void test_values_round_trip(void **state)
         struct fixture *f = *state;
         static const char *const odd[] = {
             "[ \"a\" ,\"\\u00e9\",\"b\\\\c\"]",
-            "[\"b\xc3\xbc"
-            "cher\",\"\\\"quoted\\\" 10 mx.\"]",
+            ("[\"b\xc3\xbc"
+             "cher\",\"\\\"quoted\\\" 10 mx.\"]"),
             "[]",
         };
         int64_t id = add_domain(f->st, "exact.example", 0);
