@@ -1,7 +1,7 @@
-/* What a user may set on a domain, read from an API body (a JSON object whose members have
- * the types the route's field table checked): the name, interval, record_types, checks,
- * tls_ports and enabled. Every field is checked and every refusal collected, so that one
- * answer names all that is wrong with a request. */
+/* What a user may set on a domain, read from an API body (any JSON object: a member of the
+ * wrong type is refused here too): the name, interval, record_types, checks, tls_ports and
+ * enabled. Every field is checked and every refusal collected, so that one answer names all
+ * that is wrong with a request. */
 #ifndef DM_DOMAIN_INPUT_H
 #define DM_DOMAIN_INPUT_H
 

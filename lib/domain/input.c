@@ -71,6 +71,36 @@ static void read_interval(const json_t *v, int64_t min_interval_ms, struct dm_fi
         d->interval_ms = s * 1000;
 }
 
+/* The array member `name` before its items are read: refused unless a non-empty array (the
+ * refusal says `empty` when it is empty). */
+static bool array_ok(const json_t *v, const char *name, const char *empty,
+                     struct dm_field_errors *fe)
+{
+        if (!json_is_array(v)) {
+                dm_field_error(fe, name, "must be an array, not %s", dm_json_value_type_name(v));
+                return false;
+        }
+        if (json_array_size(v) == 0) {
+                dm_field_error(fe, name, "must not be empty (%s)", empty);
+                return false;
+        }
+        return true;
+}
+
+/* Item i of the array `name` as a string, or NULL after a refusal naming "name[i]" (also
+ * written to field, for the caller's own refusals). */
+static const char *string_item(const json_t *item, const char *name, size_t i, char *field,
+                               size_t size, struct dm_field_errors *fe)
+{
+        snprintf(field, size, "%s[%zu]", name, i);
+        if (!json_is_string(item)) {
+                dm_field_error(fe, field, "must be a string, not %s",
+                               dm_json_value_type_name(item));
+                return NULL;
+        }
+        return json_string_value(item);
+}
+
 /* record_types: non-empty array of type names, or null (the default set). A type named twice
  * is kept once. */
 static void read_record_types(const json_t *v, struct dm_field_errors *fe, struct dm_domain *d)
@@ -83,33 +113,20 @@ static void read_record_types(const json_t *v, struct dm_field_errors *fe, struc
                 d->nrecord_types = 0;
                 return;
         }
-        if (!json_is_array(v)) {
-                dm_field_error(fe, "record_types", "must be an array, not %s",
-                               dm_json_value_type_name(v));
-                return;
-        }
-        if (json_array_size(v) == 0) {
-                dm_field_error(fe, "record_types",
-                               "must not be empty (use null for the default set)");
-                return;
-        }
         if (json_array_size(v) > DM_RRTYPE_MAX_PER_DOMAIN) {
                 dm_field_error(fe, "record_types", "at most %d record types",
                                DM_RRTYPE_MAX_PER_DOMAIN);
                 return;
         }
+        if (!array_ok(v, "record_types", "use null for the default set", fe))
+                return;
         json_array_foreach(v, i, item)
         {
                 char field[48];
                 uint16_t t;
-
-                snprintf(field, sizeof(field), "record_types[%zu]", i);
-                if (!json_is_string(item)) {
-                        dm_field_error(fe, field, "must be a string, not %s",
-                                       dm_json_value_type_name(item));
+                const char *s = string_item(item, "record_types", i, field, sizeof(field), fe);
+                if (!s)
                         return;
-                }
-                const char *s = json_string_value(item);
                 if (strlen(s) != json_string_length(item) || dm_rrtype_from_name(s, &t) < 0) {
                         dm_field_error(fe, field, "unknown or unsupported record type \"%.24s\"",
                                        s);
@@ -136,28 +153,15 @@ static void read_checks(const json_t *v, struct dm_field_errors *fe, struct dm_d
                 d->checks = 0;
                 return;
         }
-        if (!json_is_array(v)) {
-                dm_field_error(fe, "checks", "must be an array, not %s",
-                               dm_json_value_type_name(v));
+        if (!array_ok(v, "checks", "use null for the default set, or disable the domain", fe))
                 return;
-        }
-        if (json_array_size(v) == 0) {
-                dm_field_error(fe, "checks",
-                               "must not be empty (use null for the default set, or disable the "
-                               "domain)");
-                return;
-        }
         json_array_foreach(v, i, item)
         {
                 char field[32];
                 unsigned bit;
-                snprintf(field, sizeof(field), "checks[%zu]", i);
-                if (!json_is_string(item)) {
-                        dm_field_error(fe, field, "must be a string, not %s",
-                                       dm_json_value_type_name(item));
+                const char *s = string_item(item, "checks", i, field, sizeof(field), fe);
+                if (!s)
                         return;
-                }
-                const char *s = json_string_value(item);
                 if (dm_check_from_name(s, json_string_length(item), &bit) < 0) {
                         dm_field_error(fe, field,
                                        "unknown check \"%.24s\" (use dns, tls, registration)", s);
