@@ -329,7 +329,9 @@ def test_kill_9_mid_retry_still_delivers_exactly_once(domainmon_factory, knot, r
     change_a(knot, name, "192.0.2.3", "192.0.2.203")
 
     wait_for(lambda: len(hook.snapshot()) == 1, timeout=30, what="the first, failed try")
-    (d,) = deliveries(m, rule["id"])
+    # The receiver has the request before the sender has its answer and records the try.
+    (d,) = wait_for(lambda: (lambda ds: ds if ds and ds[0]["attempts"] == 1 else None)(
+        deliveries(m, rule["id"])), timeout=30, what="the failed try recorded")
     assert d["status"] == "pending" and d["attempts"] == 1 and "500" in d["last_error"]
     m.kill()  # SIGKILL: no clean stop
     assert len(hook.snapshot()) == 1
